@@ -1,0 +1,1 @@
+"""Every side effect lives here, behind small ports."""

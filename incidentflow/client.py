@@ -1,0 +1,255 @@
+"""The one place outside workflows that builds workflow ids and talks to Temporal.
+
+CLI, HTTP API and demo all go through `Incidents`; errors come out as three typed exceptions
+whose messages are fit to show a user as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import (
+    Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import (
+    SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from incidentflow import policy
+from incidentflow.config import IncidentflowConfig, Settings
+from incidentflow.models import (
+    AckInput, AlertSignal, CommandResult, DeclareInput, IncidentStart, IncidentState, IncidentSummary,
+    NoteInput, Phase, PhaseInput, ReopenInput, ResolveInput, RoleInput, Severity, SeverityInput,
+    StandDownInput, StatusUpdateInput,
+)
+from workflows import search_attributes as sa
+from workflows.incident import IncidentWorkflow
+
+WORKFLOW_TYPE = "IncidentWorkflow"
+
+
+class IncidentflowError(Exception):
+    """Base of the errors a user sees; the message is the whole story."""
+
+
+class TemporalUnavailable(IncidentflowError):
+    pass
+
+
+class IncidentNotFound(IncidentflowError):
+    pass
+
+
+class CommandRejected(IncidentflowError):
+    pass
+
+
+async def connect(settings: Settings, timeout: float = 5.0) -> Client:
+    try:
+        return await asyncio.wait_for(
+            Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                           data_converter=pydantic_data_converter),
+            timeout,
+        )
+    except (asyncio.TimeoutError, RuntimeError, OSError, RPCError) as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else "no answer"
+        raise TemporalUnavailable(
+            f"cannot reach Temporal at {settings.temporal_address} (namespace "
+            f"{settings.temporal_namespace}): {detail[:200]}; set INCIDENTFLOW_TEMPORAL_ADDRESS or run "
+            "`incidentflow dev`"
+        ) from None
+
+
+async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
+    """Register our search attributes where missing; returns the names added. Idempotent."""
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    wanted = {k.name: k.indexed_value_type for k in sa.ALL}
+    missing = {}
+    for name, kind in wanted.items():
+        have = existing.custom_attributes.get(name)
+        if have is None:
+            missing[name] = kind
+        elif have != kind:
+            raise IncidentflowError(
+                f"search attribute {name} exists as {IndexedValueType.Name(have)}, "
+                f"incidentflow needs {IndexedValueType.Name(kind)}")
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing))
+    return sorted(missing)
+
+
+async def worker_polling(client: Client, namespace: str, task_queue: str) -> bool:
+    """True when at least one worker polls the task queue for workflow tasks."""
+    resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+        namespace=namespace, task_queue=TaskQueue(name=task_queue),
+        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+    return len(resp.pollers) > 0
+
+
+class Incidents:
+    def __init__(self, client: Client, settings: Settings, config: IncidentflowConfig | None = None) -> None:
+        self.client = client
+        self.settings = settings
+        self.config = config or IncidentflowConfig()
+
+    # ------------------------------------------------------------------ declare
+    async def declare(self, cmd: DeclareInput, now: datetime | None = None) -> str:
+        start_time = now or datetime.now(timezone.utc)
+        pairs = [SearchAttributePair(sa.SEVERITY, cmd.severity.value),
+                 SearchAttributePair(sa.PHASE, Phase.triage.value),
+                 SearchAttributePair(sa.ACKNOWLEDGED, False),
+                 SearchAttributePair(sa.DECLARED_AT, start_time)]
+        if cmd.service:
+            pairs.append(SearchAttributePair(sa.SERVICE, cmd.service))
+        if cmd.commander:
+            pairs.append(SearchAttributePair(sa.COMMANDER, cmd.commander))
+        service = self.config.service(cmd.service)
+        details = [f"Declared by {cmd.declared_by}"]
+        if service and service.runbook:
+            details.append(f"Runbook: {service.runbook}")
+        if cmd.description:
+            details.append(cmd.description)
+        for attempt in range(50):
+            incident_id = policy.incident_id(start_time, cmd.service, cmd.title, attempt)
+            try:
+                await self.client.start_workflow(
+                    IncidentWorkflow.run,
+                    IncidentStart(declare=cmd, incident_id=incident_id,
+                                  policy=self.config.incident_policy()),
+                    id=incident_id, task_queue=self.settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    search_attributes=TypedSearchAttributes(pairs), memo={"title": cmd.title},
+                    static_summary=f"{cmd.severity.value} {cmd.title}"[:200],
+                    static_details="\n\n".join(details),
+                )
+                return incident_id
+            except WorkflowAlreadyStartedError:
+                continue
+            except RPCError as exc:
+                raise self._rpc_error(exc, incident_id) from None
+        raise CommandRejected("could not find a free incident id (50 incidents this minute?)")
+
+    async def raise_alert(self, incident_id: str, alert: AlertSignal) -> None:
+        await self._signal(incident_id, IncidentWorkflow.alert, alert)
+
+    # ------------------------------------------------------------------ commands (updates)
+    async def acknowledge(self, incident_id: str, cmd: AckInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.acknowledge, cmd)
+
+    async def assign_role(self, incident_id: str, cmd: RoleInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.assign_role, cmd)
+
+    async def set_severity(self, incident_id: str, cmd: SeverityInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.set_severity, cmd)
+
+    async def set_phase(self, incident_id: str, cmd: PhaseInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.set_phase, cmd)
+
+    async def post_status_update(self, incident_id: str, cmd: StatusUpdateInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.post_status_update, cmd)
+
+    async def resolve(self, incident_id: str, cmd: ResolveInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.resolve, cmd)
+
+    async def reopen(self, incident_id: str, cmd: ReopenInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.reopen, cmd)
+
+    async def stand_down(self, incident_id: str, cmd: StandDownInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.stand_down, cmd)
+
+    async def add_note(self, incident_id: str, cmd: NoteInput) -> None:
+        await self._signal(incident_id, IncidentWorkflow.add_note, cmd)
+
+    # ------------------------------------------------------------------ reads
+    async def get(self, incident_id: str) -> IncidentState:
+        handle = self.client.get_workflow_handle(incident_id)
+        try:
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.COMPLETED:
+                return await handle.result(rpc_timeout=timedelta(seconds=10))
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                raise IncidentNotFound(
+                    f"incident {incident_id} ended abnormally ({desc.status.name.lower() if desc.status else '?'}); "
+                    "see it in the Temporal UI")
+            return await handle.query(IncidentWorkflow.get_state, rpc_timeout=timedelta(seconds=10))
+        except RPCError as exc:
+            raise self._rpc_error(exc, incident_id) from None
+        except WorkflowQueryFailedError as exc:
+            raise IncidentflowError(f"incident {incident_id}: query failed: {exc}") from None
+        except WorkflowFailureError as exc:
+            raise IncidentflowError(f"incident {incident_id} failed: {exc.cause}") from None
+
+    async def list(self, *, open_only: bool = False, severity: Severity | None = None,
+                   service: str | None = None, phase: Phase | None = None,
+                   limit: int = 100) -> list[IncidentSummary]:
+        clauses = [f"WorkflowType = '{WORKFLOW_TYPE}'", "ExecutionStatus != 'ContinuedAsNew'"]
+        if open_only:
+            active = ", ".join(f"'{p.value}'" for p in policy.ORDER if p in policy.ACTIVE)
+            clauses += ["ExecutionStatus = 'Running'", f"{sa.PHASE.name} IN ({active})"]
+        if severity:
+            clauses.append(f"{sa.SEVERITY.name} = '{severity.value}'")
+        if service:
+            clauses.append(f"{sa.SERVICE.name} = '{_quote(service)}'")
+        if phase:
+            clauses.append(f"{sa.PHASE.name} = '{phase.value}'")
+        rows: list[IncidentSummary] = []
+        try:
+            async for wf in self.client.list_workflows(" AND ".join(clauses), limit=limit):
+                attrs = wf.typed_search_attributes
+                sev, ph = attrs.get(sa.SEVERITY), attrs.get(sa.PHASE)
+                rows.append(IncidentSummary(
+                    id=wf.id, title=str(await wf.memo_value("title", "")),
+                    severity=Severity(sev) if sev else None, phase=Phase(ph) if ph else None,
+                    service=attrs.get(sa.SERVICE), commander=attrs.get(sa.COMMANDER),
+                    acknowledged=bool(attrs.get(sa.ACKNOWLEDGED)), declared_at=attrs.get(sa.DECLARED_AT),
+                    running=wf.status == WorkflowExecutionStatus.RUNNING))
+        except RPCError as exc:
+            raise self._rpc_error(exc, "") from None
+        epoch = datetime.min.replace(tzinfo=timezone.utc)
+        return sorted(rows, key=lambda r: r.declared_at or epoch, reverse=True)
+
+    # ------------------------------------------------------------------ plumbing
+    async def _update(self, incident_id: str, update: Any, arg: BaseModel) -> CommandResult:
+        handle: WorkflowHandle[Any, Any] = self.client.get_workflow_handle(incident_id)
+        try:
+            return await handle.execute_update(update, arg, rpc_timeout=timedelta(seconds=30))
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            message = getattr(cause, "message", None) or str(cause)
+            raise CommandRejected(f"{incident_id}: {message}") from None
+        except RPCError as exc:
+            raise self._rpc_error(exc, incident_id) from None
+
+    async def _signal(self, incident_id: str, signal: Any, arg: BaseModel) -> None:
+        try:
+            await self.client.get_workflow_handle(incident_id).signal(signal, arg)
+        except RPCError as exc:
+            raise self._rpc_error(exc, incident_id) from None
+
+    def _rpc_error(self, exc: RPCError, incident_id: str) -> IncidentflowError:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            if "already completed" in exc.message or "already finished" in exc.message:
+                return CommandRejected(f"incident {incident_id} is over (closed or stood down)")
+            return IncidentNotFound(f"no incident with id {incident_id!r}")
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return TemporalUnavailable(f"Temporal at {self.settings.temporal_address} is unavailable: "
+                                       f"{exc.message[:200]}")
+        return IncidentflowError(f"Temporal error ({exc.status.name}): {exc.message[:300]}")
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")

@@ -1,0 +1,185 @@
+"""Settings from the environment (INCIDENTFLOW_*) and the YAML config file, both validated."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from incidentflow.models import IncidentPolicy, Severity
+
+
+class Settings(BaseSettings):
+    """Process settings. Secrets (later: tokens) come from here, never from workflow inputs."""
+
+    model_config = SettingsConfigDict(env_prefix="INCIDENTFLOW_", extra="ignore")
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "incidentflow"
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=1, le=65535)
+    config: Path | None = None
+    data_dir: Path = Path(".incidentflow")
+    ui_port: int = Field(8233, ge=1, le=65535)
+    temporal_ui_url: str | None = None  # link base for the Web UI; derived for the embedded server
+    user: str | None = None  # default actor for CLI commands
+
+    def ui_url(self) -> str:
+        if self.temporal_ui_url:
+            return self.temporal_ui_url.rstrip("/")
+        host = self.temporal_address.rsplit(":", 1)[0]
+        return f"http://{host}:{self.ui_port}"
+
+    def workflow_url(self, workflow_id: str) -> str:
+        return f"{self.ui_url()}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """'15m', '1h', '2d', '30s', 90 (seconds), or an ISO/`timedelta` value pydantic already parsed."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    match = _DURATION.match(str(value))
+    if not match:
+        raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 15m, 1h, 5d")
+    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Person(_Strict):
+    id: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str
+    email: str | None = None
+    slack: str | None = None
+    timezone: str = "UTC"
+
+
+class Service(_Strict):
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=63)
+    description: str = ""
+    owner: str | None = None
+    runbook: str | None = None
+    dashboard: str | None = None
+    escalation_policy: str | None = None
+
+
+class PostmortemPolicy(_Strict):
+    required_for: list[Severity] = Field(default_factory=lambda: [Severity.SEV1, Severity.SEV2])
+    business_days: int = Field(5, ge=1, le=60)
+    remind_before: timedelta = timedelta(days=1)
+    overdue_every: timedelta = timedelta(days=1)
+    max_overdue_reminders: int = Field(3, ge=0, le=30)
+
+    _durations = field_validator("remind_before", "overdue_every", mode="before")(parse_duration)
+
+
+class ProcessPolicy(_Strict):
+    first_update_after: timedelta = timedelta(minutes=10)
+    update_every: dict[Severity, timedelta | None] = Field(default_factory=lambda: IncidentPolicy().update_every)
+    monitoring_window: timedelta = timedelta(minutes=15)
+    auto_close_after: timedelta | None = timedelta(hours=24)
+    postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
+
+    _durations = field_validator("first_update_after", "monitoring_window", mode="before")(parse_duration)
+
+    @field_validator("auto_close_after", mode="before")
+    @classmethod
+    def _optional_duration(cls, v: Any) -> timedelta | None:
+        return None if v is None else parse_duration(v)
+
+    @field_validator("update_every", mode="before")
+    @classmethod
+    def _cadence(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            raise ValueError("update_every maps SEV1..SEV4 to a duration (or null for no cadence)")
+        merged = dict(IncidentPolicy().update_every)
+        for key, value in v.items():
+            merged[Severity.parse(key)] = None if value is None else parse_duration(value)
+        return merged
+
+
+class IncidentflowConfig(_Strict):
+    people: list[Person] = Field(default_factory=list)
+    services: list[Service] = Field(default_factory=list)
+    policy: ProcessPolicy = Field(default_factory=ProcessPolicy)
+
+    def service(self, name: str | None) -> Service | None:
+        return next((s for s in self.services if s.name == name), None)
+
+    def incident_policy(self) -> IncidentPolicy:
+        p = self.policy
+        return IncidentPolicy(
+            first_update_after=p.first_update_after, update_every=p.update_every,
+            monitoring_window=p.monitoring_window, auto_close_after=p.auto_close_after,
+            postmortem_required=p.postmortem.required_for,
+            postmortem_business_days=p.postmortem.business_days,
+            postmortem_remind_before=p.postmortem.remind_before,
+            postmortem_overdue_every=p.postmortem.overdue_every,
+            postmortem_max_overdue_reminders=p.postmortem.max_overdue_reminders,
+        )
+
+
+class ConfigError(ValueError):
+    """A config file that does not validate; the message names file, line and field."""
+
+
+def load_config(path: Path | str | None) -> IncidentflowConfig:
+    if path is None:
+        return IncidentflowConfig()
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config must be a mapping (people, services, policy)")
+    try:
+        return IncidentflowConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
+            field = ".".join(str(p) for p in loc) or "(top level)"
+            lines.append(f"{path}:{_line_of(node, loc)}: {field}: {err['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
+    """Best line for a pydantic error location: the deepest YAML node that the path reaches."""
+    line = 1
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == str(part)), None)
+            if node is None:
+                break
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            break
+    if node is not None:
+        line = node.start_mark.line + 1
+    return line

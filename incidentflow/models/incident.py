@@ -1,0 +1,250 @@
+"""The incident: commands in, state out. One input model per message."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import Enum
+
+from pydantic import BaseModel, Field, field_validator
+
+from incidentflow.models.alert import AlertRecord
+
+ACTOR = Field(..., min_length=1, max_length=128, description="who did it (person id or name)")
+
+
+class Severity(str, Enum):
+    SEV1 = "SEV1"
+    SEV2 = "SEV2"
+    SEV3 = "SEV3"
+    SEV4 = "SEV4"
+
+    @classmethod
+    def parse(cls, value: str | int) -> Severity:
+        """Accept SEV1, sev1, 1."""
+        text = str(value).strip().upper()
+        if text.isdigit():
+            text = f"SEV{text}"
+        try:
+            return cls(text)
+        except ValueError:
+            raise ValueError(f"unknown severity {value!r}: use one of SEV1, SEV2, SEV3, SEV4") from None
+
+
+class Phase(str, Enum):
+    triage = "triage"
+    investigating = "investigating"
+    identified = "identified"
+    mitigating = "mitigating"
+    monitoring = "monitoring"
+    resolved = "resolved"
+    postmortem = "postmortem"
+    closed = "closed"
+    stood_down = "stood_down"
+
+
+class Role(str, Enum):
+    ic = "ic"
+    lead = "lead"
+    comms = "comms"
+    scribe = "scribe"
+
+    @property
+    def title(self) -> str:
+        return {"ic": "incident commander", "lead": "tech lead", "comms": "comms lead", "scribe": "scribe"}[
+            self.value
+        ]
+
+
+class EventKind(str, Enum):
+    declared = "declared"
+    alert = "alert"
+    acknowledged = "acknowledged"
+    role = "role"
+    severity = "severity"
+    phase = "phase"
+    note = "note"
+    status_update = "status_update"
+    page = "page"
+    action = "action"
+    reminder = "reminder"
+    warning = "warning"
+    suggestion = "suggestion"
+
+
+class TimelineEvent(BaseModel):
+    seq: int
+    at: datetime
+    kind: EventKind
+    actor: str
+    text: str
+
+
+class IncidentPolicy(BaseModel):
+    """Timers and bounds, snapshotted into the workflow at declaration (config can change later)."""
+
+    first_update_after: timedelta = timedelta(minutes=10)
+    update_every: dict[Severity, timedelta | None] = Field(
+        default_factory=lambda: {
+            Severity.SEV1: timedelta(minutes=15),
+            Severity.SEV2: timedelta(minutes=30),
+            Severity.SEV3: timedelta(minutes=60),
+            Severity.SEV4: None,
+        }
+    )
+    monitoring_window: timedelta = timedelta(minutes=15)
+    postmortem_required: list[Severity] = Field(default_factory=lambda: [Severity.SEV1, Severity.SEV2])
+    postmortem_business_days: int = Field(5, ge=1, le=60)
+    postmortem_remind_before: timedelta = timedelta(days=1)
+    postmortem_overdue_every: timedelta = timedelta(days=1)
+    postmortem_max_overdue_reminders: int = Field(3, ge=0, le=30)
+    auto_close_after: timedelta | None = timedelta(hours=24)  # resolved, no postmortem required
+    max_timeline_events: int = Field(500, ge=20)
+    max_alerts: int = Field(200, ge=1)
+    max_text_length: int = Field(4000, ge=100)
+    continue_as_new_after_events: int = Field(8000, ge=20)
+
+
+class DeclareInput(BaseModel):
+    title: str = Field(..., min_length=1, max_length=200)
+    severity: Severity = Severity.SEV3
+    service: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    description: str = Field("", max_length=4000)
+    declared_by: str = ACTOR
+    commander: str | None = Field(None, max_length=128)
+
+    @field_validator("title")
+    @classmethod
+    def _strip_title(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("title must not be blank")
+        return v
+
+
+class AckInput(BaseModel):
+    by: str = ACTOR
+
+
+class RoleInput(BaseModel):
+    role: Role
+    person: str = Field(..., min_length=1, max_length=128)
+    by: str = ACTOR
+
+
+class SeverityInput(BaseModel):
+    severity: Severity
+    by: str = ACTOR
+    reason: str = Field("", max_length=1000)
+
+
+class PhaseInput(BaseModel):
+    phase: Phase
+    by: str = ACTOR
+    note: str = Field("", max_length=4000)
+
+
+class NoteInput(BaseModel):
+    text: str = Field(..., min_length=1, max_length=20000)
+    by: str = ACTOR
+
+
+class StatusUpdateInput(BaseModel):
+    text: str = Field(..., min_length=1, max_length=20000)
+    by: str = ACTOR
+
+
+class ResolveInput(BaseModel):
+    by: str = ACTOR
+    summary: str = Field("", max_length=4000)
+
+
+class ReopenInput(BaseModel):
+    by: str = ACTOR
+    reason: str = Field("", max_length=1000)
+
+
+class StandDownInput(BaseModel):
+    by: str = ACTOR
+    reason: str = Field(..., min_length=1, max_length=1000)
+
+
+class IncidentState(BaseModel):
+    id: str
+    title: str
+    service: str | None
+    description: str = ""
+    severity: Severity
+    phase: Phase = Phase.triage
+    declared_at: datetime
+    declared_by: str
+    roles: dict[Role, str] = Field(default_factory=dict)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    timeline: list[TimelineEvent] = Field(default_factory=list)
+    timeline_dropped: int = 0
+    seq: int = 0
+    alerts: dict[str, AlertRecord] = Field(default_factory=dict)
+    alerts_received: int = 0
+    alerts_dropped: int = 0
+    last_update_at: datetime | None = None
+    next_update_due: datetime | None = None
+    reminders_sent: int = 0
+    monitoring_since: datetime | None = None
+    resolve_suggested: bool = False
+    resolved_at: datetime | None = None
+    resolution_summary: str = ""
+    postmortem_due: datetime | None = None
+    postmortem_reminders: int = 0
+    auto_close_at: datetime | None = None
+    ended_at: datetime | None = None
+    stand_down_reason: str = ""
+    policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
+    runs: int = 1
+
+    @property
+    def commander(self) -> str | None:
+        return self.roles.get(Role.ic)
+
+
+class IncidentStart(BaseModel):
+    """Workflow argument: a fresh declaration, or the state carried over by continue-as-new."""
+
+    declare: DeclareInput | None = None
+    incident_id: str | None = None
+    declared_at: datetime | None = None
+    policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
+    carried: IncidentState | None = None
+
+
+class NotifyInput(BaseModel):
+    """A reminder or notice for a person (or the incident's audience when recipient is None)."""
+
+    incident_id: str
+    dedup_key: str
+    kind: str
+    recipient: str | None
+    text: str
+
+
+class IncidentSummary(BaseModel):
+    """One row of `list`, read from Temporal visibility (no worker needed)."""
+
+    id: str
+    title: str
+    severity: Severity | None
+    phase: Phase | None
+    service: str | None
+    commander: str | None
+    acknowledged: bool
+    declared_at: datetime | None
+    running: bool
+
+
+class CommandResult(BaseModel):
+    """What an accepted update returns (small on purpose: update results are stored in history)."""
+
+    incident_id: str
+    phase: Phase
+    severity: Severity
+    text: str
+    warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,382 @@
+"""IncidentWorkflow: the incident itself. Phases, roles, severity, timeline and the timers of the
+human process (status-update cadence, monitoring window, postmortem deadline).
+
+Commands that need an answer are updates with validators (a rejected command never reaches
+history); alerts and notes are signals; state is read with a query. Side effects go to activities.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.notify import IncidentActivities
+    from incidentflow import policy
+    from incidentflow.models import (
+        AckInput, AlertRecord, AlertSignal, AlertStatus, CommandResult, EventKind, IncidentStart,
+        IncidentState, NoteInput, NotifyInput, Phase, PhaseInput, ReopenInput, ResolveInput, Role,
+        RoleInput, SeverityInput, StandDownInput, StatusUpdateInput, TimelineEvent,
+    )
+    from workflows import options
+    from workflows import search_attributes as sa
+
+SYSTEM = "incidentflow"
+# Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
+DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
+
+
+@workflow.defn(name="IncidentWorkflow")
+class IncidentWorkflow:
+    @workflow.init
+    def __init__(self, start: IncidentStart) -> None:
+        self._wake = False
+        self._synced: dict[str, object] = {}
+        if start.carried is not None:
+            self.s = start.carried
+            self.s.runs += 1
+            return
+        if start.declare is None:
+            raise ValueError("IncidentStart needs `declare` or `carried`")
+        d = start.declare
+        now = start.declared_at or workflow.now()
+        self.s = IncidentState(
+            id=start.incident_id or workflow.info().workflow_id, title=d.title, service=d.service,
+            description=d.description, severity=d.severity, declared_at=now, declared_by=d.declared_by,
+            policy=start.policy,
+        )
+        where = f" on {d.service}" if d.service else ""
+        self._event(EventKind.declared, d.declared_by, f"Declared {d.severity.value}{where}: {d.title}")
+        if d.commander:
+            self._assign(Role.ic, d.commander, d.declared_by)
+        self.s.next_update_due = policy.next_update_due(self.s)
+
+    # ---------------------------------------------------------------- run: timers of the process
+    @workflow.run
+    async def run(self, start: IncidentStart) -> IncidentState:
+        while self.s.phase not in policy.TERMINAL:
+            self._sync_search_attributes()
+            self._refresh_details()
+            info = workflow.info()
+            if (info.is_continue_as_new_suggested()
+                    or info.get_current_history_length() >= self.s.policy.continue_as_new_after_events):
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(IncidentStart(carried=self.s))
+            await self._fire_due(workflow.now())
+            deadline, what = self._next_deadline()
+            self._wake = False
+            timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
+            if timeout == timedelta(0):
+                continue
+            try:
+                await workflow.wait_condition(lambda: self._wake, timeout=timeout, timeout_summary=what)
+            except asyncio.TimeoutError:
+                pass
+        self._sync_search_attributes()
+        self._refresh_details()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self.s
+
+    def _next_deadline(self) -> tuple[datetime | None, str | None]:
+        s = self.s
+        candidates: list[tuple[datetime, str]] = []
+        if s.next_update_due and s.phase in policy.ACTIVE:
+            candidates.append((s.next_update_due, "status update due"))
+        if s.phase == Phase.monitoring and s.monitoring_since and not s.resolve_suggested:
+            candidates.append((s.monitoring_since + s.policy.monitoring_window, "monitoring window ends"))
+        reminder = policy.next_postmortem_reminder(s)
+        if reminder:
+            candidates.append((reminder, "postmortem reminder"))
+        if s.auto_close_at and s.phase == Phase.resolved:
+            candidates.append((s.auto_close_at, "auto-close"))
+        if not candidates:
+            return None, None
+        return min(candidates, key=lambda c: c[0])
+
+    async def _fire_due(self, now: datetime) -> None:
+        s = self.s
+        if s.phase in policy.ACTIVE and s.next_update_due and now >= s.next_update_due:
+            interval = policy.update_interval(s.policy, s.severity) or s.policy.first_update_after
+            due = s.next_update_due
+            # After an outage, remind once now rather than once per missed interval.
+            s.next_update_due = due + interval if due + interval > now else now + interval
+            s.reminders_sent += 1
+            who = policy.update_recipient(s)
+            overdue = f" (due {due:%H:%M} UTC)" if now - due >= timedelta(minutes=1) else ""
+            await self._notify("status_update_due", who,
+                               f"A status update is due{overdue}: {s.severity.value} updates every "
+                               f"{_minutes(interval)}. Post one with `incidentflow update {s.id} \"…\"`.")
+        if (s.phase == Phase.monitoring and s.monitoring_since and not s.resolve_suggested
+                and now >= s.monitoring_since + s.policy.monitoring_window):
+            s.resolve_suggested = True
+            await self._notify("resolve_suggested", s.roles.get(Role.ic),
+                               f"No alert re-fired during {_minutes(s.policy.monitoring_window)} of monitoring: "
+                               f"consider resolving (`incidentflow resolve {s.id}`).", kind=EventKind.suggestion)
+        reminder = policy.next_postmortem_reminder(s)
+        if reminder and s.postmortem_due and now >= reminder:
+            s.postmortem_reminders += 1
+            owner = s.roles.get(Role.ic)
+            if now < s.postmortem_due:
+                text = f"The postmortem is due {s.postmortem_due:%Y-%m-%d %H:%M} UTC."
+            else:
+                text = f"The postmortem is overdue (was due {s.postmortem_due:%Y-%m-%d %H:%M} UTC)."
+            await self._notify("postmortem_reminder", owner, text)
+        if s.phase == Phase.resolved and s.auto_close_at and now >= s.auto_close_at:
+            self._set_phase(Phase.closed, SYSTEM, "closed automatically: resolved with no postmortem required")
+
+    async def _notify(self, key: str, recipient: str | None, text: str,
+                      kind: EventKind = EventKind.reminder) -> None:
+        target = recipient or "unassigned (no comms lead or IC)"
+        event = self._event(kind, SYSTEM, f"{text} → {target}")
+        message = NotifyInput(incident_id=self.s.id, dedup_key=f"{self.s.id}:{key}:{event.seq}",
+                              kind=key, recipient=recipient, text=text)
+        await workflow.execute_activity_method(
+            IncidentActivities.send_notification, message,
+            summary=f"Notify {target}: {key.replace('_', ' ')}", **options.NOTIFY)
+
+    # ---------------------------------------------------------------- signals and queries
+    @workflow.signal
+    def alert(self, alert: AlertSignal) -> None:
+        s = self.s
+        now = workflow.now()
+        s.alerts_received += 1
+        record = s.alerts.get(alert.fingerprint)
+        name = alert.title or alert.fingerprint
+        if record is None:
+            if len(s.alerts) >= s.policy.max_alerts:
+                s.alerts_dropped += 1
+                return
+            s.alerts[alert.fingerprint] = AlertRecord(
+                fingerprint=alert.fingerprint, source=alert.source, title=name, status=alert.status,
+                first_seen=now, last_seen=now)
+            self._event(EventKind.alert, alert.source, f"Alert {alert.status.value}: {name}")
+        else:
+            record.count += 1
+            record.last_seen = now
+            if record.status != alert.status:
+                record.status = alert.status
+                self._event(EventKind.alert, alert.source, f"Alert {alert.status.value}: {name}")
+        if alert.status == AlertStatus.firing and s.phase == Phase.monitoring:
+            if s.monitoring_since != now:
+                self._event(EventKind.warning, SYSTEM,
+                            f"Alert re-fired during monitoring ({name}): the monitoring window restarts")
+            s.monitoring_since = now
+            s.resolve_suggested = False
+        self._wake = True
+
+    @workflow.signal
+    def add_note(self, note: NoteInput) -> None:
+        self._event(EventKind.note, note.by, note.text)
+
+    @workflow.query
+    def get_state(self) -> IncidentState:
+        return self.s
+
+    # ---------------------------------------------------------------- updates
+    @workflow.update
+    def acknowledge(self, cmd: AckInput) -> CommandResult:
+        s = self.s
+        s.acknowledged_by, s.acknowledged_at = cmd.by, workflow.now()
+        took = _minutes(s.acknowledged_at - s.declared_at)
+        self._event(EventKind.acknowledged, cmd.by, f"Acknowledged ({took} after declaration)")
+        return self._result(f"acknowledged by {cmd.by}")
+
+    @acknowledge.validator
+    def _check_ack(self, cmd: AckInput) -> None:
+        policy.check_open(self.s, "acknowledge")
+        if self.s.acknowledged_by:
+            raise policy.CommandRejected(
+                f"already acknowledged by {self.s.acknowledged_by} at {self.s.acknowledged_at:%H:%M} UTC")
+
+    @workflow.update
+    def assign_role(self, cmd: RoleInput) -> CommandResult:
+        warnings = self._assign(cmd.role, cmd.person, cmd.by)
+        return self._result(f"{cmd.person} is now {cmd.role.title}", warnings)
+
+    @assign_role.validator
+    def _check_role(self, cmd: RoleInput) -> None:
+        policy.check_not_ended(self.s, "assign a role")
+        if self.s.roles.get(cmd.role) == cmd.person:
+            raise policy.CommandRejected(f"{cmd.person} is already the {cmd.role.title}")
+
+    @workflow.update
+    def set_severity(self, cmd: SeverityInput) -> CommandResult:
+        s = self.s
+        old, s.severity = s.severity, cmd.severity
+        why = f": {cmd.reason}" if cmd.reason else ""
+        self._event(EventKind.severity, cmd.by, f"Severity {old.value} → {cmd.severity.value}{why}")
+        s.next_update_due = policy.next_update_due(s)
+        if s.resolved_at and s.postmortem_due is None and policy.postmortem_required(s):
+            s.postmortem_due = policy.add_business_days(s.resolved_at, s.policy.postmortem_business_days)
+            s.auto_close_at = None
+        return self._result(f"severity is now {cmd.severity.value}")
+
+    @set_severity.validator
+    def _check_severity(self, cmd: SeverityInput) -> None:
+        policy.check_not_ended(self.s, "change severity")
+        if cmd.severity == self.s.severity:
+            raise policy.CommandRejected(f"the severity is already {cmd.severity.value}")
+
+    @workflow.update
+    def set_phase(self, cmd: PhaseInput) -> CommandResult:
+        self._set_phase(cmd.phase, cmd.by, cmd.note)
+        return self._result(f"phase is now {cmd.phase.value}")
+
+    @set_phase.validator
+    def _check_phase(self, cmd: PhaseInput) -> None:
+        policy.check_transition(self.s.phase, cmd.phase)
+
+    @workflow.update
+    def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
+        s = self.s
+        s.last_update_at = workflow.now()
+        self._event(EventKind.status_update, cmd.by, cmd.text)
+        s.next_update_due = policy.next_update_due(s)
+        due = f"; next due {s.next_update_due:%H:%M} UTC" if s.next_update_due else ""
+        return self._result(f"status update posted{due}")
+
+    @post_status_update.validator
+    def _check_update(self, cmd: StatusUpdateInput) -> None:
+        policy.check_not_ended(self.s, "post a status update")
+        if not cmd.text.strip():
+            raise policy.CommandRejected("a status update needs text")
+
+    @workflow.update
+    def resolve(self, cmd: ResolveInput) -> CommandResult:
+        self._set_phase(Phase.resolved, cmd.by, cmd.summary)
+        pm = f"; postmortem due {self.s.postmortem_due:%Y-%m-%d} UTC" if self.s.postmortem_due else ""
+        return self._result(f"resolved{pm}")
+
+    @resolve.validator
+    def _check_resolve(self, cmd: ResolveInput) -> None:
+        if self.s.phase not in policy.ACTIVE:
+            raise policy.CommandRejected(f"cannot resolve: the incident is already {self.s.phase.value}")
+
+    @workflow.update
+    def reopen(self, cmd: ReopenInput) -> CommandResult:
+        self._set_phase(Phase.investigating, cmd.by, cmd.reason or "reopened")
+        return self._result("reopened; phase is now investigating")
+
+    @reopen.validator
+    def _check_reopen(self, cmd: ReopenInput) -> None:
+        if self.s.phase != Phase.resolved:
+            raise policy.CommandRejected(
+                f"cannot reopen: the incident is {self.s.phase.value}; only a resolved incident can be reopened")
+
+    @workflow.update
+    def stand_down(self, cmd: StandDownInput) -> CommandResult:
+        self.s.stand_down_reason = cmd.reason
+        self._set_phase(Phase.stood_down, cmd.by, cmd.reason)
+        return self._result("stood down")
+
+    @stand_down.validator
+    def _check_stand_down(self, cmd: StandDownInput) -> None:
+        if self.s.phase not in policy.ACTIVE:
+            raise policy.CommandRejected(f"cannot stand down: the incident is {self.s.phase.value}")
+        if not cmd.reason.strip():
+            raise policy.CommandRejected("standing down needs a reason")
+
+    # ---------------------------------------------------------------- state changes
+    def _set_phase(self, target: Phase, by: str, note: str) -> None:
+        s = self.s
+        now = workflow.now()
+        old, s.phase = s.phase, target
+        suffix = f": {note}" if note else ""
+        self._event(EventKind.phase, by, f"Phase {old.value} → {target.value}{suffix}")
+        if target == Phase.monitoring:
+            s.monitoring_since, s.resolve_suggested = now, False
+        elif old == Phase.monitoring:
+            s.monitoring_since = None
+        if target == Phase.resolved:
+            s.resolved_at, s.resolution_summary = now, note
+            if policy.postmortem_required(s):
+                s.postmortem_due = policy.add_business_days(now, s.policy.postmortem_business_days)
+            elif s.policy.auto_close_after is not None:
+                s.auto_close_at = now + s.policy.auto_close_after
+        if old == Phase.resolved and target == Phase.investigating:  # reopened
+            s.resolved_at, s.resolution_summary = None, ""
+            s.postmortem_due, s.postmortem_reminders, s.auto_close_at = None, 0, None
+            s.next_update_due = now + s.policy.first_update_after
+        elif target in policy.ACTIVE:
+            s.next_update_due = s.next_update_due or policy.next_update_due(s)
+        else:
+            s.next_update_due = None
+        if target in policy.TERMINAL:
+            s.ended_at = now
+        self._wake = True
+
+    def _assign(self, role: Role, person: str, by: str) -> list[str]:
+        s = self.s
+        previous = s.roles.get(role)
+        s.roles[role] = person
+        was = f" (was {previous})" if previous else ""
+        self._event(EventKind.role, by, f"{person} is {role.title}{was}")
+        warnings = []
+        if s.roles.get(Role.ic) and s.roles.get(Role.ic) == s.roles.get(Role.lead):
+            warnings.append(f"{person} is both incident commander and tech lead: "
+                            "the IC should not also be the lead investigator")
+            self._event(EventKind.warning, SYSTEM, warnings[0])
+        self._wake = True
+        return warnings
+
+    def _event(self, kind: EventKind, actor: str, text: str) -> TimelineEvent:
+        s = self.s
+        s.seq += 1
+        limit = s.policy.max_text_length
+        if len(text) > limit:
+            text = text[: limit - 1] + "…"
+        event = TimelineEvent(seq=s.seq, at=workflow.now(), kind=kind, actor=actor, text=text)
+        s.timeline.append(event)
+        if len(s.timeline) > s.policy.max_timeline_events:
+            victim = next((i for i, e in enumerate(s.timeline[1:], 1) if e.kind in DROPPABLE), 1)
+            del s.timeline[victim]
+            s.timeline_dropped += 1
+        self._wake = True
+        return event
+
+    def _result(self, text: str, warnings: list[str] | None = None) -> CommandResult:
+        return CommandResult(incident_id=self.s.id, phase=self.s.phase, severity=self.s.severity,
+                             text=text, warnings=warnings or [])
+
+    def _sync_search_attributes(self) -> None:
+        s = self.s
+        wanted: dict[str, object] = {
+            sa.SEVERITY.name: s.severity.value, sa.PHASE.name: s.phase.value,
+            sa.SERVICE.name: s.service, sa.COMMANDER.name: s.roles.get(Role.ic),
+            sa.ACKNOWLEDGED.name: s.acknowledged_by is not None, sa.DECLARED_AT.name: s.declared_at,
+        }
+        keys = {k.name: k for k in sa.ALL}
+        updates = []
+        for name, value in wanted.items():
+            if self._synced.get(name, _UNSET) == value:
+                continue
+            key = keys[name]
+            updates.append(key.value_unset() if value is None else key.value_set(value))  # type: ignore[attr-defined]
+            self._synced[name] = value
+        if updates:
+            workflow.upsert_search_attributes(updates)
+
+    def _refresh_details(self) -> None:
+        s = self.s
+        roles = ", ".join(f"{r.title}: {p}" for r, p in s.roles.items()) or "no roles assigned"
+        deadline, what = self._next_deadline()
+        nxt = f"\n\nNext: {what} at {deadline:%Y-%m-%d %H:%M} UTC" if deadline else ""
+        ack = f"acknowledged by {s.acknowledged_by}" if s.acknowledged_by else "not acknowledged"
+        workflow.set_current_details(
+            f"**{s.severity.value} · {s.phase.value}** — {s.title}\n\n{roles}; {ack}{nxt}")
+
+
+_UNSET = object()
+
+
+def _minutes(delta: timedelta) -> str:
+    total = int(delta.total_seconds())
+    if total < 60:
+        return f"{total} s"
+    minutes = total // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"

@@ -1,0 +1,17 @@
+"""Typed search-attribute keys: the Temporal UI filters incidents by these.
+
+The sqlite/SQL visibility stores cap custom attributes (10 Keyword, 3 Datetime, 3 Text): spend carefully.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+PHASE = SearchAttributeKey.for_keyword("IncidentPhase")
+SERVICE = SearchAttributeKey.for_keyword("IncidentService")
+COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
+ACKNOWLEDGED = SearchAttributeKey.for_bool("IncidentAcknowledged")
+DECLARED_AT = SearchAttributeKey.for_datetime("IncidentDeclaredAt")
+
+ALL = [SEVERITY, PHASE, SERVICE, COMMANDER, ACKNOWLEDGED, DECLARED_AT]
