@@ -1,0 +1,3 @@
+from incidentflow.api.app import create_app
+
+__all__ = ["create_app"]

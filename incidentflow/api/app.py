@@ -1,0 +1,75 @@
+"""The HTTP API. Stateless: all state lives in Temporal, so any number of replicas can run.
+
+Thin by design: parse → `incidentflow.client` → Temporal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from temporalio.client import Client
+
+from incidentflow import __version__
+from incidentflow.client import IncidentflowError, connect, worker_polling
+from incidentflow.config import IncidentflowConfig, Settings
+
+
+class TemporalLink:
+    """Connects lazily and reconnects: the API may start before Temporal does."""
+
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._lock = asyncio.Lock()
+
+    async def client(self) -> Client:
+        async with self._lock:
+            if self._client is None:
+                self._client = await connect(self.settings, timeout=3.0)
+            return self._client
+
+
+def create_app(settings: Settings, client: Client | None = None,
+               config: IncidentflowConfig | None = None) -> FastAPI:
+    link = TemporalLink(settings, client)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+
+    app = FastAPI(title="incidentflow", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.link = link
+    app.state.config = config or IncidentflowConfig()
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive (says nothing about Temporal)."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(request: Request) -> JSONResponse:
+        """200 only when Temporal answers and a worker polls our task queue."""
+        checks = {"temporal": False, "worker": False}
+        try:
+            temporal = await link.client()
+            polling = await asyncio.wait_for(
+                worker_polling(temporal, settings.temporal_namespace, settings.task_queue), 3.0)
+            checks = {"temporal": True, "worker": polling}
+            reason = "" if polling else f"no worker polls task queue {settings.task_queue!r}"
+        except IncidentflowError as exc:
+            reason = str(exc)
+        except Exception as exc:  # an RPC failure while Temporal restarts: not ready, say why
+            checks["temporal"] = False
+            reason = f"Temporal at {settings.temporal_address}: {exc}"
+        ready = all(checks.values())
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        if not ready:
+            body["reason"] = reason
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    return app

@@ -1,0 +1,227 @@
+"""`incidentflow`: drive incidents against any Temporal (the embedded dev server by default)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from incidentflow import policy
+from incidentflow.client import Incidents, IncidentflowError, TemporalUnavailable, connect
+from incidentflow.config import ConfigError, Settings, load_config
+from incidentflow.models import (
+    AckInput, DeclareInput, IncidentState, NoteInput, Phase, PhaseInput, ReopenInput, ResolveInput, Role,
+    RoleInput, Severity, SeverityInput, StandDownInput, StatusUpdateInput,
+)
+
+EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+
+
+def _actor(args: argparse.Namespace, settings: Settings) -> str:
+    if getattr(args, "by", None):
+        return str(args.by)
+    try:
+        return settings.user or os.environ.get("USER") or getpass.getuser() or "cli"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def _choice(enum: Any, label: str) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            return enum.parse(value) if hasattr(enum, "parse") else enum(value.lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in enum)
+            raise argparse.ArgumentTypeError(f"unknown {label} {value!r}; use one of: {allowed}") from None
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="incidentflow", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="embedded stack: Temporal dev server + worker + API (+ demo)")
+    dev.add_argument("--no-demo", action="store_true", help="do not run the demo incident")
+    sub.add_parser("worker", help="run a worker against INCIDENTFLOW_TEMPORAL_ADDRESS")
+    sub.add_parser("api", help="run the HTTP API on INCIDENTFLOW_API_HOST:INCIDENTFLOW_API_PORT")
+    temporal = sub.add_parser("temporal", help="Temporal cluster chores")
+    temporal.add_argument("action", choices=["setup"], help="setup: register our search attributes")
+    config = sub.add_parser("config", help="configuration chores")
+    config.add_argument("action", choices=["check"])
+    config.add_argument("file", help="YAML config file to validate")
+
+    def incident(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_text)
+        sp.add_argument("id", help="incident id, e.g. incident-20261123-0433-checkout")
+        sp.add_argument("--by", help="who does it (default: INCIDENTFLOW_USER or $USER)")
+        return sp
+
+    d = sub.add_parser("declare", help="declare an incident")
+    d.add_argument("title")
+    d.add_argument("--severity", "--sev", type=_choice(Severity, "severity"), default=Severity.SEV3)
+    d.add_argument("--service")
+    d.add_argument("--description", default="")
+    d.add_argument("--ic", help="incident commander, if someone takes it now")
+    d.add_argument("--by")
+    ls = sub.add_parser("list", help="list incidents (from Temporal visibility)")
+    ls.add_argument("--open", action="store_true", help="only incidents still being worked")
+    ls.add_argument("--severity", type=_choice(Severity, "severity"))
+    ls.add_argument("--service")
+    ls.add_argument("--phase", type=_choice(Phase, "phase"))
+    ls.add_argument("--json", action="store_true")
+    show = incident("show", "show an incident's state")
+    show.add_argument("--json", action="store_true")
+    incident("ack", "acknowledge")
+    r = incident("role", "assign a role (ic, lead, comms, scribe)")
+    r.add_argument("role", type=_choice(Role, "role"))
+    r.add_argument("person")
+    s = incident("severity", "change severity")
+    s.add_argument("severity", type=_choice(Severity, "severity"))
+    s.add_argument("--reason", default="")
+    ph = incident("phase", "move to a phase")
+    ph.add_argument("phase", type=_choice(Phase, "phase"))
+    ph.add_argument("--note", default="")
+    n = incident("note", "add a note to the timeline")
+    n.add_argument("text")
+    u = incident("update", "post a status update (resets the update cadence)")
+    u.add_argument("text")
+    rs = incident("resolve", "resolve")
+    rs.add_argument("--summary", default="")
+    ro = incident("reopen", "reopen a resolved incident")
+    ro.add_argument("--reason", default="")
+    sd = incident("standdown", "stand down (it was not an incident after all)")
+    sd.add_argument("--reason", required=True)
+    tl = incident("timeline", "print the timeline")
+    tl.add_argument("--markdown", action="store_true", help="HH:MM UTC - actor: text lines")
+    tl.add_argument("--json", action="store_true")
+    return p
+
+
+async def _incidents(settings: Settings) -> Incidents:
+    return Incidents(await connect(settings), settings, load_config(settings.config))
+
+
+def _print_state(state: IncidentState) -> None:
+    roles = ", ".join(f"{r.value}={p}" for r, p in state.roles.items()) or "none"
+    ack = f"{state.acknowledged_by} at {state.acknowledged_at:%H:%M} UTC" if state.acknowledged_at else "no"
+    print(f"{state.id}  {state.severity.value}  {state.phase.value}  {state.title}")
+    print(f"  service: {state.service or '-'}   declared: {state.declared_at:%Y-%m-%d %H:%M} UTC "
+          f"by {state.declared_by}")
+    print(f"  roles: {roles}   acknowledged: {ack}")
+    if state.next_update_due:
+        print(f"  next status update due: {state.next_update_due:%H:%M} UTC")
+    if state.postmortem_due:
+        print(f"  postmortem due: {state.postmortem_due:%Y-%m-%d %H:%M} UTC")
+    print(f"  allowed next phases: {', '.join(p.value for p in policy.allowed_next(state.phase)) or '-'}")
+    if state.alerts:
+        print(f"  alerts: {len(state.alerts)} distinct, {state.alerts_received} received")
+
+
+async def run_command(args: argparse.Namespace, settings: Settings) -> int:
+    cmd = args.command
+    by = _actor(args, settings)
+    inc = await _incidents(settings)
+    iid = getattr(args, "id", None)
+    updates: dict[str, Callable[[], Awaitable[Any]]] = {
+        "ack": lambda: inc.acknowledge(iid, AckInput(by=by)),
+        "role": lambda: inc.assign_role(iid, RoleInput(role=args.role, person=args.person, by=by)),
+        "severity": lambda: inc.set_severity(iid, SeverityInput(severity=args.severity, by=by,
+                                                                 reason=args.reason)),
+        "phase": lambda: inc.set_phase(iid, PhaseInput(phase=args.phase, by=by, note=args.note)),
+        "update": lambda: inc.post_status_update(iid, StatusUpdateInput(text=args.text, by=by)),
+        "resolve": lambda: inc.resolve(iid, ResolveInput(by=by, summary=args.summary)),
+        "reopen": lambda: inc.reopen(iid, ReopenInput(by=by, reason=args.reason)),
+        "standdown": lambda: inc.stand_down(iid, StandDownInput(by=by, reason=args.reason)),
+    }
+    if cmd in updates:
+        result = await updates[cmd]()
+        print(f"{result.incident_id}: {result.text} ({result.severity.value}, {result.phase.value})")
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+    elif cmd == "declare":
+        new_id = await inc.declare(DeclareInput(title=args.title, severity=args.severity, service=args.service,
+                                                description=args.description, declared_by=by,
+                                                commander=args.ic))
+        print(new_id)
+        print(f"  {settings.workflow_url(new_id)}", file=sys.stderr)
+    elif cmd == "note":
+        await inc.add_note(iid, NoteInput(text=args.text, by=by))
+        print(f"{iid}: note added")
+    elif cmd == "show":
+        state = await inc.get(iid)
+        print(state.model_dump_json(indent=2)) if args.json else _print_state(state)
+    elif cmd == "timeline":
+        state = await inc.get(iid)
+        if args.json:
+            print(json.dumps([e.model_dump(mode="json") for e in state.timeline], indent=2))
+        elif args.markdown:
+            print(policy.render_markdown(state), end="")
+        else:
+            for e in state.timeline:
+                print(f"{e.at:%Y-%m-%d %H:%M:%S} UTC  {e.kind.value:<14} {e.actor}: {e.text}")
+    elif cmd == "list":
+        rows = await inc.list(open_only=args.open, severity=args.severity, service=args.service, phase=args.phase)
+        if args.json:
+            print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        for r in [] if args.json else rows:
+            sev = r.severity.value if r.severity else "?"
+            ph = r.phase.value if r.phase else "?"
+            print(f"{r.id:<44} {sev:<5} {ph:<13} {r.service or '-':<12} {r.commander or '-':<10} {r.title}")
+        if not rows and not args.json:
+            print("no incidents match", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("INCIDENTFLOW_LOG_LEVEL", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings()
+        if args.command == "dev":
+            from incidentflow.stack import run_dev
+            return run_dev(settings, demo=not args.no_demo)
+        if args.command == "worker":
+            from workers.main import run_worker
+            asyncio.run(run_worker(settings))
+            return 0
+        if args.command == "api":
+            from incidentflow.stack import run_api
+            return run_api(settings)
+        if args.command == "config":
+            cfg = load_config(args.file)
+            print(f"{args.file}: ok ({len(cfg.services)} services, {len(cfg.people)} people)")
+            return 0
+        if args.command == "temporal":
+            from incidentflow.client import ensure_search_attributes
+
+            async def setup() -> list[str]:
+                return await ensure_search_attributes(await connect(settings), settings.temporal_namespace)
+            added = asyncio.run(setup())
+            print(f"search attributes added: {', '.join(added)}" if added else "search attributes already registered")
+            return 0
+        return asyncio.run(run_command(args, settings))
+    except TemporalUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (IncidentflowError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid input: {problems}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""The demo: one incident walked through its life, step by step, on whatever stack is running."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import traceback
+from urllib.parse import quote
+
+from incidentflow import policy
+from incidentflow.client import Incidents
+from incidentflow.models import (
+    AckInput, DeclareInput, NoteInput, Phase, PhaseInput, ResolveInput, Role, RoleInput, Severity,
+    StatusUpdateInput,
+)
+
+
+async def run_demo(incidents: Incidents, stop: asyncio.Event, pause: float = 1.5) -> str | None:
+    try:
+        return await _demo(incidents, stop, pause)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # the demo failing must not take the stack down; show why
+        print("demo failed:\n" + traceback.format_exc(), file=sys.stderr, flush=True)
+        return None
+
+
+async def _demo(incidents: Incidents, stop: asyncio.Event, pause: float) -> str:
+    settings = incidents.settings
+    earlier = await incidents.list()
+    if earlier:
+        still_open = sum(1 for r in earlier if r.running)
+        print(f"[demo] {len(earlier)} incidents from earlier runs are in the sqlite file "
+              f"({still_open} still running)", flush=True)
+
+    def say(text: str) -> None:
+        print(f"[demo] {text}", flush=True)
+
+    async def step() -> None:
+        await asyncio.sleep(pause)
+
+    iid = await incidents.declare(DeclareInput(
+        title="Checkout error rate above 5%", severity=Severity.SEV2, service="checkout",
+        description="Demo incident: payment capture failing for a share of checkouts.", declared_by="demo"))
+    say(f"declared SEV2 {iid}")
+    say(f"  open it in the Temporal UI: {settings.workflow_url(iid)}")
+    query = quote('IncidentSeverity="SEV2"')
+    say(f"  all SEV2 incidents: {settings.ui_url()}/namespaces/{settings.temporal_namespace}/workflows?query={query}")
+    steps = [
+        ("alice acknowledges", incidents.acknowledge(iid, AckInput(by="alice"))),
+        ("alice takes incident commander", incidents.assign_role(iid, RoleInput(role=Role.ic, person="alice", by="alice"))),
+        ("bob is tech lead", incidents.assign_role(iid, RoleInput(role=Role.lead, person="bob", by="alice"))),
+        ("carol is comms lead", incidents.assign_role(iid, RoleInput(role=Role.comms, person="carol", by="alice"))),
+        ("dan is scribe", incidents.assign_role(iid, RoleInput(role=Role.scribe, person="dan", by="alice"))),
+        ("phase → investigating", incidents.set_phase(iid, PhaseInput(phase=Phase.investigating, by="alice"))),
+        ("first status update", incidents.post_status_update(iid, StatusUpdateInput(
+            by="carol", text="Investigating elevated checkout errors (~6% of payments). Next update in 30 min."))),
+        ("phase → identified", incidents.set_phase(iid, PhaseInput(
+            phase=Phase.identified, by="bob", note="DB connection pool exhausted after deploy 4812"))),
+        ("phase → mitigating", incidents.set_phase(iid, PhaseInput(
+            phase=Phase.mitigating, by="bob", note="rolling back deploy 4812"))),
+        ("phase → monitoring", incidents.set_phase(iid, PhaseInput(
+            phase=Phase.monitoring, by="alice", note="error rate back to 0.2%"))),
+        ("status update", incidents.post_status_update(iid, StatusUpdateInput(
+            by="carol", text="Rollback done; error rate back to baseline. Monitoring for 15 min."))),
+        ("resolve", incidents.resolve(iid, ResolveInput(
+            by="alice", summary="Rolled back deploy 4812; pool sizing fix tracked as action item"))),
+    ]
+    for label, command in steps:
+        await step()
+        if stop.is_set():
+            command.close()
+            continue
+        result = await command
+        say(f"{label}: {result.text}")
+        for warning in result.warnings:
+            say(f"  warning: {warning}")
+    await incidents.add_note(iid, NoteInput(by="dan", text="Postmortem owner: bob"))
+    await asyncio.sleep(0.5)
+    state = await incidents.get(iid)
+    say("timeline (incidentflow timeline ID --markdown):")
+    for line in policy.render_markdown(state).splitlines():
+        print(f"    {line}", flush=True)
+    say(f"done: {iid} is {state.phase.value}; postmortem due "
+        f"{state.postmortem_due:%Y-%m-%d} UTC. The stack keeps running: try the CLI "
+        f"(`.venv/bin/incidentflow list`) or the UI. Ctrl-C to stop.")
+    return iid

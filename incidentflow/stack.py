@@ -1,0 +1,115 @@
+"""Process entry points that run long: the embedded dev stack and the API server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from incidentflow.api import create_app
+from incidentflow.client import Incidents, connect, ensure_search_attributes
+from incidentflow.config import IncidentflowConfig, Settings, load_config
+from incidentflow.devstack import DevServer, DevStackError, port_open
+
+EXAMPLE_CONFIG = Path("config/example.yaml")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the stack decides when everything stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _api_server(settings: Settings, app: object) -> _Server:
+    if port_open(settings.api_host, settings.api_port):
+        raise DevStackError(f"port {settings.api_port} on {settings.api_host} is already in use; "
+                            "set INCIDENTFLOW_API_PORT to another port")
+    return _Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,  # type: ignore[arg-type]
+                                  log_level="warning", lifespan="on"))
+
+
+def run_api(settings: Settings) -> int:
+    async def main() -> None:
+        stop = _stop_event()
+        server = _api_server(settings, create_app(settings, config=load_config(settings.config)))
+        task = asyncio.create_task(server.serve())
+        print(f"incidentflow API on http://{settings.api_host}:{settings.api_port} "
+              f"(Temporal {settings.temporal_address})", flush=True)
+        await stop.wait()
+        server.should_exit = True
+        await task
+    asyncio.run(main())
+    return 0
+
+
+def run_dev(settings: Settings, demo: bool = True) -> int:
+    if settings.config is None and EXAMPLE_CONFIG.exists():
+        settings.config = EXAMPLE_CONFIG
+    config = load_config(settings.config)
+    embedded = "temporal_address" not in settings.model_fields_set
+    server = DevServer(settings) if embedded else None
+    try:
+        if server:
+            print(f"starting the Temporal dev server ({server.db_file}) …", flush=True)
+            server.start()
+        asyncio.run(_dev(settings, config, demo, server))
+    except DevStackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if server:
+            server.stop()
+    print("stopped.", flush=True)
+    return 0
+
+
+async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, server: DevServer | None) -> None:
+    from workers.main import build_worker
+
+    stop = _stop_event()
+    client = await connect(settings, timeout=15.0)
+    await ensure_search_attributes(client, settings.temporal_namespace)
+    worker = build_worker(client, settings)
+    api = _api_server(settings, create_app(settings, client, config))
+    async with worker:
+        api_task = asyncio.create_task(api.serve())
+        while not api.started and not api_task.done():
+            await asyncio.sleep(0.05)
+        if api_task.done():
+            api_task.result()
+        where = f"sqlite {server.db_file}" if server else "external"
+        ui = settings.ui_url()
+        print(f"""
+incidentflow dev stack is up
+  Temporal    {settings.temporal_address} ({where})
+  Web UI      {ui}/namespaces/{settings.temporal_namespace}/workflows
+  API         http://{settings.api_host}:{settings.api_port}  (/healthz, /readyz, /docs)
+  Task queue  {settings.task_queue}   config: {settings.config or 'built-in defaults'}
+Press Ctrl-C to stop.
+""", flush=True)
+        incidents = Incidents(client, settings, config)
+        demo_task = None
+        if demo:
+            from incidentflow.demo import run_demo
+            demo_task = asyncio.create_task(run_demo(incidents, stop))
+        await stop.wait()
+        print("\nstopping …", flush=True)
+        if demo_task and not demo_task.done():
+            demo_task.cancel()
+        api.should_exit = True
+        await api_task
