@@ -176,7 +176,7 @@ class Incidents:
 
     # ------------------------------------------------------------------ reads
     async def get(self, incident_id: str) -> IncidentState:
-        handle = self.client.get_workflow_handle(incident_id)
+        handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, incident_id)
         try:
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.COMPLETED:
@@ -232,18 +232,28 @@ class Incidents:
             message = getattr(cause, "message", None) or str(cause)
             raise CommandRejected(f"{incident_id}: {message}") from None
         except RPCError as exc:
-            raise self._rpc_error(exc, incident_id) from None
+            raise await self._command_error(exc, incident_id) from None
 
     async def _signal(self, incident_id: str, signal: Any, arg: BaseModel) -> None:
         try:
             await self.client.get_workflow_handle(incident_id).signal(signal, arg)
         except RPCError as exc:
-            raise self._rpc_error(exc, incident_id) from None
+            raise await self._command_error(exc, incident_id) from None
+
+    async def _command_error(self, exc: RPCError, incident_id: str) -> IncidentflowError:
+        """NOT_FOUND on an update or signal means no such incident, or one that has ended: tell which."""
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            try:
+                desc = await self.client.get_workflow_handle(incident_id).describe()
+            except RPCError:
+                return self._rpc_error(exc, incident_id)
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                return CommandRejected(f"incident {incident_id} is over (closed or stood down); "
+                                       "declare a new one or see its timeline")
+        return self._rpc_error(exc, incident_id)
 
     def _rpc_error(self, exc: RPCError, incident_id: str) -> IncidentflowError:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            if "already completed" in exc.message or "already finished" in exc.message:
-                return CommandRejected(f"incident {incident_id} is over (closed or stood down)")
             return IncidentNotFound(f"no incident with id {incident_id!r}")
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
             return TemporalUnavailable(f"Temporal at {self.settings.temporal_address} is unavailable: "

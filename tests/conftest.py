@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -15,7 +15,11 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio import workflow as temporal_workflow
+from temporalio.service import RPCError
+from temporalio.worker import (
+    ExecuteWorkflowInput, Interceptor, Worker, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
+)
 
 from activities.notify import LogNotifier
 from incidentflow.config import Settings
@@ -52,14 +56,37 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     await env.shutdown()
 
 
-WorkerFactory = Callable[..., "asynccontextmanager[tuple[Settings, LogNotifier]]"]
+class _RecordWorkflows(Interceptor):
+    """Worker interceptor that remembers the id of every workflow the worker runs."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        ids = self.ids
+
+        class Inbound(WorkflowInboundInterceptor):
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> object:
+                ids.add(temporal_workflow.info().workflow_id)
+                return await super().execute_workflow(input)
+        return Inbound
 
 
 @asynccontextmanager
 async def running_worker(client: Client, **settings: object) -> AsyncIterator[tuple[Settings, LogNotifier]]:
-    """A worker on a fresh task queue; yields its settings and the notifier that records deliveries."""
+    """A worker on a fresh task queue; yields its settings and the notifier that records deliveries.
+
+    On exit, incidents left running by that worker are terminated: on the shared time-skipping server
+    their timers would otherwise fire with no worker and stall later tests.
+    """
     cfg = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", **settings)  # type: ignore[arg-type]
     notifier = LogNotifier()
-    worker: Worker = build_worker(client, cfg, notifier)
+    recorder = _RecordWorkflows()
+    worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder])
     async with worker:
         yield cfg, notifier
+    for workflow_id in recorder.ids:
+        try:
+            await client.get_workflow_handle(workflow_id).terminate("test finished")
+        except RPCError:
+            pass  # already closed

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Interceptor, Worker
 
 from activities.notify import IncidentActivities, LogNotifier
 from activities.ports import Notifier
@@ -16,13 +17,15 @@ from workflows import WORKFLOWS
 log = logging.getLogger("incidentflow.worker")
 
 
-def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None) -> Worker:
+def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None,
+                 interceptors: Sequence[Interceptor] = ()) -> Worker:
     incident_activities = IncidentActivities(notifier or LogNotifier())
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=[incident_activities.send_notification],
+        interceptors=interceptors,
     )
 
 

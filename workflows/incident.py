@@ -65,6 +65,8 @@ class IncidentWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(IncidentStart(carried=self.s))
             await self._fire_due(workflow.now())
+            if self.s.phase in policy.TERMINAL:  # auto-closed just now
+                break
             deadline, what = self._next_deadline()
             self._wake = False
             timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))

@@ -1,0 +1,257 @@
+"""The incident process rules in incidentflow.policy: pure functions, no Temporal needed."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from incidentflow import policy
+from incidentflow.models.incident import (
+    EventKind, IncidentPolicy, IncidentState, Phase, Severity, TimelineEvent,
+)
+from incidentflow.policy import CommandRejected
+
+T0 = datetime(2026, 3, 6, 14, 5, tzinfo=timezone.utc)  # a Friday
+MIN = timedelta(minutes=1)
+
+# Written out by hand on purpose: the expectation must not come from policy.ORDER / allowed_next.
+LINE = ["triage", "investigating", "identified", "mitigating", "monitoring", "resolved", "postmortem", "closed"]
+
+
+def expected_next(current: str) -> set[str]:
+    if current in ("closed", "stood_down"):
+        return set()
+    allowed = set(LINE[LINE.index(current) + 1:])
+    if current in ("monitoring", "resolved"):
+        allowed.add("investigating")
+    if current in ("triage", "investigating", "identified", "mitigating", "monitoring"):
+        allowed.add("stood_down")
+    return allowed
+
+
+def state(**kw) -> IncidentState:
+    base = dict(id="incident-x", title="Checkout down", service="checkout", severity=Severity.SEV1,
+                declared_at=T0, declared_by="alice")
+    return IncidentState(**(base | kw))
+
+
+# ---------------------------------------------------------------- phase transitions
+
+@pytest.mark.parametrize("current", list(Phase), ids=lambda p: p.value)
+def test_allowed_next(current: Phase) -> None:
+    got = policy.allowed_next(current)
+    assert {p.value for p in got} == expected_next(current.value)
+    assert len(got) == len(set(got))
+
+
+@pytest.mark.parametrize("target", list(Phase), ids=lambda p: p.value)
+@pytest.mark.parametrize("current", list(Phase), ids=lambda p: p.value)
+def test_check_transition(current: Phase, target: Phase) -> None:
+    allowed = expected_next(current.value)
+    if target.value in allowed:
+        policy.check_transition(current, target)  # must not raise
+        return
+    with pytest.raises(CommandRejected) as exc:
+        policy.check_transition(current, target)
+    msg = str(exc.value)
+    assert current.value in msg
+    if not allowed:  # terminal: nothing can follow
+        assert "no further phase changes" in msg
+    elif target == current:
+        assert "already in phase" in msg
+    else:
+        assert target.value in msg
+        listed = msg.split("allowed next phases:", 1)[1]
+        assert {n.strip() for n in listed.split(",")} == allowed
+
+
+# ---------------------------------------------------------------- update cadence
+
+def test_first_update_due_ten_minutes_after_declaration() -> None:
+    for sev in Severity:
+        if sev is Severity.SEV4:
+            continue
+        assert policy.next_update_due(state(severity=sev)) == T0 + 10 * MIN
+
+
+@pytest.mark.parametrize("sev, minutes", [(Severity.SEV1, 15), (Severity.SEV2, 30), (Severity.SEV3, 60)])
+def test_update_cadence_after_an_update(sev: Severity, minutes: int) -> None:
+    t = T0 + 42 * MIN
+    assert policy.next_update_due(state(severity=sev, last_update_at=t)) == t + minutes * MIN
+
+
+def test_sev4_owes_no_updates() -> None:
+    assert policy.next_update_due(state(severity=Severity.SEV4)) is None
+    assert policy.next_update_due(state(severity=Severity.SEV4, last_update_at=T0 + MIN)) is None
+
+
+@pytest.mark.parametrize("phase", [Phase.resolved, Phase.postmortem, Phase.closed, Phase.stood_down])
+def test_no_updates_once_resolved_or_ended(phase: Phase) -> None:
+    assert policy.next_update_due(state(phase=phase)) is None
+    assert policy.next_update_due(state(phase=phase, last_update_at=T0 + MIN)) is None
+
+
+def test_custom_cadence_policy_is_respected() -> None:
+    custom = IncidentPolicy(first_update_after=3 * MIN,
+                            update_every={Severity.SEV1: 5 * MIN, Severity.SEV4: 2 * timedelta(hours=1)})
+    assert policy.next_update_due(state(policy=custom)) == T0 + 3 * MIN
+    assert policy.next_update_due(state(policy=custom, last_update_at=T0 + MIN)) == T0 + 6 * MIN
+    sev4 = state(policy=custom, severity=Severity.SEV4, last_update_at=T0)
+    assert policy.next_update_due(sev4) == T0 + timedelta(hours=2)
+    assert policy.next_update_due(state(policy=custom, severity=Severity.SEV2)) is None  # not in the map
+
+
+# ---------------------------------------------------------------- business days
+
+@pytest.mark.parametrize("start, days, expected", [
+    (datetime(2026, 3, 6, 14, 5), 5, datetime(2026, 3, 13, 14, 5)),    # Fri + 5 -> next Fri
+    (datetime(2026, 3, 6, 9, 0), 1, datetime(2026, 3, 9, 9, 0)),       # Fri + 1 -> Mon
+    (datetime(2026, 3, 7, 8, 30), 1, datetime(2026, 3, 9, 8, 30)),     # Sat + 1 -> Mon
+    (datetime(2026, 3, 8, 23, 59), 1, datetime(2026, 3, 9, 23, 59)),   # Sun + 1 -> Mon
+    (datetime(2026, 3, 7, 12, 0), 5, datetime(2026, 3, 13, 12, 0)),    # Sat + 5 -> Fri
+    (datetime(2026, 3, 2, 10, 0), 10, datetime(2026, 3, 16, 10, 0)),   # Mon + 10 -> Mon 2 weeks on
+    (datetime(2026, 3, 30, 17, 45), 5, datetime(2026, 4, 6, 17, 45)),  # Mon 30 Mar -> Mon 6 Apr
+    (datetime(2026, 12, 31, 6, 0), 2, datetime(2027, 1, 4, 6, 0)),     # Thu -> Fri, Mon (year end)
+])
+def test_add_business_days(start: datetime, days: int, expected: datetime) -> None:
+    got = policy.add_business_days(start, days)
+    assert got == expected
+    assert got.weekday() < 5
+    aware = policy.add_business_days(start.replace(tzinfo=timezone.utc), days)
+    assert aware == expected.replace(tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------- postmortem reminders
+
+def test_postmortem_reminder_schedule() -> None:
+    due = datetime(2026, 3, 13, 14, 5, tzinfo=timezone.utc)
+    day = timedelta(days=1)
+    expected = [due - day, due, due + day, due + 2 * day, due + 3 * day, None, None]
+    for sent, want in enumerate(expected):
+        s = state(phase=Phase.postmortem, postmortem_due=due, postmortem_reminders=sent)
+        assert policy.next_postmortem_reminder(s) == want, sent
+    assert policy.next_postmortem_reminder(state(phase=Phase.resolved, postmortem_due=due)) == due - day
+
+
+def test_postmortem_reminder_custom_policy() -> None:
+    due = datetime(2026, 3, 13, 9, 0, tzinfo=timezone.utc)
+    p = IncidentPolicy(postmortem_remind_before=timedelta(hours=4), postmortem_overdue_every=timedelta(hours=12),
+                       postmortem_max_overdue_reminders=1)
+    got = [policy.next_postmortem_reminder(state(phase=Phase.postmortem, postmortem_due=due, policy=p,
+                                                 postmortem_reminders=n)) for n in range(4)]
+    assert got == [due - timedelta(hours=4), due, due + timedelta(hours=12), None]
+
+
+@pytest.mark.parametrize("phase", [Phase.closed, Phase.stood_down, Phase.monitoring])
+def test_no_postmortem_reminder_outside_resolved_or_postmortem(phase: Phase) -> None:
+    assert policy.next_postmortem_reminder(state(phase=phase, postmortem_due=T0)) is None
+
+
+def test_no_postmortem_reminder_without_due_date() -> None:
+    assert policy.next_postmortem_reminder(state(phase=Phase.postmortem)) is None
+
+
+# ---------------------------------------------------------------- markdown
+
+def event(text: str, at: datetime = T0, actor: str = "bob") -> TimelineEvent:
+    return TimelineEvent(seq=1, at=at, kind=EventKind.note, actor=actor, text=text)
+
+
+def test_markdown_line_format() -> None:
+    assert policy.markdown_line(event("rolled back deploy 1234", T0 + 2 * MIN)) == \
+        "14:07 UTC - bob: rolled back deploy 1234"
+    assert policy.markdown_line(event("x", datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc))) == "03:04 UTC - bob: x"
+
+
+def test_markdown_line_collapses_multiline_text() -> None:
+    line = policy.markdown_line(event("first line\n\nsecond\tline  \r\n third "))
+    assert line == "14:05 UTC - bob: first line second line third"
+    assert "\n" not in line
+
+
+def test_render_markdown() -> None:
+    s = state(timeline=[event("declared SEV1"), event("paged\non-call", T0 + MIN, "carol")])
+    md = policy.render_markdown(s)
+    lines = md.splitlines()
+    assert lines[0] == "# incident-x: Checkout down"
+    assert "- Severity: SEV1" in lines and "- Phase: triage" in lines and "- Service: checkout" in lines
+    assert "- Declared: 2026-03-06 14:05 UTC by alice" in lines
+    assert lines[-2:] == ["14:05 UTC - bob: declared SEV1", "14:06 UTC - carol: paged on-call"]
+    assert md.endswith("\n")
+    assert "dropped" not in md
+
+
+def test_render_markdown_notes_dropped_events() -> None:
+    md = policy.render_markdown(state(timeline=[event("x")], timeline_dropped=7))
+    assert "_7 older low-priority events were dropped to bound the state._" in md
+    assert md.index("dropped") < md.index("14:05 UTC - bob: x")
+
+
+# ---------------------------------------------------------------- slugs and ids
+
+SLACK = re.compile(r"^[a-z0-9_-]{1,80}$")
+
+
+@pytest.mark.parametrize("text, slug", [
+    ("Checkout", "checkout"),
+    ("Payments API: 500s on /charge!!", "payments-api-500s-on-charge"),
+    ("  --Login__Broken--  ", "login-broken"),
+    ("Café Über-Crème", "cafe-uber-creme"),
+    ("ｆｕｌｌｗｉｄｔｈ", "fullwidth"),
+    ("数据库 down", "down"),
+    ("数据库", "incident"),
+    ("!!!", "incident"),
+    ("", "incident"),
+    ("api.v2", "api-v2"),
+])
+def test_slugify(text: str, slug: str) -> None:
+    assert policy.slugify(text) == slug
+
+
+def test_slugify_max_length_does_not_end_in_dash() -> None:
+    assert len(policy.slugify("a" * 100)) == 40
+    assert policy.slugify("abc def", max_length=4) == "abc"
+    long = policy.slugify("word " * 30, max_length=12)
+    assert len(long) <= 12 and not long.endswith("-") and not long.startswith("-")
+
+
+def test_incident_id_format_and_attempt_suffix() -> None:
+    at = datetime(2026, 11, 23, 4, 33, tzinfo=timezone.utc)
+    assert policy.incident_id(at, "checkout", "ignored") == "incident-20261123-0433-checkout"
+    assert policy.incident_id(at, None, "Login is Broken!") == "incident-20261123-0433-login-is-broken"
+    assert policy.incident_id(at, "checkout", "t", attempt=1) == "incident-20261123-0433-checkout-2"
+    assert policy.incident_id(at, "checkout", "t", attempt=2) == "incident-20261123-0433-checkout-3"
+
+
+@pytest.mark.parametrize("service, title", [
+    (None, "x" * 500), ("S" * 63, "t"), (None, "Ünïcödé — ☃ outage?!"), (None, "数据库"),
+    ("my.service_name-01", "t"), (None, "--"),
+])
+@pytest.mark.parametrize("attempt", [0, 1, 98])
+def test_incident_id_is_slack_channel_safe(service: str | None, title: str, attempt: int) -> None:
+    assert SLACK.match(policy.incident_id(T0, service, title, attempt))
+
+
+# ---------------------------------------------------------------- severity parsing
+
+@pytest.mark.parametrize("raw", ["sev1", "SEV1", "1", 1, " SEV1 ", "Sev1"])
+def test_severity_parse_accepts(raw: str | int) -> None:
+    assert Severity.parse(raw) is Severity.SEV1
+
+
+def test_severity_parse_other_levels() -> None:
+    assert Severity.parse(" SEV2 ") is Severity.SEV2
+    assert Severity.parse("3") is Severity.SEV3
+    assert Severity.parse("sev4") is Severity.SEV4
+
+
+@pytest.mark.parametrize("raw", ["SEV5", "5", "0", "critical", "", "SEV 1"])
+def test_severity_parse_rejects(raw: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        Severity.parse(raw)
+    msg = str(exc.value)
+    assert repr(raw) in msg
+    for name in ("SEV1", "SEV2", "SEV3", "SEV4"):
+        assert name in msg
