@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import json
 import logging
 import math
@@ -295,6 +296,7 @@ class BoundedFigures:
     runs: int = 0
     runs_seen: list[tuple[str, int, int]] = field(default_factory=list)  # (status, events, bytes)
     complete: bool = False
+    task_trouble: Counter[str] = field(default_factory=Counter)  # failed/timed-out workflow tasks by cause
 
 
 async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: int) -> BoundedFigures:
@@ -365,7 +367,19 @@ async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: in
             desc = await client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()
             fig.runs_seen.append((desc.status.name if desc.status else "?", desc.history_length,
                                   desc.raw_description.workflow_execution_info.history_size_bytes))
+            await count_task_trouble(client, wf.id, wf.run_id, fig.task_trouble)
     return fig
+
+
+async def count_task_trouble(client: Client, wid: str, run_id: str | None, into: Counter[str]) -> None:
+    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+    handle = client.get_workflow_handle(wid, run_id=run_id)
+    async for e in handle.fetch_history_events():
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            cause = WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)
+            into["failed " + cause.removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")] += 1
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            into["timed out"] += 1
 
 
 async def settled_state(client: Client, inc: Any, iid: str, timeout: float = 20) -> Any:
@@ -526,6 +540,8 @@ async def main() -> None:
                     ["notes recorded", f"{bnd.notes_recorded:,}"],
                     ["workflow runs (state.runs)", str(bnd.runs)],
                     ["runs in visibility", runs or "n/a"],
+                    ["workflow tasks failed/timed out",
+                     ", ".join(f"{k}: {v}" for k, v in bnd.task_trouble.most_common()) or "none"],
                     ["signal errors", str(sum(bnd.errors.values()))],
                 ]))
     for err, count in bnd.errors.most_common(5):
@@ -533,4 +549,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    faulthandler.enable()
     asyncio.run(main())

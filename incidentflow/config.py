@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from incidentflow.models import IncidentPolicy, Severity
@@ -56,6 +56,10 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
 
 
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+SeverityKey = Annotated[Severity, BeforeValidator(Severity.parse)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -89,7 +93,7 @@ class PostmortemPolicy(_Strict):
 
 class ProcessPolicy(_Strict):
     first_update_after: timedelta = timedelta(minutes=10)
-    update_every: dict[Severity, timedelta | None] = Field(default_factory=lambda: IncidentPolicy().update_every)
+    update_every: dict[SeverityKey, Duration | None] = Field(default_factory=lambda: IncidentPolicy().update_every)
     monitoring_window: timedelta = timedelta(minutes=15)
     auto_close_after: timedelta | None = timedelta(hours=24)
     postmortem: PostmortemPolicy = Field(default_factory=PostmortemPolicy)
@@ -101,15 +105,10 @@ class ProcessPolicy(_Strict):
     def _optional_duration(cls, v: Any) -> timedelta | None:
         return None if v is None else parse_duration(v)
 
-    @field_validator("update_every", mode="before")
+    @field_validator("update_every", mode="after")
     @classmethod
-    def _cadence(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            raise ValueError("update_every maps SEV1..SEV4 to a duration (or null for no cadence)")
-        merged = dict(IncidentPolicy().update_every)
-        for key, value in v.items():
-            merged[Severity.parse(key)] = None if value is None else parse_duration(value)
-        return merged
+    def _cadence(cls, v: dict[Severity, timedelta | None]) -> dict[Severity, timedelta | None]:
+        return {**IncidentPolicy().update_every, **v}  # severities not named keep their default
 
 
 class IncidentflowConfig(_Strict):
@@ -166,20 +165,20 @@ def load_config(path: Path | str | None) -> IncidentflowConfig:
 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
-    """Best line for a pydantic error location: the deepest YAML node that the path reaches."""
+    """Line of the deepest YAML key or item that a pydantic error location reaches.
+
+    Reports the key's line (where the field is named), not its value's, which may start below it.
+    """
     line = 1
     for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            node = next((v for k, v in node.value if k.value == str(part)), None)
-            if node is None:
+            pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
+            if pair is None:
                 break
+            line, node = pair[0].start_mark.line + 1, pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             node = node.value[part]
+            line = node.start_mark.line + 1
         else:
             break
-    if node is not None:
-        line = node.start_mark.line + 1
     return line
