@@ -223,5 +223,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def entry() -> None:
+    """Console-script entry. Exits with os._exit: the Temporal client's Rust threads can abort CPython's
+    finalization ("PyGILState_Release", temporalio/sdk-python#300), turning a clean exit into SIGABRT."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
