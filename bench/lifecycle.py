@@ -551,3 +551,9 @@ async def main() -> None:
 if __name__ == "__main__":
     faulthandler.enable()
     asyncio.run(main())
+    # The SDK's Rust threads can outlive the event loop and abort interpreter teardown with
+    # "Fatal Python error: PyGILState_Release ... finalizing" (temporalio/sdk-python#300, seen here
+    # in about half the runs). Everything is printed and the server is stopped: skip the teardown.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -35,13 +35,17 @@ def binary(name: str) -> str:
     return found
 
 
+async def register_search_attributes(env: WorkflowEnvironment) -> None:
+    """No flag on the test server: register through the operator API, or upserts hang the test."""
+    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
+        namespace="default", search_attributes={k.name: k.indexed_value_type for k in sa.ALL}))
+
+
 @pytest.fixture(scope="session")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    # No flag on the test server: register through the operator API, or upserts hang the test.
-    await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace="default", search_attributes={k.name: k.indexed_value_type for k in sa.ALL}))
+    await register_search_attributes(env)
     yield env
     await env.shutdown()
 

@@ -1,0 +1,123 @@
+"""Recorded incident histories: the scenarios behind tests/histories/*.json.
+
+`python -m tests.record_histories` rewrites the files from the current code. Do that only when adding
+scenarios: the committed files are what running incidents look like, and test_replay.py makes sure new
+code still replays them (use `workflow.patched` when a change would not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+
+from incidentflow.client import Incidents
+from incidentflow.models import (
+    AckInput, AlertSignal, AlertStatus, DeclareInput, IncidentPolicy, IncidentStart, NoteInput, Phase,
+    PhaseInput, ReopenInput, ResolveInput, Role, RoleInput, Severity, SeverityInput, StandDownInput,
+    StatusUpdateInput,
+)
+from workflows.incident import IncidentWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+MIN = timedelta(minutes=1)
+
+
+async def lifecycle(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    iid = "incident-recorded-lifecycle"
+    await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(declare=DeclareInput(
+        title="Checkout failing", severity=Severity.SEV2, service="checkout", declared_by="pat")),
+        id=iid, task_queue=inc.settings.task_queue)
+    await inc.acknowledge(iid, AckInput(by="alice"))
+    await inc.assign_role(iid, RoleInput(role=Role.ic, person="alice", by="alice"))
+    await inc.assign_role(iid, RoleInput(role=Role.lead, person="alice", by="alice"))
+    await inc.assign_role(iid, RoleInput(role=Role.lead, person="bob", by="alice"))
+    await inc.assign_role(iid, RoleInput(role=Role.comms, person="carol", by="alice"))
+    await env.sleep(11 * MIN)  # first-update reminder
+    await inc.post_status_update(iid, StatusUpdateInput(text="investigating", by="carol"))
+    await inc.set_severity(iid, SeverityInput(severity=Severity.SEV1, by="alice", reason="all users"))
+    await inc.set_phase(iid, PhaseInput(phase=Phase.identified, by="bob", note="pool exhausted"))
+    await env.sleep(16 * MIN)  # SEV1 cadence reminder
+    await inc.add_note(iid, NoteInput(text="rolling back", by="bob"))
+    await inc.set_phase(iid, PhaseInput(phase=Phase.monitoring, by="alice"))
+    await env.sleep(16 * MIN)  # resolve suggested
+    await inc.resolve(iid, ResolveInput(by="alice", summary="rolled back"))
+    await env.sleep(timedelta(days=9))  # postmortem reminders
+    await inc.set_phase(iid, PhaseInput(phase=Phase.postmortem, by="bob"))
+    await inc.set_phase(iid, PhaseInput(phase=Phase.closed, by="alice"))
+    await env.client.get_workflow_handle(iid).result()
+    return [iid]
+
+
+async def alerts_reopen_standdown(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    iid = "incident-recorded-alerts"
+    await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(declare=DeclareInput(
+        title="Search latency", severity=Severity.SEV3, service="search", declared_by="am",
+        commander="dan")), id=iid, task_queue=inc.settings.task_queue)
+    for status in (AlertStatus.firing, AlertStatus.firing, AlertStatus.resolved):
+        await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="f1", status=status,
+                                               title="SearchLatencyHigh"))
+    await inc.set_phase(iid, PhaseInput(phase=Phase.monitoring, by="dan"))
+    await env.sleep(5 * MIN)
+    await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="f1", title="SearchLatencyHigh"))
+    await inc.resolve(iid, ResolveInput(by="dan"))
+    await env.sleep(30 * MIN)
+    await inc.reopen(iid, ReopenInput(by="dan", reason="latency is back"))
+    await inc.stand_down(iid, StandDownInput(by="dan", reason="load test, not an incident"))
+    await env.client.get_workflow_handle(iid).result()
+    return [iid]
+
+
+async def continued(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    iid = "incident-recorded-continued"
+    handle = await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(
+        declare=DeclareInput(title="Noisy", severity=Severity.SEV2, declared_by="pat"),
+        policy=IncidentPolicy(continue_as_new_after_events=30)), id=iid, task_queue=inc.settings.task_queue)
+    for i in range(25):
+        await inc.add_note(iid, NoteInput(text=f"note {i}", by="scribe"))
+        if i % 5 == 4:
+            await inc.post_status_update(iid, StatusUpdateInput(text=f"update {i}", by="carol"))
+    while (await inc.get(iid)).runs < 2:
+        await asyncio.sleep(0.05)
+    await inc.stand_down(iid, StandDownInput(by="pat", reason="done recording"))
+    await env.client.get_workflow_handle(iid).result()
+    return [handle.first_execution_run_id or "", iid]
+
+
+SCENARIOS = [lifecycle, alerts_reopen_standdown, continued]
+
+
+async def record(env: WorkflowEnvironment, inc: Incidents) -> dict[str, WorkflowHistory]:
+    """Run every scenario; returns histories by file stem (workflow id, plus the run for older runs)."""
+    out: dict[str, WorkflowHistory] = {}
+    for scenario in SCENARIOS:
+        ids = await scenario(env, inc)
+        if len(ids) == 2:  # first run of a continued-as-new incident
+            first = env.client.get_workflow_handle(ids[1], run_id=ids[0])
+            out[f"{ids[1]}.run1"] = await first.fetch_history()
+        for iid in ids[-1:]:
+            out[iid] = await env.client.get_workflow_handle(iid).fetch_history()
+    return out
+
+
+async def _main() -> None:
+    from tests.conftest import binary, register_search_attributes, running_worker
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
+    await register_search_attributes(env)
+    async with running_worker(env.client) as (settings, _):
+        histories = await record(env, Incidents(env.client, settings))
+    HISTORIES.mkdir(exist_ok=True)
+    for stem, history in histories.items():
+        (HISTORIES / f"{stem}.json").write_text(history.to_json())
+        print(f"wrote {stem}.json ({len(history.events)} events)")
+    await env.shutdown()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main())
