@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="embedded stack: Temporal dev server + worker + API (+ demo)")
     dev.add_argument("--no-demo", action="store_true", help="do not run the demo incident")
+    dev.add_argument("--external", action="store_true",
+                     help="use the Temporal at INCIDENTFLOW_TEMPORAL_ADDRESS instead of starting the embedded one")
     sub.add_parser("worker", help="run a worker against INCIDENTFLOW_TEMPORAL_ADDRESS")
     sub.add_parser("api", help="run the HTTP API on INCIDENTFLOW_API_HOST:INCIDENTFLOW_API_PORT")
     temporal = sub.add_parser("temporal", help="Temporal cluster chores")
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings()
         if args.command == "dev":
             from incidentflow.stack import run_dev
-            return run_dev(settings, demo=not args.no_demo)
+            return run_dev(settings, demo=not args.no_demo, external=args.external)
         if args.command == "worker":
             from workers.main import run_worker
             asyncio.run(run_worker(settings))

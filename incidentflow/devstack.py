@@ -79,7 +79,8 @@ class DevServer:
         if port_open(self.host, self.port):
             raise DevStackError(
                 f"port {self.port} on {self.host} is already in use (another Temporal or `incidentflow dev`?). "
-                f"Stop it, or use it with INCIDENTFLOW_TEMPORAL_ADDRESS={self.host}:{self.port}")
+                f"Stop it, or use it with `incidentflow dev --external`, or pick another port with "
+                f"INCIDENTFLOW_TEMPORAL_ADDRESS=127.0.0.1:<port>")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_file, "ab")
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,

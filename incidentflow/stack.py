@@ -57,12 +57,11 @@ def run_api(settings: Settings) -> int:
     return 0
 
 
-def run_dev(settings: Settings, demo: bool = True) -> int:
+def run_dev(settings: Settings, demo: bool = True, external: bool = False) -> int:
     if settings.config is None and EXAMPLE_CONFIG.exists():
         settings.config = EXAMPLE_CONFIG
     config = load_config(settings.config)
-    embedded = "temporal_address" not in settings.model_fields_set
-    server = DevServer(settings) if embedded else None
+    server = None if external else DevServer(settings)
     try:
         if server:
             print(f"starting the Temporal dev server ({server.db_file}) …", flush=True)
