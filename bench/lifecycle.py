@@ -297,6 +297,9 @@ class BoundedFigures:
     runs_seen: list[tuple[str, int, int]] = field(default_factory=list)  # (status, events, bytes)
     complete: bool = False
     task_trouble: Counter[str] = field(default_factory=Counter)  # failed/timed-out workflow tasks by cause
+    replay_run: str | None = None
+    replay_events: int = 0
+    replay_seconds: float = 0.0
 
 
 async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: int) -> BoundedFigures:
@@ -368,18 +371,32 @@ async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: in
             fig.runs_seen.append((desc.status.name if desc.status else "?", desc.history_length,
                                   desc.raw_description.workflow_execution_info.history_size_bytes))
             await count_task_trouble(client, wf.id, wf.run_id, fig.task_trouble)
+            if desc.history_length > fig.replay_events:
+                fig.replay_events, fig.replay_run = desc.history_length, wf.run_id
+    if fig.replay_run:
+        # What a cache eviction or worker restart costs: replaying the largest run from scratch.
+        from temporalio.worker import Replayer
+        from workflows import WORKFLOWS
+        history = await client.get_workflow_handle(iid, run_id=fig.replay_run).fetch_history()
+        t0 = time.perf_counter()
+        try:
+            await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(history)
+        except Exception as exc:  # noqa: BLE001
+            fig.errors[f"replay: {error_key(exc)}"] += 1
+        fig.replay_seconds = time.perf_counter() - t0
     return fig
 
 
 async def count_task_trouble(client: Client, wid: str, run_id: str | None, into: Counter[str]) -> None:
-    from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
+    from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
     handle = client.get_workflow_handle(wid, run_id=run_id)
     async for e in handle.fetch_history_events():
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             cause = WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)
             into["failed " + cause.removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")] += 1
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-            into["timed out"] += 1
+            kind = TimeoutType.Name(e.workflow_task_timed_out_event_attributes.timeout_type)
+            into["timed out " + kind.removeprefix("TIMEOUT_TYPE_")] += 1
 
 
 async def settled_state(client: Client, inc: Any, iid: str, timeout: float = 20) -> Any:
@@ -542,10 +559,11 @@ async def main() -> None:
                     ["runs in visibility", runs or "n/a"],
                     ["workflow tasks failed/timed out",
                      ", ".join(f"{k}: {v}" for k, v in bnd.task_trouble.most_common()) or "none"],
+                    ["replay of the largest run", f"{bnd.replay_seconds:.1f} s for {bnd.replay_events:,} events"],
                     ["signal errors", str(sum(bnd.errors.values()))],
                 ]))
     for err, count in bnd.errors.most_common(5):
-        print(f"   ERROR signal x{count}: {err}")
+        print(f"   ERROR x{count}: {err}")
 
 
 if __name__ == "__main__":

@@ -101,6 +101,12 @@ def test_dev_stack_killed_mid_incident_keeps_incident_and_pending_reminder(stack
         time.sleep(2)
         assert state(stack_env, iid).reminders_sent == 1, "the reminder is not repeated"
         assert iid in cli(stack_env, "list", "--open")
+        # the Web UI of the embedded server lists it under the severity filter a newcomer types
+        ui = f"http://127.0.0.1:{stack_env['INCIDENTFLOW_UI_PORT']}"
+        assert httpx.get(ui + "/", timeout=10).status_code == 200
+        listed = httpx.get(f"{ui}/api/v1/namespaces/default/workflows",
+                           params={"query": 'IncidentSeverity="SEV2" AND IncidentPhase!="closed"'}, timeout=10)
+        assert iid in [w["execution"]["workflowId"] for w in listed.json()["executions"]]
     finally:
         second.send_signal(signal.SIGTERM)
         code = second.wait(30)
