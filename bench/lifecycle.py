@@ -297,6 +297,7 @@ class BoundedFigures:
     runs_seen: list[tuple[str, int, int]] = field(default_factory=list)  # (status, events, bytes)
     complete: bool = False
     task_trouble: Counter[str] = field(default_factory=Counter)  # failed/timed-out workflow tasks by cause
+    trouble_at: dict[str, tuple[int, int]] = field(default_factory=dict)
     replay_run: str | None = None
     replay_events: int = 0
     replay_seconds: float = 0.0
@@ -370,7 +371,7 @@ async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: in
             desc = await client.get_workflow_handle(wf.id, run_id=wf.run_id).describe()
             fig.runs_seen.append((desc.status.name if desc.status else "?", desc.history_length,
                                   desc.raw_description.workflow_execution_info.history_size_bytes))
-            await count_task_trouble(client, wf.id, wf.run_id, fig.task_trouble)
+            await count_task_trouble(client, wf.id, wf.run_id, fig.task_trouble, fig.trouble_at)
             if desc.history_length > fig.replay_events:
                 fig.replay_events, fig.replay_run = desc.history_length, wf.run_id
     if fig.replay_run:
@@ -387,16 +388,23 @@ async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: in
     return fig
 
 
-async def count_task_trouble(client: Client, wid: str, run_id: str | None, into: Counter[str]) -> None:
+async def count_task_trouble(client: Client, wid: str, run_id: str | None, into: Counter[str],
+                             where: dict[str, tuple[int, int]]) -> None:
+    """Failed and timed-out workflow tasks by cause, and the event ids where they first/last happened."""
     from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
     handle = client.get_workflow_handle(wid, run_id=run_id)
     async for e in handle.fetch_history_events():
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             cause = WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)
-            into["failed " + cause.removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")] += 1
+            key = "failed " + cause.removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             kind = TimeoutType.Name(e.workflow_task_timed_out_event_attributes.timeout_type)
-            into["timed out " + kind.removeprefix("TIMEOUT_TYPE_")] += 1
+            key = "timed out " + kind.removeprefix("TIMEOUT_TYPE_")
+        else:
+            continue
+        into[key] += 1
+        first, _ = where.get(key, (e.event_id, e.event_id))
+        where[key] = (first, e.event_id)
 
 
 async def settled_state(client: Client, inc: Any, iid: str, timeout: float = 20) -> Any:
@@ -558,7 +566,8 @@ async def main() -> None:
                     ["workflow runs (state.runs)", str(bnd.runs)],
                     ["runs in visibility", runs or "n/a"],
                     ["workflow tasks failed/timed out",
-                     ", ".join(f"{k}: {v}" for k, v in bnd.task_trouble.most_common()) or "none"],
+                     ", ".join(f"{k}: {v} (events {bnd.trouble_at[k][0]:,}-{bnd.trouble_at[k][1]:,})"
+                               for k, v in bnd.task_trouble.most_common()) or "none"],
                     ["replay of the largest run", f"{bnd.replay_seconds:.1f} s for {bnd.replay_events:,} events"],
                     ["signal errors", str(sum(bnd.errors.values()))],
                 ]))

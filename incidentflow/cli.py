@@ -15,11 +15,23 @@ from typing import Any
 from pydantic import ValidationError
 
 from incidentflow import policy
-from incidentflow.client import Incidents, IncidentflowError, TemporalUnavailable, connect
+from incidentflow.client import IncidentflowError, Incidents, TemporalUnavailable, connect
 from incidentflow.config import ConfigError, Settings, load_config
 from incidentflow.models import (
-    AckInput, DeclareInput, IncidentState, NoteInput, Phase, PhaseInput, ReopenInput, ResolveInput, Role,
-    RoleInput, Severity, SeverityInput, StandDownInput, StatusUpdateInput,
+    AckInput,
+    DeclareInput,
+    IncidentState,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    ReopenInput,
+    ResolveInput,
+    Role,
+    RoleInput,
+    Severity,
+    SeverityInput,
+    StandDownInput,
+    StatusUpdateInput,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
@@ -131,7 +143,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     cmd = args.command
     by = _actor(args, settings)
     inc = await _incidents(settings)
-    iid = getattr(args, "id", None)
+    iid: str = getattr(args, "id", None) or ""
     updates: dict[str, Callable[[], Awaitable[Any]]] = {
         "ack": lambda: inc.acknowledge(iid, AckInput(by=by)),
         "role": lambda: inc.assign_role(iid, RoleInput(role=args.role, person=args.person, by=by)),

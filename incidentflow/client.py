@@ -7,7 +7,7 @@ whose messages are fit to show a user as they are.
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,11 +16,18 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
-    Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle, WorkflowQueryFailedError,
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import (
-    SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy, WorkflowIDReusePolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -29,9 +36,23 @@ from temporalio.service import RPCError, RPCStatusCode
 from incidentflow import policy
 from incidentflow.config import IncidentflowConfig, Settings
 from incidentflow.models import (
-    AckInput, AlertSignal, CommandResult, DeclareInput, IncidentStart, IncidentState, IncidentSummary,
-    NoteInput, Phase, PhaseInput, ReopenInput, ResolveInput, RoleInput, Severity, SeverityInput,
-    StandDownInput, StatusUpdateInput,
+    AckInput,
+    AlertSignal,
+    CommandResult,
+    DeclareInput,
+    IncidentStart,
+    IncidentState,
+    IncidentSummary,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    ReopenInput,
+    ResolveInput,
+    RoleInput,
+    Severity,
+    SeverityInput,
+    StandDownInput,
+    StatusUpdateInput,
 )
 from workflows import search_attributes as sa
 from workflows.incident import IncidentWorkflow
@@ -62,7 +83,7 @@ async def connect(settings: Settings, timeout: float = 5.0) -> Client:
                            data_converter=pydantic_data_converter),
             timeout,
         )
-    except (asyncio.TimeoutError, RuntimeError, OSError, RPCError) as exc:
+    except (TimeoutError, RuntimeError, OSError, RPCError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "no answer"
         raise TemporalUnavailable(
             f"cannot reach Temporal at {settings.temporal_address} (namespace "
@@ -75,8 +96,8 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     """Register our search attributes where missing; returns the names added. Idempotent."""
     existing = await client.operator_service.list_search_attributes(
         ListSearchAttributesRequest(namespace=namespace))
-    wanted = {k.name: k.indexed_value_type for k in sa.ALL}
-    missing = {}
+    wanted = {k.name: IndexedValueType.ValueType(int(k.indexed_value_type)) for k in sa.ALL}
+    missing: dict[str, IndexedValueType.ValueType] = {}
     for name, kind in wanted.items():
         have = existing.custom_attributes.get(name)
         if have is None:
@@ -107,8 +128,8 @@ class Incidents:
 
     # ------------------------------------------------------------------ declare
     async def declare(self, cmd: DeclareInput, now: datetime | None = None) -> str:
-        start_time = now or datetime.now(timezone.utc)
-        pairs = [SearchAttributePair(sa.SEVERITY, cmd.severity.value),
+        start_time = now or datetime.now(UTC)
+        pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(sa.SEVERITY, cmd.severity.value),
                  SearchAttributePair(sa.PHASE, Phase.triage.value),
                  SearchAttributePair(sa.ACKNOWLEDGED, False),
                  SearchAttributePair(sa.DECLARED_AT, start_time)]
@@ -219,7 +240,7 @@ class Incidents:
                     running=wf.status == WorkflowExecutionStatus.RUNNING))
         except RPCError as exc:
             raise self._rpc_error(exc, "") from None
-        epoch = datetime.min.replace(tzinfo=timezone.utc)
+        epoch = datetime.min.replace(tzinfo=UTC)
         return sorted(rows, key=lambda r: r.declared_at or epoch, reverse=True)
 
     # ------------------------------------------------------------------ plumbing

@@ -10,7 +10,15 @@ from urllib.parse import quote
 from incidentflow import policy
 from incidentflow.client import Incidents
 from incidentflow.models import (
-    AckInput, DeclareInput, NoteInput, Phase, PhaseInput, ResolveInput, Role, RoleInput, Severity,
+    AckInput,
+    DeclareInput,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    ResolveInput,
+    Role,
+    RoleInput,
+    Severity,
     StatusUpdateInput,
 )
 

@@ -11,14 +11,18 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+from temporalio import workflow as temporal_workflow
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
-from temporalio import workflow as temporal_workflow
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
-    ExecuteWorkflowInput, Interceptor, Worker, WorkflowInboundInterceptor, WorkflowInterceptorClassInput,
+    ExecuteWorkflowInput,
+    Interceptor,
+    Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
 )
 
 from activities.notify import LogNotifier

@@ -16,8 +16,22 @@ from temporalio.testing import WorkflowEnvironment
 
 from incidentflow.client import Incidents
 from incidentflow.models import (
-    AckInput, AlertSignal, AlertStatus, DeclareInput, IncidentPolicy, IncidentStart, NoteInput, Phase,
-    PhaseInput, ReopenInput, ResolveInput, Role, RoleInput, Severity, SeverityInput, StandDownInput,
+    AckInput,
+    AlertSignal,
+    AlertStatus,
+    DeclareInput,
+    IncidentPolicy,
+    IncidentStart,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    ReopenInput,
+    ResolveInput,
+    Role,
+    RoleInput,
+    Severity,
+    SeverityInput,
+    StandDownInput,
     StatusUpdateInput,
 )
 from workflows.incident import IncidentWorkflow
@@ -104,8 +118,9 @@ async def record(env: WorkflowEnvironment, inc: Incidents) -> dict[str, Workflow
 
 
 async def _main() -> None:
-    from tests.conftest import binary, register_search_attributes, running_worker
     from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from tests.conftest import binary, register_search_attributes, running_worker
 
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)

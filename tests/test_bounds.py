@@ -10,11 +10,20 @@ from temporalio.testing import WorkflowEnvironment
 
 from incidentflow.client import Incidents
 from incidentflow.models import (
-    AckInput, AlertSignal, DeclareInput, EventKind, IncidentPolicy, IncidentStart, NoteInput, Phase,
-    PhaseInput, Severity, StatusUpdateInput,
+    AckInput,
+    AlertSignal,
+    DeclareInput,
+    EventKind,
+    IncidentPolicy,
+    IncidentStart,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    Severity,
+    StatusUpdateInput,
 )
 from tests.conftest import running_worker
-from tests.helpers import eventually, events
+from tests.helpers import events, eventually
 from workflows.incident import IncidentWorkflow
 
 

@@ -11,8 +11,21 @@ from temporalio.testing import WorkflowEnvironment
 from incidentflow import policy
 from incidentflow.client import CommandRejected, Incidents
 from incidentflow.models import (
-    AckInput, DeclareInput, EventKind, IncidentState, NoteInput, Phase, PhaseInput, ReopenInput, ResolveInput, Role,
-    RoleInput, Severity, SeverityInput, StandDownInput, StatusUpdateInput,
+    AckInput,
+    DeclareInput,
+    EventKind,
+    IncidentState,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    ReopenInput,
+    ResolveInput,
+    Role,
+    RoleInput,
+    Severity,
+    SeverityInput,
+    StandDownInput,
+    StatusUpdateInput,
 )
 from tests.conftest import running_worker
 from tests.helpers import events

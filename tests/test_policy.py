@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from incidentflow import policy
 from incidentflow.models.incident import (
-    EventKind, IncidentPolicy, IncidentState, Phase, Severity, TimelineEvent,
+    EventKind,
+    IncidentPolicy,
+    IncidentState,
+    Phase,
+    Severity,
+    TimelineEvent,
 )
 from incidentflow.policy import CommandRejected
 
-T0 = datetime(2026, 3, 6, 14, 5, tzinfo=timezone.utc)  # a Friday
+T0 = datetime(2026, 3, 6, 14, 5, tzinfo=UTC)  # a Friday
 MIN = timedelta(minutes=1)
 
 # Written out by hand on purpose: the expectation must not come from policy.ORDER / allowed_next.
@@ -119,14 +124,14 @@ def test_add_business_days(start: datetime, days: int, expected: datetime) -> No
     got = policy.add_business_days(start, days)
     assert got == expected
     assert got.weekday() < 5
-    aware = policy.add_business_days(start.replace(tzinfo=timezone.utc), days)
-    assert aware == expected.replace(tzinfo=timezone.utc)
+    aware = policy.add_business_days(start.replace(tzinfo=UTC), days)
+    assert aware == expected.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- postmortem reminders
 
 def test_postmortem_reminder_schedule() -> None:
-    due = datetime(2026, 3, 13, 14, 5, tzinfo=timezone.utc)
+    due = datetime(2026, 3, 13, 14, 5, tzinfo=UTC)
     day = timedelta(days=1)
     expected = [due - day, due, due + day, due + 2 * day, due + 3 * day, None, None]
     for sent, want in enumerate(expected):
@@ -136,7 +141,7 @@ def test_postmortem_reminder_schedule() -> None:
 
 
 def test_postmortem_reminder_custom_policy() -> None:
-    due = datetime(2026, 3, 13, 9, 0, tzinfo=timezone.utc)
+    due = datetime(2026, 3, 13, 9, 0, tzinfo=UTC)
     p = IncidentPolicy(postmortem_remind_before=timedelta(hours=4), postmortem_overdue_every=timedelta(hours=12),
                        postmortem_max_overdue_reminders=1)
     got = [policy.next_postmortem_reminder(state(phase=Phase.postmortem, postmortem_due=due, policy=p,
@@ -162,7 +167,7 @@ def event(text: str, at: datetime = T0, actor: str = "bob") -> TimelineEvent:
 def test_markdown_line_format() -> None:
     assert policy.markdown_line(event("rolled back deploy 1234", T0 + 2 * MIN)) == \
         "14:07 UTC - bob: rolled back deploy 1234"
-    assert policy.markdown_line(event("x", datetime(2026, 1, 2, 3, 4, tzinfo=timezone.utc))) == "03:04 UTC - bob: x"
+    assert policy.markdown_line(event("x", datetime(2026, 1, 2, 3, 4, tzinfo=UTC))) == "03:04 UTC - bob: x"
 
 
 def test_markdown_line_collapses_multiline_text() -> None:
@@ -218,7 +223,7 @@ def test_slugify_max_length_does_not_end_in_dash() -> None:
 
 
 def test_incident_id_format_and_attempt_suffix() -> None:
-    at = datetime(2026, 11, 23, 4, 33, tzinfo=timezone.utc)
+    at = datetime(2026, 11, 23, 4, 33, tzinfo=UTC)
     assert policy.incident_id(at, "checkout", "ignored") == "incident-20261123-0433-checkout"
     assert policy.incident_id(at, None, "Login is Broken!") == "incident-20261123-0433-login-is-broken"
     assert policy.incident_id(at, "checkout", "t", attempt=1) == "incident-20261123-0433-checkout-2"

@@ -8,7 +8,15 @@ from temporalio.testing import WorkflowEnvironment
 
 from incidentflow.client import Incidents
 from incidentflow.models import (
-    AckInput, DeclareInput, Phase, PhaseInput, ResolveInput, Role, RoleInput, Severity, SeverityInput,
+    AckInput,
+    DeclareInput,
+    Phase,
+    PhaseInput,
+    ResolveInput,
+    Role,
+    RoleInput,
+    Severity,
+    SeverityInput,
 )
 from tests.conftest import running_worker
 from tests.helpers import eventually

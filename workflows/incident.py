@@ -7,7 +7,6 @@ history); alerts and notes are signals; state is read with a query. Side effects
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -16,9 +15,26 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import IncidentActivities
     from incidentflow import policy
     from incidentflow.models import (
-        AckInput, AlertRecord, AlertSignal, AlertStatus, CommandResult, EventKind, IncidentStart,
-        IncidentState, NoteInput, NotifyInput, Phase, PhaseInput, ReopenInput, ResolveInput, Role,
-        RoleInput, SeverityInput, StandDownInput, StatusUpdateInput, TimelineEvent,
+        AckInput,
+        AlertRecord,
+        AlertSignal,
+        AlertStatus,
+        CommandResult,
+        EventKind,
+        IncidentStart,
+        IncidentState,
+        NoteInput,
+        NotifyInput,
+        Phase,
+        PhaseInput,
+        ReopenInput,
+        ResolveInput,
+        Role,
+        RoleInput,
+        SeverityInput,
+        StandDownInput,
+        StatusUpdateInput,
+        TimelineEvent,
     )
     from workflows import options
     from workflows import search_attributes as sa
@@ -74,7 +90,7 @@ class IncidentWorkflow:
                 continue
             try:
                 await workflow.wait_condition(lambda: self._wake, timeout=timeout, timeout_summary=what)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self._sync_search_attributes()
         self._refresh_details()
@@ -195,13 +211,13 @@ class IncidentWorkflow:
     @workflow.update
     def assign_role(self, cmd: RoleInput) -> CommandResult:
         warnings = self._assign(cmd.role, cmd.person, cmd.by)
-        return self._result(f"{cmd.person} is now {cmd.role.title}", warnings)
+        return self._result(f"{cmd.person} is now {cmd.role.label}", warnings)
 
     @assign_role.validator
     def _check_role(self, cmd: RoleInput) -> None:
         policy.check_not_ended(self.s, "assign a role")
         if self.s.roles.get(cmd.role) == cmd.person:
-            raise policy.CommandRejected(f"{cmd.person} is already the {cmd.role.title}")
+            raise policy.CommandRejected(f"{cmd.person} is already the {cmd.role.label}")
 
     @workflow.update
     def set_severity(self, cmd: SeverityInput) -> CommandResult:
@@ -314,7 +330,7 @@ class IncidentWorkflow:
         previous = s.roles.get(role)
         s.roles[role] = person
         was = f" (was {previous})" if previous else ""
-        self._event(EventKind.role, by, f"{person} is {role.title}{was}")
+        self._event(EventKind.role, by, f"{person} is {role.label}{was}")
         warnings = []
         if s.roles.get(Role.ic) and s.roles.get(Role.ic) == s.roles.get(Role.lead):
             warnings.append(f"{person} is both incident commander and tech lead: "
@@ -362,7 +378,7 @@ class IncidentWorkflow:
 
     def _refresh_details(self) -> None:
         s = self.s
-        roles = ", ".join(f"{r.title}: {p}" for r, p in s.roles.items()) or "no roles assigned"
+        roles = ", ".join(f"{r.label}: {p}" for r, p in s.roles.items()) or "no roles assigned"
         deadline, what = self._next_deadline()
         nxt = f"\n\nNext: {what} at {deadline:%Y-%m-%d %H:%M} UTC" if deadline else ""
         ack = f"acknowledged by {s.acknowledged_by}" if s.acknowledged_by else "not acknowledged"

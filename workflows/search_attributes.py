@@ -5,6 +5,8 @@ The sqlite/SQL visibility stores cap custom attributes (10 Keyword, 3 Datetime, 
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio.common import SearchAttributeKey
 
 SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
@@ -14,4 +16,4 @@ COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
 ACKNOWLEDGED = SearchAttributeKey.for_bool("IncidentAcknowledged")
 DECLARED_AT = SearchAttributeKey.for_datetime("IncidentDeclaredAt")
 
-ALL = [SEVERITY, PHASE, SERVICE, COMMANDER, ACKNOWLEDGED, DECLARED_AT]
+ALL: list[SearchAttributeKey[Any]] = [SEVERITY, PHASE, SERVICE, COMMANDER, ACKNOWLEDGED, DECLARED_AT]

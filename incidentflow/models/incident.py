@@ -49,7 +49,7 @@ class Role(str, Enum):
     scribe = "scribe"
 
     @property
-    def title(self) -> str:
+    def label(self) -> str:
         return {"ic": "incident commander", "lead": "tech lead", "comms": "comms lead", "scribe": "scribe"}[
             self.value
         ]
