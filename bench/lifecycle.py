@@ -348,9 +348,8 @@ async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: in
         fig.signal_seconds = time.perf_counter() - t0
         fig.signals = len(ops) - sum(fig.errors.values())
 
-        def drained(s: Any) -> bool:
-            return (s.alerts_received >= alerts
-                    and s.seq - seq_before - len(s.alerts) >= notes)
+        def drained(s: Any) -> bool:  # a lower bound; settled_state() then waits for quiet
+            return s.alerts_received >= alerts and s.seq - seq_before >= notes
 
         t0 = time.perf_counter()
         state = await wait_state(inc, iid, drained, timeout=120)
@@ -444,15 +443,16 @@ def fmt(v: float, digits: int = 1) -> str:
     return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
 
 
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+def table(title: str, header: list[str], rows: list[list[str]], left: bool = False) -> str:
+    """First column left-aligned, the others right-aligned (or all left with left=True)."""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    out = [f"\n{title}", "  ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in
-                                   enumerate(zip(header, widths))), line]
-    for r in rows:
-        out.append("  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in
-                             enumerate(zip(r, widths))))
-    return "\n".join(out)
+
+    def cells(r: list[str]) -> str:
+        return "  ".join(str(v).ljust(w) if i == 0 or left else str(v).rjust(w)
+                         for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join([f"\n{title}", cells(header), "  ".join("-" * w for w in widths),
+                      *(cells(r) for r in rows)])
 
 
 def ratio(a: float, b: float) -> str:
@@ -562,7 +562,7 @@ async def main() -> None:
                     ["timeline events ever (seq)", f"{bnd.events_ever:,}"],
                     ["alerts received / kept / dropped",
                      f"{bnd.alerts_received:,} / {bnd.alerts_kept:,} / {bnd.alerts_dropped:,}"],
-                    ["notes recorded", f"{bnd.notes_recorded:,}"],
+                    ["notes recorded (events added - alerts kept)", f"{bnd.notes_recorded:,}"],
                     ["workflow runs (state.runs)", str(bnd.runs)],
                     ["runs in visibility", runs or "n/a"],
                     ["workflow tasks failed/timed out",
@@ -570,7 +570,7 @@ async def main() -> None:
                                for k, v in bnd.task_trouble.most_common()) or "none"],
                     ["replay of the largest run", f"{bnd.replay_seconds:.1f} s for {bnd.replay_events:,} events"],
                     ["signal errors", str(sum(bnd.errors.values()))],
-                ]))
+                ], left=True))
     for err, count in bnd.errors.most_common(5):
         print(f"   ERROR x{count}: {err}")
 

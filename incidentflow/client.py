@@ -34,6 +34,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from incidentflow import policy
+from incidentflow.ingest import group_workflow_id, resolved_only
 from incidentflow.config import IncidentflowConfig, Settings
 from incidentflow.models import (
     AckInput,
@@ -55,9 +56,18 @@ from incidentflow.models import (
     StatusUpdateInput,
 )
 from workflows import search_attributes as sa
+from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 
 WORKFLOW_TYPE = "IncidentWorkflow"
+
+
+class IngestResult(BaseModel):
+    outcome: str  # accepted | annotated | dropped | ignored
+    rule: str
+    group_id: str | None = None
+    incident_id: str | None = None
+    reason: str = ""
 
 
 class IncidentflowError(Exception):
@@ -166,6 +176,54 @@ class Incidents:
 
     async def raise_alert(self, incident_id: str, alert: AlertSignal) -> None:
         await self._signal(incident_id, IncidentWorkflow.alert, alert)
+
+    async def ingest(self, batch: AlertBatch) -> IngestResult:
+        """Hand one routed notification to Temporal; returns only once it is durably there."""
+        route = batch.route
+        if route.action == "drop":
+            return IngestResult(outcome="dropped", rule=route.rule)
+        if route.action == "annotate":
+            open_ones = await self.list(open_only=True, service=route.service, limit=20) if route.service else []
+            if not open_ones:
+                return IngestResult(outcome="ignored", rule=route.rule,
+                                    reason=f"no open incident for service {route.service or '(none)'} to annotate")
+            target = open_ones[0].id
+            await self._signal(target, IncidentWorkflow.alerts, batch.alerts)
+            return IngestResult(outcome="annotated", rule=route.rule, incident_id=target)
+        group_id = group_workflow_id(batch.group_key)
+        try:
+            if resolved_only(batch):  # never opens anything: only a running group hears it
+                await self.client.get_workflow_handle(group_id).signal(
+                    AlertGroupWorkflow.alerts, batch, rpc_timeout=timedelta(seconds=5))
+            else:
+                await self.client.start_workflow(
+                    AlertGroupWorkflow.run, AlertGroupStart(group_key=batch.group_key,
+                                                            policy=self.config.incident_policy()),
+                    id=group_id, task_queue=self.settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    start_signal="alerts", start_signal_args=[batch], rpc_timeout=timedelta(seconds=5),
+                    static_summary=f"Alert group: {batch.title}"[:200])
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND and resolved_only(batch):
+                return IngestResult(outcome="ignored", rule=route.rule, group_id=group_id,
+                                    reason="resolved, and no open incident for this alert group")
+            raise self._rpc_error(exc, group_id) from None
+        return IngestResult(outcome="accepted", rule=route.rule, group_id=group_id)
+
+    async def alert_group(self, group_id: str) -> AlertGroupState | None:
+        """The group's state (its current incident), or None when no group run exists."""
+        handle = self.client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
+        try:
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.RUNNING:
+                return await handle.query(AlertGroupWorkflow.get_state, rpc_timeout=timedelta(seconds=10))
+            if desc.status == WorkflowExecutionStatus.COMPLETED:
+                return await handle.result(rpc_timeout=timedelta(seconds=10))
+            return None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise self._rpc_error(exc, group_id) from None
 
     # ------------------------------------------------------------------ commands (updates)
     async def acknowledge(self, incident_id: str, cmd: AckInput) -> CommandResult:

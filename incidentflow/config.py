@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from incidentflow.models import IncidentPolicy, Severity
+from incidentflow.routing import Router, Rule, parse_matchers
 
 
 class Settings(BaseSettings):
@@ -111,10 +112,47 @@ class ProcessPolicy(_Strict):
         return {**IncidentPolicy().update_every, **v}  # severities not named keep their default
 
 
+class RoutingRule(_Strict):
+    name: str | None = None
+    match: list[str] | str = Field(default_factory=list, description='matchers: label="v", !=, =~, !~')
+    action: Literal["open", "annotate", "drop"] = "open"
+    service: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=63)
+    severity: SeverityKey | None = None
+    escalation_policy: str | None = None
+
+    @field_validator("match")
+    @classmethod
+    def _matchers(cls, v: list[str] | str) -> list[str] | str:
+        parse_matchers(v)  # raises with the bad matcher named
+        return v
+
+
+class Routing(_Strict):
+    reopen_window: Duration = timedelta(minutes=30)
+    default_action: Literal["open", "annotate", "drop"] = "open"
+    default_severity: SeverityKey = Severity.SEV3
+    severity_label: str = "severity"
+    override_label: str = "incident_severity"
+    service_label: str = "service"
+    severity_map: dict[str, SeverityKey] = Field(default_factory=lambda: dict(Router().severity_map))
+    rules: list[RoutingRule] = Field(default_factory=list)
+
+    def router(self) -> Router:
+        rules = tuple(
+            Rule(name=r.name or f"rule-{i + 1}", matchers=tuple(parse_matchers(r.match)), action=r.action,
+                 service=r.service, severity=r.severity, escalation_policy=r.escalation_policy)
+            for i, r in enumerate(self.rules))
+        return Router(rules=rules, default_action=self.default_action, default_severity=self.default_severity,
+                      severity_label=self.severity_label, override_label=self.override_label,
+                      service_label=self.service_label,
+                      severity_map=tuple((k.lower(), v) for k, v in self.severity_map.items()))
+
+
 class IncidentflowConfig(_Strict):
     people: list[Person] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
     policy: ProcessPolicy = Field(default_factory=ProcessPolicy)
+    routing: Routing = Field(default_factory=Routing)
 
     def service(self, name: str | None) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
@@ -123,6 +161,7 @@ class IncidentflowConfig(_Strict):
         p = self.policy
         return IncidentPolicy(
             first_update_after=p.first_update_after, update_every=p.update_every,
+            reopen_window=self.routing.reopen_window,
             monitoring_window=p.monitoring_window, auto_close_after=p.auto_close_after,
             postmortem_required=p.postmortem.required_for,
             postmortem_business_days=p.postmortem.business_days,

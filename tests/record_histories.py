@@ -1,8 +1,8 @@
 """Recorded incident histories: the scenarios behind tests/histories/*.json.
 
-`python -m tests.record_histories` rewrites the files from the current code. Do that only when adding
-scenarios: the committed files are what running incidents look like, and test_replay.py makes sure new
-code still replays them (use `workflow.patched` when a change would not).
+`python -m tests.record_histories` writes `<workflow id>[.run1].<VERSION>.json` from the current code. Bump
+VERSION when workflow logic changes (behind `workflow.patched`) and keep the older files: they are what
+running incidents look like, and test_replay.py makes sure new code still replays every one of them.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ from incidentflow.models import (
 from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
+# Bump when the workflow code changes in a way recorded histories should capture; older files stay.
+VERSION = "v2"
 MIN = timedelta(minutes=1)
 
 
@@ -71,14 +73,18 @@ async def alerts_reopen_standdown(env: WorkflowEnvironment, inc: Incidents) -> l
     await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(declare=DeclareInput(
         title="Search latency", severity=Severity.SEV3, service="search", declared_by="am",
         commander="dan")), id=iid, task_queue=inc.settings.task_queue)
-    for status in (AlertStatus.firing, AlertStatus.firing, AlertStatus.resolved):
+    for status in (AlertStatus.firing, AlertStatus.firing, AlertStatus.resolved):  # resolved → monitoring
         await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="f1", status=status,
                                                title="SearchLatencyHigh"))
-    await inc.set_phase(iid, PhaseInput(phase=Phase.monitoring, by="dan"))
     await env.sleep(5 * MIN)
     await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="f1", title="SearchLatencyHigh"))
     await inc.resolve(iid, ResolveInput(by="dan"))
-    await env.sleep(30 * MIN)
+    await env.sleep(10 * MIN)
+    await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="f1", title="SearchLatencyHigh"))
+    await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="f1", status=AlertStatus.resolved,
+                                           title="SearchLatencyHigh"))  # flapped: reopened, then monitoring
+    await inc.resolve(iid, ResolveInput(by="dan"))
+    await env.sleep(31 * MIN)
     await inc.reopen(iid, ReopenInput(by="dan", reason="latency is back"))
     await inc.stand_down(iid, StandDownInput(by="dan", reason="load test, not an incident"))
     await env.client.get_workflow_handle(iid).result()
@@ -129,8 +135,8 @@ async def _main() -> None:
         histories = await record(env, Incidents(env.client, settings))
     HISTORIES.mkdir(exist_ok=True)
     for stem, history in histories.items():
-        (HISTORIES / f"{stem}.json").write_text(history.to_json())
-        print(f"wrote {stem}.json ({len(history.events)} events)")
+        (HISTORIES / f"{stem}.{VERSION}.json").write_text(history.to_json())
+        print(f"wrote {stem}.{VERSION}.json ({len(history.events)} events)")
     await env.shutdown()
 
 

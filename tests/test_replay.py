@@ -22,7 +22,7 @@ COMMITTED = sorted(HISTORIES.glob("*.json"))
 
 
 def load(path: Path) -> WorkflowHistory:
-    workflow_id = path.name.split(".")[0]  # <workflow id>[.run1].json
+    workflow_id = path.name.split(".")[0]  # <workflow id>[.run1].<version>.json
     return WorkflowHistory.from_json(workflow_id, path.read_text())
 
 
@@ -31,7 +31,9 @@ def replayer(*workflows: type) -> Replayer:
 
 
 def test_histories_are_committed() -> None:
-    assert len(COMMITTED) >= 4, "tests/histories/ holds the recorded incidents (python -m tests.record_histories)"
+    versions = {p.name.split(".")[-2] for p in COMMITTED}
+    assert len(COMMITTED) >= 8 and {"v1", "v2"} <= versions, \
+        "tests/histories/ holds the recorded incidents of every version (python -m tests.record_histories)"
 
 
 @pytest.mark.parametrize("path", COMMITTED, ids=[p.stem for p in COMMITTED])
@@ -48,7 +50,7 @@ async def test_fresh_histories_replay(ts_env: WorkflowEnvironment) -> None:
         assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
 
 
-@workflow.defn(name="IncidentWorkflow")
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)  # a test double: no sandbox re-imports
 class ChangedWithoutPatch(IncidentWorkflow):
     """What a careless change looks like: a new timer before the old logic, not guarded by patched()."""
 
@@ -60,4 +62,4 @@ class ChangedWithoutPatch(IncidentWorkflow):
 
 async def test_an_unpatched_change_is_caught() -> None:
     with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
-        await replayer(ChangedWithoutPatch).replay_workflow(load(HISTORIES / "incident-recorded-lifecycle.json"))
+        await replayer(ChangedWithoutPatch).replay_workflow(load(HISTORIES / "incident-recorded-lifecycle.v1.json"))

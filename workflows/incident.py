@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 SYSTEM = "incidentflow"
+PATCH_ALERT_PHASES = "alerts-drive-phases"  # alert resolution/flapping move the phase (issue 3)
+_BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
 DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
 
@@ -50,6 +52,7 @@ class IncidentWorkflow:
     def __init__(self, start: IncidentStart) -> None:
         self._wake = False
         self._synced: dict[str, object] = {}
+        self._outbox: list[IncidentStatusSignal] = []  # phase changes to tell the alert group
         if start.carried is not None:
             self.s = start.carried
             self.s.runs += 1
@@ -68,6 +71,9 @@ class IncidentWorkflow:
         if d.commander:
             self._assign(Role.ic, d.commander, d.declared_by)
         self.s.next_update_due = policy.next_update_due(self.s)
+        self.s.group_id = start.group_id
+        for alert in start.initial_alerts:
+            self._apply_alert(alert)
 
     # ---------------------------------------------------------------- run: timers of the process
     @workflow.run
@@ -81,6 +87,7 @@ class IncidentWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(IncidentStart(carried=self.s))
             await self._fire_due(workflow.now())
+            await self._flush_outbox()
             if self.s.phase in policy.TERMINAL:  # auto-closed just now
                 break
             deadline, what = self._next_deadline()
@@ -95,6 +102,7 @@ class IncidentWorkflow:
         self._sync_search_attributes()
         self._refresh_details()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._flush_outbox()
         return self.s
 
     def _next_deadline(self) -> tuple[datetime | None, str | None]:
@@ -157,11 +165,21 @@ class IncidentWorkflow:
     # ---------------------------------------------------------------- signals and queries
     @workflow.signal
     def alert(self, alert: AlertSignal) -> None:
+        self._apply_alert(alert)
+
+    @workflow.signal
+    def alerts(self, batch: list[AlertSignal]) -> None:
+        """One webhook notification's alerts, delivered together by the alert group."""
+        for alert in batch:
+            self._apply_alert(alert)
+
+    def _apply_alert(self, alert: AlertSignal) -> None:
         s = self.s
         now = workflow.now()
         s.alerts_received += 1
         record = s.alerts.get(alert.fingerprint)
         name = alert.title or alert.fingerprint
+        changed = False
         if record is None:
             if len(s.alerts) >= s.policy.max_alerts:
                 s.alerts_dropped += 1
@@ -170,19 +188,36 @@ class IncidentWorkflow:
                 fingerprint=alert.fingerprint, source=alert.source, title=name, status=alert.status,
                 first_seen=now, last_seen=now)
             self._event(EventKind.alert, alert.source, f"Alert {alert.status.value}: {name}")
+            changed = True
         else:
             record.count += 1
             record.last_seen = now
             if record.status != alert.status:
                 record.status = alert.status
                 self._event(EventKind.alert, alert.source, f"Alert {alert.status.value}: {name}")
+                changed = True
         if alert.status == AlertStatus.firing and s.phase == Phase.monitoring:
             if s.monitoring_since != now:
                 self._event(EventKind.warning, SYSTEM,
                             f"Alert re-fired during monitoring ({name}): the monitoring window restarts")
             s.monitoring_since = now
             s.resolve_suggested = False
+        elif (changed or s.phase == Phase.resolved) and workflow.patched(PATCH_ALERT_PHASES):
+            self._alerts_drive_phase(alert, name, now)
         self._wake = True
+
+    def _alerts_drive_phase(self, alert: AlertSignal, name: str, now: datetime) -> None:
+        """Flapping reopens a just-resolved incident; every alert resolved starts the monitoring window."""
+        s = self.s
+        if (alert.status == AlertStatus.firing and s.phase == Phase.resolved and s.resolved_at
+                and now - s.resolved_at <= s.policy.reopen_window):
+            self._set_phase(Phase.investigating, alert.source,
+                            f"{name} fired again within {_minutes(s.policy.reopen_window)} of resolution "
+                            "(flapping): reopened")
+        elif (alert.status == AlertStatus.resolved and s.phase in _BEFORE_MONITORING
+              and all(a.status == AlertStatus.resolved for a in s.alerts.values())):
+            self._set_phase(Phase.monitoring, alert.source,
+                            "every alert has resolved: the monitoring window starts")
 
     @workflow.signal
     def add_note(self, note: NoteInput) -> None:
@@ -296,6 +331,14 @@ class IncidentWorkflow:
         if not cmd.reason.strip():
             raise policy.CommandRejected("standing down needs a reason")
 
+    async def _flush_outbox(self) -> None:
+        while self._outbox and self.s.group_id:
+            status = self._outbox.pop(0)
+            try:
+                await workflow.get_external_workflow_handle(self.s.group_id).signal("incident_changed", status)
+            except Exception as exc:  # the group has ended: nobody left to tell, the incident goes on
+                workflow.logger.info("alert group %s not told about %s: %s", self.s.group_id, status.phase, exc)
+
     # ---------------------------------------------------------------- state changes
     def _set_phase(self, target: Phase, by: str, note: str) -> None:
         s = self.s
@@ -323,6 +366,8 @@ class IncidentWorkflow:
             s.next_update_due = None
         if target in policy.TERMINAL:
             s.ended_at = now
+        if s.group_id:
+            self._outbox.append(IncidentStatusSignal(incident_id=s.id, phase=target, resolved_at=s.resolved_at))
         self._wake = True
 
     def _assign(self, role: Role, person: str, by: str) -> list[str]:

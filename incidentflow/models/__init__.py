@@ -1,33 +1,23 @@
 """Pydantic models: every workflow input, signal, update, query result and state."""
 
-from incidentflow.models.alert import AlertRecord, AlertSignal, AlertStatus
+from incidentflow.models.alert import (
+    AlertmanagerAlert, AlertmanagerPayload, AlertRecord, AlertSignal, GenericAlert, GrafanaAlert, GrafanaPayload,
+)
+from incidentflow.models.common import AlertStatus, EventKind, Phase, Role, Severity
+from incidentflow.models.group import (
+    AlertBatch, AlertGroupStart, AlertGroupState, IncidentStatusSignal, RouteDecision,
+)
 from incidentflow.models.incident import (
-    AckInput,
-    CommandResult,
-    DeclareInput,
-    EventKind,
-    IncidentPolicy,
-    IncidentStart,
-    IncidentState,
-    IncidentSummary,
-    NoteInput,
-    NotifyInput,
-    Phase,
-    PhaseInput,
-    ReopenInput,
-    ResolveInput,
-    Role,
-    RoleInput,
-    Severity,
-    SeverityInput,
-    StandDownInput,
-    StatusUpdateInput,
-    TimelineEvent,
+    AckInput, CommandResult, DeclareInput, IncidentPolicy, IncidentStart, IncidentState, IncidentSummary,
+    NoteInput, NotifyInput, PhaseInput, ReopenInput, ResolveInput, RoleInput, SeverityInput, StandDownInput,
+    StatusUpdateInput, TimelineEvent,
 )
 
 __all__ = [
-    "AckInput", "AlertRecord", "CommandResult", "AlertSignal", "AlertStatus", "DeclareInput", "EventKind",
-    "IncidentPolicy", "IncidentStart", "IncidentState", "IncidentSummary", "NoteInput", "NotifyInput",
-    "Phase", "PhaseInput", "ReopenInput", "ResolveInput", "Role", "RoleInput", "Severity",
-    "SeverityInput", "StandDownInput", "StatusUpdateInput", "TimelineEvent",
+    "AckInput", "AlertBatch", "AlertGroupStart", "AlertGroupState", "AlertRecord", "AlertSignal", "AlertStatus",
+    "AlertmanagerAlert", "AlertmanagerPayload", "CommandResult", "DeclareInput", "EventKind", "GenericAlert",
+    "GrafanaAlert", "GrafanaPayload", "IncidentPolicy", "IncidentStart", "IncidentState", "IncidentStatusSignal",
+    "IncidentSummary", "NoteInput", "NotifyInput", "Phase", "PhaseInput", "ReopenInput", "ResolveInput", "Role",
+    "RoleInput", "RouteDecision", "Severity", "SeverityInput", "StandDownInput", "StatusUpdateInput",
+    "TimelineEvent",
 ]

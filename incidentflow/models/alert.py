@@ -1,20 +1,16 @@
-"""Alerts as the incident workflow sees them (the ingestion edge maps vendor payloads to these)."""
+"""Alerts: vendor payloads as received, and what the workflows see of them."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-
-class AlertStatus(str, Enum):
-    firing = "firing"
-    resolved = "resolved"
+from incidentflow.models.common import AlertStatus, Severity
 
 
 class AlertSignal(BaseModel):
-    """One alert notification delivered to an incident (signal `alert`)."""
+    """One alert notification delivered to an incident (signal `alert`/`alerts`)."""
 
     source: str = Field("generic", max_length=64)
     fingerprint: str = Field(..., min_length=1, max_length=256, description="stable id of the alert")
@@ -34,3 +30,77 @@ class AlertRecord(BaseModel):
     first_seen: datetime
     last_seen: datetime
     count: int = 1
+
+
+# ---------------------------------------------------------------------------- vendor payloads
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+
+class AlertmanagerAlert(_Payload):
+    status: AlertStatus
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    startsAt: datetime | None = None
+    endsAt: datetime | None = None  # "0001-01-01T00:00:00Z" while firing
+    generatorURL: str = ""
+    fingerprint: str = ""
+
+
+class AlertmanagerPayload(_Payload):
+    """Alertmanager webhook, payload version 4."""
+
+    version: str = "4"
+    groupKey: str = Field(..., min_length=1, max_length=8192)
+    truncatedAlerts: int = 0
+    status: AlertStatus
+    receiver: str = Field(..., min_length=1, max_length=512)
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    alerts: list[AlertmanagerAlert] = Field(..., min_length=1, max_length=10_000)
+
+
+class GrafanaAlert(AlertmanagerAlert):
+    silenceURL: str = ""
+    dashboardURL: str = ""
+    panelURL: str = ""
+    values: dict[str, float | int | None] | None = None
+    valueString: str = ""
+
+
+class GrafanaPayload(_Payload):
+    """Grafana unified-alerting webhook contact point, version "1"."""
+
+    version: str = "1"
+    receiver: str = Field("", max_length=512)
+    status: AlertStatus
+    orgId: int = 1
+    groupKey: str = Field(..., min_length=1, max_length=8192)
+    groupLabels: dict[str, str] = Field(default_factory=dict)
+    commonLabels: dict[str, str] = Field(default_factory=dict)
+    commonAnnotations: dict[str, str] = Field(default_factory=dict)
+    externalURL: str = ""
+    truncatedAlerts: int = 0
+    title: str = ""
+    state: str = ""
+    message: str = ""
+    alerts: list[GrafanaAlert] = Field(..., min_length=1, max_length=10_000)
+
+
+class GenericAlert(BaseModel):
+    """Anything else (cron jobs, synthetic checks, curl): one alert per request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(..., min_length=1, max_length=200)
+    service: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    severity: Severity | None = None
+    dedup_key: str | None = Field(None, min_length=1, max_length=256,
+                                  description="alerts with the same key belong to one incident; "
+                                              "defaults to service + title")
+    status: AlertStatus = AlertStatus.firing
+    description: str = Field("", max_length=4000)
+    labels: dict[str, str] = Field(default_factory=dict)
+    links: list[str] = Field(default_factory=list, max_length=20)

@@ -3,72 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import Enum
 
 from pydantic import BaseModel, Field, field_validator
 
-from incidentflow.models.alert import AlertRecord
+from incidentflow.models.alert import AlertRecord, AlertSignal
+from incidentflow.models.common import EventKind, Phase, Role, Severity
 
 ACTOR = Field(..., min_length=1, max_length=128, description="who did it (person id or name)")
-
-
-class Severity(str, Enum):
-    SEV1 = "SEV1"
-    SEV2 = "SEV2"
-    SEV3 = "SEV3"
-    SEV4 = "SEV4"
-
-    @classmethod
-    def parse(cls, value: str | int) -> Severity:
-        """Accept SEV1, sev1, 1."""
-        text = str(value).strip().upper()
-        if text.isdigit():
-            text = f"SEV{text}"
-        try:
-            return cls(text)
-        except ValueError:
-            raise ValueError(f"unknown severity {value!r}: use one of SEV1, SEV2, SEV3, SEV4") from None
-
-
-class Phase(str, Enum):
-    triage = "triage"
-    investigating = "investigating"
-    identified = "identified"
-    mitigating = "mitigating"
-    monitoring = "monitoring"
-    resolved = "resolved"
-    postmortem = "postmortem"
-    closed = "closed"
-    stood_down = "stood_down"
-
-
-class Role(str, Enum):
-    ic = "ic"
-    lead = "lead"
-    comms = "comms"
-    scribe = "scribe"
-
-    @property
-    def label(self) -> str:
-        return {"ic": "incident commander", "lead": "tech lead", "comms": "comms lead", "scribe": "scribe"}[
-            self.value
-        ]
-
-
-class EventKind(str, Enum):
-    declared = "declared"
-    alert = "alert"
-    acknowledged = "acknowledged"
-    role = "role"
-    severity = "severity"
-    phase = "phase"
-    note = "note"
-    status_update = "status_update"
-    page = "page"
-    action = "action"
-    reminder = "reminder"
-    warning = "warning"
-    suggestion = "suggestion"
 
 
 class TimelineEvent(BaseModel):
@@ -92,6 +33,7 @@ class IncidentPolicy(BaseModel):
         }
     )
     monitoring_window: timedelta = timedelta(minutes=15)
+    reopen_window: timedelta = timedelta(minutes=30)  # an alert re-firing this soon after resolve reopens
     postmortem_required: list[Severity] = Field(default_factory=lambda: [Severity.SEV1, Severity.SEV2])
     postmortem_business_days: int = Field(5, ge=1, le=60)
     postmortem_remind_before: timedelta = timedelta(days=1)
@@ -200,6 +142,7 @@ class IncidentState(BaseModel):
     stand_down_reason: str = ""
     policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
     runs: int = 1
+    group_id: str | None = None
 
     @property
     def commander(self) -> str | None:
@@ -214,6 +157,8 @@ class IncidentStart(BaseModel):
     declared_at: datetime | None = None
     policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
     carried: IncidentState | None = None
+    group_id: str | None = None  # the AlertGroupWorkflow that opened it, told about phase changes
+    initial_alerts: list[AlertSignal] = Field(default_factory=list)
 
 
 class NotifyInput(BaseModel):

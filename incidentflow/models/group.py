@@ -1,0 +1,62 @@
+"""Alert groups: routed webhook notifications and the workflow that maps a group to its incident."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from incidentflow.models.alert import AlertSignal
+from incidentflow.models.common import AlertStatus, Phase, Severity
+from incidentflow.models.incident import IncidentPolicy
+
+Action = Literal["open", "annotate", "drop"]
+
+
+class RouteDecision(BaseModel):
+    action: Action
+    rule: str = "default"
+    service: str | None = None
+    severity: Severity = Severity.SEV3
+    escalation_policy: str | None = None
+
+
+class AlertBatch(BaseModel):
+    """One webhook notification, parsed and routed: the unit the group workflow receives."""
+
+    source: str
+    group_key: str
+    title: str
+    description: str = ""
+    route: RouteDecision
+    alerts: list[AlertSignal]
+
+    @property
+    def firing(self) -> bool:
+        return any(a.status == AlertStatus.firing for a in self.alerts)
+
+
+class AlertGroupState(BaseModel):
+    group_key: str
+    incident_id: str | None = None
+    incident_phase: Phase | None = None
+    resolved_at: datetime | None = None
+    incidents_opened: int = 0
+    batches: int = 0
+    alerts: int = 0
+    ignored: int = 0  # resolved notifications with no incident to tell
+
+
+class AlertGroupStart(BaseModel):
+    group_key: str
+    policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
+    carried: AlertGroupState | None = None
+
+
+class IncidentStatusSignal(BaseModel):
+    """Sent by an alert-born incident to its group when its phase changes."""
+
+    incident_id: str
+    phase: Phase
+    resolved_at: datetime | None = None

@@ -1,0 +1,132 @@
+"""AlertGroupWorkflow: one per alert group (Alertmanager receiver+groupKey, Grafana group, generic
+dedup key), reached by signal-with-start with USE_EXISTING. It maps the group to exactly one open
+incident: the first firing notification opens it (a child IncidentWorkflow that outlives the group),
+later ones are forwarded, a firing within the reopen window after resolution reopens it, and after
+that window (or once the incident ends) the group run finishes, so the next firing opens a new one.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from incidentflow import policy
+    from incidentflow.models import (
+        AlertBatch, AlertGroupStart, AlertGroupState, DeclareInput, IncidentStart, IncidentStatusSignal, Phase,
+    )
+    from workflows.incident import IncidentWorkflow
+
+MAX_INBOX = 1_000  # batches waiting in memory; Alertmanager groups, so this is a storm far beyond normal
+NO_REOPEN = (Phase.postmortem, Phase.closed, Phase.stood_down)
+
+
+@workflow.defn(name="AlertGroupWorkflow")
+class AlertGroupWorkflow:
+    @workflow.init
+    def __init__(self, start: AlertGroupStart) -> None:
+        self.s = start.carried or AlertGroupState(group_key=start.group_key)
+        self.policy = start.policy
+        self._inbox: list[AlertBatch] = []
+
+    @workflow.signal
+    def alerts(self, batch: AlertBatch) -> None:
+        self.s.batches += 1
+        self.s.alerts += len(batch.alerts)
+        self._inbox.append(batch)
+
+    @workflow.signal
+    def incident_changed(self, status: IncidentStatusSignal) -> None:
+        if status.incident_id == self.s.incident_id:
+            self.s.incident_phase = status.phase
+            self.s.resolved_at = status.resolved_at
+
+    @workflow.query
+    def get_state(self) -> AlertGroupState:
+        return self.s
+
+    @workflow.run
+    async def run(self, start: AlertGroupStart) -> AlertGroupState:
+        while True:
+            while self._inbox:
+                await self._handle(self._inbox.pop(0))
+            if self._finished():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._inbox:
+                    return self.s
+                continue
+            info = workflow.info()
+            if info.is_continue_as_new_suggested() or info.get_current_history_length() > 5_000:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if not self._inbox:
+                    workflow.continue_as_new(AlertGroupStart(group_key=self.s.group_key, policy=self.policy,
+                                                             carried=self.s))
+                continue
+            try:
+                await workflow.wait_condition(lambda: bool(self._inbox) or self._finished(),
+                                              timeout=self._until_window_closes(),
+                                              timeout_summary="reopen window closes")
+            except TimeoutError:
+                pass
+
+    def _incident_is_current(self) -> bool:
+        """Whether a firing alert belongs to the group's incident (open, or resolved within the window)."""
+        s = self.s
+        if s.incident_id is None or s.incident_phase in NO_REOPEN:
+            return False
+        if s.incident_phase == Phase.resolved:
+            return s.resolved_at is not None and workflow.now() - s.resolved_at <= self.policy.reopen_window
+        return True
+
+    def _finished(self) -> bool:
+        return self.s.incident_id is not None and not self._incident_is_current()
+
+    def _until_window_closes(self) -> timedelta | None:
+        if self.s.incident_phase == Phase.resolved and self.s.resolved_at:
+            return max(self.s.resolved_at + self.policy.reopen_window - workflow.now(), timedelta(0)) \
+                + timedelta(seconds=1)
+        return None
+
+    async def _handle(self, batch: AlertBatch) -> None:
+        if self._incident_is_current():
+            assert self.s.incident_id is not None
+            try:
+                await workflow.get_external_workflow_handle(self.s.incident_id).signal(
+                    IncidentWorkflow.alerts, batch.alerts)
+                return
+            except Exception as exc:  # the incident was terminated by hand: treat the group as fresh
+                workflow.logger.warning("incident %s unreachable (%s); opening a new one", self.s.incident_id, exc)
+                self.s.incident_phase = Phase.closed
+        if not batch.firing:
+            self.s.ignored += 1  # a resolved notification never opens an incident
+            return
+        await self._open(batch)
+
+    async def _open(self, batch: AlertBatch) -> None:
+        route = batch.route
+        declare = DeclareInput(title=batch.title, severity=route.severity, service=route.service,
+                               description=batch.description, declared_by=batch.source)
+        now = workflow.now()
+        for attempt in range(50):
+            incident_id = policy.incident_id(now, route.service, batch.title, attempt)
+            try:
+                await workflow.start_child_workflow(
+                    IncidentWorkflow.run,
+                    IncidentStart(declare=declare, incident_id=incident_id, policy=self.policy,
+                                  group_id=workflow.info().workflow_id, initial_alerts=batch.alerts),
+                    id=incident_id,
+                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    memo={"title": batch.title},
+                    static_summary=f"{route.severity.value} {batch.title}"[:200],
+                    static_details=f"Opened by {batch.source} (rule {route.rule})\n\n{batch.description}"[:2000],
+                )
+            except WorkflowAlreadyStartedError:
+                continue
+            self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
+            self.s.incidents_opened += 1
+            return
+        raise RuntimeError("no free incident id in 50 attempts")  # retried as a workflow task failure
