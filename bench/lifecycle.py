@@ -210,7 +210,14 @@ async def run_incidentflow(client: Client, n: int, c: int, token: str) -> tuple[
     from incidentflow.client import Incidents
     from incidentflow.config import Settings
     from incidentflow.models import (
-        AckInput, DeclareInput, PhaseInput, ResolveInput, Role, RoleInput, Severity, StatusUpdateInput,
+        AckInput,
+        DeclareInput,
+        PhaseInput,
+        ResolveInput,
+        Role,
+        RoleInput,
+        Severity,
+        StatusUpdateInput,
     )
     from incidentflow.models import Phase as IPhase
     from workers.main import build_worker
@@ -376,6 +383,7 @@ async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: in
     if fig.replay_run:
         # What a cache eviction or worker restart costs: replaying the largest run from scratch.
         from temporalio.worker import Replayer
+
         from workflows import WORKFLOWS
         history = await client.get_workflow_handle(iid, run_id=fig.replay_run).fetch_history()
         t0 = time.perf_counter()

@@ -34,10 +34,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from incidentflow import policy
-from incidentflow.ingest import group_workflow_id, resolved_only
 from incidentflow.config import IncidentflowConfig, Settings
+from incidentflow.ingest import group_workflow_id, resolved_only
 from incidentflow.models import (
     AckInput,
+    AlertBatch,
+    AlertGroupStart,
+    AlertGroupState,
     AlertSignal,
     CommandResult,
     DeclareInput,
@@ -313,7 +316,7 @@ class Incidents:
         except RPCError as exc:
             raise await self._command_error(exc, incident_id) from None
 
-    async def _signal(self, incident_id: str, signal: Any, arg: BaseModel) -> None:
+    async def _signal(self, incident_id: str, signal: Any, arg: Any) -> None:
         try:
             await self.client.get_workflow_handle(incident_id).signal(signal, arg)
         except RPCError as exc:

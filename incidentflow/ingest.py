@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from incidentflow.models import (
-    AlertBatch, AlertmanagerAlert, AlertmanagerPayload, AlertSignal, AlertStatus, GenericAlert, GrafanaPayload,
+    AlertBatch,
+    AlertmanagerAlert,
+    AlertmanagerPayload,
+    AlertSignal,
+    AlertStatus,
+    GenericAlert,
+    GrafanaPayload,
 )
 from incidentflow.policy import slugify
 from incidentflow.routing import Router

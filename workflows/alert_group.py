@@ -16,7 +16,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from incidentflow import policy
     from incidentflow.models import (
-        AlertBatch, AlertGroupStart, AlertGroupState, DeclareInput, IncidentStart, IncidentStatusSignal, Phase,
+        AlertBatch,
+        AlertGroupStart,
+        AlertGroupState,
+        DeclareInput,
+        IncidentStart,
+        IncidentStatusSignal,
+        Phase,
     )
     from workflows.incident import IncidentWorkflow
 

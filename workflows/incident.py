@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
         EventKind,
         IncidentStart,
         IncidentState,
+        IncidentStatusSignal,
         NoteInput,
         NotifyInput,
         Phase,

@@ -1,16 +1,40 @@
 """Pydantic models: every workflow input, signal, update, query result and state."""
 
 from incidentflow.models.alert import (
-    AlertmanagerAlert, AlertmanagerPayload, AlertRecord, AlertSignal, GenericAlert, GrafanaAlert, GrafanaPayload,
+    AlertmanagerAlert,
+    AlertmanagerPayload,
+    AlertRecord,
+    AlertSignal,
+    GenericAlert,
+    GrafanaAlert,
+    GrafanaPayload,
 )
 from incidentflow.models.common import AlertStatus, EventKind, Phase, Role, Severity
 from incidentflow.models.group import (
-    AlertBatch, AlertGroupStart, AlertGroupState, IncidentStatusSignal, RouteDecision,
+    AlertBatch,
+    AlertGroupStart,
+    AlertGroupState,
+    IncidentStatusSignal,
+    RouteDecision,
 )
 from incidentflow.models.incident import (
-    AckInput, CommandResult, DeclareInput, IncidentPolicy, IncidentStart, IncidentState, IncidentSummary,
-    NoteInput, NotifyInput, PhaseInput, ReopenInput, ResolveInput, RoleInput, SeverityInput, StandDownInput,
-    StatusUpdateInput, TimelineEvent,
+    AckInput,
+    CommandResult,
+    DeclareInput,
+    IncidentPolicy,
+    IncidentStart,
+    IncidentState,
+    IncidentSummary,
+    NoteInput,
+    NotifyInput,
+    PhaseInput,
+    ReopenInput,
+    ResolveInput,
+    RoleInput,
+    SeverityInput,
+    StandDownInput,
+    StatusUpdateInput,
+    TimelineEvent,
 )
 
 __all__ = [
