@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, SecretStr, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from incidentflow.models import IncidentPolicy, Severity
@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     ui_port: int = Field(8233, ge=1, le=65535)
     temporal_ui_url: str | None = None  # link base for the Web UI; derived for the embedded server
     user: str | None = None  # default actor for CLI commands
+    # HTTP API: bearer tokens (all /v1 routes; a per-source token overrides it for that webhook)
+    api_token: SecretStr | None = None
+    alertmanager_token: SecretStr | None = None
+    grafana_token: SecretStr | None = None
+    generic_token: SecretStr | None = None
+    grafana_hmac_secret: SecretStr | None = None  # checks X-Grafana-Alerting-Signature when set
+    grafana_hmac_timestamp_header: str | None = None  # the timestamp header name, if Grafana sends one
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    max_inflight: int = Field(256, ge=1)  # concurrent webhook requests before shedding load with 503
 
     def ui_url(self) -> str:
         if self.temporal_ui_url:

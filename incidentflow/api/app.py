@@ -9,12 +9,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from incidentflow import __version__
-from incidentflow.client import IncidentflowError, connect, worker_polling
+from incidentflow.api import alerts, errors
+from incidentflow.api import incidents as incidents_api
+from incidentflow.api.metrics import Metrics
+from incidentflow.api.security import BodyLimit, LoadShedder
+from incidentflow.client import IncidentflowError, Incidents, connect, worker_polling
 from incidentflow.config import IncidentflowConfig, Settings
 
 
@@ -41,10 +45,28 @@ def create_app(settings: Settings, client: Client | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
 
-    app = FastAPI(title="incidentflow", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="incidentflow", version=__version__, lifespan=lifespan,
+                  description="Incident automation on durable Temporal workflows: alert webhooks in, incidents "
+                              "driven over HTTP. Errors are JSON `{\"error\": \"…\"}` naming the bad field.")
     app.state.settings = settings
     app.state.link = link
     app.state.config = config or IncidentflowConfig()
+    app.state.metrics = metrics = Metrics()
+    app.state.shedder = LoadShedder(settings.max_inflight)
+
+    async def incidents() -> Incidents:
+        return Incidents(await link.client(), settings, app.state.config)
+
+    app.state.incidents = incidents
+    errors.install(app)
+    app.middleware("http")(metrics.middleware)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(alerts.router)
+    app.include_router(incidents_api.router)
+
+    @app.get("/metrics", tags=["ops"], include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return metrics.render()
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

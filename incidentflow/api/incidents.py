@@ -1,0 +1,101 @@
+"""Incidents over HTTP: what the CLI can do. Thin: parse → `Incidents` → Temporal."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from incidentflow import policy
+from incidentflow.api.security import require_token
+from incidentflow.client import Incidents
+from incidentflow.models import (
+    AckInput, CommandResult, DeclareInput, IncidentState, IncidentSummary, NoteInput, Phase, PhaseInput,
+    ReopenInput, ResolveInput, RoleInput, Severity, SeverityInput, StandDownInput, StatusUpdateInput,
+    TimelineEvent,
+)
+
+router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(require_token())])
+ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
+
+
+async def incidents(request: Request) -> Incidents:
+    return await request.app.state.incidents()  # type: ignore[no-any-return]
+
+
+@router.get("", response_model=list[IncidentSummary], summary="List incidents (Temporal visibility)")
+async def list_incidents(open: bool = False, phase: Phase | None = None, severity: Severity | None = None,
+                         service: str | None = Query(None, max_length=63), limit: int = Query(100, ge=1, le=1000),
+                         inc: Incidents = Depends(incidents)) -> list[IncidentSummary]:
+    return await inc.list(open_only=open, phase=phase, severity=severity, service=service, limit=limit)
+
+
+@router.post("", status_code=201, summary="Declare an incident")
+async def declare(cmd: DeclareInput, request: Request, inc: Incidents = Depends(incidents)) -> JSONResponse:
+    incident_id = await inc.declare(cmd)
+    request.app.state.metrics.incidents_opened.inc()
+    return JSONResponse({"id": incident_id, "url": inc.settings.workflow_url(incident_id)}, status_code=201,
+                        headers={"Location": f"/v1/incidents/{incident_id}"})
+
+
+@router.get("/{incident_id}", response_model=IncidentState, summary="Full state of one incident")
+async def show(incident_id: str, inc: Incidents = Depends(incidents)) -> IncidentState:
+    return await inc.get(incident_id)
+
+
+@router.get("/{incident_id}/timeline", response_model=list[TimelineEvent],
+            summary="Timeline as JSON, or Markdown with ?format=markdown")
+async def timeline(incident_id: str, format: Literal["json", "markdown"] = "json",
+                   inc: Incidents = Depends(incidents)) -> Response:
+    state = await inc.get(incident_id)
+    if format == "markdown":
+        return PlainTextResponse(policy.render_markdown(state), media_type="text/markdown")
+    return JSONResponse([e.model_dump(mode="json") for e in state.timeline])
+
+
+@router.post("/{incident_id}/acknowledge", response_model=CommandResult)
+async def acknowledge(incident_id: str, cmd: AckInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.acknowledge(incident_id, cmd)
+
+
+@router.post("/{incident_id}/roles", response_model=CommandResult)
+async def assign_role(incident_id: str, cmd: RoleInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.assign_role(incident_id, cmd)
+
+
+@router.post("/{incident_id}/severity", response_model=CommandResult)
+async def set_severity(incident_id: str, cmd: SeverityInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.set_severity(incident_id, cmd)
+
+
+@router.post("/{incident_id}/phase", response_model=CommandResult)
+async def set_phase(incident_id: str, cmd: PhaseInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.set_phase(incident_id, cmd)
+
+
+@router.post("/{incident_id}/notes", status_code=202)
+async def add_note(incident_id: str, cmd: NoteInput, inc: Incidents = Depends(incidents)) -> dict[str, str]:
+    await inc.add_note(incident_id, cmd)
+    return {"incident_id": incident_id, "text": "note added"}
+
+
+@router.post("/{incident_id}/status-updates", response_model=CommandResult)
+async def post_status_update(incident_id: str, cmd: StatusUpdateInput,
+                             inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.post_status_update(incident_id, cmd)
+
+
+@router.post("/{incident_id}/resolve", response_model=CommandResult)
+async def resolve(incident_id: str, cmd: ResolveInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.resolve(incident_id, cmd)
+
+
+@router.post("/{incident_id}/reopen", response_model=CommandResult)
+async def reopen(incident_id: str, cmd: ReopenInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.reopen(incident_id, cmd)
+
+
+@router.post("/{incident_id}/stand-down", response_model=CommandResult)
+async def stand_down(incident_id: str, cmd: StandDownInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+    return await inc.stand_down(incident_id, cmd)
