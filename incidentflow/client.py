@@ -70,7 +70,7 @@ class IngestResult(BaseModel):
     rule: str
     group_id: str | None = None
     incident_id: str | None = None
-    reason: str = ""
+    reason: str | None = None
 
 
 class IncidentflowError(Exception):

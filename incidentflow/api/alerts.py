@@ -18,9 +18,9 @@ router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
 
 async def _ingest(request: Request, source: str, build: Callable[..., AlertBatch], payload: object) -> JSONResponse:
     state = request.app.state
-    incidents: Incidents = await state.incidents()
-    batch = build(payload, state.config.routing.router(), datetime.now(timezone.utc))
+    batch = build(payload, state.router, datetime.now(timezone.utc))
     try:
+        incidents: Incidents = await state.incidents()
         result: IngestResult = await incidents.ingest(batch)
     except IncidentflowError:
         state.metrics.alerts.labels(source, "unavailable").inc()

@@ -51,6 +51,7 @@ def create_app(settings: Settings, client: Client | None = None,
     app.state.settings = settings
     app.state.link = link
     app.state.config = config or IncidentflowConfig()
+    app.state.router = app.state.config.routing.router()
     app.state.metrics = metrics = Metrics()
     app.state.shedder = LoadShedder(settings.max_inflight)
 
