@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from incidentflow.client import Incidents
 from incidentflow.config import IncidentflowConfig
 from incidentflow.models import AlertmanagerPayload, AlertStatus, EventKind, Phase, ResolveInput, Severity
 from tests.conftest import running_worker
-from tests.helpers import eventually, events
+from tests.helpers import events, eventually
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MIN = timedelta(minutes=1)
@@ -34,7 +34,7 @@ def payload(name: str, group: str, **labels: str) -> AlertmanagerPayload:
 
 
 async def send(inc: Incidents, p: AlertmanagerPayload) -> Any:
-    batch = ingest.from_alertmanager(p, inc.config.routing.router(), datetime.now(timezone.utc))
+    batch = ingest.from_alertmanager(p, inc.config.routing.router(), datetime.now(UTC))
     return await inc.ingest(batch), ingest.group_workflow_id(batch.group_key)
 
 

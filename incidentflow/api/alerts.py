@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from incidentflow import ingest
+from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token, shed_load, verify_grafana_signature
 from incidentflow.client import IncidentflowError, Incidents, IngestResult
 from incidentflow.models import AlertBatch, AlertmanagerPayload, GenericAlert, GrafanaPayload
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"])
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=responses(400, 401, 413, 422, 503))
 
 
 async def _ingest(request: Request, source: str, build: Callable[..., AlertBatch], payload: object) -> JSONResponse:
     state = request.app.state
-    batch = build(payload, state.router, datetime.now(timezone.utc))
+    batch = build(payload, state.router, datetime.now(UTC))
     try:
         incidents: Incidents = await state.incidents()
         result: IngestResult = await incidents.ingest(batch)

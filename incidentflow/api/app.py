@@ -74,7 +74,7 @@ def create_app(settings: Settings, client: Client | None = None,
         """The process is alive (says nothing about Temporal)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Temporal or the worker is not up"}})
     async def readyz(request: Request) -> JSONResponse:
         """200 only when Temporal answers and a worker polls our task queue."""
         checks = {"temporal": False, "worker": False}

@@ -7,13 +7,31 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from incidentflow.client import (
-    CommandRejected, IncidentflowError, IncidentNotFound, TemporalUnavailable,
+    CommandRejected,
+    IncidentflowError,
+    IncidentNotFound,
+    TemporalUnavailable,
 )
 
 RETRY_AFTER = "5"
+
+
+class ErrorBody(BaseModel):
+    error: str
+    fields: list[str] | None = None
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI documentation of the error answers a route can give."""
+    text = {400: "The body is not JSON (or not UTF-8)", 401: "Missing or wrong bearer token / signature", 404: "No such incident",
+            409: "The incident's state does not allow the command (the message says why)",
+            413: "Request body too large", 422: "Invalid input (the message names the field)",
+            503: "Temporal unreachable or overloaded: retry after Retry-After seconds"}
+    return {code: {"model": ErrorBody, "description": text[code]} for code in codes}
 
 
 def field_errors(errors: list[Any]) -> list[str]:
@@ -32,7 +50,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+        detail = exc.detail
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            detail = "the request body is not valid JSON (it must be UTF-8 encoded JSON)"
+        return JSONResponse({"error": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(TemporalUnavailable)
     async def _unavailable(request: Request, exc: TemporalUnavailable) -> JSONResponse:

@@ -8,15 +8,30 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from incidentflow import policy
+from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token
 from incidentflow.client import Incidents
 from incidentflow.models import (
-    AckInput, CommandResult, DeclareInput, IncidentState, IncidentSummary, NoteInput, Phase, PhaseInput,
-    ReopenInput, ResolveInput, RoleInput, Severity, SeverityInput, StandDownInput, StatusUpdateInput,
+    AckInput,
+    CommandResult,
+    DeclareInput,
+    IncidentState,
+    IncidentSummary,
+    NoteInput,
+    Phase,
+    PhaseInput,
+    ReopenInput,
+    ResolveInput,
+    RoleInput,
+    Severity,
+    SeverityInput,
+    StandDownInput,
+    StatusUpdateInput,
     TimelineEvent,
 )
 
-router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(require_token())])
+router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(require_token())],
+                   responses=responses(400, 401, 404, 409, 413, 422, 503))
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
 
 
