@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -39,15 +39,18 @@ async def incidents(request: Request) -> Incidents:
     return await request.app.state.incidents()  # type: ignore[no-any-return]
 
 
+Inc = Annotated[Incidents, Depends(incidents)]
+
+
 @router.get("", response_model=list[IncidentSummary], summary="List incidents (Temporal visibility)")
 async def list_incidents(open: bool = False, phase: Phase | None = None, severity: Severity | None = None,
                          service: str | None = Query(None, max_length=63), limit: int = Query(100, ge=1, le=1000),
-                         inc: Incidents = Depends(incidents)) -> list[IncidentSummary]:
+                         inc: Inc) -> list[IncidentSummary]:
     return await inc.list(open_only=open, phase=phase, severity=severity, service=service, limit=limit)
 
 
 @router.post("", status_code=201, summary="Declare an incident")
-async def declare(cmd: DeclareInput, request: Request, inc: Incidents = Depends(incidents)) -> JSONResponse:
+async def declare(cmd: DeclareInput, request: Request, inc: Inc) -> JSONResponse:
     incident_id = await inc.declare(cmd)
     request.app.state.metrics.incidents_opened.inc()
     return JSONResponse({"id": incident_id, "url": inc.settings.workflow_url(incident_id)}, status_code=201,
@@ -55,14 +58,14 @@ async def declare(cmd: DeclareInput, request: Request, inc: Incidents = Depends(
 
 
 @router.get("/{incident_id}", response_model=IncidentState, summary="Full state of one incident")
-async def show(incident_id: str, inc: Incidents = Depends(incidents)) -> IncidentState:
+async def show(incident_id: str, inc: Inc) -> IncidentState:
     return await inc.get(incident_id)
 
 
 @router.get("/{incident_id}/timeline", response_model=list[TimelineEvent],
             summary="Timeline as JSON, or Markdown with ?format=markdown")
 async def timeline(incident_id: str, format: Literal["json", "markdown"] = "json",
-                   inc: Incidents = Depends(incidents)) -> Response:
+                   inc: Inc) -> Response:
     state = await inc.get(incident_id)
     if format == "markdown":
         return PlainTextResponse(policy.render_markdown(state), media_type="text/markdown")
@@ -70,47 +73,47 @@ async def timeline(incident_id: str, format: Literal["json", "markdown"] = "json
 
 
 @router.post("/{incident_id}/acknowledge", response_model=CommandResult)
-async def acknowledge(incident_id: str, cmd: AckInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+async def acknowledge(incident_id: str, cmd: AckInput, inc: Inc) -> CommandResult:
     return await inc.acknowledge(incident_id, cmd)
 
 
 @router.post("/{incident_id}/roles", response_model=CommandResult)
-async def assign_role(incident_id: str, cmd: RoleInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+async def assign_role(incident_id: str, cmd: RoleInput, inc: Inc) -> CommandResult:
     return await inc.assign_role(incident_id, cmd)
 
 
 @router.post("/{incident_id}/severity", response_model=CommandResult)
-async def set_severity(incident_id: str, cmd: SeverityInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+async def set_severity(incident_id: str, cmd: SeverityInput, inc: Inc) -> CommandResult:
     return await inc.set_severity(incident_id, cmd)
 
 
 @router.post("/{incident_id}/phase", response_model=CommandResult)
-async def set_phase(incident_id: str, cmd: PhaseInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+async def set_phase(incident_id: str, cmd: PhaseInput, inc: Inc) -> CommandResult:
     return await inc.set_phase(incident_id, cmd)
 
 
 @router.post("/{incident_id}/notes", status_code=202)
-async def add_note(incident_id: str, cmd: NoteInput, inc: Incidents = Depends(incidents)) -> dict[str, str]:
+async def add_note(incident_id: str, cmd: NoteInput, inc: Inc) -> dict[str, str]:
     await inc.add_note(incident_id, cmd)
     return {"incident_id": incident_id, "text": "note added"}
 
 
 @router.post("/{incident_id}/status-updates", response_model=CommandResult)
 async def post_status_update(incident_id: str, cmd: StatusUpdateInput,
-                             inc: Incidents = Depends(incidents)) -> CommandResult:
+                             inc: Inc) -> CommandResult:
     return await inc.post_status_update(incident_id, cmd)
 
 
 @router.post("/{incident_id}/resolve", response_model=CommandResult)
-async def resolve(incident_id: str, cmd: ResolveInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+async def resolve(incident_id: str, cmd: ResolveInput, inc: Inc) -> CommandResult:
     return await inc.resolve(incident_id, cmd)
 
 
 @router.post("/{incident_id}/reopen", response_model=CommandResult)
-async def reopen(incident_id: str, cmd: ReopenInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+async def reopen(incident_id: str, cmd: ReopenInput, inc: Inc) -> CommandResult:
     return await inc.reopen(incident_id, cmd)
 
 
 @router.post("/{incident_id}/stand-down", response_model=CommandResult)
-async def stand_down(incident_id: str, cmd: StandDownInput, inc: Incidents = Depends(incidents)) -> CommandResult:
+async def stand_down(incident_id: str, cmd: StandDownInput, inc: Inc) -> CommandResult:
     return await inc.stand_down(incident_id, cmd)
