@@ -43,9 +43,10 @@ Inc = Annotated[Incidents, Depends(incidents)]
 
 
 @router.get("", response_model=list[IncidentSummary], summary="List incidents (Temporal visibility)")
-async def list_incidents(open: bool = False, phase: Phase | None = None, severity: Severity | None = None,
-                         service: str | None = Query(None, max_length=63), limit: int = Query(100, ge=1, le=1000),
-                         inc: Inc) -> list[IncidentSummary]:
+async def list_incidents(inc: Inc, open: bool = False, phase: Phase | None = None,
+                         severity: Severity | None = None,
+                         service: Annotated[str | None, Query(max_length=63)] = None,
+                         limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[IncidentSummary]:
     return await inc.list(open_only=open, phase=phase, severity=severity, service=service, limit=limit)
 
 
@@ -64,8 +65,7 @@ async def show(incident_id: str, inc: Inc) -> IncidentState:
 
 @router.get("/{incident_id}/timeline", response_model=list[TimelineEvent],
             summary="Timeline as JSON, or Markdown with ?format=markdown")
-async def timeline(incident_id: str, format: Literal["json", "markdown"] = "json",
-                   inc: Inc) -> Response:
+async def timeline(incident_id: str, inc: Inc, format: Literal["json", "markdown"] = "json") -> Response:
     state = await inc.get(incident_id)
     if format == "markdown":
         return PlainTextResponse(policy.render_markdown(state), media_type="text/markdown")
