@@ -90,7 +90,7 @@ async def running_worker(client: Client, **settings: object) -> AsyncIterator[tu
     cfg = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", **settings)  # type: ignore[arg-type]
     notifier = LogNotifier()
     recorder = _RecordWorkflows()
-    worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder])
+    worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder], fail_fast=True)
     async with worker:
         yield cfg, notifier
     for workflow_id in recorder.ids:

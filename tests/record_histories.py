@@ -38,7 +38,7 @@ from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow code changes in a way recorded histories should capture; older files stay.
-VERSION = "v2"
+VERSION = "v3"
 MIN = timedelta(minutes=1)
 
 

