@@ -5,8 +5,18 @@ from __future__ import annotations
 from typing import Protocol
 
 from incidentflow.models import NotifyInput
+from incidentflow.models.paging import PageRequest, PageResult
 
 
 class Notifier(Protocol):
     async def notify(self, message: NotifyInput) -> None:
         """Deliver a reminder/notice. Must be idempotent on `message.dedup_key`."""
+
+
+class Pager(Protocol):
+    """Delivers pages. Must be idempotent on `request.dedup_key` (the vendor dedups, or the adapter does)."""
+
+    name: str
+
+    async def send(self, request: PageRequest) -> PageResult:
+        """Trigger, acknowledge or resolve. Raise ApplicationError (activities/errors.py) on vendor failure."""

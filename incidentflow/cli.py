@@ -20,8 +20,10 @@ from incidentflow.config import ConfigError, Settings, load_config
 from incidentflow.models import (
     AckInput,
     DeclareInput,
+    EscalateInput,
     IncidentState,
     NoteInput,
+    PageInput,
     Phase,
     PhaseInput,
     ReopenInput,
@@ -113,6 +115,11 @@ def build_parser() -> argparse.ArgumentParser:
     ro.add_argument("--reason", default="")
     sd = incident("standdown", "stand down (it was not an incident after all)")
     sd.add_argument("--reason", required=True)
+    esc = incident("escalate", "escalate now (or restart the escalation) at a level")
+    esc.add_argument("--level", type=int, default=2, help="escalation level, 1-based (default 2)")
+    pg = incident("page", "page a person now (adds a responder)")
+    pg.add_argument("person")
+    pg.add_argument("--note", default="")
     tl = incident("timeline", "print the timeline")
     tl.add_argument("--markdown", action="store_true", help="HH:MM UTC - actor: text lines")
     tl.add_argument("--json", action="store_true")
@@ -154,6 +161,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
         "resolve": lambda: inc.resolve(iid, ResolveInput(by=by, summary=args.summary)),
         "reopen": lambda: inc.reopen(iid, ReopenInput(by=by, reason=args.reason)),
         "standdown": lambda: inc.stand_down(iid, StandDownInput(by=by, reason=args.reason)),
+        "escalate": lambda: inc.escalate(iid, EscalateInput(level=args.level, by=by)),
+        "page": lambda: inc.page(iid, PageInput(person=args.person, by=by, note=args.note)),
     }
     if cmd in updates:
         result = await updates[cmd]()

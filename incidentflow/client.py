@@ -44,10 +44,12 @@ from incidentflow.models import (
     AlertSignal,
     CommandResult,
     DeclareInput,
+    EscalateInput,
     IncidentStart,
     IncidentState,
     IncidentSummary,
     NoteInput,
+    PageInput,
     Phase,
     PhaseInput,
     ReopenInput,
@@ -253,6 +255,12 @@ class Incidents:
     async def stand_down(self, incident_id: str, cmd: StandDownInput) -> CommandResult:
         return await self._update(incident_id, IncidentWorkflow.stand_down, cmd)
 
+    async def escalate(self, incident_id: str, cmd: EscalateInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.escalate, cmd)
+
+    async def page(self, incident_id: str, cmd: PageInput) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.page_responder, cmd, timeout=60)
+
     async def add_note(self, incident_id: str, cmd: NoteInput) -> None:
         await self._signal(incident_id, IncidentWorkflow.add_note, cmd)
 
@@ -305,10 +313,10 @@ class Incidents:
         return sorted(rows, key=lambda r: r.declared_at or epoch, reverse=True)
 
     # ------------------------------------------------------------------ plumbing
-    async def _update(self, incident_id: str, update: Any, arg: BaseModel) -> CommandResult:
+    async def _update(self, incident_id: str, update: Any, arg: BaseModel, timeout: float = 30) -> CommandResult:
         handle: WorkflowHandle[Any, Any] = self.client.get_workflow_handle(incident_id)
         try:
-            return await handle.execute_update(update, arg, rpc_timeout=timedelta(seconds=30))
+            return await handle.execute_update(update, arg, rpc_timeout=timedelta(seconds=timeout))
         except WorkflowUpdateFailedError as exc:
             cause = exc.cause
             message = getattr(cause, "message", None) or str(cause)

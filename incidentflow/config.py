@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -20,6 +16,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from incidentflow.models import IncidentPolicy, Severity
+from incidentflow.models.base import Duration, SeverityKey, _Strict, parse_duration
+from incidentflow.models.oncall import EscalationPolicy, Schedule
 from incidentflow.routing import Router, Rule, parse_matchers
 
 
@@ -47,6 +45,13 @@ class Settings(BaseSettings):
     grafana_hmac_timestamp_header: str | None = None  # the timestamp header name, if Grafana sends one
     max_body_bytes: int = Field(1_048_576, ge=1024)
     max_inflight: int = Field(256, ge=1)  # concurrent webhook requests before shedding load with 503
+    # Paging (secrets stay here, on the worker: never in workflow inputs or history)
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    pagerduty_routing_keys: dict[str, SecretStr] = Field(default_factory=dict)  # JSON: {"checkout": "R0UT…"}
+    pagerduty_default_routing_key: SecretStr | None = None
+    pagerduty_webhook_secrets: list[SecretStr] = Field(default_factory=list)  # JSON list; v3 webhook signatures
+    paging_webhook_url: str | None = None  # SMS/voice gateway: signed JSON POST per page
+    paging_webhook_secret: SecretStr | None = None
 
     def ui_url(self) -> str:
         if self.temporal_ui_url:
@@ -58,36 +63,13 @@ class Settings(BaseSettings):
         return f"{self.ui_url()}/namespaces/{self.temporal_namespace}/workflows/{workflow_id}"
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """'15m', '1h', '2d', '30s', 90 (seconds), or an ISO/`timedelta` value pydantic already parsed."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 15m, 1h, 5d")
-    return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-SeverityKey = Annotated[Severity, BeforeValidator(Severity.parse)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
 class Person(_Strict):
     id: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     name: str
     email: str | None = None
     slack: str | None = None
     timezone: str = "UTC"
+    notify: list[str] = Field(default_factory=list, description="paging channels: log, pagerduty, webhook, …")
 
 
 class Service(_Strict):
@@ -170,6 +152,20 @@ class IncidentflowConfig(_Strict):
     services: list[Service] = Field(default_factory=list)
     policy: ProcessPolicy = Field(default_factory=ProcessPolicy)
     routing: Routing = Field(default_factory=Routing)
+    schedules: list[Schedule] = Field(default_factory=list)
+    escalation_policies: list[EscalationPolicy] = Field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        """Cross-references that field validation cannot see (unknown people, schedules, policies)."""
+        from incidentflow.oncall import check_references
+
+        found = check_references(self.schedules, self.escalation_policies, {p.id for p in self.people})
+        policies = {p.name for p in self.escalation_policies}
+        for svc in self.services:
+            if svc.escalation_policy and svc.escalation_policy not in policies:
+                found.append(f"service {svc.name!r}: escalation_policy {svc.escalation_policy!r} is not defined "
+                             f"(escalation_policies: {', '.join(sorted(policies)) or 'none'})")
+        return found
 
     def service(self, name: str | None) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
@@ -210,7 +206,7 @@ def load_config(path: Path | str | None) -> IncidentflowConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: the config must be a mapping (people, services, policy)")
     try:
-        return IncidentflowConfig.model_validate(data)
+        config = IncidentflowConfig.model_validate(data)
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -218,6 +214,10 @@ def load_config(path: Path | str | None) -> IncidentflowConfig:
             field = ".".join(str(p) for p in loc) or "(top level)"
             lines.append(f"{path}:{_line_of(node, loc)}: {field}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
+    problems = config.problems()
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {p}" for p in problems))
+    return config
 
 
 def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
@@ -238,3 +238,33 @@ def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
         else:
             break
     return line
+
+
+class ConfigSource:
+    """The worker's view of the YAML config, re-read when the file changes (schedules, overrides and
+    policies edited mid-incident apply to the next escalation level). A broken edit keeps the last good
+    config and logs why."""
+
+    def __init__(self, path: Path | str | None) -> None:
+        self.path = Path(path) if path else None
+        self._mtime: float | None = None
+        self._config = load_config(self.path)
+        self._mtime = self._stat()
+
+    def _stat(self) -> float | None:
+        try:
+            return self.path.stat().st_mtime if self.path else None
+        except OSError:
+            return None
+
+    def __call__(self) -> IncidentflowConfig:
+        mtime = self._stat()
+        if mtime != self._mtime:
+            self._mtime = mtime
+            try:
+                self._config = load_config(self.path)
+            except ConfigError as exc:
+                import logging
+
+                logging.getLogger("incidentflow.config").error("config reload failed, keeping the last good one: %s", exc)
+        return self._config

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio import workflow as temporal_workflow
@@ -20,9 +21,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     ExecuteWorkflowInput,
     Interceptor,
+    StartChildWorkflowInput,
     Worker,
     WorkflowInboundInterceptor,
     WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
 )
 
 from activities.notify import LogNotifier
@@ -73,7 +76,15 @@ class _RecordWorkflows(Interceptor):
     def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
         ids = self.ids
 
+        class Outbound(WorkflowOutboundInterceptor):
+            async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
+                ids.add(input.id)  # children too: one never picked up would stall the test server's clock
+                return await super().start_child_workflow(input)
+
         class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
             async def execute_workflow(self, input: ExecuteWorkflowInput) -> object:
                 ids.add(temporal_workflow.info().workflow_id)
                 return await super().execute_workflow(input)

@@ -28,7 +28,7 @@ from incidentflow.models import (
     StatusUpdateInput,
 )
 from tests.conftest import running_worker
-from tests.helpers import events
+from tests.helpers import events, eventually
 from workflows import search_attributes as sa
 from workflows.incident import IncidentWorkflow
 
@@ -126,7 +126,7 @@ async def test_rejected_commands_leave_no_trace(ts_env: WorkflowEnvironment, set
         iid = await inc.declare(declare())
         for name, arg in setup:
             await getattr(inc, name)(iid, arg)
-        before = await inc.get(iid)
+        before = await eventually(lambda: inc.get(iid), lambda s: s.escalation_id is not None and not s.escalation_active)
         accepted_before = await accepted_updates(ts_env, iid)
         with pytest.raises(CommandRejected) as err:
             await getattr(inc, command[0])(iid, command[1])

@@ -4,29 +4,50 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+import httpx
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
 from activities.notify import IncidentActivities, LogNotifier
-from activities.ports import Notifier
-from incidentflow.config import Settings
+from activities.paging import EscalationActivities, LogPager
+from activities.ports import Notifier, Pager
+from incidentflow.config import ConfigSource, IncidentflowConfig, Settings
 from workflows import WORKFLOWS
 
 log = logging.getLogger("incidentflow.worker")
 
 
+def build_pagers(settings: Settings, http: httpx.AsyncClient | None = None) -> dict[str, Pager]:
+    """Pagers from Settings: the log always; PagerDuty and the signed webhook when configured."""
+    pagers: dict[str, Pager] = {"log": LogPager()}
+    if settings.pagerduty_routing_keys or settings.pagerduty_default_routing_key:
+        from activities.pagerduty import PagerDutyPager
+
+        pagers["pagerduty"] = PagerDutyPager(http or httpx.AsyncClient(timeout=10), settings.pagerduty_events_url,
+                                             settings.pagerduty_routing_keys, settings.pagerduty_default_routing_key)
+    if settings.paging_webhook_url:
+        from activities.webhook_pager import WebhookPager
+
+        pagers["webhook"] = WebhookPager(http or httpx.AsyncClient(timeout=10), settings.paging_webhook_url,
+                                         settings.paging_webhook_secret)
+    return pagers
+
+
 def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None,
-                 interceptors: Sequence[Interceptor] = (), fail_fast: bool = False) -> Worker:
+                 interceptors: Sequence[Interceptor] = (), fail_fast: bool = False,
+                 pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None) -> Worker:
     """`fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang."""
     incident_activities = IncidentActivities(notifier or LogNotifier())
+    escalation = EscalationActivities(config or ConfigSource(settings.config), pagers or build_pagers(settings))
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[incident_activities.send_notification],
+        activities=[incident_activities.send_notification, escalation.plan_escalation, escalation.resolve_targets,
+                    escalation.page, escalation.sync_pagers],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
     )

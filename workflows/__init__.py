@@ -1,8 +1,9 @@
 """Deterministic orchestration: one workflow per long-lived process (incident, escalation, runbook)."""
 
 from workflows.alert_group import AlertGroupWorkflow
+from workflows.escalation import EscalationWorkflow
 from workflows.incident import IncidentWorkflow
 
-WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow]
+WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow, EscalationWorkflow]
 
-__all__ = ["WORKFLOWS", "AlertGroupWorkflow", "IncidentWorkflow"]
+__all__ = ["WORKFLOWS", "AlertGroupWorkflow", "EscalationWorkflow", "IncidentWorkflow"]

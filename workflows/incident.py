@@ -14,6 +14,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import IncidentActivities
+    from activities.paging import EscalationActivities
     from incidentflow import policy
     from incidentflow.models import (
         AckInput,
@@ -21,12 +22,15 @@ with workflow.unsafe.imports_passed_through():
         AlertSignal,
         AlertStatus,
         CommandResult,
+        EscalateInput,
         EventKind,
+        EventRecord,
         IncidentStart,
         IncidentState,
         IncidentStatusSignal,
         NoteInput,
         NotifyInput,
+        PageInput,
         Phase,
         PhaseInput,
         ReopenInput,
@@ -38,11 +42,14 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
         TimelineEvent,
     )
+    from incidentflow.models.paging import EscalationStart, PageRequest
     from workflows import options
     from workflows import search_attributes as sa
+    from workflows.escalation import EscalationWorkflow
 
 SYSTEM = "incidentflow"
 PATCH_ALERT_PHASES = "alerts-drive-phases"  # alert resolution/flapping move the phase (issue 3)
+PATCH_ESCALATION = "escalation"  # incidents page through an EscalationWorkflow child (issue 4)
 PATCH_LEAN_HISTORY = "lean-history"  # one timer per deadline, no redundant search-attribute upserts
 _BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
@@ -56,6 +63,9 @@ class IncidentWorkflow:
         self._wake = False
         self._synced: dict[str, object] = {}
         self._outbox: list[IncidentStatusSignal] = []  # phase changes to tell the alert group
+        self._escalation_signals: list[tuple[str, object]] = []  # (signal, arg) for the escalation child
+        self._vendor_sync: list[str] = []  # acknowledge/resolve to mirror on PagerDuty
+        self._children: set[str] = set()  # escalations started by this run and still running
         self._timer: asyncio.Future[None] | None = None
         self._armed: datetime | None = None
         if start.carried is not None:
@@ -77,12 +87,17 @@ class IncidentWorkflow:
             self._assign(Role.ic, d.commander, d.declared_by)
         self.s.next_update_due = policy.next_update_due(self.s)
         self.s.group_id = start.group_id
+        self.s.url = start.url
         for alert in start.initial_alerts:
             self._apply_alert(alert)
 
     # ---------------------------------------------------------------- run: timers of the process
     @workflow.run
     async def run(self, start: IncidentStart) -> IncidentState:
+        if (start.carried is None and start.declare is not None and start.declare.page
+                and self.s.severity in self.s.policy.page_severities and self.s.phase in policy.ACTIVE
+                and workflow.patched(PATCH_ESCALATION)):
+            await self._start_escalation(1)
         lean = workflow.patched(PATCH_LEAN_HISTORY)
         if lean:  # start-time search attributes are already set: upsert only what differs
             self._synced = _current_search_attributes()
@@ -96,6 +111,7 @@ class IncidentWorkflow:
                 workflow.continue_as_new(IncidentStart(carried=self.s))
             await self._fire_due(workflow.now())
             await self._flush_outbox()
+            await self._flush_escalation()
             if self.s.phase in policy.TERMINAL:  # auto-closed just now
                 break
             deadline, what = self._next_deadline()
@@ -114,6 +130,13 @@ class IncidentWorkflow:
         self._refresh_details()
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush_outbox()
+        await self._flush_escalation()
+        if self.s.escalation_active or self._children:  # let a stopped escalation finish before we close
+            try:
+                await workflow.wait_condition(lambda: not self.s.escalation_active and not self._children,
+                                              timeout=timedelta(minutes=1), timeout_summary="escalation stops")
+            except TimeoutError:
+                pass
         return self.s
 
     async def _wait_until(self, deadline: datetime | None, what: str | None) -> None:
@@ -256,6 +279,50 @@ class IncidentWorkflow:
     def get_state(self) -> IncidentState:
         return self.s
 
+    @workflow.signal
+    def record_event(self, record: EventRecord) -> None:
+        """Timeline entries from children (escalation pages and warnings)."""
+        if record.kind == EventKind.page:
+            self.s.pages += 1
+        self._event(record.kind, record.actor, record.text)
+
+    @workflow.signal
+    def escalation_ended(self, escalation_id: str) -> None:
+        if escalation_id == self.s.escalation_id:
+            self.s.escalation_active = False
+
+    @workflow.update
+    async def escalate(self, cmd: EscalateInput) -> CommandResult:
+        if self.s.escalation_active and self.s.escalation_id:
+            self._event(EventKind.action, cmd.by, f"Escalated to L{cmd.level}")
+            self._escalation_signals.append(("escalate_to", cmd.level))
+        else:
+            self._event(EventKind.action, cmd.by, f"Escalation restarted at L{cmd.level}")
+            await self._start_escalation(cmd.level)
+        return self._result(f"escalating at L{cmd.level}")
+
+    @escalate.validator
+    def _check_escalate(self, cmd: EscalateInput) -> None:
+        policy.check_open(self.s, "escalate")
+
+    @workflow.update
+    async def page_responder(self, cmd: PageInput) -> CommandResult:
+        s = self.s
+        request = PageRequest(incident_id=s.id, dedup_key=f"{s.id}:manual:{s.seq + 1}:{cmd.person}",
+                              incident_key=f"incidentflow-{s.id}", target=cmd.person, level=0,
+                              reason=f"paged by {cmd.by}" + (f": {cmd.note}" if cmd.note else ""),
+                              summary=self._page_summary(), severity=s.severity, service=s.service, incident_url=s.url)
+        self._event(EventKind.action, cmd.by, f"Paging {cmd.person}" + (f": {cmd.note}" if cmd.note else ""))
+        result = await workflow.execute_activity_method(
+            EscalationActivities.page, request, summary=f"Page {cmd.person} (manual, by {cmd.by})", **options.PAGE)
+        s.pages += 1
+        self._event(EventKind.page, "escalation", f"Paged {cmd.person} (manual, by {cmd.by}) via {result.channel}")
+        return self._result(f"paged {cmd.person} via {result.channel}")
+
+    @page_responder.validator
+    def _check_page(self, cmd: PageInput) -> None:
+        policy.check_not_ended(self.s, "page someone")
+
     # ---------------------------------------------------------------- updates
     @workflow.update
     def acknowledge(self, cmd: AckInput) -> CommandResult:
@@ -263,6 +330,7 @@ class IncidentWorkflow:
         s.acknowledged_by, s.acknowledged_at = cmd.by, workflow.now()
         took = _minutes(s.acknowledged_at - s.declared_at)
         self._event(EventKind.acknowledged, cmd.by, f"Acknowledged ({took} after declaration)")
+        self._stop_paging(cmd.by, "acknowledge")
         return self._result(f"acknowledged by {cmd.by}")
 
     @acknowledge.validator
@@ -360,6 +428,53 @@ class IncidentWorkflow:
         if not cmd.reason.strip():
             raise policy.CommandRejected("standing down needs a reason")
 
+    def _page_summary(self) -> str:
+        return f"[{self.s.severity.value}] {self.s.title}"[:1024]
+
+    def _stop_paging(self, by: str, vendor_action: str) -> None:
+        if self.s.escalation_active and self.s.escalation_id:
+            self._escalation_signals.append(("stop", by))
+        if self.s.pages:
+            self._vendor_sync.append(vendor_action)
+
+    async def _start_escalation(self, level: int) -> None:
+        s = self.s
+        s.escalations += 1
+        child_id = f"{s.id}-escalation-{s.escalations}"
+        handle = await workflow.start_child_workflow(
+            EscalationWorkflow.run,
+            EscalationStart(incident_id=s.id, summary=self._page_summary(), severity=s.severity, service=s.service,
+                            incident_url=s.url, start_level=level),
+            id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"Escalation {s.escalations} for {s.id}")
+        s.escalation_id, s.escalation_active = child_id, True
+        self._children.add(child_id)
+
+        async def forget_when_done() -> None:
+            try:
+                await handle
+            except Exception:  # terminated or failed: it is not running either way
+                pass
+            self._children.discard(child_id)
+        asyncio.ensure_future(forget_when_done())
+
+    async def _flush_escalation(self) -> None:
+        while self._escalation_signals:
+            name, arg = self._escalation_signals.pop(0)
+            if not (self.s.escalation_active and self.s.escalation_id):
+                continue
+            try:
+                await workflow.get_external_workflow_handle(self.s.escalation_id).signal(name, arg)
+            except Exception:  # it already finished
+                self.s.escalation_active = False
+        while self._vendor_sync:
+            action = self._vendor_sync.pop(0)
+            request = PageRequest(incident_id=self.s.id, dedup_key=f"{self.s.id}:{action}:{self.s.seq}",
+                                  incident_key=f"incidentflow-{self.s.id}", target="*", action=action,  # type: ignore[arg-type]
+                                  summary=self._page_summary(), severity=self.s.severity, service=self.s.service)
+            await workflow.execute_activity_method(EscalationActivities.sync_pagers, request,
+                                                   summary=f"{action.capitalize()} on the pager", **options.PAGE)
+
     async def _flush_outbox(self) -> None:
         while self._outbox and self.s.group_id:
             status = self._outbox.pop(0)
@@ -395,6 +510,8 @@ class IncidentWorkflow:
             s.next_update_due = None
         if target in policy.TERMINAL:
             s.ended_at = now
+        if target in (Phase.resolved, Phase.stood_down):
+            self._stop_paging(by, "resolve")
         if s.group_id:
             self._outbox.append(IncidentStatusSignal(incident_id=s.id, phase=target, resolved_at=s.resolved_at))
         self._wake = True

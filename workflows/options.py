@@ -14,3 +14,18 @@ NOTIFY: dict[str, Any] = {
     "schedule_to_close_timeout": timedelta(hours=1),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
 }
+
+# Reading the worker's config (policies, schedules): local and fast.
+CONFIG: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+}
+
+# Pages: keep trying through vendor outages and rate limits (the adapter classifies what is worth
+# retrying); a page still undelivered after 30 minutes has been overtaken by the escalation anyway.
+PAGE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(minutes=2)),
+}

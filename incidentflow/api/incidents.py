@@ -15,9 +15,11 @@ from incidentflow.models import (
     AckInput,
     CommandResult,
     DeclareInput,
+    EscalateInput,
     IncidentState,
     IncidentSummary,
     NoteInput,
+    PageInput,
     Phase,
     PhaseInput,
     ReopenInput,
@@ -117,3 +119,13 @@ async def reopen(incident_id: str, cmd: ReopenInput, inc: Inc) -> CommandResult:
 @router.post("/{incident_id}/stand-down", response_model=CommandResult)
 async def stand_down(incident_id: str, cmd: StandDownInput, inc: Inc) -> CommandResult:
     return await inc.stand_down(incident_id, cmd)
+
+
+@router.post("/{incident_id}/escalate", response_model=CommandResult)
+async def escalate(incident_id: str, cmd: EscalateInput, inc: Inc) -> CommandResult:
+    return await inc.escalate(incident_id, cmd)
+
+
+@router.post("/{incident_id}/page", response_model=CommandResult, summary="Page a person now (add a responder)")
+async def page(incident_id: str, cmd: PageInput, inc: Inc) -> CommandResult:
+    return await inc.page(incident_id, cmd)

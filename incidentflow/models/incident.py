@@ -40,6 +40,7 @@ class IncidentPolicy(BaseModel):
     postmortem_overdue_every: timedelta = timedelta(days=1)
     postmortem_max_overdue_reminders: int = Field(3, ge=0, le=30)
     auto_close_after: timedelta | None = timedelta(hours=24)  # resolved, no postmortem required
+    page_severities: list[Severity] = Field(default_factory=lambda: [Severity.SEV1, Severity.SEV2, Severity.SEV3])
     max_timeline_events: int = Field(500, ge=20)
     max_alerts: int = Field(200, ge=1)
     max_text_length: int = Field(4000, ge=100)
@@ -53,6 +54,7 @@ class DeclareInput(BaseModel):
     description: str = Field("", max_length=4000)
     declared_by: str = ACTOR
     commander: str | None = Field(None, max_length=128)
+    page: bool = Field(True, description="start the service's escalation policy (severities that page)")
 
     @field_validator("title")
     @classmethod
@@ -143,6 +145,11 @@ class IncidentState(BaseModel):
     policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
     runs: int = 1
     group_id: str | None = None
+    url: str | None = None
+    escalation_id: str | None = None  # the running (or last) EscalationWorkflow child
+    escalation_active: bool = False
+    escalations: int = 0
+    pages: int = 0
 
     @property
     def commander(self) -> str | None:
@@ -158,6 +165,7 @@ class IncidentStart(BaseModel):
     policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
     carried: IncidentState | None = None
     group_id: str | None = None  # the AlertGroupWorkflow that opened it, told about phase changes
+    url: str | None = None  # link to the incident (Temporal UI), put in pages
     initial_alerts: list[AlertSignal] = Field(default_factory=list)
 
 
@@ -193,3 +201,22 @@ class CommandResult(BaseModel):
     severity: Severity
     text: str
     warnings: list[str] = Field(default_factory=list)
+
+
+class EscalateInput(BaseModel):
+    level: int = Field(..., ge=1, le=20)
+    by: str = ACTOR
+
+
+class PageInput(BaseModel):
+    person: str = Field(..., min_length=1, max_length=128)
+    by: str = ACTOR
+    note: str = Field("", max_length=1000)
+
+
+class EventRecord(BaseModel):
+    """A timeline entry sent by a child workflow (escalation pages, warnings)."""
+
+    kind: EventKind
+    actor: str = Field(..., max_length=128)
+    text: str = Field(..., max_length=4000)

@@ -1,0 +1,107 @@
+"""Escalation activities: read the policy and schedules from the worker's config, page people."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+from temporalio import activity
+
+from activities.ports import Pager
+from incidentflow.config import IncidentflowConfig
+from incidentflow.models.paging import (
+    EscalationPlan,
+    EscalationStart,
+    LevelPlan,
+    PageRequest,
+    PageResult,
+    ResolveRequest,
+    Responder,
+)
+
+log = logging.getLogger("incidentflow.paging")
+
+
+class LogPager:
+    """Default pager: writes the page to the log (and remembers dedup keys within the process)."""
+
+    name = "log"
+
+    def __init__(self) -> None:
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self.sent: list[PageRequest] = []
+
+    async def send(self, request: PageRequest) -> PageResult:
+        key = f"{request.action}:{request.dedup_key}"
+        if key not in self._seen:
+            self._seen[key] = None
+            if len(self._seen) > 10_000:
+                self._seen.popitem(last=False)
+            self.sent.append(request)
+            log.warning("PAGE %s → %s (%s): %s", request.action, request.target, request.reason, request.summary)
+        return PageResult(channel=self.name, detail="logged")
+
+
+class EscalationActivities:
+    def __init__(self, config: Callable[[], IncidentflowConfig], pagers: Mapping[str, Pager],
+                 default_channels: list[str] | None = None) -> None:
+        self._config = config  # called per activity: edits to schedules/overrides apply to the next level
+        self._pagers = dict(pagers)
+        self._default = [c for c in (default_channels or list(self._pagers)) if c in self._pagers]
+
+    @activity.defn
+    async def plan_escalation(self, start: EscalationStart) -> EscalationPlan:
+        from incidentflow import oncall
+
+        cfg = self._config()
+        if not cfg.escalation_policies:
+            return EscalationPlan(policy="", levels=[])
+        service = cfg.service(start.service)
+        name = (service.escalation_policy if service and service.escalation_policy else None) or "default"
+        policy = next((p for p in cfg.escalation_policies if p.name == name), None)
+        if policy is None:
+            return EscalationPlan(policy=name, levels=[])
+        levels = [LevelPlan(targets=[_spec(t) for t in level.targets], wait=level.wait.total_seconds(),
+                            name=level.name or f"L{i + 1}")
+                  for i, level in enumerate(oncall.levels_for(policy, start.severity))]
+        return EscalationPlan(policy=policy.name, levels=levels, repeat=policy.repeat,
+                              fallback=[_spec(t) for t in policy.fallback])
+
+    @activity.defn
+    async def resolve_targets(self, request: ResolveRequest) -> list[Responder]:
+        from incidentflow import oncall
+        from incidentflow.models.oncall import Target
+
+        cfg = self._config()
+        targets = [Target.model_validate(t) for t in request.targets]
+        return [Responder(kind=r.kind, id=r.id, via=r.via)
+                for r in oncall.resolve_targets(targets, cfg.schedules, request.at)]
+
+    @activity.defn
+    async def page(self, request: PageRequest) -> PageResult:
+        cfg = self._config()
+        person = next((p for p in cfg.people if p.id == request.target), None)
+        channels = [c for c in (person.notify if person and person.notify else self._default) if c in self._pagers]
+        channels = channels or ["log"]
+        results = [await self._pagers.get(c, _LOG).send(request) for c in channels]
+        return PageResult(channel="+".join(r.channel for r in results), delivered=all(r.delivered for r in results),
+                          detail="; ".join(r.detail for r in results if r.detail))
+
+    @activity.defn
+    async def sync_pagers(self, request: PageRequest) -> PageResult:
+        """Acknowledge/resolve on vendors that keep one incident per key (PagerDuty), so both sides agree."""
+        syncing = [p for name, p in self._pagers.items() if name == "pagerduty"]
+        results = [await p.send(request) for p in syncing]
+        return PageResult(channel="+".join(r.channel for r in results) or "none",
+                          detail="; ".join(r.detail for r in results))
+
+
+_LOG = LogPager()
+PAGE_RETRY_CAP = timedelta(minutes=30)
+
+
+def _spec(target: object) -> dict[str, str]:
+    dump = target.model_dump(exclude_none=True) if hasattr(target, "model_dump") else dict(target)  # type: ignore[call-overload]
+    return {k: str(v) for k, v in dump.items()}

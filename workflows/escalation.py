@@ -1,0 +1,131 @@
+"""EscalationWorkflow: page level 1, wait, escalate; repeat; then the fallback. A child of the incident.
+
+Who is on call is resolved by an activity at the moment each level starts (so overrides added
+mid-incident count, and the answer is recorded in history: replay never depends on tzdata or config).
+Acknowledgement (a signal from the incident) stops every pending level at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from activities.paging import EscalationActivities
+    from incidentflow.models.incident import EventKind
+    from incidentflow.models.paging import (
+        EscalationPlan,
+        EscalationStart,
+        EscalationState,
+        LevelPlan,
+        PageRequest,
+        ResolveRequest,
+    )
+    from workflows import options
+
+
+@workflow.defn(name="EscalationWorkflow")
+class EscalationWorkflow:
+    @workflow.init
+    def __init__(self, start: EscalationStart) -> None:
+        self.start = start
+        self.s = EscalationState(incident_id=start.incident_id)
+        self._jump: int | None = None
+
+    @workflow.signal
+    def stop(self, by: str) -> None:
+        """The incident was acknowledged (or resolved): no more pages."""
+        if self.s.acknowledged_by is None:
+            self.s.acknowledged_by = by
+
+    @workflow.signal
+    def escalate_to(self, level: int) -> None:
+        self._jump = max(1, level)
+
+    @workflow.query
+    def get_state(self) -> EscalationState:
+        return self.s
+
+    @workflow.run
+    async def run(self, start: EscalationStart) -> EscalationState:
+        await self._escalate(start)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        try:
+            await workflow.get_external_workflow_handle(start.incident_id).signal(
+                "escalation_ended", workflow.info().workflow_id)
+        except Exception:
+            pass  # the incident has ended
+        return self.s
+
+    async def _escalate(self, start: EscalationStart) -> None:
+        plan: EscalationPlan = await workflow.execute_activity_method(
+            EscalationActivities.plan_escalation, start, summary=f"Escalation policy for {start.service or 'incident'}",
+            **options.CONFIG)
+        self.s.policy = plan.policy
+        if not plan.policy:  # no escalation policies configured at all: paging is off
+            self.s.finished = "paging not configured"
+            return
+        if not plan.levels:
+            await self._record(EventKind.warning, f"No escalation policy has levels for {start.service or 'this incident'}:"
+                                                  " nobody was paged")
+            self.s.finished = "no policy"
+            return
+        index = min(start.start_level, len(plan.levels)) - 1
+        for round_no in range(plan.repeat + 1):
+            self.s.round = round_no + 1
+            while index < len(plan.levels) and not self.s.acknowledged_by:
+                level = plan.levels[index]
+                self.s.level = index + 1
+                await self._page_level(level, index + 1)
+                nxt = f"L{index + 2}" if index + 1 < len(plan.levels) else "next round"
+                try:
+                    await workflow.wait_condition(lambda: self.s.acknowledged_by is not None or self._jump is not None,
+                                                  timeout=timedelta(seconds=level.wait),
+                                                  timeout_summary=f"escalate to {nxt} unless acknowledged")
+                except TimeoutError:
+                    pass
+                if self._jump is not None:
+                    index, self._jump = min(self._jump, len(plan.levels)) - 1, None
+                    continue
+                index += 1
+            if self.s.acknowledged_by:
+                break
+            index = 0
+        if self.s.acknowledged_by:
+            self.s.finished = "acknowledged"
+        else:
+            self.s.finished = "exhausted"
+            await self._record(EventKind.warning, f"Escalation {plan.policy} exhausted after {plan.repeat + 1} "
+                                                  "round(s) without acknowledgement: notifying the fallback")
+            if plan.fallback:
+                await self._page_level(LevelPlan(targets=plan.fallback, wait=0, name="fallback"), 0)
+
+    async def _page_level(self, level: LevelPlan, number: int) -> None:
+        start = self.start
+        label = f"L{number}" if number else "fallback"
+        responders = await workflow.execute_activity_method(
+            EscalationActivities.resolve_targets, ResolveRequest(targets=level.targets, at=workflow.now()),
+            summary=f"Who is on call for {label}", **options.CONFIG)
+        if not responders:
+            await self._record(EventKind.warning, f"{label}: nobody to page (no one on call for its targets)")
+            return
+        for r in responders:
+            if self.s.acknowledged_by:
+                return
+            request = PageRequest(
+                incident_id=start.incident_id, dedup_key=f"{start.incident_id}:r{self.s.round}:{label}:{r.id}",
+                incident_key=f"incidentflow-{start.incident_id}", target=r.id, level=number,
+                reason=f"{label}, {r.via}" if r.via else label, summary=start.summary, severity=start.severity,
+                service=start.service, incident_url=start.incident_url)
+            result = await workflow.execute_activity_method(
+                EscalationActivities.page, request, summary=f"Page {r.id} ({label}, {r.via or r.kind})", **options.PAGE)
+            self.s.pages += 1
+            await self._record(EventKind.page, f"Paged {r.id} ({label}, {r.via or r.kind}) via {result.channel}")
+
+    async def _record(self, kind: EventKind, text: str) -> None:
+        try:
+            await workflow.get_external_workflow_handle(self.start.incident_id).signal(
+                "record_event", {"kind": kind.value, "actor": "escalation", "text": text})
+        except Exception as exc:  # the incident ended: the page itself went out, only the note is lost
+            workflow.logger.info("could not record %r on %s: %s", text, self.start.incident_id, exc)
