@@ -703,7 +703,9 @@ class Api:
         from incidentflow.api import create_app
         from incidentflow.stack import _Server
 
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
+        # accepted sockets inherit it. With proto 0, Nagle + delayed ACK add ~44 ms to every request.
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -749,6 +751,8 @@ RUN_HEADER = ["run", "alerts", "M", "C", "target/s", "sent/s", "2xx/s", "done/s"
 def state_rows(runs: list[Run]) -> list[list[str]]:
     rows = []
     for r in runs:
+        if r.system == "api-only":
+            continue
         rows.append([
             r.name, fmt(percentile(r.applied_ms, 50)), fmt(percentile(r.applied_ms, 95)),
             fmt(percentile(r.applied_ms, 99)), fmt(max(r.applied_ms) if r.applied_ms else math.nan),
@@ -819,7 +823,7 @@ def print_server_log(path: Path) -> None:
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--alerts", "-n", type=int, default=1500, help="alerts per system in the main run (default 1500)")
+    ap.add_argument("--alerts", "-n", type=int, default=1000, help="alerts per system in the main run (default 1000)")
     ap.add_argument("--groups", "-m", type=int, default=50, help="alert groups / workflow ids (default 50)")
     ap.add_argument("--rate", "-r", type=float, default=1000.0,
                     help="target alerts/s for the main run, open-loop (default 1000: more than either system "
@@ -831,6 +835,8 @@ async def main() -> None:
     ap.add_argument("--storm-sample-every", type=int, default=500, help="the same in the storm (default 500)")
     ap.add_argument("--fixed-seconds", type=float, default=30.0, help="length of the 50 alerts/s segment (0 = skip)")
     ap.add_argument("--fixed-rate", type=float, default=50.0, help="rate of the fixed segment (default 50/s)")
+    ap.add_argument("--no-api-only", action="store_true",
+                    help="skip the API-only runs (the API on a task queue without a worker)")
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--storm", action="store_true", help="run only the storm check")
     mode.add_argument("--no-storm", action="store_true", help="skip the storm check")
@@ -934,6 +940,25 @@ async def main() -> None:
                     # warm-up (not measured): imports, connections, sandbox, first workflow of each kind
                     await incidentflow_segment("warm-up", "w", 40, 8, 0, 8)
                     runs.clear()
+                    if not args.no_api_only:
+                        # The same API on a task queue no worker polls: the HTTP + signal-with-start path alone,
+                        # without the workflow work that shares this process's CPU in the other runs.
+                        idle = Settings(task_queue=f"bench-ingest-idle-{token}", alertmanager_token=TOKEN,
+                                        temporal_address=settings.temporal_address)
+                        async with Api(idle, client, config) as idle_url, httpx.AsyncClient(
+                                base_url=idle_url, limits=limits, timeout=30.0) as idle_http:
+                            segments = [("warm-up API only", "u", 40, 0.0),
+                                        ("API only, no worker", "a", args.alerts, args.rate),
+                                        (f"API only {args.fixed_rate:g}/s", "b", int(args.fixed_rate * 10),
+                                         args.fixed_rate)]
+                            for name, tag, n, rate in segments:
+                                load = loads[name] = Load(f"{tag}{token}", n, args.groups)
+                                api_run = Run(name, "api-only", load.n, load.groups, rate, args.concurrency)
+                                t = time.perf_counter()
+                                await run_incidentflow(idle_http, inc, load, api_run, 0, {}, pids)
+                                if not name.startswith("warm-up"):
+                                    runs.append(api_run)
+                                    print(f"  {name} done in {time.perf_counter() - t:.1f} s", flush=True)
                     main_if = await incidentflow_segment("incidentflow", "m", args.alerts, args.groups,
                                                          args.rate, args.concurrency)
                     runs.append(main_if)
@@ -970,6 +995,8 @@ async def main() -> None:
                 print("  reading histories ...", flush=True)
                 for r in runs:
                     load = loads[r.name]
+                    if r.system == "api-only":
+                        continue
                     if r.system == "raw":
                         histories.append((f"{r.name}: RawIngestBenchWorkflow",
                                           await scan_histories(client, "RawIngestBenchWorkflow", set(load.raw_ids), r)))
@@ -1014,6 +1041,13 @@ async def main() -> None:
             row("CPU ms/alert, bench process", main_if.cpu_ms_per_alert()[0], main_raw.cpu_ms_per_alert()[0], digits=2),
             row("CPU ms/alert, dev server", main_if.cpu_ms_per_alert()[1], main_raw.cpu_ms_per_alert()[1], digits=2),
         ]))
+        api = next((r for r in runs if r.system == "api-only" and r.n == main_if.n), None)
+        if api:
+            print(f"   API only, no worker in the process: {fmt(api.sustained)} 2xx/s = "
+                  f"{ratio(api.sustained, main_raw.sustained)} raw (target 0.70x: "
+                  f"{'met' if api.sustained >= 0.7 * main_raw.sustained else 'MISSED'}); webhook p50/p99 "
+                  f"{fmt(percentile(api.lat_ms, 50))}/{fmt(percentile(api.lat_ms, 99))} ms; "
+                  f"CPU ms/alert {api.cpu_ms_per_alert()[0]:.2f} (process) / {api.cpu_ms_per_alert()[1]:.2f} (server)")
         for r in (main_if, main_raw):
             if r.rate and r.attempts_rate >= 0.95 * r.rate:
                 print(f"   note: {r.name} kept up with the target {r.rate:g}/s, so its throughput is the target, "
@@ -1025,6 +1059,12 @@ async def main() -> None:
               f"p95 {fmt(percentile(fixed.lat_ms, 95))} ms, p99 {fmt(p99)} ms "
               f"(target < 100 ms: {'met' if p99 < 100 else 'MISSED'}); applied p50/p99 "
               f"{fmt(percentile(fixed.applied_ms, 50))}/{fmt(percentile(fixed.applied_ms, 99))} ms")
+        api50 = next((r for r in runs if r.system == "api-only" and r.rate == fixed.rate), None)
+        if api50:
+            p99a = percentile(api50.lat_ms, 99)
+            print(f"   the same rate, API only (no worker in the process, {api50.n / api50.rate:.0f} s): webhook p50 "
+                  f"{fmt(percentile(api50.lat_ms, 50))} ms, p99 {fmt(p99a)} ms (target < 100 ms: "
+                  f"{'met' if p99a < 100 else 'MISSED'})")
 
     print("\n   Answers by HTTP status (every attempt, retries included) and lag behind the open-loop schedule")
     for r in runs:
@@ -1049,7 +1089,7 @@ async def main() -> None:
                          str(sum(1 for f in facts_by_run[r.name] if f.found and f.incidents_opened != 1)),
                          str(sum(1 for f in facts_by_run[r.name] if not f.found or f.error))]
                         if r.name in facts_by_run else ["-", "-", "-"])]
-                    for r in runs]))
+                    for r in runs if r.system != "api-only"]))
 
     if storm:
         sf = facts_by_run["storm"]

@@ -92,7 +92,8 @@ class _RecordWorkflows(Interceptor):
 
 
 @asynccontextmanager
-async def running_worker(client: Client, **settings: object) -> AsyncIterator[tuple[Settings, LogNotifier]]:
+async def running_worker(client: Client, config: Any = None, pagers: Any = None,
+                         **settings: object) -> AsyncIterator[tuple[Settings, LogNotifier]]:
     """A worker on a fresh task queue; yields its settings and the notifier that records deliveries.
 
     On exit, incidents left running by that worker are terminated: on the shared time-skipping server
@@ -101,11 +102,14 @@ async def running_worker(client: Client, **settings: object) -> AsyncIterator[tu
     cfg = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", **settings)  # type: ignore[arg-type]
     notifier = LogNotifier()
     recorder = _RecordWorkflows()
-    worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder], fail_fast=True)
-    async with worker:
-        yield cfg, notifier
-    for workflow_id in recorder.ids:
-        try:
-            await client.get_workflow_handle(workflow_id).terminate("test finished")
-        except RPCError:
-            pass  # already closed
+    worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder], fail_fast=True,
+                                  config=config, pagers=pagers)
+    try:
+        async with worker:
+            yield cfg, notifier
+    finally:
+        for workflow_id in recorder.ids:
+            try:
+                await client.get_workflow_handle(workflow_id).terminate("test finished")
+            except RPCError:
+                pass  # already closed
