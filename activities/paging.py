@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import activity
 
@@ -46,8 +46,10 @@ class LogPager:
 
 class EscalationActivities:
     def __init__(self, config: Callable[[], IncidentflowConfig], pagers: Mapping[str, Pager],
-                 default_channels: list[str] | None = None) -> None:
+                 default_channels: list[str] | None = None,
+                 shift: Callable[[datetime], datetime] | None = None) -> None:
         self._config = config  # called per activity: edits to schedules/overrides apply to the next level
+        self._shift = shift or (lambda at: at)  # drills replay a policy at another moment
         self._pagers = dict(pagers)
         self._default = [c for c in (default_channels or list(self._pagers)) if c in self._pagers]
 
@@ -77,7 +79,7 @@ class EscalationActivities:
         cfg = self._config()
         targets = [Target.model_validate(t) for t in request.targets]
         return [Responder(kind=r.kind, id=r.id, via=r.via)
-                for r in oncall.resolve_targets(targets, cfg.schedules, request.at)]
+                for r in oncall.resolve_targets(targets, cfg.schedules, self._shift(request.at))]
 
     @activity.defn
     async def page(self, request: PageRequest) -> PageResult:

@@ -10,7 +10,10 @@ import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
@@ -73,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="configuration chores")
     config.add_argument("action", choices=["check"])
     config.add_argument("file", help="YAML config file to validate")
+
+    oc = sub.add_parser("oncall", help="who is on call (from the config's schedules)")
+    oc.add_argument("--at", help="a moment, e.g. 2026-03-29T01:30 (default: now)")
+    oc.add_argument("--tz", default="UTC", help="IANA timezone of --at and of the output (default UTC)")
+    oc.add_argument("--schedule", help="only this schedule")
+    dr = sub.add_parser("drill", help="rehearse an escalation policy on the time-skipping server (pages nobody)")
+    dr.add_argument("--service", help="service whose escalation policy to drill")
+    dr.add_argument("--severity", "--sev", type=_choice(Severity, "severity"), default=Severity.SEV2)
+    dr.add_argument("--at", help="when the incident starts, e.g. 2026-03-29T01:30 (default: now)")
+    dr.add_argument("--tz", default="UTC", help="IANA timezone of --at and of the output")
+    dr.add_argument("--ack-after", help="acknowledge after this long, e.g. 20m")
 
     def incident(name: str, help_text: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text)
@@ -203,6 +217,50 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _moment(text: str | None, tz_name: str) -> tuple[datetime, ZoneInfo]:
+    try:
+        tz = ZoneInfo(tz_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--tz: unknown timezone {tz_name!r} (use an IANA name like Europe/London)") from None
+    if not text:
+        return datetime.now(UTC), tz
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--at: cannot read {text!r}; use e.g. 2026-03-29T01:30") from None
+    local = moment.replace(tzinfo=tz) if moment.tzinfo is None else moment
+    return local.astimezone(UTC), tz  # compute in UTC: same-tzinfo arithmetic is wall-clock
+
+
+def _local_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Commands that read the config only (no Temporal cluster needed)."""
+    from incidentflow import oncall
+
+    if settings.config is None and Path("config/example.yaml").exists():
+        settings.config = Path("config/example.yaml")
+    config = load_config(settings.config)
+    at, tz = _moment(args.at, args.tz)
+    if args.command == "oncall":
+        try:
+            table = oncall.who_is_on_call(config.schedules, at, args.schedule)
+        except KeyError:
+            raise ConfigError(f"no schedule named {args.schedule!r} in {settings.config}") from None
+        print(f"On call at {at.astimezone(tz):%Y-%m-%d %H:%M %Z} ({tz.key}):")
+        for schedule, layers in table.items():
+            for layer, person in layers.items():
+                print(f"  {schedule:<24} {layer:<12} {person or '(nobody)'}")
+        if not table:
+            print("  no schedules configured")
+        return 0
+    from incidentflow.config import parse_duration
+    from incidentflow.drill import render, run_drill
+
+    ack = parse_duration(args.ack_after) if args.ack_after else None
+    pages = asyncio.run(run_drill(config, args.service, args.severity, at, ack))
+    print(render(pages, at, tz, ack))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("INCIDENTFLOW_LOG_LEVEL", "WARNING").upper(),
@@ -219,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "api":
             from incidentflow.stack import run_api
             return run_api(settings)
+        if args.command in ("oncall", "drill"):
+            return _local_command(args, settings)
         if args.command == "config":
             cfg = load_config(args.file)
             print(f"{args.file}: ok ({len(cfg.services)} services, {len(cfg.people)} people)")

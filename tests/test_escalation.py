@@ -3,7 +3,7 @@ manual escalation and pages, PagerDuty kept in sync through the real HTTP client
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -16,11 +16,17 @@ from activities.paging import LogPager
 from incidentflow.client import Incidents
 from incidentflow.config import IncidentflowConfig
 from incidentflow.models import (
-    AckInput, DeclareInput, EscalateInput, EventKind, PageInput, ResolveInput, Severity,
+    AckInput,
+    DeclareInput,
+    EscalateInput,
+    EventKind,
+    PageInput,
+    ResolveInput,
+    Severity,
 )
 from tests.conftest import running_worker
 from tests.fakes.pagerduty import FakePagerDuty
-from tests.helpers import eventually, events
+from tests.helpers import events, eventually
 
 MIN = timedelta(minutes=1)
 CONFIG = yaml.safe_load("""
@@ -90,7 +96,7 @@ async def test_four_levels_twice_then_the_fallback(ts_env: WorkflowEnvironment) 
 
 
 def _week_parity(at: datetime) -> int:
-    handoff = datetime(2026, 1, 5, 9, tzinfo=timezone.utc)
+    handoff = datetime(2026, 1, 5, 9, tzinfo=UTC)
     return ((at - handoff) // timedelta(days=7)) % 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 
 import httpx
 from temporalio.client import Client
@@ -50,6 +51,9 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     escalation.page, escalation.sync_pagers],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
+        # A killed worker's cached workflows wait this long on its sticky queue before another worker
+        # takes them (SDK default 10 s): short, so an escalation due right after a crash is on time.
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
     )
 
 

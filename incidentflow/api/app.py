@@ -16,6 +16,8 @@ from temporalio.client import Client
 from incidentflow import __version__
 from incidentflow.api import alerts, errors
 from incidentflow.api import incidents as incidents_api
+from incidentflow.api import oncall as oncall_api
+from incidentflow.api import pagerduty as pagerduty_api
 from incidentflow.api.metrics import Metrics
 from incidentflow.api.security import BodyLimit, LoadShedder
 from incidentflow.client import IncidentflowError, Incidents, connect, worker_polling
@@ -64,6 +66,8 @@ def create_app(settings: Settings, client: Client | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.include_router(alerts.router)
     app.include_router(incidents_api.router)
+    app.include_router(pagerduty_api.router)
+    app.include_router(oncall_api.router)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus_metrics() -> Response:

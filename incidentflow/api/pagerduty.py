@@ -1,0 +1,46 @@
+"""PagerDuty v3 webhooks in: a PagerDuty acknowledge/resolve becomes ours, so both sides agree."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from incidentflow.api.errors import responses
+from incidentflow.client import CommandRejected, Incidents
+from incidentflow.config import Settings
+from incidentflow.models import AckInput, ResolveInput
+from incidentflow.pagerduty_webhook import InvalidPagerDutyEvent, parse_event, verify_signature
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=responses(400, 401, 413, 503))
+KEY_PREFIX = "incidentflow-"
+
+
+@router.post("/pagerduty", status_code=202, summary="PagerDuty v3 webhook (X-PagerDuty-Signature verified)")
+async def pagerduty(request: Request) -> JSONResponse:
+    settings: Settings = request.app.state.settings
+    secrets = [s.get_secret_value() for s in settings.pagerduty_webhook_secrets]
+    if not secrets:
+        raise HTTPException(401, "PagerDuty webhooks are off: set INCIDENTFLOW_PAGERDUTY_WEBHOOK_SECRETS")
+    body = await request.body()
+    if not verify_signature(body, request.headers.get("x-pagerduty-signature"), secrets):
+        raise HTTPException(401, "X-PagerDuty-Signature does not match the body")
+    try:
+        event = parse_event(body)
+    except InvalidPagerDutyEvent as exc:
+        raise HTTPException(400, f"not a PagerDuty v3 webhook event: {exc}") from None
+    if event is None or event.action is None:
+        return JSONResponse({"outcome": "ignored", "reason": "event type not mirrored"}, status_code=202)
+    key = event.incident_key or ""
+    if not key.startswith(KEY_PREFIX):
+        return JSONResponse({"outcome": "ignored", "reason": "not an incidentflow incident"}, status_code=202)
+    incident_id = key[len(KEY_PREFIX):]
+    who = f"{event.agent_name or 'someone'} (PagerDuty)"
+    incidents: Incidents = await request.app.state.incidents()
+    try:
+        if event.action == "acknowledge":
+            result = await incidents.acknowledge(incident_id, AckInput(by=who))
+        else:
+            result = await incidents.resolve(incident_id, ResolveInput(by=who, summary="resolved in PagerDuty"))
+    except CommandRejected as exc:  # already so on our side (often our own sync echoing back)
+        return JSONResponse({"outcome": "unchanged", "incident_id": incident_id, "reason": str(exc)}, status_code=202)
+    return JSONResponse({"outcome": event.action, "incident_id": incident_id, "text": result.text}, status_code=202)
