@@ -39,8 +39,8 @@ class LogNotifier:
 
 class IncidentActivities:
     def __init__(self, notifier: Notifier) -> None:
-        self._notifier = notifier
+        self.notifier = notifier
 
     @activity.defn
     async def send_notification(self, message: NotifyInput) -> None:
-        await self._notifier.notify(message)
+        await self.notifier.notify(message)

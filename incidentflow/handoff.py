@@ -1,0 +1,56 @@
+"""Temporal Schedules that start HandoffWorkflow at every rotation's handoff time (one per layer)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleCalendarSpec,
+    ScheduleIntervalSpec,
+    ScheduleRange,
+    ScheduleSpec,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+
+from activities.handoff import HandoffInput
+from incidentflow.config import IncidentflowConfig, Settings
+from incidentflow.models.oncall import WEEKDAYS, Rotation
+from workflows.handoff import HandoffWorkflow
+
+
+def spec_for(rotation: Rotation) -> ScheduleSpec:
+    """Handoffs at local wall-clock time in the rotation's timezone (Temporal follows DST for calendars)."""
+    hour, minute = (int(p) for p in rotation.handoff_time.split(":"))
+    if rotation.type == "custom" and (rotation.length_days or 1) > 1:
+        # every N days is an interval (UTC-based); the calendar form cannot express "every 3rd day"
+        return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=rotation.length_days or 1))])
+    days = [] if rotation.type != "weekly" else [ScheduleRange((WEEKDAYS.index(rotation.handoff_day) + 1) % 7)]
+    calendar = ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)],
+                                    second=[ScheduleRange(0)], **({"day_of_week": days} if days else {}))
+    return ScheduleSpec(calendars=[calendar], time_zone_name=rotation.timezone)
+
+
+async def ensure_handoff_schedules(client: Client, settings: Settings, config: IncidentflowConfig) -> list[str]:
+    """Create or update one Temporal Schedule per schedule layer; returns their ids. Idempotent."""
+    ids = []
+    for schedule in config.schedules:
+        for layer in schedule.layers:
+            schedule_id = f"handoff-{schedule.name}-{layer.name}"
+            wanted = Schedule(
+                action=ScheduleActionStartWorkflow(HandoffWorkflow.run, HandoffInput(schedule=schedule.name),
+                                                   id=f"handoff-{schedule.name}-{layer.name}",
+                                                   task_queue=settings.task_queue),
+                spec=spec_for(layer.rotation))
+            try:
+                await client.create_schedule(schedule_id, wanted)
+            except ScheduleAlreadyRunningError:
+                async def replace(_: ScheduleUpdateInput, new: Schedule = wanted) -> ScheduleUpdate:
+                    return ScheduleUpdate(schedule=new)
+                await client.get_schedule_handle(schedule_id).update(replace)
+            ids.append(schedule_id)
+    return ids
