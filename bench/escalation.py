@@ -175,6 +175,52 @@ def event_seconds(event: Any) -> float:
     return event.event_time.ToMicroseconds() / 1e6
 
 
+def count_task_trouble(into: Counter[str], label: str, events: list[Any]) -> None:
+    """Failed and timed-out workflow tasks (an overloaded worker shows up here first)."""
+    from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
+
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+            cause = WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)
+            into[f"{label} task failed {cause.removeprefix('WORKFLOW_TASK_FAILED_CAUSE_')}"] += 1
+        elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+            kind = TimeoutType.Name(e.workflow_task_timed_out_event_attributes.timeout_type)
+            into[f"{label} task timed out {kind.removeprefix('TIMEOUT_TYPE_')}"] += 1
+        elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
+            into[f"{label} activity timed out"] += 1
+
+
+def server_pids() -> list[int]:
+    """The dev server is a child process of this one (a `temporal` Go binary)."""
+    me, found = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1: stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == me and comm.startswith("temporal"):
+            found.append(int(entry.name))
+    return found
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(this process, the dev server) user+system CPU seconds so far."""
+    mine = os.times()
+    tick = os.sysconf("SC_CLK_TCK")
+    server = 0.0
+    for pid in server_pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            server += (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, IndexError, ValueError):
+            pass
+    return mine.user + mine.system, server
+
+
 @dataclass
 class Run:
     """One system's figures."""
@@ -206,6 +252,9 @@ class Run:
     all_finished_s: float = math.nan  # first ack sent -> the last one observed finished
     unfinished: int = 0
     poll_rounds: int = 0
+    task_trouble: Counter[str] = field(default_factory=Counter)  # failed/timed-out workflow tasks by cause
+    cpu: tuple[float, float] = (math.nan, math.nan)  # CPU seconds over the run: this process, dev server
+    seconds: float = math.nan
 
 
 def page_figures(run: Run, rec: Recorder, wait: float) -> None:
@@ -320,6 +369,7 @@ async def run_raw(client: Client, n: int, wait: float, grace: float, token: str)
             return
         timer_figures(run, rec, wid, events, wait)
         stop_figures(run, wid, events, "stop")
+        count_task_trouble(run.task_trouble, "raw", events)
     await bounded(run.ids, 20, facts)
     return run
 
@@ -440,6 +490,8 @@ async def run_incidentflow(client: Client, n: int, wait: float, grace: float, to
             return
         timer_figures(run, rec, iid, esc_events, wait)
         stop_figures(run, iid, esc_events, "stop")
+        count_task_trouble(run.task_trouble, "escalation", esc_events)
+        count_task_trouble(run.task_trouble, "incident", inc_events)
         sent = run.stop_sent.get(iid)
         ended = False
         for e in inc_events:
@@ -510,12 +562,16 @@ async def main() -> None:
     probe = None
     try:
         client = env.client
-        t = time.perf_counter()
+        t, c = time.perf_counter(), cpu_seconds()
         raw = await run_raw(client, args.incidents, wait, args.grace, token)
-        print(f"  raw done in {time.perf_counter() - t:.1f} s", flush=True)
-        t = time.perf_counter()
+        raw.seconds, c2 = time.perf_counter() - t, cpu_seconds()
+        raw.cpu = (c2[0] - c[0], c2[1] - c[1])
+        print(f"  raw done in {raw.seconds:.1f} s", flush=True)
+        t, c = time.perf_counter(), cpu_seconds()
         flow = await run_incidentflow(client, args.incidents, wait, args.grace, token)
-        print(f"  incidentflow done in {time.perf_counter() - t:.1f} s", flush=True)
+        flow.seconds, c2 = time.perf_counter() - t, cpu_seconds()
+        flow.cpu = (c2[0] - c[0], c2[1] - c[1])
+        print(f"  incidentflow done in {flow.seconds:.1f} s", flush=True)
         if not args.no_probe:
             probe = await probe_one_service(client, args.incidents, token)
     finally:
@@ -574,6 +630,11 @@ async def main() -> None:
           f"(client polling, 20 queries in flight, {flow.poll_rounds} round(s)); unfinished: {flow.unfinished}. "
           f"raw: all results in {fmt(raw.all_finished_s, 2)} s; unfinished: {raw.unfinished}")
 
+    for r in (flow, raw):
+        trouble = ", ".join(f"{k}: {v}" for k, v in r.task_trouble.most_common()) or "none"
+        print(f"   {r.name}: workflow tasks failed/timed out: {trouble}; CPU over the run "
+              f"({fmt(r.seconds, 1)} s wall, incl. warm-up and history reads): this process "
+              f"{fmt(r.cpu[0], 1)} s, dev server {fmt(r.cpu[1], 1)} s")
     for r in (flow, raw):
         for err, count in r.errors.most_common(8):
             print(f"   ERROR {r.name} x{count}: {err}")

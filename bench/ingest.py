@@ -144,19 +144,23 @@ def server_pids() -> list[int]:
     return found
 
 
-def cpu_seconds(pids: list[int]) -> tuple[float, float]:
-    """(this process, the dev server) user+system CPU seconds so far."""
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    tick = os.sysconf("SC_CLK_TCK")
-    srv = 0.0
+def proc_cpu(pids: list[int]) -> float:
+    """user+system CPU seconds of other processes so far."""
+    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
     for pid in pids:
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
             fields = stat[stat.rindex(")") + 2:].split()
-            srv += (int(fields[11]) + int(fields[12])) / tick
+            total += (int(fields[11]) + int(fields[12])) / tick
         except (OSError, ValueError, IndexError):
             pass
-    return ru.ru_utime + ru.ru_stime, srv
+    return total
+
+
+def cpu_seconds(pids: list[int], loadgen: int | None = None) -> tuple[float, float, float]:
+    """(this process, the dev server, the load generator) user+system CPU seconds so far."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime, proc_cpu(pids), proc_cpu([loadgen]) if loadgen else 0.0
 
 
 class LogCounter(logging.Handler):
@@ -269,7 +273,7 @@ class Run:
     drain_s: float | None = None  # last 2xx → the last alert applied (history); None until histories are read
     counted: int | None = None  # incidentflow: sum of alerts_received; raw: sum of list lengths
     group_counted: int | None = None  # incidentflow: sum of AlertGroupState.alerts
-    cpu: tuple[float, float] = (0.0, 0.0)  # CPU seconds used during the send phase: (this process, server)
+    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)  # CPU s during the sends: this process, server, load generator
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -292,10 +296,10 @@ class Run:
             return math.nan
         return self.accepted / max(self.wall_last_ok + self.drain_s - self.wall_first, 1e-9)
 
-    def cpu_ms_per_alert(self) -> tuple[float, float]:
+    def cpu_ms_per_alert(self) -> tuple[float, float, float]:
         if not self.accepted:
-            return math.nan, math.nan
-        return self.cpu[0] * 1000 / self.accepted, self.cpu[1] * 1000 / self.accepted
+            return math.nan, math.nan, math.nan
+        return tuple(c * 1000 / self.accepted for c in self.cpu)  # type: ignore[return-value]
 
 
 async def paced(run: Run, send: Callable[[int], Awaitable[None]], pids: list[int]) -> None:
@@ -325,7 +329,7 @@ async def paced(run: Run, send: Callable[[int], Awaitable[None]], pids: list[int
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
     cpu1 = cpu_seconds(pids)
-    run.cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
+    run.cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], 0.0)
 
 
 def backoff(elapsed: float) -> float:
@@ -354,66 +358,158 @@ def retry_after(headers: Any) -> float:
         return 1.0
 
 
-async def run_incidentflow(http: Any, inc: Any, load: Load, run: Run, sample_every: int,
-                           incident_of: dict[str, str], pids: list[int]) -> None:
-    bodies = load.bodies()
+async def loadgen_main() -> None:
+    """The webhook sender, in its own process like Alertmanager: one JSON command per segment on stdin, one
+    JSON line per alert on stdout (as soon as it is answered), then an "end" line."""
+    import importlib.util
+
+    import httpx
+    if importlib.util.find_spec("sniffio") is None:
+        # httpcore tries `import sniffio` on every lock it makes; when it is not installed each failed import
+        # walks sys.path (~0.2 ms a request here). Nothing in this process can use it anyway.
+        sys.modules["sniffio"] = None  # type: ignore[assignment]
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
     headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
 
-    async def post(i: int) -> None:
-        first = time.perf_counter()
-        tries = 0
-        while True:
-            t, wall = time.perf_counter(), time.time()
-            try:
-                r = await http.post(WEBHOOK, content=bodies[i], headers=headers)
-            except Exception as exc:  # noqa: BLE001 - like Alertmanager: count, wait, send again
-                run.statuses[f"transport: {error_key(exc)}"] += 1
-                if tries < MAX_RETRIES:
-                    tries += 1
-                    run.retries += 1
-                    if tries == 1:
-                        run.retried_alerts += 1
-                    await asyncio.sleep(1.0)
-                    continue
-                run.failed += 1
-                return
-            done = time.perf_counter()
-            run.statuses[status_key(r.status_code, r.content)] += 1
-            if 200 <= r.status_code < 300:
-                run.lat_ms.append((done - t) * 1000)
-                run.e2e_ms.append((done - first) * 1000)
-                run.accepted += 1
-                run.accepted_by_group[load.group(i)] += 1
-                run.sent_wall[load.fingerprint(i)] = wall
-                run.t_last_ok = max(run.t_last_ok, done)
-                run.wall_last_ok = max(run.wall_last_ok, time.time())
-                try:
-                    run.outcomes[r.json().get("outcome", "?")] += 1
-                except Exception:  # noqa: BLE001
-                    run.outcomes["unparsable"] += 1
-                if load.sampled(i, sample_every):
-                    run.vis_tasks.append(asyncio.create_task(
-                        visible_incidentflow(inc, load.gids[load.group(i)], load.fingerprint(i), t, run, incident_of)))
-                return
-            if r.status_code in (429, 503) and tries < MAX_RETRIES:
-                tries += 1
-                run.retries += 1
-                if tries == 1:
-                    run.retried_alerts += 1
-                await asyncio.sleep(retry_after(r.headers))
-                continue
-            run.failed += 1
-            return
+    def emit(obj: dict[str, Any]) -> None:
+        transport.write(json.dumps(obj).encode() + b"\n")  # buffered by the transport, never blocks
 
-    await paced(run, post, pids)
+    while line := await reader.readline():
+        cmd = json.loads(line)
+        load = Load(cmd["tag"], cmd["n"], cmd["groups"])
+        bodies = load.bodies()
+        rate, conc = float(cmd["rate"]), int(cmd["concurrency"])
+        # One single-connection client per slot: httpx's shared pool costs O(connections) per request.
+        clients: asyncio.Queue[Any] = asyncio.Queue()
+        for _ in range(conc):
+            clients.put_nowait(httpx.AsyncClient(base_url=cmd["url"], timeout=30.0, limits=httpx.Limits(
+                max_connections=1, max_keepalive_connections=1)))
+
+        async def post(i: int, http: Any) -> None:
+            first, tries, statuses = time.time(), 0, []
+            try:
+                while True:
+                    wall = time.time()
+                    t = time.perf_counter()
+                    try:
+                        r = await http.post(WEBHOOK, content=bodies[i], headers=headers)
+                    except Exception as exc:  # noqa: BLE001 - like Alertmanager: count, wait, send again
+                        statuses.append(f"transport: {error_key(exc)}")
+                        if tries < MAX_RETRIES:
+                            tries += 1
+                            await asyncio.sleep(1.0)
+                            continue
+                        emit({"i": i, "ok": False, "st": statuses, "retries": tries})
+                        return
+                    lat = (time.perf_counter() - t) * 1000
+                    statuses.append(status_key(r.status_code, r.content))
+                    if 200 <= r.status_code < 300:
+                        try:
+                            outcome = r.json().get("outcome", "?")
+                        except ValueError:
+                            outcome = "unparsable"
+                        now = time.time()
+                        emit({"i": i, "ok": True, "st": statuses, "retries": tries, "wall": wall, "done": now,
+                              "lat": lat, "e2e": (now - first) * 1000, "out": outcome})
+                        return
+                    if r.status_code in (429, 503) and tries < MAX_RETRIES:
+                        tries += 1
+                        await asyncio.sleep(retry_after(r.headers))
+                        continue
+                    emit({"i": i, "ok": False, "st": statuses, "retries": tries})
+                    return
+            finally:
+                clients.put_nowait(http)
+
+        tasks = []
+        wall_first, max_lag, last_start = time.time(), 0.0, 0.0
+        t0 = time.perf_counter()
+        for i in range(load.n):
+            due = t0 + i / rate if rate > 0 else t0
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            http = await clients.get()
+            if rate > 0:
+                max_lag = max(max_lag, time.perf_counter() - due)
+            last_start = time.time()
+            tasks.append(asyncio.create_task(post(i, http)))
+        await asyncio.gather(*tasks)
+        while not clients.empty():
+            await clients.get_nowait().aclose()
+        emit({"end": True, "wall_first": wall_first, "wall_last_start": last_start, "max_lag": max_lag})
+
+
+class LoadGen:
+    """This script in --loadgen mode, as a child process."""
+
+    async def __aenter__(self) -> LoadGen:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, os.path.abspath(sys.argv[0]), "--loadgen",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=1 << 20)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            await asyncio.wait_for(self.proc.wait(), 10)
+        except TimeoutError:
+            self.proc.kill()
+
+
+async def run_incidentflow(gen: LoadGen, url: str, inc: Any, load: Load, run: Run, sample_every: int,
+                           incident_of: dict[str, str], pids: list[int]) -> None:
+    """One segment of webhook POSTs, sent by the load generator; the sampled alerts are polled from here."""
+    proc = gen.proc
+    assert proc.stdin is not None and proc.stdout is not None
+    cpu0 = cpu_seconds(pids, proc.pid)
+    proc.stdin.write(json.dumps({"url": url, "tag": load.tag, "n": load.n, "groups": load.groups,
+                                 "rate": run.rate, "concurrency": run.concurrency}).encode() + b"\n")
+    await proc.stdin.drain()
+    while True:
+        line = await proc.stdout.readline()
+        if not line:
+            run.notes.append("the load generator exited early")
+            break
+        msg = json.loads(line)
+        if msg.get("end"):
+            run.wall_first = run.t_first = msg["wall_first"]
+            run.t_last_start = msg["wall_last_start"]
+            run.max_lag_s = msg["max_lag"]
+            break
+        i = msg["i"]
+        run.statuses.update(msg["st"])
+        if msg["retries"]:
+            run.retries += msg["retries"]
+            run.retried_alerts += 1
+        if not msg["ok"]:
+            run.failed += 1
+            continue
+        run.lat_ms.append(msg["lat"])
+        run.e2e_ms.append(msg["e2e"])
+        run.accepted += 1
+        run.accepted_by_group[load.group(i)] += 1
+        run.outcomes[msg["out"]] += 1
+        fp = load.fingerprint(i)
+        run.sent_wall[fp] = msg["wall"]
+        run.wall_last_ok = run.t_last_ok = max(run.wall_last_ok, msg["done"])
+        if load.sampled(i, sample_every):
+            run.vis_tasks.append(asyncio.create_task(
+                visible_incidentflow(inc, load.gids[load.group(i)], fp, msg["wall"], run, incident_of)))
+    cpu1 = cpu_seconds(pids, proc.pid)
+    run.cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], cpu1[2] - cpu0[2])
     await asyncio.gather(*run.vis_tasks)
 
 
-async def visible_incidentflow(inc: Any, gid: str, fp: str, t_post: float, run: Run,
+async def visible_incidentflow(inc: Any, gid: str, fp: str, wall_post: float, run: Run,
                                incident_of: dict[str, str], timeout: float = 90) -> None:
-    """POST → the alert's fingerprint is in the group's incident state (alert_group → get)."""
+    """POST (wall clock) → the alert's fingerprint is in the group's incident state (alert_group → get)."""
     while True:
-        elapsed = time.perf_counter() - t_post
+        elapsed = time.time() - wall_post
         try:
             iid = incident_of.get(gid)
             if iid is None:
@@ -421,7 +517,7 @@ async def visible_incidentflow(inc: Any, gid: str, fp: str, t_post: float, run: 
                 if group is not None and group.incident_id:
                     iid = incident_of[gid] = group.incident_id
             if iid is not None and fp in (await inc.get(iid)).alerts:
-                run.vis_ms.append((time.perf_counter() - t_post) * 1000)
+                run.vis_ms.append((time.time() - wall_post) * 1000)
                 return
         except Exception as exc:  # noqa: BLE001 - a query can fail while the run continues-as-new
             run.vis_errors[error_key(exc)] += 1
@@ -478,7 +574,7 @@ async def drain_incidentflow(inc: Any, load: Load, run: Run, timeout: float) -> 
         run.group_counted = sum(f.group_alerts for f in facts)
         run.counted = sum(f.alerts_received or 0 for f in facts)
         if run.counted >= run.accepted and run.group_counted >= run.accepted:
-            run.counted_s = time.perf_counter() - run.t_last_ok
+            run.counted_s = time.time() - run.wall_last_ok
             break
         if time.perf_counter() - t0 > timeout:
             run.notes.append(f"drain timed out after {timeout:.0f} s")
@@ -551,7 +647,7 @@ async def drain_raw(client: Client, load: Load, run: Run, timeout: float) -> Non
     while True:
         run.counted = sum(await gather_bounded([count(w) for w in load.raw_ids]))
         if run.counted >= run.accepted:
-            run.counted_s = time.perf_counter() - run.t_last_ok
+            run.counted_s = time.time() - run.wall_last_ok
             break
         if time.perf_counter() - t0 > timeout:
             run.notes.append(f"drain timed out after {timeout:.0f} s")

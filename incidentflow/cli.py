@@ -281,7 +281,7 @@ async def _handoff(args: argparse.Namespace, settings: Settings) -> int:
     if args.schedule not in names:
         raise ConfigError(f"--schedule: use one of {', '.join(names) or '(no schedules configured)'}")
     note = await client.execute_workflow(HandoffWorkflow.run, HandoffInput(schedule=args.schedule),
-                                         id=f"handoff-{args.schedule}-manual-{datetime.now(timezone.utc):%Y%m%d%H%M%S}",
+                                         id=f"handoff-{args.schedule}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}",
                                          task_queue=settings.task_queue)
     print(note.text)
     return 0

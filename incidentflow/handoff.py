@@ -29,9 +29,11 @@ def spec_for(rotation: Rotation) -> ScheduleSpec:
     if rotation.type == "custom" and (rotation.length_days or 1) > 1:
         # every N days is an interval (UTC-based); the calendar form cannot express "every 3rd day"
         return ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(days=rotation.length_days or 1))])
-    days = [] if rotation.type != "weekly" else [ScheduleRange((WEEKDAYS.index(rotation.handoff_day) + 1) % 7)]
     calendar = ScheduleCalendarSpec(hour=[ScheduleRange(hour)], minute=[ScheduleRange(minute)],
-                                    second=[ScheduleRange(0)], **({"day_of_week": days} if days else {}))
+                                    second=[ScheduleRange(0)])
+    if rotation.type == "weekly":  # Temporal counts days of the week from Sunday = 0
+        calendar = ScheduleCalendarSpec(hour=calendar.hour, minute=calendar.minute, second=calendar.second,
+                                        day_of_week=[ScheduleRange((WEEKDAYS.index(rotation.handoff_day) + 1) % 7)])
     return ScheduleSpec(calendars=[calendar], time_zone_name=rotation.timezone)
 
 

@@ -12,7 +12,7 @@ T = TypeVar("T")
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], bool],
-                     timeout: float = 10.0, interval: float = 0.1) -> T:
+                     timeout: float = 30.0, interval: float = 0.1) -> T:
     """Poll until `check(value)` holds (visibility and real-time timers are eventually consistent)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
