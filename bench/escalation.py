@@ -40,7 +40,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-ACTIVITY = {"start_to_close_timeout": timedelta(seconds=30)}
+PAGE_TIMEOUT = timedelta(seconds=30)
 
 
 # ---------------------------------------------------------------------------- the raw baseline
@@ -54,9 +54,9 @@ class RawEscalation:
     @workflow.run
     async def run(self, wait_seconds: float) -> int:
         wid = workflow.info().workflow_id
-        await workflow.execute_activity("bench_raw_page", args=[wid, 1], **ACTIVITY)
+        await workflow.execute_activity("bench_raw_page", args=[wid, 1], start_to_close_timeout=PAGE_TIMEOUT)
         await workflow.sleep(wait_seconds)
-        await workflow.execute_activity("bench_raw_page", args=[wid, 2], **ACTIVITY)
+        await workflow.execute_activity("bench_raw_page", args=[wid, 2], start_to_close_timeout=PAGE_TIMEOUT)
         try:
             await workflow.wait_condition(lambda: self.stopped, timeout=timedelta(hours=1))
         except TimeoutError:

@@ -7,6 +7,7 @@ whose messages are fit to show a user as they are.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -158,26 +159,34 @@ class Incidents:
             details.append(f"Runbook: {service.runbook}")
         if cmd.description:
             details.append(cmd.description)
-        for attempt in range(50):
-            incident_id = policy.incident_id(start_time, cmd.service, cmd.title, attempt)
-            try:
-                await self.client.start_workflow(
-                    IncidentWorkflow.run,
-                    IncidentStart(declare=cmd, incident_id=incident_id,
-                                  policy=self.config.incident_policy()),
-                    id=incident_id, task_queue=self.settings.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    search_attributes=TypedSearchAttributes(pairs), memo={"title": cmd.title},
-                    static_summary=f"{cmd.severity.value} {cmd.title}"[:200],
-                    static_details="\n\n".join(details),
-                )
+        candidates = [policy.incident_id(start_time, cmd.service, cmd.title, attempt) for attempt in range(50)]
+        # past 50 incidents of one service in one minute, a short random suffix keeps ids unique
+        base = policy.incident_id(start_time, cmd.service, cmd.title)
+        candidates += [f"{base}-{uuid.uuid4().hex[:6]}" for _ in range(5)]
+        for incident_id in candidates:
+            if await self._start_incident(incident_id, cmd, pairs, details):
                 return incident_id
-            except WorkflowAlreadyStartedError:
-                continue
-            except RPCError as exc:
-                raise self._rpc_error(exc, incident_id) from None
-        raise CommandRejected("could not find a free incident id (50 incidents this minute?)")
+        raise CommandRejected("could not find a free incident id")
+
+    async def _start_incident(self, incident_id: str, cmd: DeclareInput, pairs: list[SearchAttributePair[Any]],
+                              details: list[str]) -> bool:
+        """Start the incident under this id; False when the id is taken (running or closed)."""
+        try:
+            await self.client.start_workflow(
+                IncidentWorkflow.run,
+                IncidentStart(declare=cmd, incident_id=incident_id, policy=self.config.incident_policy(),
+                              url=self.settings.workflow_url(incident_id)),
+                id=incident_id, task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(pairs), memo={"title": cmd.title},
+                static_summary=f"{cmd.severity.value} {cmd.title}"[:200], static_details="\n\n".join(details),
+            )
+            return True
+        except WorkflowAlreadyStartedError:
+            return False
+        except RPCError as exc:
+            raise self._rpc_error(exc, incident_id) from None
 
     async def raise_alert(self, incident_id: str, alert: AlertSignal) -> None:
         await self._signal(incident_id, IncidentWorkflow.alert, alert)

@@ -135,4 +135,13 @@ class AlertGroupWorkflow:
             self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
             self.s.incidents_opened += 1
             return
-        raise RuntimeError("no free incident id in 50 attempts")  # retried as a workflow task failure
+        # 50 incidents of one service in one minute: fall back to an id made unique by the group's hash
+        incident_id = f"{policy.incident_id(now, route.service, batch.title)}-{workflow.info().workflow_id[-8:]}"
+        await workflow.start_child_workflow(
+            IncidentWorkflow.run,
+            IncidentStart(declare=declare, incident_id=incident_id, policy=self.policy,
+                          group_id=workflow.info().workflow_id, initial_alerts=batch.alerts),
+            id=incident_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, memo={"title": batch.title})
+        self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
+        self.s.incidents_opened += 1

@@ -77,11 +77,13 @@ class EscalationWorkflow:
             while index < len(plan.levels) and not self.s.acknowledged_by:
                 level = plan.levels[index]
                 self.s.level = index + 1
+                level_started = workflow.now()  # the wait counts from here, not from when paging finished
                 await self._page_level(level, index + 1)
                 nxt = f"L{index + 2}" if index + 1 < len(plan.levels) else "next round"
+                remaining = timedelta(seconds=level.wait) - (workflow.now() - level_started)
                 try:
                     await workflow.wait_condition(lambda: self.s.acknowledged_by is not None or self._jump is not None,
-                                                  timeout=timedelta(seconds=level.wait),
+                                                  timeout=max(remaining, timedelta(milliseconds=1)),
                                                   timeout_summary=f"escalate to {nxt} unless acknowledged")
                 except TimeoutError:
                     pass
