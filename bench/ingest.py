@@ -701,7 +701,11 @@ class HistoryFacts:
     trouble: Counter[str] = field(default_factory=Counter)  # failed/timed-out workflow tasks by cause
     trouble_ids: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     trouble_text: dict[str, str] = field(default_factory=dict)
+    # the first occurrence of each kind of trouble: (event id, type, time, detail) of the events around it
+    trouble_context: dict[str, list[tuple[int, str, float, str]]] = field(default_factory=dict)
     max_events: tuple[int, str] = (0, "")
+    suggested: int = 0  # workflow tasks whose WorkflowTaskStarted carried suggest_continue_as_new
+    first_suggested: tuple[str, int] | None = None  # (workflow id, event id)
     total_events: int = 0
     errors: Counter[str] = field(default_factory=Counter)
 
@@ -736,6 +740,23 @@ def payload_fingerprints(payloads: Any) -> list[str]:
     return out
 
 
+def event_summary(e: Any) -> tuple[int, str, float, str]:
+    """(id, type, time, detail) of a history event, with the task queue kind of workflow task schedules."""
+    from temporalio.api.enums.v1 import EventType, TaskQueueKind
+
+    name = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
+    detail = ""
+    if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
+        a = e.workflow_task_scheduled_event_attributes
+        kind = TaskQueueKind.Name(a.task_queue.kind).removeprefix("TASK_QUEUE_KIND_").lower()
+        detail = f"{kind} queue, attempt {a.attempt}"
+    elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+        detail = e.workflow_task_started_event_attributes.identity[:40]
+    elif e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+        detail = e.workflow_execution_signaled_event_attributes.signal_name
+    return e.event_id, name, e.event_time.ToDatetime(tzinfo=UTC).timestamp(), detail
+
+
 async def scan_histories(client: Client, kind: str, ids: set[str], run: Run | None = None) -> HistoryFacts:
     """Every run (continued-as-new ones too) of the given workflows of one type.
 
@@ -756,9 +777,16 @@ async def scan_histories(client: Client, kind: str, ids: set[str], run: Run | No
         facts.statuses[status] += 1
         n = 0
         pending: list[str] = []
+        recent: list[tuple[int, str, float, str]] = []
+        capture: tuple[str, int] | None = None  # (trouble key, events still to record after it)
         try:
             async for e in client.get_workflow_handle(wid, run_id=run_id).fetch_history_events():
                 n += 1
+                summary = event_summary(e)
+                recent = [*recent[-3:], summary]
+                if capture is not None:
+                    facts.trouble_context[capture[0]].append(summary)
+                    capture = (capture[0], capture[1] - 1) if capture[1] > 1 else None
                 if run is not None:
                     if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
                         pending += payload_fingerprints(e.workflow_execution_started_event_attributes.input.payloads)
@@ -769,6 +797,11 @@ async def scan_histories(client: Client, kind: str, ids: set[str], run: Run | No
                         for fp in pending:
                             applied.setdefault(fp, at)
                         pending = []
+                if (e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+                        and e.workflow_task_started_event_attributes.suggest_continue_as_new):
+                    facts.suggested += 1
+                    if facts.first_suggested is None:
+                        facts.first_suggested = (wid, e.event_id)
                 name = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
                 if name in INTERESTING:
                     facts.events[name] += 1
@@ -788,6 +821,11 @@ async def scan_histories(client: Client, kind: str, ids: set[str], run: Run | No
                         facts.trouble_ids[key].append(where)
                     if text and key not in facts.trouble_text:
                         facts.trouble_text[key] = text.splitlines()[0][:300]
+                    if key not in facts.trouble_context:
+                        facts.trouble_context[key] = list(recent)
+                        facts.trouble_ids[key].insert(0, f"first: {where}")
+                        del facts.trouble_ids[key][3:]
+                        capture = (key, 3)
         except Exception as exc:  # noqa: BLE001
             facts.errors[error_key(exc)] += 1
         facts.total_events += n
@@ -899,12 +937,19 @@ def print_history(title: str, facts: HistoryFacts) -> None:
           f" (failed {ev['SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED']}); children started "
           f"{ev['CHILD_WORKFLOW_EXECUTION_STARTED']} (failed {ev['START_CHILD_WORKFLOW_EXECUTION_FAILED']}); "
           f"continued-as-new {ev['WORKFLOW_EXECUTION_CONTINUED_AS_NEW']}; timers started/canceled "
-          f"{ev['TIMER_STARTED']:,}/{ev['TIMER_CANCELED']:,}; upserts {ev['UPSERT_WORKFLOW_SEARCH_ATTRIBUTES']:,}")
+          f"{ev['TIMER_STARTED']:,}/{ev['TIMER_CANCELED']:,}; upserts {ev['UPSERT_WORKFLOW_SEARCH_ATTRIBUTES']:,}; "
+          f"tasks with continue-as-new suggested {facts.suggested:,}"
+          + (f" (first: {facts.first_suggested[0]} event {facts.first_suggested[1]})" if facts.first_suggested else ""))
     if facts.trouble:
         for key, count in facts.trouble.most_common():
             print(f"      workflow task {key}: {count}, e.g. {'; '.join(facts.trouble_ids[key])}")
             if key in facts.trouble_text:
                 print(f"         failure: {facts.trouble_text[key]}")
+            context = facts.trouble_context.get(key)
+            if context:
+                t0 = next((t for i, _, t, _ in context if f"event {i})" in facts.trouble_ids[key][0]), context[0][2])
+                print("         around the first: " + "; ".join(
+                    f"{i} {name}{' (' + detail + ')' if detail else ''} {t - t0:+.1f}s" for i, name, t, detail in context))
     else:
         print("      workflow tasks failed/timed out: none")
     for err, count in facts.errors.most_common(3):
@@ -1199,7 +1244,7 @@ async def main() -> None:
             print(f"      NOTE: {note}")
 
     print(table("   Accounting: every accepted alert counted in a workflow?",
-                ["run", "2xx", "group sum", "incident sum", "lost", "extra", "drain s", "groups", "1 incident",
+                ["run", "2xx", "group sum", "incident sum", "uncounted", "extra", "drain s", "groups", "1 incident",
                  "!= 1", "no state"], [
                     [r.name, f"{r.accepted:,}",
                      f"{r.group_counted:,}" if r.group_counted is not None else "-",
@@ -1231,8 +1276,12 @@ async def main() -> None:
             f"/{storm.groups}; != 1: {len(multi)}" + (f" e.g. {[(f.gid, f.incidents_opened) for f in multi[:3]]}" if multi else ""),
             f"incidents per service in visibility: {dict(Counter(sv.values()))} over {len(sv)} services "
             "(count: services)",
-            f"sum of alerts_received over the incidents {storm.counted:,} vs 2xx {storm.accepted:,}: lost {max(0, lost)}"
-            + (f", extra {-lost}" if lost < 0 else "") + f"; sum of AlertGroupState.alerts {storm.group_counted:,}",
+            f"sum of alerts_received over the incidents {storm.counted:,} vs 2xx {storm.accepted:,}: "
+            f"uncounted {max(0, lost)}" + (f", extra {-lost}" if lost < 0 else "")
+            + f"; sum of AlertGroupState.alerts {storm.group_counted:,}"
+            + ("" if lost <= 0 else " (the groups hold them all: still queued for forwarding when the drain "
+               "timed out, late rather than lost)" if storm.group_counted == storm.accepted
+               else " (NOT all in the groups either: lost)"),
         ]:
             print("   " + line)
         bad = [(g, f) for g, f in enumerate(sf)

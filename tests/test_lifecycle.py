@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -52,7 +53,7 @@ async def test_whole_lifecycle(ts_env: WorkflowEnvironment) -> None:
     async with running_worker(ts_env.client) as (settings, notifier):
         inc = Incidents(ts_env.client, settings)
         iid = await inc.declare(declare(Severity.SEV1))
-        assert iid.startswith("incident-") and iid.endswith("-checkout")
+        assert re.fullmatch(r"incident-\d{8}-\d{4}-checkout(-\d+)?", iid), iid
         await inc.acknowledge(iid, AckInput(by="alice"))
         await inc.assign_role(iid, RoleInput(role=Role.ic, person="alice", by="alice"))
         result = await inc.assign_role(iid, RoleInput(role=Role.lead, person="alice", by="alice"))
