@@ -177,7 +177,8 @@ class LogCounter(logging.Handler):
         except Exception:  # noqa: BLE001
             msg = str(record.msg)
         first = msg.splitlines()[0] if msg else ""
-        shape = re.sub(r"[0-9a-f]{8,}|\d+", "N", first)[:110]
+        shape = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "<uuid>", first)
+        shape = re.sub(r"[0-9a-f]{8,}|\d+", "N", shape)[:110]
         key = f"{record.levelname} {record.name}: {shape}"
         self.counts[key] += 1
         self.example.setdefault(key, msg[:600])

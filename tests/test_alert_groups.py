@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from incidentflow import ingest
@@ -102,3 +103,33 @@ async def test_flapping_reopens_within_the_window_and_opens_a_new_incident_after
         assert (await inc.get(first)).phase == Phase.resolved, "the old incident is left alone"
         new_state = await inc.get(second.incident_id)
         assert new_state.alerts["g3-web-1"].status == AlertStatus.firing
+
+
+async def test_a_flood_continues_as_new_without_losing_an_alert(ts_env: WorkflowEnvironment) -> None:
+    from incidentflow.models import AlertGroupStart, IncidentPolicy
+    from workflows.alert_group import AlertGroupWorkflow
+
+    async with running_worker(ts_env.client) as (settings, _):
+        inc = Incidents(ts_env.client, settings, IncidentflowConfig())
+        policy = IncidentPolicy(continue_as_new_after_events=60)
+        first = ingest.from_alertmanager(payload("alertmanager-firing.json", "flood"), inc.config.routing.router(),
+                                         datetime.now(UTC))
+        group_id = ingest.group_workflow_id(first.group_key)
+
+        async def send_one(i: int) -> None:
+            batch = first.model_copy(update={"alerts": [a.model_copy(update={"fingerprint": f"fp-{i % 40}"})
+                                                         for a in first.alerts]})
+            await ts_env.client.start_workflow(
+                AlertGroupWorkflow.run, AlertGroupStart(group_key=first.group_key, policy=policy), id=group_id,
+                task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                start_signal="alerts", start_signal_args=[batch])
+        for chunk in range(0, 300, 50):
+            await asyncio.gather(*(send_one(i) for i in range(chunk, chunk + 50)))
+        iid = await group_incident(inc, group_id)
+        state = await eventually(lambda: inc.get(iid), lambda s: s.alerts_received == 300, timeout=60)
+        assert sum(a.count for a in state.alerts.values()) == 300 and len(state.alerts) == 40
+        group = await inc.alert_group(group_id)
+        assert group is not None and group.alerts == 300 and group.incidents_opened == 1
+        history = await ts_env.client.get_workflow_handle(group_id).fetch_history()
+        assert history.events[0].workflow_execution_started_event_attributes.continued_execution_run_id, \
+            "the group continued-as-new during the flood"

@@ -43,6 +43,9 @@ async def test_search_attributes_filter_like_the_web_ui(dev_env: WorkflowEnviron
         await inc.set_severity(sev2, SeverityInput(severity=Severity.SEV3, by="bob"))
 
         scope = f'IncidentService="{svc}"'
+        await eventually(lambda: ids(dev_env, scope), lambda r: r == {sev1, sev2, closed}, timeout=60)
+        await eventually(lambda: ids(dev_env, f'{scope} AND IncidentPhase="closed"'), lambda r: r == {closed},
+                         timeout=60)
         ui_query = f'{scope} AND IncidentSeverity="SEV1" AND IncidentPhase!="closed"'
         assert await eventually(lambda: ids(dev_env, ui_query), lambda r: r == {sev1})
         assert await eventually(lambda: ids(dev_env, f'{scope} AND IncidentCommander="alice"'),

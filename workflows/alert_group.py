@@ -26,7 +26,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.incident import IncidentWorkflow
 
-MAX_INBOX = 1_000  # batches waiting in memory; Alertmanager groups, so this is a storm far beyond normal
+MAX_FORWARD = 500  # alerts per forwarded signal (queued batches are merged: one signal, one incident task)
 NO_REOPEN = (Phase.postmortem, Phase.closed, Phase.stood_down)
 
 
@@ -56,20 +56,18 @@ class AlertGroupWorkflow:
 
     @workflow.run
     async def run(self, start: AlertGroupStart) -> AlertGroupState:
+        self._inbox[:0] = start.pending
         while True:
-            while self._inbox:
-                await self._handle(self._inbox.pop(0))
+            while self._inbox and not self._history_full():
+                await self._handle_next()
+            if self._history_full():  # checked inside the drain too: a flood must not outgrow history
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(AlertGroupStart(group_key=self.s.group_key, policy=self.policy,
+                                                         carried=self.s, pending=list(self._inbox)))
             if self._finished():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if not self._inbox:
                     return self.s
-                continue
-            info = workflow.info()
-            if info.is_continue_as_new_suggested() or info.get_current_history_length() > 5_000:
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                if not self._inbox:
-                    workflow.continue_as_new(AlertGroupStart(group_key=self.s.group_key, policy=self.policy,
-                                                             carried=self.s))
                 continue
             try:
                 await workflow.wait_condition(lambda: bool(self._inbox) or self._finished(),
@@ -77,6 +75,11 @@ class AlertGroupWorkflow:
                                               timeout_summary="reopen window closes")
             except TimeoutError:
                 pass
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        limit = min(5_000, self.policy.continue_as_new_after_events)
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > limit
 
     def _incident_is_current(self) -> bool:
         """Whether a firing alert belongs to the group's incident (open, or resolved within the window)."""
@@ -96,16 +99,21 @@ class AlertGroupWorkflow:
                 + timedelta(seconds=1)
         return None
 
-    async def _handle(self, batch: AlertBatch) -> None:
+    async def _handle_next(self) -> None:
+        """Forward every queued batch in one signal while the incident is current; else open or ignore."""
+        batch = self._inbox.pop(0)
         if self._incident_is_current():
             assert self.s.incident_id is not None
+            alerts = list(batch.alerts)
+            while self._inbox and len(alerts) < MAX_FORWARD:
+                alerts += self._inbox.pop(0).alerts
             try:
-                await workflow.get_external_workflow_handle(self.s.incident_id).signal(
-                    IncidentWorkflow.alerts, batch.alerts)
+                await workflow.get_external_workflow_handle(self.s.incident_id).signal(IncidentWorkflow.alerts, alerts)
                 return
             except Exception as exc:  # the incident was terminated by hand: treat the group as fresh
                 workflow.logger.warning("incident %s unreachable (%s); opening a new one", self.s.incident_id, exc)
                 self.s.incident_phase = Phase.closed
+                batch = batch.model_copy(update={"alerts": alerts})
         if not batch.firing:
             self.s.ignored += 1  # a resolved notification never opens an incident
             return

@@ -228,6 +228,7 @@ class IncidentWorkflow:
     def _apply_alert(self, alert: AlertSignal) -> None:
         s = self.s
         now = workflow.now()
+        self._wake = True  # even a dropped alert grows history: the run loop must get to check for CAN
         s.alerts_received += 1
         record = s.alerts.get(alert.fingerprint)
         name = alert.title or alert.fingerprint

@@ -52,6 +52,7 @@ class AlertGroupStart(BaseModel):
     group_key: str
     policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
     carried: AlertGroupState | None = None
+    pending: list[AlertBatch] = Field(default_factory=list)  # batches not yet handled at continue-as-new
 
 
 class IncidentStatusSignal(BaseModel):
