@@ -21,6 +21,8 @@ from incidentflow.routing import Router
 
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
+MAX_LABEL_CHARS = 2048  # per alert: keeps every batch far below Temporal's payload limits
+MAX_BATCH_ALERTS = 200  # per notification (an incident keeps at most this many distinct alerts anyway)
 
 
 def group_workflow_id(group_key: str) -> str:
@@ -33,7 +35,15 @@ def label_fingerprint(labels: Mapping[str, str]) -> str:
 
 
 def _bounded(labels: Mapping[str, str]) -> dict[str, str]:
-    return {k[:128]: str(v)[:MAX_LABEL_VALUE] for k, v in list(sorted(labels.items()))[:MAX_LABELS]}
+    out: dict[str, str] = {}
+    used = 0
+    for key, value in sorted(labels.items())[:MAX_LABELS]:
+        key, value = key[:128], str(value)[:MAX_LABEL_VALUE]
+        used += len(key) + len(value)
+        if used > MAX_LABEL_CHARS:
+            break
+        out[key] = value
+    return out
 
 
 def _title(common_annotations: Mapping[str, str], common_labels: Mapping[str, str],
@@ -47,6 +57,7 @@ def _title(common_annotations: Mapping[str, str], common_labels: Mapping[str, st
 
 
 def _signals(source: str, alerts: Sequence[AlertmanagerAlert], now: datetime) -> list[AlertSignal]:
+    alerts = alerts[:MAX_BATCH_ALERTS]  # the rest are counted in AlertBatch.truncated
     return [AlertSignal(source=source, fingerprint=(a.fingerprint or label_fingerprint(a.labels))[:256],
                         status=a.status, received_at=now, labels=_bounded(a.labels),
                         title=(a.annotations.get("summary") or a.labels.get("alertname") or "")[:500])
@@ -59,7 +70,8 @@ def from_alertmanager(payload: AlertmanagerPayload, router: Router, now: datetim
         source="alertmanager", group_key=f"alertmanager|{payload.receiver}|{payload.groupKey}",
         title=_title(payload.commonAnnotations, payload.commonLabels, payload.alerts),
         description=payload.commonAnnotations.get("description", "")[:4000],
-        route=route, alerts=_signals("alertmanager", payload.alerts, now))
+        route=route, alerts=_signals("alertmanager", payload.alerts, now),
+        truncated=payload.truncatedAlerts + max(0, len(payload.alerts) - MAX_BATCH_ALERTS))
 
 
 def from_grafana(payload: GrafanaPayload, router: Router, now: datetime) -> AlertBatch:
@@ -68,7 +80,8 @@ def from_grafana(payload: GrafanaPayload, router: Router, now: datetime) -> Aler
         source="grafana", group_key=f"grafana|{payload.orgId}|{payload.receiver}|{payload.groupKey}",
         title=_title(payload.commonAnnotations, payload.commonLabels, payload.alerts, payload.title),
         description=(payload.commonAnnotations.get("description") or payload.message)[:4000],
-        route=route, alerts=_signals("grafana", payload.alerts, now))
+        route=route, alerts=_signals("grafana", payload.alerts, now),
+        truncated=payload.truncatedAlerts + max(0, len(payload.alerts) - MAX_BATCH_ALERTS))
 
 
 def from_generic(alert: GenericAlert, router: Router, now: datetime) -> AlertBatch:

@@ -27,6 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident import IncidentWorkflow
 
 MAX_FORWARD = 500  # alerts per forwarded signal (queued batches are merged: one signal, one incident task)
+MAX_FORWARD_BYTES = 256 * 1024  # … and roughly this much payload (Temporal refuses payloads over ~2 MB)
+MAX_CARRIED = 20  # batches carried over continue-as-new; with more queued, drain first
 NO_REOPEN = (Phase.postmortem, Phase.closed, Phase.stood_down)
 
 
@@ -58,7 +60,7 @@ class AlertGroupWorkflow:
     async def run(self, start: AlertGroupStart) -> AlertGroupState:
         self._inbox[:0] = start.pending
         while True:
-            while self._inbox and not self._history_full():
+            while self._inbox and not (self._history_full() and len(self._inbox) <= MAX_CARRIED):
                 await self._handle_next()
             if self._history_full():  # checked inside the drain too: a flood must not outgrow history
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -105,7 +107,9 @@ class AlertGroupWorkflow:
         if self._incident_is_current():
             assert self.s.incident_id is not None
             alerts = list(batch.alerts)
-            while self._inbox and len(alerts) < MAX_FORWARD:
+            size = _size(batch)
+            while self._inbox and len(alerts) < MAX_FORWARD and size + _size(self._inbox[0]) < MAX_FORWARD_BYTES:
+                size += _size(self._inbox[0])
                 alerts += self._inbox.pop(0).alerts
             try:
                 await workflow.get_external_workflow_handle(self.s.incident_id).signal(IncidentWorkflow.alerts, alerts)
@@ -153,3 +157,9 @@ class AlertGroupWorkflow:
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, memo={"title": batch.title})
         self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
         self.s.incidents_opened += 1
+
+
+def _size(batch: AlertBatch) -> int:
+    """A cheap upper-bound estimate of a batch's serialized size (labels and titles dominate)."""
+    return 200 + sum(300 + len(a.title) + len(a.fingerprint) + sum(len(k) + len(v) + 6 for k, v in a.labels.items())
+                     for a in batch.alerts)

@@ -31,6 +31,7 @@ class AlertBatch(BaseModel):
     description: str = ""
     route: RouteDecision
     alerts: list[AlertSignal]
+    truncated: int = 0  # alerts left out of this notification (by the sender, or past our per-batch cap)
 
     @property
     def firing(self) -> bool:
