@@ -210,19 +210,29 @@ class Incidents:
                 await self.client.get_workflow_handle(group_id).signal(
                     AlertGroupWorkflow.alerts, batch, rpc_timeout=timedelta(seconds=5))
             else:
-                await self.client.start_workflow(
-                    AlertGroupWorkflow.run, AlertGroupStart(group_key=batch.group_key,
-                                                            policy=self.config.incident_policy()),
-                    id=group_id, task_queue=self.settings.task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    start_signal="alerts", start_signal_args=[batch], rpc_timeout=timedelta(seconds=5),
-                    static_summary=f"Alert group: {batch.title}"[:200])
+                await self._signal_with_start(group_id, batch)
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND and resolved_only(batch):
                 return IngestResult(outcome="ignored", rule=route.rule, group_id=group_id,
                                     reason="resolved, and no open incident for this alert group")
             raise self._rpc_error(exc, group_id) from None
         return IngestResult(outcome="accepted", rule=route.rule, group_id=group_id)
+
+    async def _signal_with_start(self, group_id: str, batch: AlertBatch, start: AlertGroupStart | None = None) -> None:
+        start = start or AlertGroupStart(group_key=batch.group_key, policy=self.config.incident_policy())
+        for attempt in range(5):
+            try:
+                await self.client.start_workflow(
+                    AlertGroupWorkflow.run, start, id=group_id, task_queue=self.settings.task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    start_signal="alerts", start_signal_args=[batch], rpc_timeout=timedelta(seconds=5),
+                    static_summary=f"Alert group: {batch.title}"[:200])
+                return
+            except WorkflowAlreadyStartedError:
+                # the group is between runs (continue-as-new): a moment later the new run takes it
+                await asyncio.sleep(0.05 * (attempt + 1))
+        await self.client.get_workflow_handle(group_id).signal(AlertGroupWorkflow.alerts, batch,
+                                                               rpc_timeout=timedelta(seconds=5))
 
     async def alert_group(self, group_id: str) -> AlertGroupState | None:
         """The group's state (its current incident), or None when no group run exists."""

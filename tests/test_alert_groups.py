@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.testing import WorkflowEnvironment
 
 from incidentflow import ingest
@@ -107,7 +106,6 @@ async def test_flapping_reopens_within_the_window_and_opens_a_new_incident_after
 
 async def test_a_flood_continues_as_new_without_losing_an_alert(ts_env: WorkflowEnvironment) -> None:
     from incidentflow.models import AlertGroupStart, IncidentPolicy
-    from workflows.alert_group import AlertGroupWorkflow
 
     async with running_worker(ts_env.client) as (settings, _):
         inc = Incidents(ts_env.client, settings, IncidentflowConfig())
@@ -119,10 +117,8 @@ async def test_a_flood_continues_as_new_without_losing_an_alert(ts_env: Workflow
         async def send_one(i: int) -> None:
             batch = first.model_copy(update={"alerts": [a.model_copy(update={"fingerprint": f"fp-{i % 40}"})
                                                          for a in first.alerts]})
-            await ts_env.client.start_workflow(
-                AlertGroupWorkflow.run, AlertGroupStart(group_key=first.group_key, policy=policy), id=group_id,
-                task_queue=settings.task_queue, id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                start_signal="alerts", start_signal_args=[batch])
+            # the API's own path (signal-with-start, retried while the group is between runs)
+            await inc._signal_with_start(group_id, batch, AlertGroupStart(group_key=first.group_key, policy=policy))
         for chunk in range(0, 300, 50):
             await asyncio.gather(*(send_one(i) for i in range(chunk, chunk + 50)))
         iid = await group_incident(inc, group_id)
