@@ -26,7 +26,8 @@ async def ids(env: WorkflowEnvironment, query: str) -> set[str]:
     return {wf.id async for wf in env.client.list_workflows(query)}
 
 
-async def test_search_attributes_filter_like_the_web_ui(dev_env: WorkflowEnvironment) -> None:
+async def test_search_attributes_filter_like_the_web_ui(fresh_dev_env: WorkflowEnvironment) -> None:
+    dev_env = fresh_dev_env
     svc = f"pay-{uuid.uuid4().hex[:6]}"
     async with running_worker(dev_env.client) as (settings, _):
         inc = Incidents(dev_env.client, settings)
