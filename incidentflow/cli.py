@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--service")
     d.add_argument("--description", default="")
     d.add_argument("--ic", help="incident commander, if someone takes it now")
+    d.add_argument("--no-page", action="store_true", help="do not start the escalation policy")
     d.add_argument("--by")
     ls = sub.add_parser("list", help="list incidents (from Temporal visibility)")
     ls.add_argument("--open", action="store_true", help="only incidents still being worked")
@@ -190,7 +191,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     elif cmd == "declare":
         new_id = await inc.declare(DeclareInput(title=args.title, severity=args.severity, service=args.service,
                                                 description=args.description, declared_by=by,
-                                                commander=args.ic))
+                                                commander=args.ic, page=not args.no_page))
         print(new_id)
         print(f"  {settings.workflow_url(new_id)}", file=sys.stderr)
     elif cmd == "note":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import sys
@@ -88,6 +89,9 @@ async def test_cli_drives_an_incident_through_every_phase(dev_env: WorkflowEnvir
         assert entries[-1].endswith("pat: Phase postmortem → closed")
         over = await cli("note", iid, "too late", env=env)
         assert over.code == 1 and "is over" in over.err
+        quiet = (await ok("declare", "--no-page", "--service", svc, "Planned failover drill")).out.strip()
+        state = json.loads((await ok("show", quiet, "--json")).out)
+        assert state["escalations"] == 0 and state["severity"] == "SEV3"
 
 
 async def test_cli_errors_are_one_clear_line(dev_env: WorkflowEnvironment) -> None:
