@@ -18,7 +18,9 @@ class Severity(str, Enum):
 
     @classmethod
     def parse(cls, value: str | int) -> Severity:
-        """Accept SEV1, sev1, 1."""
+        """Accept SEV1, sev1, 1 (and a Severity: argparse converts str-typed defaults too)."""
+        if isinstance(value, Severity):
+            return value
         text = str(value).strip().upper()
         if text.isdigit():
             text = f"SEV{text}"
