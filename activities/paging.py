@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from temporalio import activity
 
@@ -101,7 +101,6 @@ class EscalationActivities:
 
 
 _LOG = LogPager()
-PAGE_RETRY_CAP = timedelta(minutes=30)
 
 
 def _spec(target: object) -> dict[str, str]:

@@ -7,7 +7,7 @@ import shutil
 import sys
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -47,8 +47,8 @@ class _Recorder:
 class _Clock:
     """Maps the test server's clock onto the drill's `--at` moment."""
 
-    def __init__(self, env: WorkflowEnvironment, at: datetime) -> None:
-        self.env, self.at, self.base = env, at, datetime.now(UTC)
+    def __init__(self, at: datetime, base: datetime) -> None:
+        self.at, self.base = at, base
 
     def shift(self, server_time: datetime) -> datetime:
         return self.at + (server_time - self.base)
@@ -80,8 +80,7 @@ async def run_drill(config: IncidentflowConfig, service: str | None, severity: S
         await env.client.operator_service.add_search_attributes(AddSearchAttributesRequest(
             namespace="default", search_attributes={k.name: IndexedValueType.ValueType(int(k.indexed_value_type)) for k in sa.ALL}))
         book: list[DrillPage] = []
-        clock = _Clock(env, at)
-        clock.base = await env.get_current_time()
+        clock = _Clock(at, await env.get_current_time())
         acts = _DrillActivities(config, book, clock)
         queue = f"drill-{uuid.uuid4().hex[:8]}"
         async with Worker(env.client, task_queue=queue, workflows=[EscalationWorkflow],

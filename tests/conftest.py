@@ -132,3 +132,33 @@ async def running_worker(client: Client, config: Any = None, pagers: Any = None,
                 await client.get_workflow_handle(workflow_id).terminate("test finished")
             except RPCError:
                 pass  # already closed
+
+
+@asynccontextmanager
+async def serve_api(env: WorkflowEnvironment, **settings: object) -> AsyncIterator[str]:
+    """Our real HTTP API (uvicorn on a free loopback port) plus a worker, against `env`; yields the URL."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from incidentflow.api import create_app
+    from incidentflow.config import load_config
+    from incidentflow.stack import _Server
+
+    async with running_worker(env.client) as (cfg, _):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        cfg = Settings.model_validate({**cfg.model_dump(), "api_port": port, **settings})
+        app = create_app(cfg, env.client, load_config(Path(__file__).parent.parent / "config/example.yaml"))
+        server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            assert not task.done(), "API did not start"
+            await asyncio.sleep(0.05)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task

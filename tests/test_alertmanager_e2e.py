@@ -9,14 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from temporalio.testing import WorkflowEnvironment
 
-from incidentflow.api import create_app
-from incidentflow.config import Settings, load_config
-from incidentflow.stack import _Server
-from tests.alertmanager_harness import Alertmanager, free_port
-from tests.conftest import running_worker
+from tests.alertmanager_harness import Alertmanager
+from tests.conftest import serve_api
 from tests.helpers import eventually
 
 ROOT = Path(__file__).parent.parent
@@ -25,18 +21,8 @@ TOKEN = "am-e2e-token"
 
 @pytest.fixture
 async def api_url(dev_env: WorkflowEnvironment) -> AsyncIterator[str]:
-    async with running_worker(dev_env.client) as (settings, _):
-        port = free_port()
-        settings = Settings.model_validate({**settings.model_dump(), "api_port": port, "alertmanager_token": TOKEN})
-        app = create_app(settings, dev_env.client, load_config(ROOT / "config/example.yaml"))
-        server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            assert not task.done(), "API did not start"
-            await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        await task
+    async with serve_api(dev_env, alertmanager_token=TOKEN) as url:
+        yield url
 
 
 async def test_real_alertmanager_fires_repeats_and_resolves(api_url: str, tmp_path: Path) -> None:

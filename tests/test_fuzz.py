@@ -12,20 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
 from incidentflow import ingest
-from incidentflow.api import create_app
-from incidentflow.config import Settings, load_config
+from incidentflow.config import load_config
 from incidentflow.models import AlertmanagerPayload, GenericAlert
 from incidentflow.routing import Matcher, Router
-from incidentflow.stack import _Server
-from tests.alertmanager_harness import free_port
-from tests.conftest import running_worker
+from tests.conftest import serve_api
 
 ROOT = Path(__file__).parent.parent
 ROUTER = load_config(ROOT / "config/example.yaml").routing.router()
@@ -89,17 +85,8 @@ def test_router_picks_the_most_severe_open_decision() -> None:
 
 @pytest.fixture
 async def live_api(dev_env: WorkflowEnvironment) -> AsyncIterator[str]:
-    async with running_worker(dev_env.client) as (cfg, _):
-        port = free_port()
-        cfg = Settings.model_validate({**cfg.model_dump(), "api_port": port})
-        app = create_app(cfg, dev_env.client, load_config(ROOT / "config/example.yaml"))
-        server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.05)
-        yield f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        await task
+    async with serve_api(dev_env) as url:
+        yield url
 
 
 async def test_schemathesis_finds_no_server_error(live_api: str, tmp_path: Path) -> None:

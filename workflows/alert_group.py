@@ -125,38 +125,37 @@ class AlertGroupWorkflow:
 
     async def _open(self, batch: AlertBatch) -> None:
         route = batch.route
+        now = workflow.now()
+        candidates = [policy.incident_id(now, route.service, batch.title, attempt) for attempt in range(50)]
+        # past 50 incidents of one service in one minute, the group's hash keeps the id unique
+        candidates.append(f"{policy.incident_id(now, route.service, batch.title)}-{workflow.info().workflow_id[-8:]}")
+        for incident_id in candidates:
+            if await self._start_incident(incident_id, batch):
+                self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
+                self.s.incidents_opened += 1
+                return
+        raise RuntimeError(f"no free incident id for {batch.title!r}")  # retried as a workflow task
+
+    async def _start_incident(self, incident_id: str, batch: AlertBatch) -> bool:
+        """Start the incident under this id (a child that outlives the group); False when the id is taken."""
+        route = batch.route
         declare = DeclareInput(title=batch.title, severity=route.severity, service=route.service,
                                description=batch.description, declared_by=batch.source)
-        now = workflow.now()
-        for attempt in range(50):
-            incident_id = policy.incident_id(now, route.service, batch.title, attempt)
-            try:
-                await workflow.start_child_workflow(
-                    IncidentWorkflow.run,
-                    IncidentStart(declare=declare, incident_id=incident_id, policy=self.policy,
-                                  group_id=workflow.info().workflow_id, initial_alerts=batch.alerts),
-                    id=incident_id,
-                    parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                    memo={"title": batch.title},
-                    static_summary=f"{route.severity.value} {batch.title}"[:200],
-                    static_details=f"Opened by {batch.source} (rule {route.rule})\n\n{batch.description}"[:2000],
-                )
-            except WorkflowAlreadyStartedError:
-                continue
-            self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
-            self.s.incidents_opened += 1
-            return
-        # 50 incidents of one service in one minute: fall back to an id made unique by the group's hash
-        incident_id = f"{policy.incident_id(now, route.service, batch.title)}-{workflow.info().workflow_id[-8:]}"
-        await workflow.start_child_workflow(
-            IncidentWorkflow.run,
-            IncidentStart(declare=declare, incident_id=incident_id, policy=self.policy,
-                          group_id=workflow.info().workflow_id, initial_alerts=batch.alerts),
-            id=incident_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, memo={"title": batch.title})
-        self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
-        self.s.incidents_opened += 1
+        try:
+            await workflow.start_child_workflow(
+                IncidentWorkflow.run,
+                IncidentStart(declare=declare, incident_id=incident_id, policy=self.policy,
+                              group_id=workflow.info().workflow_id, initial_alerts=batch.alerts),
+                id=incident_id,
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                memo={"title": batch.title},
+                static_summary=f"{route.severity.value} {batch.title}"[:200],
+                static_details=f"Opened by {batch.source} (rule {route.rule})\n\n{batch.description}"[:2000],
+            )
+        except WorkflowAlreadyStartedError:
+            return False
+        return True
 
 
 def _size(batch: AlertBatch) -> int:
