@@ -52,6 +52,16 @@ class Settings(BaseSettings):
     pagerduty_webhook_secrets: list[SecretStr] = Field(default_factory=list)  # JSON list; v3 webhook signatures
     paging_webhook_url: str | None = None  # SMS/voice gateway: signed JSON POST per page
     paging_webhook_secret: SecretStr | None = None
+    # Slack (chat ops): the bot token goes to the worker and the API; the signing secret to the API only
+    slack_api_url: str = "https://slack.com/api/"
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None  # xapp-…: Socket Mode instead of public HTTP endpoints
+    slack_incidents_channel: str = "incidents"  # announcements of new incidents
+
+    @property
+    def slack_enabled(self) -> bool:
+        return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
 
     def ui_url(self) -> str:
         if self.temporal_ui_url:
@@ -154,6 +164,13 @@ class HandoffConfig(_Strict):
     notes: list[str] = Field(default_factory=list)  # who is away, runbooks changed
 
 
+class SlackConfig(_Strict):
+    """Who may act from Slack: people map by `slack` user id or `email`; others are read-only."""
+
+    allow_everyone: bool = False  # let Slack users who are not in `people` run every command
+    invite: list[str] = Field(default_factory=list, description="people invited to every incident channel")
+
+
 class IncidentflowConfig(_Strict):
     people: list[Person] = Field(default_factory=list)
     services: list[Service] = Field(default_factory=list)
@@ -162,6 +179,7 @@ class IncidentflowConfig(_Strict):
     schedules: list[Schedule] = Field(default_factory=list)
     escalation_policies: list[EscalationPolicy] = Field(default_factory=list)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
+    slack: SlackConfig = Field(default_factory=SlackConfig)
 
     def problems(self) -> list[str]:
         """Cross-references that field validation cannot see (unknown people, schedules, policies)."""
@@ -173,10 +191,19 @@ class IncidentflowConfig(_Strict):
             if svc.escalation_policy and svc.escalation_policy not in policies:
                 found.append(f"service {svc.name!r}: escalation_policy {svc.escalation_policy!r} is not defined "
                              f"(escalation_policies: {', '.join(sorted(policies)) or 'none'})")
+        people = {p.id for p in self.people}
+        for who in self.slack.invite:
+            if who not in people:
+                found.append(f"slack.invite: {who!r} is not in people")
         return found
 
     def service(self, name: str | None) -> Service | None:
         return next((s for s in self.services if s.name == name), None)
+
+    def person(self, id_or_name: str | None) -> Person | None:
+        if not id_or_name:
+            return None
+        return next((p for p in self.people if id_or_name in (p.id, p.name)), None)
 
     def incident_policy(self) -> IncidentPolicy:
         p = self.policy

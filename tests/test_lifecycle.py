@@ -127,7 +127,9 @@ async def test_rejected_commands_leave_no_trace(ts_env: WorkflowEnvironment, set
         iid = await inc.declare(declare())
         for name, arg in setup:
             await getattr(inc, name)(iid, arg)
-        before = await eventually(lambda: inc.get(iid), lambda s: s.escalation_id is not None and not s.escalation_active)
+        # settled: run() has started (the chat pump checked), and any escalation it started has ended
+        before = await eventually(lambda: inc.get(iid), lambda s: s.chat_checked and not s.escalation_active and (
+            s.escalation_id is not None or s.phase not in policy.ACTIVE))
         accepted_before = await accepted_updates(ts_env, iid)
         with pytest.raises(CommandRejected) as err:
             await getattr(inc, command[0])(iid, command[1])

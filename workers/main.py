@@ -15,6 +15,7 @@ from activities.handoff import HandoffActivities
 from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
 from activities.ports import Notifier, Pager
+from activities.slack import ChatActivities, SlackChat
 from incidentflow.client import Incidents
 from incidentflow.config import ConfigSource, IncidentflowConfig, Settings
 from workflows import WORKFLOWS
@@ -40,12 +41,16 @@ def build_pagers(settings: Settings, http: httpx.AsyncClient | None = None) -> d
 
 def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None,
                  interceptors: Sequence[Interceptor] = (), fail_fast: bool = False,
-                 pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None) -> Worker:
+                 pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None,
+                 chat: SlackChat | None = None) -> Worker:
     """`fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang."""
     incident_activities = IncidentActivities(notifier or LogNotifier())
     config = config or ConfigSource(settings.config)
     escalation = EscalationActivities(config, pagers or build_pagers(settings))
+    if chat is None and settings.slack_enabled:
+        chat = SlackChat.from_settings(settings, config)
+    chat_activities = ChatActivities(chat)
     handoff = HandoffActivities(config, lambda: Incidents(client, settings, config()),
                                 notifier or incident_activities.notifier)
     return Worker(
@@ -53,7 +58,8 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         activities=[incident_activities.send_notification, escalation.plan_escalation, escalation.resolve_targets,
-                    escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff],
+                    escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff,
+                    chat_activities.open_chat, chat_activities.sync_chat],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

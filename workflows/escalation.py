@@ -123,11 +123,14 @@ class EscalationWorkflow:
             result = await workflow.execute_activity_method(
                 EscalationActivities.page, request, summary=f"Page {r.id} ({label}, {r.via or r.kind})", **options.PAGE)
             self.s.pages += 1
-            await self._record(EventKind.page, f"Paged {r.id} ({label}, {r.via or r.kind}) via {result.channel}")
+            await self._record(EventKind.page, f"Paged {r.id} ({label}, {r.via or r.kind}) via {result.channel}",
+                               subject=r.id)
 
-    async def _record(self, kind: EventKind, text: str) -> None:
+    async def _record(self, kind: EventKind, text: str, subject: str | None = None) -> None:
+        record: dict[str, str] = {"kind": kind.value, "actor": "escalation", "text": text}
+        if subject:
+            record["subject"] = subject
         try:
-            await workflow.get_external_workflow_handle(self.start.incident_id).signal(
-                "record_event", {"kind": kind.value, "actor": "escalation", "text": text})
+            await workflow.get_external_workflow_handle(self.start.incident_id).signal("record_event", record)
         except Exception as exc:  # the incident ended: the page itself went out, only the note is lost
             workflow.logger.info("could not record %r on %s: %s", text, self.start.incident_id, exc)

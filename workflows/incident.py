@@ -11,10 +11,12 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import IncidentActivities
     from activities.paging import EscalationActivities
+    from activities.slack import ChatActivities
     from incidentflow import policy
     from incidentflow.models import (
         AckInput,
@@ -42,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
         TimelineEvent,
     )
+    from incidentflow.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
     from incidentflow.models.paging import EscalationStart, PageRequest
     from workflows import options
     from workflows import search_attributes as sa
@@ -51,6 +54,8 @@ SYSTEM = "incidentflow"
 PATCH_ALERT_PHASES = "alerts-drive-phases"  # alert resolution/flapping move the phase (issue 3)
 PATCH_ESCALATION = "escalation"  # incidents page through an EscalationWorkflow child (issue 4)
 PATCH_LEAN_HISTORY = "lean-history"  # one timer per deadline, no redundant search-attribute upserts
+PATCH_CHAT = "chat"  # the incident channel in Slack, kept current by a chat pump beside the run loop (issue 5)
+MAX_POSTS_PER_SYNC = 20
 _BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
 DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
@@ -68,6 +73,9 @@ class IncidentWorkflow:
         self._children: set[str] = set()  # escalations started by this run and still running
         self._timer: asyncio.Future[None] | None = None
         self._armed: datetime | None = None
+        self._chat_task: asyncio.Future[None] | None = None
+        self._chat_stop = False
+        self._chat_sent: ChatSummary | None = None  # the summary as last shown in the channel
         if start.carried is not None:
             self.s = start.carried
             self.s.runs += 1
@@ -101,6 +109,8 @@ class IncidentWorkflow:
         lean = workflow.patched(PATCH_LEAN_HISTORY)
         if lean:  # start-time search attributes are already set: upsert only what differs
             self._synced = _current_search_attributes()
+        if workflow.patched(PATCH_CHAT):
+            self._chat_task = asyncio.ensure_future(self._chat_pump())
         while self.s.phase not in policy.TERMINAL:
             self._sync_search_attributes()
             self._refresh_details()
@@ -108,6 +118,7 @@ class IncidentWorkflow:
             if (info.is_continue_as_new_suggested()
                     or info.get_current_history_length() >= self.s.policy.continue_as_new_after_events):
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._chat_drain()
                 workflow.continue_as_new(IncidentStart(carried=self.s))
             await self._fire_due(workflow.now())
             await self._flush_outbox()
@@ -137,7 +148,120 @@ class IncidentWorkflow:
                                               timeout=timedelta(minutes=1), timeout_summary="escalation stops")
             except TimeoutError:
                 pass
+        await self._chat_drain()
         return self.s
+
+    # ---------------------------------------------------------------- chat (Slack)
+    async def _chat_pump(self) -> None:
+        """Opens the incident channel, then keeps it current: summary in place, timeline posted.
+
+        Runs beside the run loop so a rate-limited or broken Slack never delays the incident's timers.
+        State that must survive a restart (channel, message ts, what was posted) is in `self.s.chat`.
+        """
+        s = self.s
+        if s.chat is None and not s.chat_checked:
+            summary = self._chat_summary()
+            before = s.seq
+            try:
+                room = await workflow.execute_activity_method(
+                    ChatActivities.open_chat, ChatOpenInput(summary=summary, invite=self._chat_people()),
+                    summary="Open the incident channel", **options.CHAT)
+            except ActivityError as exc:
+                s.chat_checked = True
+                self._event(EventKind.warning, "slack", f"The incident channel could not be opened: {_why(exc)}")
+                return
+            s.chat_checked = True
+            if room is None:  # chat is not configured on the worker
+                return
+            warnings, room.warnings = room.warnings, []
+            room.posted_seq = before
+            s.chat, self._chat_sent = room, summary
+            self._event(EventKind.action, "slack", f"Incident channel #{room.channel_name} opened"
+                        + (f": {room.channel_url}" if room.channel_url else ""))
+            if room.posted_seq == before:  # nothing happened meanwhile: the context message says it all
+                room.posted_seq = s.seq
+            for text in warnings:
+                self._event(EventKind.warning, "slack", text)
+        while s.chat is not None and not s.chat.broken:
+            await workflow.wait_condition(lambda: self._chat_stop or self._chat_pending())
+            if not self._chat_pending():
+                return
+            await self._chat_sync()
+
+    def _chat_pending(self) -> bool:
+        chat = self.s.chat
+        if chat is None or chat.broken:
+            return False
+        return (any(e.seq > chat.posted_seq for e in self.s.timeline[-MAX_POSTS_PER_SYNC * 5:])
+                or self._chat_summary() != self._chat_sent
+                or any(p not in chat.invited for p in self._chat_people()))
+
+    async def _chat_sync(self) -> None:
+        s, chat = self.s, self.s.chat
+        assert chat is not None
+        summary = self._chat_summary()
+        posts: list[ChatPost] = []
+        alerts: list[str] = []
+        last_seq = chat.posted_seq
+        for e in s.timeline:
+            if e.seq <= chat.posted_seq:
+                continue
+            if len(posts) >= MAX_POSTS_PER_SYNC:
+                break
+            last_seq = e.seq
+            if e.kind == EventKind.alert:  # alert churn is one message per sync, not one per alert
+                alerts.append(e.text)
+                continue
+            posts.append(ChatPost(seq=e.seq, at=e.at, kind=e.kind, actor=e.actor, text=e.text, mention=e.subject))
+        if alerts:
+            more = f" (+{len(alerts) - 10} more)" if len(alerts) > 10 else ""
+            posts.append(ChatPost(seq=last_seq, at=workflow.now(), kind=EventKind.alert, actor="alerts",
+                                  text="; ".join(alerts[:10]) + more))
+        invite = [p for p in self._chat_people() if p not in chat.invited]
+        inp = ChatSyncInput(incident_id=s.id, room=chat.model_copy(update={"warnings": []}),
+                            summary=None if summary == self._chat_sent else summary, posts=posts, invite=invite)
+        what = f"{len(posts)} post(s)" + (", summary" if inp.summary else "") + (", invites" if invite else "")
+        try:
+            result = await workflow.execute_activity_method(ChatActivities.sync_chat, inp,
+                                                            summary=f"Slack: {what}", **options.CHAT)
+        except ActivityError as exc:
+            chat.posted_seq, self._chat_sent = max(chat.posted_seq, last_seq), summary
+            chat.invited = list(dict.fromkeys([*chat.invited, *invite]))
+            if _fatal(exc):
+                chat.broken = _why(exc)
+                self._event(EventKind.warning, "slack", f"Channel updates stopped: {chat.broken}")
+            else:
+                self._event(EventKind.warning, "slack", f"Not posted to the channel: {_why(exc)}")
+            return
+        chat.posted_seq, self._chat_sent = max(chat.posted_seq, last_seq), summary
+        chat.invited = list(dict.fromkeys([*chat.invited, *invite]))
+        for text in result.warnings:
+            self._event(EventKind.warning, "slack", text)
+
+    async def _chat_drain(self) -> None:
+        """Let the channel catch up before this run ends (bounded: Slack may be down)."""
+        task = self._chat_task
+        if task is None or task.done():
+            return
+        self._chat_stop = True
+        try:
+            await workflow.wait_condition(lambda: task.done(), timeout=timedelta(minutes=10),
+                                          timeout_summary="chat catches up")
+        except TimeoutError:
+            pass
+
+    def _chat_summary(self) -> ChatSummary:
+        s = self.s
+        last = next((e.text for e in reversed(s.timeline) if e.kind == EventKind.status_update), None)
+        return ChatSummary(incident_id=s.id, title=s.title, severity=s.severity, phase=s.phase, service=s.service,
+                           declared_by=s.declared_by, declared_at=s.declared_at, roles=dict(s.roles),
+                           acknowledged_by=s.acknowledged_by, url=s.url, next_update_due=s.next_update_due,
+                           last_update=last, resolution_summary=s.resolution_summary)
+
+    def _chat_people(self) -> list[str]:
+        s = self.s
+        people = [s.declared_by, *s.roles.values()]
+        return [p for p in dict.fromkeys(people) if p and p not in (SYSTEM, "alertmanager", "grafana", "generic")]
 
     async def _wait_until(self, deadline: datetime | None, what: str | None) -> None:
         """Wait for a command or the deadline. The timer is kept while the deadline stays the same, so
@@ -207,7 +331,7 @@ class IncidentWorkflow:
     async def _notify(self, key: str, recipient: str | None, text: str,
                       kind: EventKind = EventKind.reminder) -> None:
         target = recipient or "unassigned (no comms lead or IC)"
-        event = self._event(kind, SYSTEM, f"{text} → {target}")
+        event = self._event(kind, SYSTEM, f"{text} → {target}", subject=recipient)
         message = NotifyInput(incident_id=self.s.id, dedup_key=f"{self.s.id}:{key}:{event.seq}",
                               kind=key, recipient=recipient, text=text)
         await workflow.execute_activity_method(
@@ -285,7 +409,7 @@ class IncidentWorkflow:
         """Timeline entries from children (escalation pages and warnings)."""
         if record.kind == EventKind.page:
             self.s.pages += 1
-        self._event(record.kind, record.actor, record.text)
+        self._event(record.kind, record.actor, record.text, subject=record.subject)
 
     @workflow.signal
     def escalation_ended(self, escalation_id: str) -> None:
@@ -531,13 +655,13 @@ class IncidentWorkflow:
         self._wake = True
         return warnings
 
-    def _event(self, kind: EventKind, actor: str, text: str) -> TimelineEvent:
+    def _event(self, kind: EventKind, actor: str, text: str, subject: str | None = None) -> TimelineEvent:
         s = self.s
         s.seq += 1
         limit = s.policy.max_text_length
         if len(text) > limit:
             text = text[: limit - 1] + "…"
-        event = TimelineEvent(seq=s.seq, at=workflow.now(), kind=kind, actor=actor, text=text)
+        event = TimelineEvent(seq=s.seq, at=workflow.now(), kind=kind, actor=actor, text=text, subject=subject)
         s.timeline.append(event)
         if len(s.timeline) > s.policy.max_timeline_events:
             victim = next((i for i, e in enumerate(s.timeline[1:], 1) if e.kind in DROPPABLE), 1)
@@ -557,6 +681,8 @@ class IncidentWorkflow:
             sa.SERVICE.name: s.service, sa.COMMANDER.name: s.roles.get(Role.ic),
             sa.ACKNOWLEDGED.name: s.acknowledged_by is not None, sa.DECLARED_AT.name: s.declared_at,
         }
+        if s.chat is not None:  # only once a channel exists: older histories never upserted it
+            wanted[sa.CHANNEL.name] = s.chat.channel_id
         keys = {k.name: k for k in sa.ALL}
         updates = []
         for name, value in wanted.items():
@@ -584,6 +710,19 @@ _UNSET = object()
 def _current_search_attributes() -> dict[str, object]:
     attrs = workflow.info().typed_search_attributes
     return {key.name: attrs.get(key) for key in sa.ALL if attrs.get(key) is not None}
+
+
+def _why(exc: ActivityError) -> str:
+    cause = exc.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+
+
+def _fatal(exc: ActivityError) -> bool:
+    cause = exc.cause
+    if not isinstance(cause, ApplicationError) or not cause.details:
+        return False
+    detail = cause.details[0]
+    return isinstance(detail, dict) and bool(detail.get("fatal"))
 
 
 def _minutes(delta: timedelta) -> str:

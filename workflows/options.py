@@ -29,3 +29,12 @@ PAGE: dict[str, Any] = {
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                                 maximum_interval=timedelta(minutes=2)),
 }
+
+# Chat (Slack): rate limits say when to come back (Retry-After becomes the next retry delay); permanent
+# errors are non-retryable at the source. Chat runs beside the incident's timers, never in their way.
+CHAT: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(minutes=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(minutes=1)),
+}

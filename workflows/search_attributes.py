@@ -15,5 +15,6 @@ SERVICE = SearchAttributeKey.for_keyword("IncidentService")
 COMMANDER = SearchAttributeKey.for_keyword("IncidentCommander")
 ACKNOWLEDGED = SearchAttributeKey.for_bool("IncidentAcknowledged")
 DECLARED_AT = SearchAttributeKey.for_datetime("IncidentDeclaredAt")
+CHANNEL = SearchAttributeKey.for_keyword("IncidentChannel")  # the Slack channel id: chat commands find their incident
 
-ALL: list[SearchAttributeKey[Any]] = [SEVERITY, PHASE, SERVICE, COMMANDER, ACKNOWLEDGED, DECLARED_AT]
+ALL: list[SearchAttributeKey[Any]] = [SEVERITY, PHASE, SERVICE, COMMANDER, ACKNOWLEDGED, DECLARED_AT, CHANNEL]

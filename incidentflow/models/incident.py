@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from pydantic import BaseModel, Field, field_validator
 
 from incidentflow.models.alert import AlertRecord, AlertSignal
+from incidentflow.models.chat import ChatRoom
 from incidentflow.models.common import EventKind, Phase, Role, Severity
 
 ACTOR = Field(..., min_length=1, max_length=128, description="who did it (person id or name)")
@@ -18,6 +19,7 @@ class TimelineEvent(BaseModel):
     kind: EventKind
     actor: str
     text: str
+    subject: str | None = None  # the person it concerns (reminder recipient, paged person): chat mentions them
 
 
 class IncidentPolicy(BaseModel):
@@ -150,6 +152,8 @@ class IncidentState(BaseModel):
     escalation_active: bool = False
     escalations: int = 0
     pages: int = 0
+    chat: ChatRoom | None = None  # the incident channel, once opened
+    chat_checked: bool = False  # the worker was asked to open a channel (none when chat is not configured)
 
     @property
     def commander(self) -> str | None:
@@ -220,3 +224,4 @@ class EventRecord(BaseModel):
     kind: EventKind
     actor: str = Field(..., max_length=128)
     text: str = Field(..., max_length=4000)
+    subject: str | None = Field(None, max_length=128)

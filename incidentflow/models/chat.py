@@ -1,0 +1,76 @@
+"""Chat (Slack) state kept in the incident, and the inputs of the chat activities.
+
+No secret and no rendering here: the workflow says *what* to show; the worker's adapter renders it
+(Block Kit, mentions resolved from the config) with its own token.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from incidentflow.models.common import EventKind, Phase, Role, Severity
+
+
+class ChatSummary(BaseModel):
+    """What the pinned context, the summary message and the announcement show. Compared for changes."""
+
+    incident_id: str
+    title: str
+    severity: Severity
+    phase: Phase
+    service: str | None = None
+    declared_by: str
+    declared_at: datetime
+    roles: dict[Role, str] = Field(default_factory=dict)
+    acknowledged_by: str | None = None
+    url: str | None = None  # Temporal UI
+    next_update_due: datetime | None = None
+    last_update: str | None = None  # text of the last status update
+    resolution_summary: str = ""
+
+
+class ChatRoom(BaseModel):
+    """The incident's channel, kept in workflow state: retries and restarts never create a second one."""
+
+    provider: str = "slack"
+    channel_id: str
+    channel_name: str
+    channel_url: str | None = None
+    context_ts: str | None = None  # the pinned context message
+    summary_ts: str | None = None  # the summary message, kept current with chat.update
+    announce_channel: str | None = None
+    announce_ts: str | None = None
+    posted_seq: int = 0  # timeline events up to this seq have been posted to the channel
+    invited: list[str] = Field(default_factory=list)  # people already invited
+    broken: str | None = None  # why chat updates stopped (channel gone, token revoked), if they did
+    warnings: list[str] = Field(default_factory=list)  # non-fatal problems of the last call (not persisted)
+
+
+class ChatOpenInput(BaseModel):
+    summary: ChatSummary
+    invite: list[str] = Field(default_factory=list)  # people (config ids or names) to invite
+
+
+class ChatPost(BaseModel):
+    seq: int
+    at: datetime
+    kind: EventKind
+    actor: str
+    text: str
+    mention: str | None = None  # person to @-mention (reminder recipient, paged person)
+
+
+class ChatSyncInput(BaseModel):
+    incident_id: str
+    room: ChatRoom
+    summary: ChatSummary | None = None  # None: unchanged since the last sync
+    posts: list[ChatPost] = Field(default_factory=list)
+    invite: list[str] = Field(default_factory=list)
+
+
+class ChatSyncResult(BaseModel):
+    posted: list[str] = Field(default_factory=list)  # ts of each post, in order
+    invited: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)

@@ -1,0 +1,198 @@
+"""Slack rendering: channel names and Block Kit. Pure functions, no I/O (unit-tested directly).
+
+`mention` turns a person (config id or name) into `<@U…>` when their Slack user is known, else keeps
+the name: the adapter builds it from the config and Slack's user lookups.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from incidentflow.models.chat import ChatPost, ChatSummary
+from incidentflow.models.common import EventKind, Phase, Role
+
+Mention = Callable[[str], str]
+MAX_CHANNEL_NAME = 80
+_NOT_ALLOWED = re.compile(r"[^a-z0-9_-]+")
+
+# Button action ids (the interactions endpoint dispatches on these; the value is the incident id).
+ACK = "incidentflow.ack"
+CLAIM_IC = "incidentflow.claim_ic"
+POST_UPDATE = "incidentflow.post_update"
+RESOLVE = "incidentflow.resolve"
+APPROVE = "incidentflow.runbook_approve"
+DENY = "incidentflow.runbook_deny"
+# Modal callback ids
+DECLARE_VIEW = "incidentflow.declare"
+UPDATE_VIEW = "incidentflow.update"
+
+_PHASE_ICON = {
+    Phase.triage: "🔎", Phase.investigating: "🔎", Phase.identified: "🎯", Phase.mitigating: "🛠️",
+    Phase.monitoring: "👀", Phase.resolved: "✅", Phase.postmortem: "📝", Phase.closed: "🔒",
+    Phase.stood_down: "⏹️",
+}
+_SEV_ICON = {"SEV1": "🔴", "SEV2": "🟠", "SEV3": "🟡", "SEV4": "🔵"}
+_KIND_ICON = {
+    EventKind.status_update: "📣", EventKind.page: "📟", EventKind.reminder: "⏰", EventKind.warning: "⚠️",
+    EventKind.phase: "➡️", EventKind.severity: "🚨", EventKind.role: "👤", EventKind.acknowledged: "👍",
+    EventKind.alert: "🔔", EventKind.note: "📝", EventKind.suggestion: "💡", EventKind.action: "⚙️",
+}
+
+
+def sanitize_channel_name(name: str, limit: int = MAX_CHANNEL_NAME) -> str:
+    """Slack's rules: lowercase letters, digits, `-` and `_`, at most 80 characters, not blank."""
+    clean = _NOT_ALLOWED.sub("-", name.lower())
+    clean = re.sub(r"-{2,}", "-", clean).strip("-_")
+    return clean[:limit].rstrip("-_") or "incident"
+
+
+def channel_name(incident_id: str, severity: str, suffix: int = 0) -> str:
+    """`incident-YYYYMMDD-HHMM-sevN-<slug>` from an id `incident-YYYYMMDD-HHMM-<slug>[-N]`.
+
+    Ids of another shape keep their text after `incident-`. A suffix (`-2`, `-3`, …) is kept within the
+    80-character limit by shortening the slug, never by cutting the suffix off.
+    """
+    rest = incident_id.removeprefix("incident-")
+    match = re.match(r"^(\d{8})-(\d{4})-(.+)$", rest)
+    sev = f"sev{severity.strip().upper().removeprefix('SEV')}"
+    base = f"incident-{match.group(1)}-{match.group(2)}-{sev}-{match.group(3)}" if match else f"incident-{sev}-{rest}"
+    tail = f"-{suffix}" if suffix > 1 else ""
+    return sanitize_channel_name(base, MAX_CHANNEL_NAME - len(tail)) + tail
+
+
+def _when(at: datetime | None) -> str:
+    return f"{at:%Y-%m-%d %H:%M} UTC" if at else "—"
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text[:3000]}
+
+
+def _button(text: str, action_id: str, value: str, style: str | None = None,
+            confirm: dict[str, Any] | None = None) -> dict[str, Any]:
+    b: dict[str, Any] = {"type": "button", "text": {"type": "plain_text", "text": text}, "action_id": action_id,
+                         "value": value}
+    if style:
+        b["style"] = style
+    if confirm:
+        b["confirm"] = confirm
+    return b
+
+
+def headline(s: ChatSummary) -> str:
+    return f"{_SEV_ICON.get(s.severity.value, '')} {s.severity.value} · {s.title}".strip()
+
+
+def _role_line(s: ChatSummary, mention: Mention) -> str:
+    ic = s.roles.get(Role.ic)
+    parts = [f"*IC:* {mention(ic) if ic else '_unassigned — claim it_'}"]
+    for role in (Role.lead, Role.comms, Role.scribe):
+        who = s.roles.get(role)
+        label = role.label[0].upper() + role.label[1:]
+        parts.append(f"*{label}:* {mention(who) if who else '_unassigned_'}")
+    return "   ".join(parts)
+
+
+def buttons(s: ChatSummary) -> dict[str, Any]:
+    elements = []
+    if s.phase not in (Phase.resolved, Phase.postmortem, Phase.closed, Phase.stood_down):
+        if not s.acknowledged_by:
+            elements.append(_button("Acknowledge", ACK, s.incident_id, style="primary"))
+        if not s.roles.get(Role.ic):
+            elements.append(_button("Claim IC", CLAIM_IC, s.incident_id))
+        elements.append(_button("Post update", POST_UPDATE, s.incident_id))
+        elements.append(_button("Resolve", RESOLVE, s.incident_id, style="danger", confirm={
+            "title": {"type": "plain_text", "text": "Resolve the incident?"},
+            "text": _mrkdwn(f"This resolves *{s.incident_id}*; the monitoring window and paging stop."),
+            "confirm": {"type": "plain_text", "text": "Resolve"},
+            "deny": {"type": "plain_text", "text": "Cancel"}}))
+    return {"type": "actions", "block_id": "incidentflow.actions", "elements": elements}
+
+
+def summary_message(s: ChatSummary, mention: Mention) -> tuple[str, list[dict[str, Any]]]:
+    """The one message kept current in place (chat.update): state at a glance, and the buttons."""
+    icon = _PHASE_ICON.get(s.phase, "")
+    ack = f"acknowledged by {mention(s.acknowledged_by)}" if s.acknowledged_by else "*not acknowledged*"
+    fields = [f"*Phase:* {icon} {s.phase.value}", f"*Service:* {s.service or '—'}",
+              f"*Declared:* {_when(s.declared_at)} by {mention(s.declared_by)}", f"*Status:* {ack}"]
+    if s.next_update_due and s.phase not in (Phase.resolved, Phase.closed, Phase.stood_down, Phase.postmortem):
+        fields.append(f"*Next update due:* {_when(s.next_update_due)}")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": headline(s)[:150]}},
+        {"type": "section", "fields": [_mrkdwn(f) for f in fields]},
+        {"type": "section", "text": _mrkdwn(_role_line(s, mention))},
+    ]
+    if s.last_update:
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Last update:* {s.last_update}")})
+    if s.resolution_summary and s.phase in (Phase.resolved, Phase.postmortem, Phase.closed):
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Resolution:* {s.resolution_summary}")})
+    links = [f"`{s.incident_id}`"] + ([f"<{s.url}|Temporal UI>"] if s.url else [])
+    blocks.append({"type": "context", "elements": [_mrkdwn(" · ".join(links))]})
+    actions = buttons(s)
+    if actions["elements"]:
+        blocks.append(actions)
+    text = f"{headline(s)} — {s.phase.value}, IC {s.roles.get(Role.ic) or 'unassigned'}"
+    return text, blocks
+
+
+def context_message(s: ChatSummary, mention: Mention, runbook: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """The pinned context: what, how bad, who declared it, who leads, where to look."""
+    comms = s.roles.get(Role.comms)
+    ic = s.roles.get(Role.ic)
+    lines = [
+        f"*Severity:* {s.severity.value}", f"*Title:* {s.title}", f"*Service:* {s.service or '—'}",
+        f"*Declared by:* {mention(s.declared_by)} at {_when(s.declared_at)}",
+        f"*Incident commander:* {mention(ic) if ic else 'unassigned — claim it'}",
+        f"*Comms lead:* {mention(comms) if comms else 'unassigned'}",
+    ]
+    links = []
+    if s.url:
+        links.append(f"<{s.url}|Temporal UI>")
+    links.append(f"<{runbook}|Runbook>" if runbook else "Runbook: none linked for this service")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": f"Incident context: {headline(s)}"[:150]}},
+        {"type": "section", "text": _mrkdwn("\n".join(lines))},
+        {"type": "context", "elements": [_mrkdwn(" · ".join(links))]},
+        {"type": "context", "elements": [_mrkdwn("Type `/incident help` for commands. Updates are posted here; "
+                                                 "the summary message below stays current.")]},
+    ]
+    text = f"{headline(s)} — declared by {s.declared_by}; IC {ic or 'unassigned — claim it'}"
+    return text, blocks
+
+
+def announcement(s: ChatSummary, channel_id: str, mention: Mention) -> tuple[str, list[dict[str, Any]]]:
+    """The post in the shared incidents channel, linking to the incident channel; updated as it goes."""
+    state = _PHASE_ICON.get(s.phase, "") + " " + s.phase.value
+    text = f"{headline(s)} — join <#{channel_id}>"
+    line = (f"*{headline(s)}*\n{state} · {s.service or 'no service'} · declared by {mention(s.declared_by)}"
+            f" · IC {mention(s.roles[Role.ic]) if s.roles.get(Role.ic) else 'unassigned'}\nJoin <#{channel_id}>")
+    if s.resolution_summary and s.phase in (Phase.resolved, Phase.postmortem, Phase.closed):
+        line += f"\n*Resolution:* {s.resolution_summary}"
+    return text, [{"type": "section", "text": _mrkdwn(line)}]
+
+
+def post_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any]] | None]:
+    """One timeline event as a channel message; status updates stand out, reminders and pages mention."""
+    icon = _KIND_ICON.get(p.kind, "•")
+    who = mention(p.actor) if p.actor not in ("incidentflow", "escalation") else p.actor
+    if p.kind == EventKind.status_update:
+        text = f"📣 *Status update* from {who}:\n{p.text}"
+        return text, [{"type": "section", "text": _mrkdwn(text)}]
+    text = f"{icon} {p.text}"
+    if p.mention:
+        # the event text names the person ("→ alice", "Paged alice"): lead with the mention
+        text = f"{icon} {mention(p.mention)} {p.text}"
+    if p.actor not in ("incidentflow", "escalation") and p.kind not in (EventKind.alert,):
+        text += f" — {who}"
+    return text, None
+
+
+def timeline_text(events: list[tuple[datetime, str, str, str]], limit: int = 20) -> str:
+    """`/incident timeline`: the last events, one line each (time UTC, actor, text)."""
+    shown = events[-limit:]
+    lines = [f"`{at:%H:%M}` *{actor}* — {text}" for at, _, actor, text in shown]
+    more = f"_…{len(events) - limit} earlier events_\n" if len(events) > limit else ""
+    return more + "\n".join(lines) if lines else "No events yet."
