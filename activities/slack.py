@@ -17,6 +17,7 @@ the workflow reports them on the timeline. The bot token stays in this adapter.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import re
 from collections import OrderedDict
@@ -79,6 +80,11 @@ def _attempt() -> int:
         return 1
 
 
+# True while an activity runs whose previous attempt ran in this process: then the adapter's memory
+# says exactly what was posted, and only posts whose outcome was unknown need a history check.
+_PREVIOUS_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("previous_attempt_here", default=False)
+
+
 class _Memo(OrderedDict[str, Any]):
     """A bounded map: what this process already did (LRU)."""
 
@@ -107,6 +113,8 @@ class SlackChat:
         self._users = _Memo()  # person → Slack user id ("" when unknown)
         self._posted = _Memo()  # dedup key → ts
         self._not_posted = _Memo()  # dedup keys Slack definitely did not post (it answered with an error)
+        self._uncertain = _Memo()  # dedup keys whose post got no answer (timeout): maybe posted
+        self._attempts = _Memo()  # (workflow run, activity id) → last attempt seen here
         self._done = _Memo()  # step keys done in this process
         self._channels = _Memo()  # channel name → id
 
@@ -117,6 +125,14 @@ class SlackChat:
         return cls(client, settings, config)
 
     # ------------------------------------------------------------------ plumbing
+    def note_attempt(self) -> None:
+        """Remember this activity attempt; say whether the previous one ran in this process."""
+        info = activity.info()
+        key = f"{info.workflow_run_id}:{info.activity_id}"
+        previous = self._attempts.get(key)
+        _PREVIOUS_HERE.set(previous is not None and previous == info.attempt - 1)
+        self._attempts.remember(key, info.attempt)
+
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """One Web API call through the real client; errors classified for Temporal's retry policy."""
         fn = getattr(self.client, method.replace(".", "_"))
@@ -197,7 +213,8 @@ class SlackChat:
         """chat.postMessage exactly once per dedup key (see the module docstring)."""
         if dedup in self._posted:
             return str(self._posted[dedup])
-        if _attempt() > 1 and dedup not in self._not_posted:
+        maybe_posted = not _PREVIOUS_HERE.get() or dedup in self._uncertain
+        if _attempt() > 1 and maybe_posted and dedup not in self._not_posted:
             ts = await self.find_posted(channel, dedup)
             if ts:
                 return str(self._posted.remember(dedup, ts))
@@ -218,12 +235,14 @@ class SlackChat:
             else:
                 raise slack_error("chat.postMessage", exc) from None
         self._not_posted.pop(dedup, None)
+        self._uncertain.pop(dedup, None)
         return str(self._posted.remember(dedup, str(data["ts"])))
 
     async def _post(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
             response = await self.client.chat_postMessage(**kwargs)
         except (aiohttp.ClientError, TimeoutError) as exc:
+            self._uncertain.remember(kwargs["metadata"]["event_payload"]["dedup_key"], True)
             raise ApplicationError(f"Slack chat.postMessage could not be reached: {type(exc).__name__}",
                                    type=UNAVAILABLE) from None
         return dict(response.data) if isinstance(response.data, dict) else {}
@@ -232,8 +251,13 @@ class SlackChat:
         """The ts of a message we posted with this dedup key (recent history, newest first)."""
         cursor = None
         for _ in range(5):
-            data = await self.call("conversations.history", channel=channel, limit=200, include_all_metadata=True,
-                                   **({"cursor": cursor} if cursor else {}))
+            try:
+                data = await self.call("conversations.history", channel=channel, limit=200,
+                                       include_all_metadata=True, **({"cursor": cursor} if cursor else {}))
+            except ApplicationError as exc:
+                if exc.details and exc.details[0].get("error") == "not_in_channel":
+                    return None  # not a member: we cannot have posted there
+                raise
             for message in data.get("messages", []):
                 meta = message.get("metadata") or {}
                 if (meta.get("event_type") == METADATA_EVENT
@@ -392,12 +416,14 @@ class ChatActivities:
     async def open_chat(self, inp: ChatOpenInput) -> ChatRoom | None:
         if self.chat is None:
             return None
+        self.chat.note_attempt()
         return await self.chat.open(inp)
 
     @activity.defn
     async def sync_chat(self, inp: ChatSyncInput) -> ChatSyncResult:
         if self.chat is None:
             return ChatSyncResult(warnings=["chat is not configured on this worker"])
+        self.chat.note_attempt()
         return await self.chat.sync(inp)
 
 

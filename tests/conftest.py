@@ -135,8 +135,12 @@ async def running_worker(client: Client, config: Any = None, pagers: Any = None,
 
 
 @asynccontextmanager
-async def serve_api(env: WorkflowEnvironment, **settings: object) -> AsyncIterator[str]:
-    """Our real HTTP API (uvicorn on a free loopback port) plus a worker, against `env`; yields the URL."""
+async def serve_api(env: WorkflowEnvironment, config: Any = None, **settings: object) -> AsyncIterator[str]:
+    """Our real HTTP API (uvicorn on a free loopback port) plus a worker, against `env`; yields the URL.
+
+    `settings` go to both (e.g. Slack's URL and token); `config` (an IncidentflowConfig) too, else the
+    example config serves the API and the worker runs without one.
+    """
     import asyncio
     import socket
 
@@ -146,12 +150,14 @@ async def serve_api(env: WorkflowEnvironment, **settings: object) -> AsyncIterat
     from incidentflow.config import load_config
     from incidentflow.stack import _Server
 
-    async with running_worker(env.client) as (cfg, _):
+    async with running_worker(env.client, config=(lambda: config) if config is not None else None,
+                              **settings) as (cfg, _):
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
         cfg = Settings.model_validate({**cfg.model_dump(), "api_port": port, **settings})
-        app = create_app(cfg, env.client, load_config(Path(__file__).parent.parent / "config/example.yaml"))
+        app = create_app(cfg, env.client,
+                         config if config is not None else load_config(Path(__file__).parent.parent / "config/example.yaml"))
         server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         task = asyncio.create_task(server.serve())
         while not server.started:

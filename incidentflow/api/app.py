@@ -6,7 +6,7 @@ Thin by design: parse → `incidentflow.client` → Temporal.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -18,10 +18,23 @@ from incidentflow.api import alerts, errors
 from incidentflow.api import incidents as incidents_api
 from incidentflow.api import oncall as oncall_api
 from incidentflow.api import pagerduty as pagerduty_api
+from incidentflow.api import slack as slack_api
 from incidentflow.api.metrics import Metrics
 from incidentflow.api.security import BodyLimit, LoadShedder
 from incidentflow.client import IncidentflowError, Incidents, connect, worker_polling
 from incidentflow.config import IncidentflowConfig, Settings
+from incidentflow.slack.gateway import SlackGateway
+
+
+def slack_gateway(settings: Settings, incidents: Callable[[], Awaitable[Incidents]],
+                  config: Callable[[], IncidentflowConfig]) -> SlackGateway:
+    web = None
+    if settings.slack_enabled:
+        from slack_sdk.web.async_client import AsyncWebClient
+
+        token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+        web = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+    return SlackGateway(incidents, config, web)
 
 
 class TemporalLink:
@@ -61,6 +74,8 @@ def create_app(settings: Settings, client: Client | None = None,
         return Incidents(await link.client(), settings, app.state.config)
 
     app.state.incidents = incidents
+    app.state.slack_gateway = slack_gateway(settings, incidents, lambda: app.state.config)
+    app.state.slack_pending = set()
     errors.install(app)
     app.middleware("http")(metrics.middleware)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -68,6 +83,7 @@ def create_app(settings: Settings, client: Client | None = None,
     app.include_router(incidents_api.router)
     app.include_router(pagerduty_api.router)
     app.include_router(oncall_api.router)
+    app.include_router(slack_api.router)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus_metrics() -> Response:
