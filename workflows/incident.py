@@ -441,7 +441,8 @@ class IncidentWorkflow:
         result = await workflow.execute_activity_method(
             EscalationActivities.page, request, summary=f"Page {cmd.person} (manual, by {cmd.by})", **options.PAGE)
         s.pages += 1
-        self._event(EventKind.page, "escalation", f"Paged {cmd.person} (manual, by {cmd.by}) via {result.channel}")
+        self._event(EventKind.page, "escalation", f"Paged {cmd.person} (manual, by {cmd.by}) via {result.channel}",
+                    subject=cmd.person)
         return self._result(f"paged {cmd.person} via {result.channel}")
 
     @page_responder.validator

@@ -1,0 +1,182 @@
+"""The incident channel's side effects: failures on the timeline, restarts that post nothing twice,
+mentions for reminders and pages. Real slack_sdk client against the fake Slack Web API."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.testing import WorkflowEnvironment
+
+import activities.slack as slack_activities
+from activities.slack import SlackChat
+from incidentflow.client import Incidents
+from incidentflow.config import IncidentflowConfig, Settings
+from incidentflow.models import (
+    AckInput,
+    DeclareInput,
+    EventKind,
+    PageInput,
+    Phase,
+    Role,
+    RoleInput,
+    Severity,
+    StatusUpdateInput,
+)
+from incidentflow.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
+from incidentflow.slack import render
+from tests.conftest import running_worker
+from tests.fakes.slack import FakeSlack
+from tests.helpers import eventually
+
+
+def people(slack: FakeSlack) -> tuple[IncidentflowConfig, dict[str, str]]:
+    ids = {"alice": slack.add_user(name="alice", email="alice@example.com"),
+           "bob": slack.add_user(name="bob", email="bob@example.com")}
+    config = IncidentflowConfig.model_validate({"people": [
+        {"id": "alice", "name": "Alice", "slack": ids["alice"]},
+        {"id": "bob", "name": "Bob", "email": "bob@example.com"}]})
+    return config, ids
+
+
+def slack_settings(slack: FakeSlack, token: str | None = None) -> dict[str, object]:
+    return {"slack_bot_token": token or slack.bot_token, "slack_api_url": slack.base_url}
+
+
+def warnings(state: object) -> list[str]:
+    return [e.text for e in state.timeline if e.kind == EventKind.warning and e.actor == "slack"]  # type: ignore[attr-defined]
+
+
+async def test_channel_gone_is_reported_and_updates_stop(dev_env: WorkflowEnvironment) -> None:
+    with FakeSlack() as slack:
+        config, _ = people(slack)
+        async with running_worker(dev_env.client, config=lambda: config, **slack_settings(slack)) as (settings, _):
+            inc = Incidents(dev_env.client, settings, config)
+            iid = await inc.declare(DeclareInput(title="Search is down", severity=Severity.SEV2, declared_by="alice",
+                                                 page=False))
+            state = await eventually(lambda: inc.get(iid), lambda s: s.chat is not None)
+            assert state.chat is not None
+            channel = state.chat.channel_id
+            slack.remove_channel(channel)  # someone deleted it
+            await inc.post_status_update(iid, StatusUpdateInput(text="Index rebuilding", by="alice"))
+            state = await eventually(lambda: inc.get(iid), lambda s: s.chat is not None and s.chat.broken is not None)
+            assert "channel_not_found" in (state.chat.broken or "")  # type: ignore[union-attr]
+            assert any("Channel updates stopped" in w and "channel_not_found" in w for w in warnings(state))
+            calls = len(slack.calls)
+            await inc.acknowledge(iid, AckInput(by="bob"))  # the incident goes on; chat stays quiet
+            await eventually(lambda: inc.get(iid), lambda s: s.acknowledged_by == "bob")
+            assert len(slack.calls) == calls, "no more Slack calls once the channel is known to be gone"
+
+
+async def test_invalid_token_is_reported_and_the_incident_goes_on(dev_env: WorkflowEnvironment) -> None:
+    with FakeSlack() as slack:
+        config, _ = people(slack)
+        async with running_worker(dev_env.client, config=lambda: config,
+                                  **slack_settings(slack, token="xoxb-revoked-or-wrong")) as (settings, _):
+            inc = Incidents(dev_env.client, settings, config)
+            iid = await inc.declare(DeclareInput(title="Login errors", declared_by="alice", page=False))
+            state = await eventually(lambda: inc.get(iid), lambda s: s.chat_checked and bool(warnings(s)))
+            assert state.chat is None
+            assert "invalid_auth" in warnings(state)[0] and "could not be opened" in warnings(state)[0]
+            assert "xoxb-revoked-or-wrong" not in json.dumps(state.model_dump(mode="json"))
+            result = await inc.acknowledge(iid, AckInput(by="alice"))
+            assert result.text == "acknowledged by alice"
+            assert not [c for c in slack.calls_to("conversations.create") if c.error is None]
+
+
+def summary(iid: str = "incident-20261123-0815-checkout") -> ChatSummary:
+    return ChatSummary(incident_id=iid, title="Checkout slow", severity=Severity.SEV2, phase=Phase.investigating,
+                       service="checkout", declared_by="alice", declared_at=datetime(2026, 11, 23, 8, 15, tzinfo=UTC),
+                       roles={Role.ic: "bob"})
+
+
+def adapter(slack: FakeSlack, config: IncidentflowConfig) -> SlackChat:
+    client = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
+    return SlackChat(client, Settings(slack_bot_token=slack.bot_token, slack_api_url=slack.base_url), lambda: config)
+
+
+def our_keys(slack: FakeSlack, channel: str) -> list[str]:
+    return [m.metadata["event_payload"]["dedup_key"] for m in slack.messages(channel)
+            if m.metadata and m.metadata.get("event_type") == slack_activities.METADATA_EVENT]
+
+
+async def test_a_restarted_worker_reuses_the_channel_and_posts_nothing_twice(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Worker A opens the channel and posts; it dies before reporting. Worker B (a fresh process: no
+    memory) runs the retry attempt: same channel, no second context/pin/announcement/post."""
+    with FakeSlack() as slack:
+        config, ids = people(slack)
+        a = adapter(slack, config)
+        room = await a.open(ChatOpenInput(summary=summary(), invite=["alice", "bob"]))
+        post = ChatPost(seq=7, at=datetime.now(UTC), kind=EventKind.note, actor="alice", text="DB failover started")
+        await a.sync(ChatSyncInput(incident_id=summary().incident_id, room=room, posts=[post]))
+        before = {ch: len(slack.messages(ch)) for ch in (room.channel_id, "incidents")}
+
+        monkeypatch.setattr(slack_activities, "_attempt", lambda: 2)  # the retry attempt, in a new process
+        b = adapter(slack, config)
+        again = await b.open(ChatOpenInput(summary=summary(), invite=["alice", "bob"]))
+        await b.sync(ChatSyncInput(incident_id=summary().incident_id, room=again, posts=[post]))
+
+        assert again.channel_id == room.channel_id and again.channel_name == room.channel_name
+        assert (again.context_ts, again.summary_ts, again.announce_ts) == (room.context_ts, room.summary_ts,
+                                                                         room.announce_ts)
+        assert {ch: len(slack.messages(ch)) for ch in (room.channel_id, "incidents")} == before
+        assert len(slack.pins(room.channel_id)) == 1
+        assert len([c for c in slack.calls_to("conversations.create") if c.error is None]) == 1
+        keys = our_keys(slack, room.channel_id) + our_keys(slack, "incidents")
+        assert not [k for k, n in Counter(keys).items() if n > 1]
+        assert set(slack.members(room.channel_id)) >= {ids["alice"], ids["bob"]}
+
+
+async def test_a_channel_name_taken_by_someone_else_gets_a_suffix() -> None:
+    with FakeSlack() as slack:
+        config, ids = people(slack)
+        s = summary()
+        taken = render.channel_name(s.incident_id, "SEV2")
+        slack.add_channel(taken, members=[ids["alice"]], creator=ids["alice"])  # a human made it first
+        room = await adapter(slack, config).open(ChatOpenInput(summary=s))
+        assert room.channel_name == f"{taken}-2"
+        assert s.incident_id in slack.channels[room.channel_id].purpose["value"]
+
+
+def test_channel_names_follow_slacks_rules() -> None:
+    name = render.channel_name("incident-20261123-0815-checkout-latency-high", "SEV1")
+    assert name == "incident-20261123-0815-sev1-checkout-latency-high"
+    long = render.channel_name("incident-20261123-0815-" + "very-long-slug-" * 10, "SEV3", suffix=12)
+    assert len(long) <= 80 and long.endswith("-12") and long.startswith("incident-20261123-0815-sev3-")
+    odd = render.channel_name("incident-20261123-0815-Ünïcode & Spaces!", "SEV4")
+    assert odd == "incident-20261123-0815-sev4-n-code-spaces"
+    assert all(c.islower() or c.isdigit() or c in "-_" for c in odd)
+
+
+async def test_reminders_and_pages_mention_the_person(ts_env: WorkflowEnvironment) -> None:
+    """Cadence reminders go to the comms lead (else the IC) with an @-mention; pages mention the paged."""
+    with FakeSlack() as slack:
+        config, ids = people(slack)
+        async with running_worker(ts_env.client, config=lambda: config, **slack_settings(slack)) as (settings, _):
+            inc = Incidents(ts_env.client, settings, config)
+            iid = await inc.declare(DeclareInput(title="Payments failing", severity=Severity.SEV1, declared_by="alice",
+                                                 commander="alice", page=False))
+            state = await eventually(lambda: inc.get(iid), lambda s: s.chat is not None)
+            channel = state.chat.channel_id  # type: ignore[union-attr]
+            await inc.assign_role(iid, RoleInput(role=Role.comms, person="bob", by="alice"))
+            await ts_env.sleep(timedelta(minutes=11))  # the first update is due 10 min after declaring
+            await eventually(lambda: inc.get(iid), lambda s: s.reminders_sent >= 1)
+            await inc.page(iid, PageInput(person="alice", by="bob", note="need the DB owner"))
+
+            def texts() -> list[str]:
+                return [m.text for m in slack.messages(channel)]
+            await eventually(lambda: _ready(texts()), lambda t: any("status update is due" in x for x in t)
+                             and any("Paged alice" in x for x in t))
+            reminder = next(x for x in texts() if "status update is due" in x)
+            page = next(x for x in texts() if "Paged alice" in x)
+            assert f"<@{ids['bob']}>" in reminder, reminder  # bob is comms lead, found by his email
+            assert f"<@{ids['alice']}>" in page, page
+            assert ids["bob"] in slack.members(channel), "role holders are invited"
+
+
+async def _ready(value: list[str]) -> list[str]:
+    return value
