@@ -38,7 +38,7 @@ from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow code changes in a way recorded histories should capture; older files stay.
-VERSION = "v3"
+VERSION = "v4"  # v4: the Slack chat pump (recorded with the fake Slack server)
 MIN = timedelta(minutes=1)
 
 
@@ -127,12 +127,15 @@ async def _main() -> None:
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     from tests.conftest import binary, register_search_attributes, running_worker
+    from tests.fakes.slack import FakeSlack
 
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
     await register_search_attributes(env)
-    async with running_worker(env.client) as (settings, _):
-        histories = await record(env, Incidents(env.client, settings))
+    with FakeSlack() as slack:  # chat on: histories carry the channel's activities too
+        async with running_worker(env.client, slack_bot_token=slack.bot_token,
+                                  slack_api_url=slack.base_url) as (settings, _):
+            histories = await record(env, Incidents(env.client, settings))
     HISTORIES.mkdir(exist_ok=True)
     for stem, history in histories.items():
         (HISTORIES / f"{stem}.{VERSION}.json").write_text(history.to_json())
