@@ -180,3 +180,25 @@ async def test_reminders_and_pages_mention_the_person(ts_env: WorkflowEnvironmen
 
 async def _ready(value: list[str]) -> list[str]:
     return value
+
+
+def test_the_app_manifest_matches_the_routes_and_the_calls_we_make() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    from incidentflow.api import create_app
+
+    manifest = yaml.safe_load((Path(__file__).parent.parent / "slack-app-manifest.yaml").read_text())
+    routes = set(create_app(Settings()).openapi()["paths"])
+    command = manifest["features"]["slash_commands"][0]
+    urls = [command["url"], manifest["settings"]["interactivity"]["request_url"],
+            manifest["settings"]["event_subscriptions"]["request_url"]]
+    assert command["command"] == "/incident"
+    assert [u.split(".example.com", 1)[1] for u in urls] == ["/slack/commands", "/slack/interactions",
+                                                             "/slack/events"]
+    assert {"/slack/commands", "/slack/interactions", "/slack/events"} <= routes
+    scopes = set(manifest["oauth_config"]["scopes"]["bot"])
+    needed = {"commands", "chat:write", "channels:manage", "channels:read", "channels:join", "channels:history",
+              "pins:write", "users:read", "users:read.email"}
+    assert needed <= scopes, needed - scopes
