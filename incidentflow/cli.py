@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from incidentflow import policy
+from incidentflow import policy, runbook_cli
 from incidentflow.client import IncidentflowError, Incidents, TemporalUnavailable, connect
 from incidentflow.config import ConfigError, Settings, load_config
 from incidentflow.models import (
@@ -38,6 +38,8 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from incidentflow.runbooks.loader import RunbookError
+from incidentflow.runbooks.render import ParamError, RenderError
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
 
@@ -91,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--at", help="when the incident starts, e.g. 2026-03-29T01:30 (default: now)")
     dr.add_argument("--tz", default="UTC", help="IANA timezone of --at and of the output")
     dr.add_argument("--ack-after", help="acknowledge after this long, e.g. 20m")
+
+    runbook_cli.add_parser(sub)
 
     def incident(name: str, help_text: str) -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text)
@@ -320,10 +324,26 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "handoff":
             return asyncio.run(_handoff(args, settings))
+        if args.command == "runbook":
+            code = runbook_cli.local(args, settings)
+            if code is not None:
+                return code
+
+            async def runbook() -> int:
+                needs_temporal = not (args.action == "run" and args.dry_run and not args.incident)
+                inc = await _incidents(settings) if needs_temporal else None
+                return await runbook_cli.remote(args, settings, inc, _actor(args, settings))
+            return asyncio.run(runbook())
         return asyncio.run(run_command(args, settings))
     except TemporalUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except (runbook_cli.UsageError, ParamError, RenderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunbookError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except (IncidentflowError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_ERROR

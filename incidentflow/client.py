@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -61,9 +62,13 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from incidentflow.models.runbook import Decision, RunbookRequest, RunbookState
+from incidentflow.runbooks.loader import RunbookSet, load_runbooks
+from incidentflow.runbooks.render import coerce_params, render_steps
 from workflows import search_attributes as sa
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.runbook import RunbookWorkflow
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 
@@ -282,6 +287,57 @@ class Incidents:
 
     async def add_note(self, incident_id: str, cmd: NoteInput) -> None:
         await self._signal(incident_id, IncidentWorkflow.add_note, cmd)
+
+    # ------------------------------------------------------------------ runbooks
+    def runbooks(self) -> RunbookSet:
+        """The runbooks under ./runbooks and INCIDENTFLOW_RUNBOOKS_DIR (RunbookError names file:line)."""
+        return load_runbooks(self.settings.runbook_paths())
+
+    async def runbook_request(self, incident_id: str, name: str, params: Mapping[str, Any], by: str) -> RunbookRequest:
+        """Render a runbook for an incident: parameters typed and checked (ParamError), templates filled."""
+        from activities.runbook import request_for
+
+        try:
+            rb = self.runbooks().get(name)
+        except KeyError as exc:
+            raise CommandRejected(str(exc.args[0]) if exc.args else str(exc)) from None
+        state = await self.get(incident_id)
+        values = coerce_params(rb, dict(params))
+        steps = render_steps(rb, values, {"id": state.id, "service": state.service or "",
+                                          "severity": state.severity.value})
+        return request_for(rb, values, steps, by, self.config)
+
+    async def run_runbook(self, incident_id: str, name: str, params: Mapping[str, Any], by: str) -> CommandResult:
+        request = await self.runbook_request(incident_id, name, params, by)
+        return await self._update(incident_id, IncidentWorkflow.start_runbook, request)
+
+    async def decide_runbook(self, run_id: str, decision: Decision) -> str:
+        handle = self.client.get_workflow_handle(run_id)
+        try:
+            result: str = await handle.execute_update(RunbookWorkflow.decide, decision,
+                                                      rpc_timeout=timedelta(seconds=30))
+            return result
+        except WorkflowUpdateFailedError as exc:
+            cause = exc.cause
+            raise CommandRejected(f"{run_id}: {getattr(cause, 'message', None) or cause}") from None
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise IncidentNotFound(f"no runbook run {run_id!r} awaiting a decision (unknown or finished)") from None
+            raise self._rpc_error(exc, run_id) from None
+
+    async def runbook_run(self, run_id: str) -> RunbookState:
+        handle = self.client.get_workflow_handle_for(RunbookWorkflow.run, run_id)
+        try:
+            desc = await handle.describe()
+            if desc.status == WorkflowExecutionStatus.COMPLETED:
+                return await handle.result(rpc_timeout=timedelta(seconds=10))
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                raise IncidentNotFound(f"runbook run {run_id} ended abnormally; see it in the Temporal UI")
+            return await handle.query(RunbookWorkflow.get_state, rpc_timeout=timedelta(seconds=10))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise IncidentNotFound(f"no runbook run with id {run_id!r}") from None
+            raise self._rpc_error(exc, run_id) from None
 
     # ------------------------------------------------------------------ reads
     async def get(self, incident_id: str) -> IncidentState:

@@ -59,6 +59,20 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None  # xapp-…: Socket Mode instead of public HTTP endpoints
     slack_incidents_channel: str = "incidents"  # announcements of new incidents
 
+    # Runbooks: YAML under ./runbooks plus this directory; side effects run on the worker with these
+    runbooks_dir: Path | None = None
+    kubeconfig: Path | None = None  # else KUBECONFIG / ~/.kube/config, else in-cluster
+    kube_context: str | None = None
+    prometheus_url: str | None = None  # for prometheus.query steps (verification)
+    prometheus_token: SecretStr | None = None
+    runbook_secrets: dict[str, SecretStr] = Field(default_factory=dict)  # JSON; ${secret:NAME} in step headers
+
+    def runbook_paths(self) -> list[Path]:
+        paths = [p for p in (Path("runbooks"),) if p.is_dir()]
+        if self.runbooks_dir is not None:
+            paths.append(self.runbooks_dir)
+        return paths
+
     @property
     def slack_enabled(self) -> bool:
         return self.slack_bot_token is not None and bool(self.slack_bot_token.get_secret_value())
@@ -180,6 +194,8 @@ class IncidentflowConfig(_Strict):
     escalation_policies: list[EscalationPolicy] = Field(default_factory=list)
     handoff: HandoffConfig = Field(default_factory=HandoffConfig)
     slack: SlackConfig = Field(default_factory=SlackConfig)
+    groups: dict[str, list[str]] = Field(default_factory=dict, description="named groups of people, e.g. "
+                                         "runbook approvers (`approvers: [group:sre-leads]`)")
 
     def problems(self) -> list[str]:
         """Cross-references that field validation cannot see (unknown people, schedules, policies)."""
@@ -195,6 +211,10 @@ class IncidentflowConfig(_Strict):
         for who in self.slack.invite:
             if who not in people:
                 found.append(f"slack.invite: {who!r} is not in people")
+        for group, members in self.groups.items():
+            for who in members:
+                if who not in people:
+                    found.append(f"groups.{group}: {who!r} is not in people")
         return found
 
     def service(self, name: str | None) -> Service | None:

@@ -15,6 +15,7 @@ from activities.handoff import HandoffActivities
 from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
 from activities.ports import Notifier, Pager
+from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from activities.slack import ChatActivities, SlackChat
 from incidentflow.client import Incidents
 from incidentflow.config import ConfigSource, IncidentflowConfig, Settings
@@ -42,7 +43,7 @@ def build_pagers(settings: Settings, http: httpx.AsyncClient | None = None) -> d
 def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None,
                  interceptors: Sequence[Interceptor] = (), fail_fast: bool = False,
                  pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None,
-                 chat: SlackChat | None = None) -> Worker:
+                 chat: SlackChat | None = None, runbook_steps: RunbookSteps | None = None) -> Worker:
     """`fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang."""
     incident_activities = IncidentActivities(notifier or LogNotifier())
@@ -51,6 +52,13 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     if chat is None and settings.slack_enabled:
         chat = SlackChat.from_settings(settings, config)
     chat_activities = ChatActivities(chat)
+    steps: list[RunbookSteps] = [runbook_steps] if runbook_steps else []
+
+    def runbook_steps_now() -> RunbookSteps:  # built on first use: no cluster needed to start a worker
+        if not steps:
+            steps.append(RunbookSteps.from_settings(settings))
+        return steps[0]
+    runbooks = RunbookActivities(runbook_steps_now, RunbookSource(settings.runbook_paths()), config)
     handoff = HandoffActivities(config, lambda: Incidents(client, settings, config()),
                                 notifier or incident_activities.notifier)
     return Worker(
@@ -59,7 +67,8 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
         workflows=WORKFLOWS,
         activities=[incident_activities.send_notification, escalation.plan_escalation, escalation.resolve_targets,
                     escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff,
-                    chat_activities.open_chat, chat_activities.sync_chat],
+                    chat_activities.open_chat, chat_activities.sync_chat,
+                    runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

@@ -4,7 +4,9 @@ from workflows.alert_group import AlertGroupWorkflow
 from workflows.escalation import EscalationWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.runbook import RunbookWorkflow
 
-WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow, EscalationWorkflow, HandoffWorkflow]
+WORKFLOWS = [IncidentWorkflow, AlertGroupWorkflow, EscalationWorkflow, HandoffWorkflow, RunbookWorkflow]
 
-__all__ = ["WORKFLOWS", "AlertGroupWorkflow", "EscalationWorkflow", "HandoffWorkflow", "IncidentWorkflow"]
+__all__ = ["WORKFLOWS", "AlertGroupWorkflow", "EscalationWorkflow", "HandoffWorkflow", "IncidentWorkflow",
+           "RunbookWorkflow"]

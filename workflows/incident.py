@@ -16,6 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from activities.notify import IncidentActivities
     from activities.paging import EscalationActivities
+    from activities.runbook import RunbookActivities
     from activities.slack import ChatActivities
     from incidentflow import policy
     from incidentflow.models import (
@@ -46,15 +47,25 @@ with workflow.unsafe.imports_passed_through():
     )
     from incidentflow.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
     from incidentflow.models.paging import EscalationStart, PageRequest
+    from incidentflow.models.runbook import (
+        MatchInput,
+        RunbookProgress,
+        RunbookRequest,
+        RunbookRun,
+        RunbookStart,
+        RunStatus,
+    )
     from workflows import options
     from workflows import search_attributes as sa
     from workflows.escalation import EscalationWorkflow
+    from workflows.runbook import RunbookWorkflow
 
 SYSTEM = "incidentflow"
 PATCH_ALERT_PHASES = "alerts-drive-phases"  # alert resolution/flapping move the phase (issue 3)
 PATCH_ESCALATION = "escalation"  # incidents page through an EscalationWorkflow child (issue 4)
 PATCH_LEAN_HISTORY = "lean-history"  # one timer per deadline, no redundant search-attribute upserts
 PATCH_CHAT = "chat"  # the incident channel in Slack, kept current by a chat pump beside the run loop (issue 5)
+PATCH_RUNBOOKS = "runbooks"  # alerts that match a runbook start it (diagnostics) (issue 6)
 MAX_POSTS_PER_SYNC = 20
 _BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
@@ -76,6 +87,8 @@ class IncidentWorkflow:
         self._chat_task: asyncio.Future[None] | None = None
         self._chat_stop = False
         self._chat_sent: ChatSummary | None = None  # the summary as last shown in the channel
+        self._runbook_signals: list[tuple[str, str, object]] = []  # (run id, signal, arg) for runbook children
+        self._match_queue: list[dict[str, str]] = []  # labels of new firing alerts: runbooks to auto-run?
         if start.carried is not None:
             self.s = start.carried
             self.s.runs += 1
@@ -123,6 +136,7 @@ class IncidentWorkflow:
             await self._fire_due(workflow.now())
             await self._flush_outbox()
             await self._flush_escalation()
+            await self._flush_runbooks()
             if self.s.phase in policy.TERMINAL:  # auto-closed just now
                 break
             deadline, what = self._next_deadline()
@@ -212,7 +226,8 @@ class IncidentWorkflow:
             if e.kind == EventKind.alert:  # alert churn is one message per sync, not one per alert
                 alerts.append(e.text)
                 continue
-            posts.append(ChatPost(seq=e.seq, at=e.at, kind=e.kind, actor=e.actor, text=e.text, mention=e.subject))
+            posts.append(ChatPost(seq=e.seq, at=e.at, kind=e.kind, actor=e.actor, text=e.text, mention=e.subject,
+                                  ref=e.ref))
         if alerts:
             more = f" (+{len(alerts) - 10} more)" if len(alerts) > 10 else ""
             posts.append(ChatPost(seq=last_seq, at=workflow.now(), kind=EventKind.alert, actor="alerts",
@@ -364,6 +379,8 @@ class IncidentWorkflow:
             s.alerts[alert.fingerprint] = AlertRecord(
                 fingerprint=alert.fingerprint, source=alert.source, title=name, status=alert.status,
                 first_seen=now, last_seen=now)
+            if alert.status == AlertStatus.firing and len(self._match_queue) < 20:
+                self._match_queue.append({**alert.labels, "alertname": alert.labels.get("alertname", name)})
             self._event(EventKind.alert, alert.source, f"Alert {alert.status.value}: {name}")
             changed = True
         else:
@@ -448,6 +465,69 @@ class IncidentWorkflow:
     @page_responder.validator
     def _check_page(self, cmd: PageInput) -> None:
         policy.check_not_ended(self.s, "page someone")
+
+    # ---------------------------------------------------------------- runbooks
+    @workflow.update
+    async def start_runbook(self, request: RunbookRequest) -> CommandResult:
+        run_id = await self._start_runbook(request)
+        return self._result(f"runbook {request.runbook} started as {run_id}", ref=run_id)
+
+    @start_runbook.validator
+    def _check_start_runbook(self, request: RunbookRequest) -> None:
+        policy.check_not_ended(self.s, "run a runbook")
+        if not request.steps:
+            raise policy.CommandRejected(f"runbook {request.runbook} has no steps")
+
+    async def _start_runbook(self, request: RunbookRequest) -> str:
+        s = self.s
+        s.runbook_runs += 1
+        run_id = f"{s.id}-runbook-{s.runbook_runs}"
+        s.runbooks.append(RunbookRun(run_id=run_id, runbook=request.runbook, title=request.title, by=request.by,
+                                     started_at=workflow.now(), auto=request.auto))
+        changes = any(step.destructive for step in request.steps) and not request.auto
+        if changes and s.phase in (Phase.triage, Phase.investigating, Phase.identified):
+            self._set_phase(Phase.mitigating, request.by, f"runbook {request.runbook} is running")
+        causes = "; ".join(request.likely_causes[:5])
+        self._event(EventKind.action, request.by, f"Runbook {request.runbook} ({request.title}) requested"
+                    + (f". Likely causes: {causes}" if causes else ""), ref=run_id)
+        await workflow.start_child_workflow(
+            RunbookWorkflow.run, RunbookStart(run_id=run_id, incident_id=s.id, request=request,
+                                              commander=s.roles.get(Role.ic)),
+            id=run_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"Runbook {request.runbook} on {s.id}"[:200])
+        return run_id
+
+    @workflow.signal
+    def runbook_progress(self, progress: RunbookProgress) -> None:
+        s = self.s
+        run = next((r for r in s.runbooks if r.run_id == progress.run_id), None)
+        if run is not None:
+            run.status, run.awaiting = progress.status, progress.awaiting
+        self._event(EventKind(progress.kind), "runbook", progress.text, ref=progress.run_id)
+        if progress.verified and s.phase in _BEFORE_MONITORING:
+            self._event(EventKind.suggestion, SYSTEM, f"The runbook's verification passed: consider moving to "
+                        f"monitoring (`incidentflow phase {s.id} monitoring`)")
+
+    async def _flush_runbooks(self) -> None:
+        while self._runbook_signals:
+            run_id, name, arg = self._runbook_signals.pop(0)
+            try:
+                await workflow.get_external_workflow_handle(run_id).signal(name, arg)
+            except Exception:  # the run has finished
+                pass
+        if self._match_queue and workflow.patched(PATCH_RUNBOOKS):
+            s = self.s
+            while self._match_queue:
+                labels = self._match_queue.pop(0)
+                already = [r.runbook for r in s.runbooks]
+                matches = await workflow.execute_activity_method(
+                    RunbookActivities.match_runbooks, MatchInput(incident_id=s.id, service=s.service,
+                                                                 severity=s.severity.value, labels=labels,
+                                                                 already=already),
+                    summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.CONFIG)
+                for request in matches:
+                    if request.runbook not in [r.runbook for r in s.runbooks] and s.phase in policy.ACTIVE:
+                        await self._start_runbook(request)
 
     # ---------------------------------------------------------------- updates
     @workflow.update
@@ -648,6 +728,10 @@ class IncidentWorkflow:
         s.roles[role] = person
         was = f" (was {previous})" if previous else ""
         self._event(EventKind.role, by, f"{person} is {role.label}{was}")
+        if role == Role.ic:  # runbooks waiting for the IC's approval must know who that is now
+            for run in s.runbooks:
+                if run.status in (RunStatus.running, RunStatus.awaiting_approval):
+                    self._runbook_signals.append((run.run_id, "commander_changed", person))
         warnings = []
         if s.roles.get(Role.ic) and s.roles.get(Role.ic) == s.roles.get(Role.lead):
             warnings.append(f"{person} is both incident commander and tech lead: "
@@ -656,13 +740,15 @@ class IncidentWorkflow:
         self._wake = True
         return warnings
 
-    def _event(self, kind: EventKind, actor: str, text: str, subject: str | None = None) -> TimelineEvent:
+    def _event(self, kind: EventKind, actor: str, text: str, subject: str | None = None,
+               ref: str | None = None) -> TimelineEvent:
         s = self.s
         s.seq += 1
         limit = s.policy.max_text_length
         if len(text) > limit:
             text = text[: limit - 1] + "…"
-        event = TimelineEvent(seq=s.seq, at=workflow.now(), kind=kind, actor=actor, text=text, subject=subject)
+        event = TimelineEvent(seq=s.seq, at=workflow.now(), kind=kind, actor=actor, text=text, subject=subject,
+                              ref=ref)
         s.timeline.append(event)
         if len(s.timeline) > s.policy.max_timeline_events:
             victim = next((i for i, e in enumerate(s.timeline[1:], 1) if e.kind in DROPPABLE), 1)
@@ -671,9 +757,9 @@ class IncidentWorkflow:
         self._wake = True
         return event
 
-    def _result(self, text: str, warnings: list[str] | None = None) -> CommandResult:
+    def _result(self, text: str, warnings: list[str] | None = None, ref: str | None = None) -> CommandResult:
         return CommandResult(incident_id=self.s.id, phase=self.s.phase, severity=self.s.severity,
-                             text=text, warnings=warnings or [])
+                             text=text, warnings=warnings or [], ref=ref)
 
     def _sync_search_attributes(self) -> None:
         s = self.s

@@ -24,6 +24,7 @@ from incidentflow.api.security import BodyLimit, LoadShedder
 from incidentflow.client import IncidentflowError, Incidents, connect, worker_polling
 from incidentflow.config import IncidentflowConfig, Settings
 from incidentflow.slack.gateway import SlackGateway
+from incidentflow.slack.socket import SlackSocket, socket_enabled
 
 
 def slack_gateway(settings: Settings, incidents: Callable[[], Awaitable[Incidents]],
@@ -58,7 +59,15 @@ def create_app(settings: Settings, client: Client | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        socket = None
+        if socket_enabled(settings):  # Slack Socket Mode: no public endpoint needed
+            socket = app.state.slack_socket = SlackSocket(settings, app.state.slack_gateway, app.state)
+            await socket.start()  # a bad app token fails startup, with a message that names no secret
+        try:
+            yield
+        finally:
+            if socket is not None:
+                await socket.stop()
 
     app = FastAPI(title="incidentflow", version=__version__, lifespan=lifespan,
                   description="Incident automation on durable Temporal workflows: alert webhooks in, incidents "

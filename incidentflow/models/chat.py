@@ -60,6 +60,7 @@ class ChatPost(BaseModel):
     actor: str
     text: str
     mention: str | None = None  # person to @-mention (reminder recipient, paged person)
+    ref: str | None = None  # a runbook run id: approval requests get Approve/Deny buttons
 
 
 class ChatSyncInput(BaseModel):

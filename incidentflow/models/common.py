@@ -69,3 +69,4 @@ class EventKind(str, Enum):
     reminder = "reminder"
     warning = "warning"
     suggestion = "suggestion"
+    approval = "approval"  # a runbook waits for approval (chat shows Approve/Deny buttons)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 from incidentflow.models.alert import AlertRecord, AlertSignal
 from incidentflow.models.chat import ChatRoom
 from incidentflow.models.common import EventKind, Phase, Role, Severity
+from incidentflow.models.runbook import RunbookRun
 
 ACTOR = Field(..., min_length=1, max_length=128, description="who did it (person id or name)")
 
@@ -20,6 +21,7 @@ class TimelineEvent(BaseModel):
     actor: str
     text: str
     subject: str | None = None  # the person it concerns (reminder recipient, paged person): chat mentions them
+    ref: str | None = None  # what it refers to (a runbook run id, for approval requests)
 
 
 class IncidentPolicy(BaseModel):
@@ -154,6 +156,8 @@ class IncidentState(BaseModel):
     pages: int = 0
     chat: ChatRoom | None = None  # the incident channel, once opened
     chat_checked: bool = False  # the worker was asked to open a channel (none when chat is not configured)
+    runbooks: list[RunbookRun] = Field(default_factory=list)  # runbook runs on this incident
+    runbook_runs: int = 0
 
     @property
     def commander(self) -> str | None:
@@ -205,6 +209,7 @@ class CommandResult(BaseModel):
     severity: Severity
     text: str
     warnings: list[str] = Field(default_factory=list)
+    ref: str | None = None  # what the command created (a runbook run id)
 
 
 class EscalateInput(BaseModel):

@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, Field
-
+from incidentflow.models.runbook import RenderedStep  # defined with the run models (workflow inputs)
 from incidentflow.runbooks.model import (
     BUILTINS,
     DNS_LABEL,
@@ -57,18 +56,6 @@ class RenderError(ValueError):
         super().__init__("\n".join(problems))
         self.problems = problems
 
-
-class RenderedStep(BaseModel):
-    """One step with its templates filled: what the runbook workflow executes and shows."""
-
-    index: int  # position in runbook.steps (0-based, as in `steps.N` of check errors)
-    name: str  # the step's name, or "<index>-<kind>"
-    kind: str
-    title: str  # human summary, e.g. "Scale payments/checkout-service to 6 replicas"
-    destructive: bool
-    diagnostic: bool
-    continue_on_error: bool = False
-    args: dict[str, Any] = Field(default_factory=dict)  # typed, JSON-safe; keys per kind: see render_steps
 
 
 def usage(name: str, spec: ParamSpec) -> str:

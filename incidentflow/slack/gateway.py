@@ -13,8 +13,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from slack_sdk.errors import SlackApiError
+import aiohttp
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.service import RPCError
 
 from incidentflow.client import (
     CommandRejected,
@@ -47,11 +49,14 @@ from workflows import search_attributes as sa
 log = logging.getLogger("incidentflow.slack")
 
 _ID = re.compile(r"^incident-[a-z0-9][a-z0-9-]*$")
+_CHANNEL_ID = re.compile(r"^[A-Z0-9]{2,32}$")  # Slack conversation ids (C…, G…, D…): safe to put in a query
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$")
 _PURPOSE_ID = re.compile(r"Incident (incident-[a-z0-9-]+) ")
 _ROLE_WORDS = {"ic": Role.ic, "commander": Role.ic, "lead": Role.lead, "tech": Role.lead, "comms": Role.comms,
                "scribe": Role.scribe}
 _STATUS_WORDS = ("investigating", "identified", "mitigating", "monitoring")
+# What a Slack Web API call may raise: Slack's answer (SlackApiError), or no answer at all.
+_SLACK_ERRORS = (SlackClientError, aiohttp.ClientError, TimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ class SlackGateway:
         self._incidents = incidents
         self._config = config
         self.web = web
-        self._people: dict[str, str | None] = {}  # Slack user id → person id (None: not in config)
+        self._emails: dict[str, str] = {}  # Slack user id → email, as Slack answered (lookups that worked)
         self._channels: dict[str, str] = {}  # channel id → incident id
 
     # ------------------------------------------------------------------ who and where
@@ -134,20 +139,36 @@ class SlackGateway:
         return Caller(user_id=user_id, user_name=user_name, person=await self.person_for(user_id))
 
     async def person_for(self, user_id: str) -> str | None:
-        if user_id in self._people:
-            return self._people[user_id]
+        """The config person for a Slack user: by `slack:` id, else by the email Slack has for them.
+
+        The config is read on every call (it may be reloaded); only Slack's answers are cached, and a
+        failed lookup is not, so a Slack hiccup never leaves a responder read-only until a restart.
+        """
+        if not user_id:
+            return None
         cfg = self._config()
         found = next((p.id for p in cfg.people if p.slack == user_id), None)
-        if found is None and self.web is not None and any(p.email for p in cfg.people):
-            try:
-                info = await self.web.users_info(user=user_id)
-                email = str(((info.data or {}).get("user") or {}).get("profile", {}).get("email") or "")  # type: ignore[union-attr]
-            except SlackApiError:
-                email = ""
+        if found is None and any(p.email for p in cfg.people):
+            email = await self._email_of(user_id)
             if email:
                 found = next((p.id for p in cfg.people if p.email and p.email.lower() == email.lower()), None)
-        self._people[user_id] = found
         return found
+
+    async def _email_of(self, user_id: str) -> str:
+        if user_id in self._emails:
+            return self._emails[user_id]
+        if self.web is None:
+            return ""
+        try:
+            info = await self.web.users_info(user=user_id)
+        except _SLACK_ERRORS as exc:
+            log.warning("Slack users.info for %s failed: %s", user_id, _slack_error(exc))
+            return ""
+        user = (info.data or {}).get("user") if isinstance(info.data, dict) else None
+        profile = (user or {}).get("profile") or {}
+        email = str(profile.get("email") or "")
+        self._emails[user_id] = email
+        return email
 
     async def person_arg(self, text: str, caller: Caller) -> str:
         """`@user` (Slack escapes it as `<@U…|name>`), `me`, or a config person id/name."""
@@ -162,22 +183,26 @@ class SlackGateway:
         return known.id if known else name
 
     async def incident_for_channel(self, channel_id: str) -> str | None:
-        if not channel_id:
+        if not channel_id or not _CHANNEL_ID.match(channel_id):
             return None
         if channel_id in self._channels:
             return self._channels[channel_id]
         found: str | None = None
         incidents = await self._incidents()
-        async for wf in incidents.client.list_workflows(f'{sa.CHANNEL.name} = "{channel_id}"', limit=1):
-            found = wf.id
-            break
+        try:
+            async for wf in incidents.client.list_workflows(f'{sa.CHANNEL.name} = "{channel_id}"', limit=1):
+                found = wf.id
+                break
+        except RPCError as exc:  # visibility trouble: Slack may still know (the channel's purpose)
+            log.warning("finding the incident of channel %s in visibility failed: %s", channel_id, exc.message)
         if found is None and self.web is not None:  # visibility lags a second behind: ask Slack
             try:
                 info = await self.web.conversations_info(channel=channel_id)
-                purpose = str(((info.data or {}).get("channel") or {}).get("purpose", {}).get("value") or "")  # type: ignore[union-attr]
+                data = info.data if isinstance(info.data, dict) else {}
+                purpose = str(((data.get("channel") or {}).get("purpose") or {}).get("value") or "")
                 m = _PURPOSE_ID.search(purpose + " ")
                 found = m.group(1) if m else None
-            except SlackApiError:
+            except _SLACK_ERRORS:
                 found = None
         if found:
             self._channels[channel_id] = found
@@ -187,7 +212,7 @@ class SlackGateway:
     async def command(self, form: dict[str, str]) -> Reply:
         text = (form.get("text") or "").strip()
         caller = await self.caller(form.get("user_id", ""), form.get("user_name", ""))
-        name, _, rest = text.partition(" ")
+        name, rest = _first_word(text)
         name = ALIASES.get(name.lower(), name.lower()) or "help"
         spec = COMMANDS.get(name)
         if spec is None:
@@ -198,21 +223,23 @@ class SlackGateway:
             return Reply(f"<@{caller.user_id}> is not in incidentflow's people (add `slack: {caller.user_id}` or "
                          "your email to your entry in the config), so only read-only commands work for you: "
                          "`/incident timeline`, `/incident help`.")
-        rest = rest.strip()
         if name == "declare":
             if not rest:
                 return await self.open_declare_modal(form.get("trigger_id", ""), form.get("channel_id", ""))
             return await self._guard(name, lambda: self.declare(rest, caller))
-        incident_id, rest = await self._target(rest, form.get("channel_id", ""))
-        if incident_id is None:
-            return Reply(f"This channel is not an incident channel: add the incident id, e.g. "
-                         f"`/incident {name} incident-20261123-0815-checkout`.\nUsage: `/incident {spec.usage}`")
-        return await self._guard(name, lambda: self.run(name, incident_id, rest, caller))
+
+        async def act() -> Reply:  # finding the channel's incident asks Temporal: guarded like the command
+            incident_id, args = await self._target(rest, form.get("channel_id", ""))
+            if incident_id is None:
+                return Reply(f"This channel is not an incident channel: add the incident id, e.g. "
+                             f"`/incident {name} incident-20261123-0815-checkout`.\nUsage: `/incident {spec.usage}`")
+            return await self.run(name, incident_id, args, caller)
+        return await self._guard(name, act)
 
     async def _target(self, rest: str, channel_id: str) -> tuple[str | None, str]:
-        first, _, after = rest.partition(" ")
+        first, after = _first_word(rest)
         if _ID.match(first):
-            return first, after.strip()
+            return first, after
         return await self.incident_for_channel(channel_id), rest
 
     async def _guard(self, name: str, action: Callable[[], Awaitable[Reply]]) -> Reply:
@@ -244,7 +271,12 @@ class SlackGateway:
             else:
                 break
             words.pop(0)
-        title = " ".join(words).strip()
+        return await self._declare(" ".join(words), caller, service, severity, description)
+
+    async def _declare(self, title: str, caller: Caller, service: str | None, severity: Severity | None,
+                       description: str) -> Reply:
+        """Declare with the title as given (the modal's fields are not parsed for `sevN` or `service=`)."""
+        title = title.strip()
         if not title:
             raise Usage("A title is needed.")
         if service and self._config().services and self._config().service(service) is None:
@@ -269,11 +301,11 @@ class SlackGateway:
         if name == "ack":
             result = await inc.acknowledge(iid, AckInput(by=by))
         elif name == "sev":
-            level, _, reason = rest.partition(" ")
+            level, reason = _first_word(rest)
             if not re.fullmatch(r"(?i)(sev)?[1-4]", level):
                 raise Usage("Give a severity from 1 (worst) to 4.")
             result = await inc.set_severity(iid, SeverityInput(severity=Severity.parse(level), by=by,
-                                                               reason=reason.strip()))
+                                                               reason=reason))
         elif name == "role":
             parts = rest.split(None, 1)
             if len(parts) < 2 or parts[0].lower() not in _ROLE_WORDS:
@@ -281,10 +313,10 @@ class SlackGateway:
             person = await self.person_arg(parts[1].strip(), caller)
             result = await inc.assign_role(iid, RoleInput(role=_ROLE_WORDS[parts[0].lower()], person=person, by=by))
         elif name == "status":
-            phase, _, note = rest.partition(" ")
+            phase, note = _first_word(rest)
             if phase.lower() not in _STATUS_WORDS:
                 raise Usage(f"Give a phase: {', '.join(_STATUS_WORDS)}.")
-            result = await inc.set_phase(iid, PhaseInput(phase=Phase(phase.lower()), by=by, note=note.strip()))
+            result = await inc.set_phase(iid, PhaseInput(phase=Phase(phase.lower()), by=by, note=note))
         elif name == "update":
             if not rest:
                 raise Usage("A status update needs text.")
@@ -303,11 +335,11 @@ class SlackGateway:
                 raise Usage("Standing down needs a reason.")
             result = await inc.stand_down(iid, StandDownInput(by=by, reason=rest))
         elif name == "page":
-            who, _, note = rest.partition(" ")
+            who, note = _first_word(rest)
             if not who:
                 raise Usage("Name who to page (`@user`).")
             person = await self.person_arg(who, caller)
-            result = await inc.page(iid, PageInput(person=person, by=by, note=note.strip()))
+            result = await inc.page(iid, PageInput(person=person, by=by, note=note))
         elif name == "escalate":
             if rest and not rest.strip().isdigit():
                 raise Usage("The level is a number, e.g. `escalate 3`.")
@@ -365,22 +397,24 @@ class SlackGateway:
         action_id, iid = action.get("action_id"), str(action.get("value") or "")
         if caller.person is None and not self._config().slack.allow_everyone:
             return Reply(f"<@{caller.user_id}> is not in incidentflow's people: buttons are for responders."), None
-        inc = await self._incidents()
         try:
+            if action_id == render.POST_UPDATE:
+                return await self._open_update_modal(str(payload.get("trigger_id", "")), iid), None
+            if action_id not in (render.ACK, render.CLAIM_IC, render.RESOLVE):
+                return None, None
+            inc = await self._incidents()
             if action_id == render.ACK:
                 result = await inc.acknowledge(iid, AckInput(by=caller.actor))
             elif action_id == render.CLAIM_IC:
                 result = await inc.assign_role(iid, RoleInput(role=Role.ic, person=caller.actor, by=caller.actor))
-            elif action_id == render.RESOLVE:
-                result = await inc.resolve(iid, ResolveInput(by=caller.actor))
-            elif action_id == render.POST_UPDATE:
-                return await self._open_update_modal(str(payload.get("trigger_id", "")), iid), None
             else:
-                return None, None
+                result = await inc.resolve(iid, ResolveInput(by=caller.actor))
         except CommandRejected as exc:
             return Reply(f"Rejected: {exc}"), None
         except IncidentflowError as exc:
             return Reply(f"Failed: {exc}"), None
+        except ValueError as exc:  # pydantic validation of the command input
+            return Reply(f"Failed: {_first_error(exc)}"), None
         return Reply(f"`{iid}`: {result.text}."), None
 
     async def _open_update_modal(self, trigger_id: str, iid: str) -> Reply:
@@ -405,35 +439,43 @@ class SlackGateway:
         if caller.person is None and not self._config().slack.allow_everyone:
             return None, {"response_action": "errors", "errors": {
                 next(iter(values), "title"): "You are not in incidentflow's people config."}}
-        inc = await self._incidents()
         if callback == render.UPDATE_VIEW:
             text = (values.get("text") or "").strip()
             if not text:
                 return None, {"response_action": "errors", "errors": {"text": "A status update needs text."}}
             try:
-                await inc.post_status_update(str(view.get("private_metadata")), StatusUpdateInput(text=text,
-                                                                                                 by=caller.actor))
+                inc = await self._incidents()
+                await inc.post_status_update(str(view.get("private_metadata") or ""),
+                                             StatusUpdateInput(text=text, by=caller.actor))
             except IncidentflowError as exc:
                 return None, {"response_action": "errors", "errors": {"text": str(exc)[:150]}}
+            except ValueError as exc:  # pydantic validation (e.g. too long)
+                return None, {"response_action": "errors", "errors": {"text": _first_error(exc)[:150]}}
             return None, {}
         if callback == render.DECLARE_VIEW:
             title = (values.get("title") or "").strip()
             if not title:
                 return None, {"response_action": "errors", "errors": {"title": "A title is needed."}}
             try:
-                reply = await self.declare(title, caller, service=values.get("service") or None,
-                                           severity=Severity(values.get("severity") or "SEV3"),
-                                           description=values.get("description") or "")
+                severity = Severity(values.get("severity") or "SEV3")
+            except ValueError:
+                return None, {"response_action": "errors", "errors": {"severity": "Choose a severity."}}
+            try:
+                reply = await self._declare(title, caller, service=values.get("service") or None,
+                                            severity=severity, description=values.get("description") or "")
             except Usage as exc:
                 return None, {"response_action": "errors", "errors": {"service": str(exc)[:150]}}
             except IncidentflowError as exc:
                 return None, {"response_action": "errors", "errors": {"title": str(exc)[:150]}}
+            except ValueError as exc:  # pydantic validation: put the message on the field it is about
+                return None, {"response_action": "errors", "errors": {_field_of(exc, values): _first_error(exc)[:150]}}
             channel = str(view.get("private_metadata") or "")
             if channel and self.web is not None:
                 try:
                     await self.web.chat_postEphemeral(channel=channel, user=caller.user_id, text=reply.text)
-                except SlackApiError:
-                    pass
+                except _SLACK_ERRORS as exc:
+                    log.warning("could not tell %s about the declared incident: %s", caller.user_id,
+                                _slack_error(exc))
             return reply, {}
         return None, {}
 
@@ -446,8 +488,8 @@ class SlackGateway:
             try:
                 await self.web.chat_postEphemeral(channel=event.get("channel", ""), user=event.get("user", ""),
                                                   text=help_text())
-            except SlackApiError:
-                pass
+            except _SLACK_ERRORS as exc:
+                log.warning("could not answer an app mention: %s", _slack_error(exc))
         return {}
 
 
@@ -464,6 +506,28 @@ def _values(view: dict[str, Any]) -> dict[str, str]:
                 value = element["selected_option"].get("value")
             out[block_id] = str(value) if value is not None else ""
     return out
+
+
+def _first_word(text: str) -> tuple[str, str]:
+    """The first word and the rest, both stripped; any whitespace (a newline, a tab) separates."""
+    parts = text.strip().split(None, 1)
+    return (parts[0], parts[1].strip()) if len(parts) == 2 else (parts[0] if parts else "", "")
+
+
+def _slack_error(exc: BaseException) -> str:
+    if isinstance(exc, SlackApiError):
+        return str(exc.response.get("error"))
+    return type(exc).__name__
+
+
+def _field_of(exc: ValueError, values: dict[str, str]) -> str:
+    """The modal block a validation error is about (DeclareInput's fields are named like the blocks)."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        loc = errors()[0].get("loc", ())
+        if loc and str(loc[0]) in values:
+            return str(loc[0])
+    return "title"
 
 
 def _first_error(exc: ValueError) -> str:

@@ -1,0 +1,162 @@
+"""Runbook runs: what the incident asks for, what each step decided and did.
+
+Rendered steps come from `incidentflow.runbooks.render` (templates filled, values typed, secrets still
+`${secret:NAME}` placeholders: the worker resolves them, so they never enter history).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+ACTOR_FIELD = Field(..., min_length=1, max_length=128)
+
+
+class RenderedStep(BaseModel):
+    """One step with its templates filled: what the runbook workflow executes and shows."""
+
+    index: int  # position in runbook.steps (0-based, as in `steps.N` of check errors)
+    name: str  # the step's name, or "<index>-<kind>"
+    kind: str
+    title: str  # human summary, e.g. "Scale payments/checkout-service to 6 replicas"
+    destructive: bool
+    diagnostic: bool
+    continue_on_error: bool = False
+    args: dict[str, Any] = Field(default_factory=dict)  # typed, JSON-safe; keys per kind: see render_steps
+
+
+class RunStatus(str, Enum):
+    running = "running"
+    awaiting_approval = "awaiting_approval"
+    succeeded = "succeeded"
+    failed = "failed"
+    denied = "denied"  # an approval was refused (or timed out with on_approval_timeout: deny)
+
+
+class RunbookRequest(BaseModel):
+    """Start a runbook on an incident (an update on the incident: it starts the child)."""
+
+    runbook: str
+    title: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    steps: list[RenderedStep]
+    approvers: list[str] = Field(default_factory=lambda: ["ic"])  # "ic", person ids (groups resolved)
+    approval_timeout: timedelta = timedelta(minutes=15)
+    on_approval_timeout: Literal["deny", "approve"] = "deny"
+    auto: bool = False  # started by an alert: destructive steps are skipped unless `all_steps`
+    all_steps: bool = False  # the runbook's auto_run: all
+    by: str = ACTOR_FIELD
+    likely_causes: list[str] = Field(default_factory=list)
+    escalation: str = ""
+
+
+class RunbookStart(BaseModel):
+    run_id: str
+    incident_id: str
+    request: RunbookRequest
+    commander: str | None = None  # the IC at start; role changes are forwarded
+
+
+class StepPlan(BaseModel):
+    """What a step will do, decided before it changes anything (kept in history: replays reuse it)."""
+
+    summary: str  # "Roll back payments/checkout-service from revision 43 to revision 41"
+    changes: list[str] = Field(default_factory=list)  # exact changes, for dry runs and the timeline
+    data: dict[str, Any] = Field(default_factory=dict)  # decided values the apply step needs
+    noop: bool = False  # already in the desired state
+
+
+class StepOutcome(BaseModel):
+    ok: bool = True
+    summary: str  # one line for the timeline
+    output: str = ""  # diagnostics (pods, logs, HTTP body, query values), truncated
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepInput(BaseModel):
+    run_id: str
+    incident_id: str
+    step: RenderedStep
+    plan: StepPlan | None = None  # for apply steps: what plan_step decided
+
+
+class StepRecord(BaseModel):
+    index: int
+    name: str
+    kind: str
+    title: str
+    status: Literal["ok", "failed", "skipped", "denied"]
+    summary: str = ""
+    output: str = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Approval(BaseModel):
+    step: int
+    prompt: str
+    requested_at: datetime
+    deadline: datetime
+    covers: list[int] = Field(default_factory=list)  # step indexes this approval lets run
+
+
+class Decision(BaseModel):
+    approve: bool = True
+    by: str = ACTOR_FIELD
+    comment: str = Field("", max_length=1000)
+
+
+class RunbookState(BaseModel):
+    run_id: str
+    incident_id: str
+    runbook: str
+    title: str
+    status: RunStatus = RunStatus.running
+    started_by: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    commander: str | None = None
+    approvers: list[str] = Field(default_factory=list)
+    steps: list[RenderedStep] = Field(default_factory=list)
+    results: list[StepRecord] = Field(default_factory=list)
+    pending: Approval | None = None
+    decisions: list[str] = Field(default_factory=list)  # "approved by alice at 08:15 UTC: step 3 (…)"
+    auto: bool = False
+
+
+class RunbookProgress(BaseModel):
+    """Child → incident: a timeline line, and the run's status for the incident's list of runs."""
+
+    run_id: str
+    status: RunStatus
+    text: str
+    kind: str = "action"  # an EventKind value
+    awaiting: str | None = None  # the approval prompt while waiting
+    verified: bool = False  # a verification step passed: suggest monitoring
+
+
+class RunbookRun(BaseModel):
+    """The incident's view of one run."""
+
+    run_id: str
+    runbook: str
+    title: str
+    status: RunStatus = RunStatus.running
+    by: str
+    started_at: datetime
+    awaiting: str | None = None
+    auto: bool = False
+
+
+class MatchInput(BaseModel):
+    """Which runbooks an incident's new alert matches (auto-run)."""
+
+    incident_id: str
+    service: str | None = None
+    severity: str = "SEV3"
+    labels: dict[str, str] = Field(default_factory=dict)
+    already: list[str] = Field(default_factory=list)  # runbooks already run on this incident

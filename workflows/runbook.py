@@ -1,0 +1,246 @@
+"""RunbookWorkflow: one run of a runbook, a child of the incident.
+
+Each step is an activity (its UI summary says exactly what it does); results go to the incident's
+timeline. Destructive steps (rollback, scale, restart, non-GET HTTP) run only once a permitted approver
+said yes: an `approval` step covers the steps after it up to the next one, and an uncovered
+destructive step gets a gate of its own. An approval that times out follows `on_approval_timeout`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.runbook import RunbookActivities
+    from incidentflow.models.runbook import (
+        Approval,
+        Decision,
+        RunbookProgress,
+        RunbookStart,
+        RunbookState,
+        RunStatus,
+        StepInput,
+        StepOutcome,
+        StepRecord,
+    )
+    from incidentflow.runbooks.render import RenderedStep
+
+CHANGES = ("kubernetes.rollout_undo", "kubernetes.scale", "kubernetes.restart")
+STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=30), maximum_attempts=8)
+
+
+class DecisionRejected(ApplicationError):
+    pass
+
+
+@workflow.defn(name="RunbookWorkflow")
+class RunbookWorkflow:
+    @workflow.init
+    def __init__(self, start: RunbookStart) -> None:
+        r = start.request
+        self.start = start
+        self.s = RunbookState(run_id=start.run_id, incident_id=start.incident_id, runbook=r.runbook, title=r.title,
+                              started_by=r.by, started_at=workflow.now(), commander=start.commander,
+                              approvers=r.approvers, steps=r.steps, auto=r.auto)
+        self._decision: Decision | None = None
+
+    @workflow.run
+    async def run(self, start: RunbookStart) -> RunbookState:
+        r, s = start.request, self.s
+        n = len(r.steps)
+        how = " automatically (alert matched; diagnostics only)" if r.auto and not r.all_steps else ""
+        await self._tell(f"Runbook {r.runbook} started{how} by {r.by}: {n} steps (run {s.run_id})")
+        approved: set[int] = set()
+        verified = False
+        for step in r.steps:
+            label = f"Step {step.index + 1}/{n}"
+            if r.auto and not r.all_steps and (step.destructive or step.kind == "approval"):
+                self._record(step, "skipped", "not run automatically: review, then run the runbook by hand")
+                continue
+            if step.kind == "approval":
+                covers = _covered(r.steps, step.index)
+                if not await self._gate(step, str(step.args.get("prompt") or step.title), covers):
+                    return await self._end(RunStatus.denied, step)
+                approved.update(covers)
+                self._record(step, "ok", s.decisions[-1])
+                continue
+            if step.destructive and step.index not in approved:
+                if not await self._gate(step, f"Run {step.title}?", [step.index]):
+                    return await self._end(RunStatus.denied, step)
+                approved.add(step.index)
+            started = workflow.now()
+            try:
+                outcome = await self._execute(step)
+            except ActivityError as exc:
+                why = _why(exc)
+                self._record(step, "failed", why, started=started)
+                await self._tell(f"{label} failed: {step.title}: {why}", kind="warning")
+                if step.continue_on_error:
+                    continue
+                return await self._end(RunStatus.failed, step)
+            self._record(step, "ok", outcome.summary, outcome, started)
+            out = f"\n```\n{outcome.output[:1500]}\n```" if outcome.output else ""
+            await self._tell(f"{label} {step.title}: {outcome.summary}{out}")
+            if step.kind == "prometheus.query" and outcome.data.get("verified"):
+                verified = True
+        return await self._end(RunStatus.succeeded, None, verified)
+
+    async def _execute(self, step: RenderedStep) -> StepOutcome:
+        s, a = self.s, step.args
+        if step.kind == "wait":
+            await workflow.sleep(timedelta(seconds=float(a.get("duration_s") or 0)), summary=step.title)
+            return StepOutcome(summary=f"waited {step.title.removeprefix('Wait ')}")
+        if step.kind == "notify":
+            return StepOutcome(summary=str(a.get("text") or ""))
+        if step.kind == "kubernetes.restart":  # the restart's stamp is decided once: a retry changes nothing
+            step = step.model_copy(update={"args": {**a, "restarted_at": workflow.now().isoformat()}})
+        inp = StepInput(run_id=s.run_id, incident_id=s.incident_id, step=step)
+        if step.kind in CHANGES:
+            plan = await workflow.execute_activity_method(
+                RunbookActivities.plan_step, inp, summary=f"Plan: {step.title}",
+                start_to_close_timeout=timedelta(seconds=60), retry_policy=STEP_RETRY)
+            if plan.noop:
+                return StepOutcome(summary=f"nothing to do: {plan.summary}", data=plan.data)
+            inp = inp.model_copy(update={"plan": plan})
+            self._note_plan(step, plan.summary, plan.changes)
+            return await workflow.execute_activity_method(
+                RunbookActivities.apply_step, inp, summary=plan.summary,
+                start_to_close_timeout=timedelta(seconds=90), retry_policy=STEP_RETRY)
+        long_running = step.kind == "kubernetes.rollout_status" or (step.kind == "prometheus.query" and a.get("until"))
+        timeout = timedelta(seconds=float(a.get("timeout_s") or 600) + 60) if long_running else timedelta(seconds=90)
+        return await workflow.execute_activity_method(
+            RunbookActivities.apply_step, inp, summary=step.title, start_to_close_timeout=timeout,
+            heartbeat_timeout=timedelta(seconds=60) if long_running else None, retry_policy=STEP_RETRY)
+
+    def _note_plan(self, step: RenderedStep, summary: str, changes: list[str]) -> None:
+        workflow.logger.info("runbook %s step %s plan: %s (%s)", self.s.run_id, step.name, summary, changes)
+
+    # ---------------------------------------------------------------- approvals
+    async def _gate(self, step: RenderedStep, prompt: str, covers: list[int]) -> bool:
+        s, r = self.s, self.start.request
+        now = workflow.now()
+        s.pending = Approval(step=step.index, prompt=prompt, requested_at=now, deadline=now + r.approval_timeout,
+                             covers=covers)
+        s.status = RunStatus.awaiting_approval
+        self._decision = None
+        await self._tell(f"Approval needed from {self._who()}: {prompt} (run {s.run_id}; "
+                         f"`incidentflow runbook approve {s.run_id}` or `--deny`; "
+                         f"{_minutes(r.approval_timeout)} to decide, then {r.on_approval_timeout})",
+                         kind="approval", awaiting=prompt)
+        try:
+            await workflow.wait_condition(lambda: self._decision is not None, timeout=r.approval_timeout,
+                                          timeout_summary=f"approval: {prompt}"[:200])
+            decision = self._decision
+            assert decision is not None
+            verdict = "approved" if decision.approve else "denied"
+            why = f": {decision.comment}" if decision.comment else ""
+            text = f"{verdict} by {decision.by} at {workflow.now():%H:%M} UTC{why} ({prompt})"
+            ok = decision.approve
+        except TimeoutError:
+            ok = r.on_approval_timeout == "approve"
+            text = (f"{'approved' if ok else 'denied'} automatically: no decision within "
+                    f"{_minutes(r.approval_timeout)} (on_approval_timeout: {r.on_approval_timeout}) ({prompt})")
+        s.decisions.append(text)
+        s.pending = None
+        s.status = RunStatus.running
+        await self._tell(f"Runbook {r.runbook}: {text}", kind="action" if ok else "warning")
+        return ok
+
+    def _allowed(self) -> list[str]:
+        out = []
+        for who in self.s.approvers:
+            if who == "ic":
+                if self.s.commander:
+                    out.append(self.s.commander)
+            else:
+                out.append(who)
+        return list(dict.fromkeys(out))
+
+    def _who(self) -> str:
+        parts = []
+        for who in self.s.approvers:
+            parts.append(f"the incident commander ({self.s.commander or 'nobody yet: assign one'})" if who == "ic"
+                         else who)
+        return ", ".join(parts) or "nobody (no approvers configured)"
+
+    @workflow.update
+    def decide(self, decision: Decision) -> str:
+        self._decision = decision
+        return f"{'approved' if decision.approve else 'denied'}: {self.s.pending.prompt if self.s.pending else ''}"
+
+    @decide.validator
+    def _check_decide(self, decision: Decision) -> None:
+        if self.s.pending is None or self._decision is not None:
+            raise DecisionRejected(f"nothing in run {self.s.run_id} awaits approval (status: {self.s.status.value})")
+        if decision.by not in self._allowed():
+            raise DecisionRejected(f"{decision.by} may not approve this run: approvers are {self._who()}")
+
+    @workflow.signal
+    def commander_changed(self, person: str) -> None:
+        self.s.commander = person
+
+    @workflow.query
+    def get_state(self) -> RunbookState:
+        return self.s
+
+    # ---------------------------------------------------------------- bookkeeping
+    def _record(self, step: RenderedStep, status: str, summary: str, outcome: StepOutcome | None = None,
+                started: object = None) -> None:
+        self.s.results.append(StepRecord(
+            index=step.index, name=step.name, kind=step.kind, title=step.title, status=status,  # type: ignore[arg-type]
+            summary=summary, output=outcome.output if outcome else "", data=outcome.data if outcome else {},
+            started_at=started or workflow.now(), finished_at=workflow.now()))  # type: ignore[arg-type]
+
+    async def _end(self, status: RunStatus, step: RenderedStep | None, verified: bool = False) -> RunbookState:
+        s = self.s
+        s.status, s.ended_at = status, workflow.now()
+        if status == RunStatus.succeeded:
+            ran = sum(1 for r in s.results if r.status == "ok")
+            skipped = sum(1 for r in s.results if r.status == "skipped")
+            extra = f", {skipped} skipped" if skipped else ""
+            text = f"Runbook {s.runbook} finished: {ran} steps done{extra}"
+            if verified:
+                text += "; the verification passed"
+        elif status == RunStatus.denied:
+            text = f"Runbook {s.runbook} stopped before {step.title if step else 'a step'}: not approved"
+        else:
+            text = f"Runbook {s.runbook} failed at {step.title if step else 'a step'}"
+            if self.start.request.escalation:
+                text += f". Escalation: {self.start.request.escalation}"
+        await self._tell(text, kind="action" if status == RunStatus.succeeded else "warning", verified=verified)
+        return s
+
+    async def _tell(self, text: str, kind: str = "action", awaiting: str | None = None, verified: bool = False) -> None:
+        progress = RunbookProgress(run_id=self.s.run_id, status=self.s.status, text=text[:3900], kind=kind,
+                                   awaiting=awaiting, verified=verified)
+        try:
+            await workflow.get_external_workflow_handle(self.s.incident_id).signal("runbook_progress", progress)
+        except Exception as exc:  # the incident has ended: the run's own state still says it all
+            workflow.logger.info("could not tell %s: %s", self.s.incident_id, exc)
+
+
+def _covered(steps: list[RenderedStep], approval_index: int) -> list[int]:
+    """The steps an approval lets run: those after it, up to the next approval step."""
+    out = []
+    for step in steps[approval_index + 1:]:
+        if step.kind == "approval":
+            break
+        out.append(step.index)
+    return out
+
+
+def _why(exc: ActivityError) -> str:
+    cause = exc.cause
+    while isinstance(cause, ActivityError):
+        cause = cause.cause
+    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+
+
+def _minutes(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes} min" if minutes else f"{int(delta.total_seconds())} s"
