@@ -124,7 +124,8 @@ class RunbookSteps:
         if step.kind == "kubernetes.scale":
             data = _planned(plan, step)
             outcome = await self.kube.scale(a["namespace"], a["deployment"], int(data["replicas"]))
-            outcome.data.setdefault("previous_replicas", data.get("previous_replicas"))
+            if "previous_replicas" in data:  # decided before the change: a retry reads the new count
+                outcome.data["previous_replicas"] = data["previous_replicas"]
             return outcome
         if step.kind == "kubernetes.restart":
             outcome = await self.kube.restart(a["namespace"], a["deployment"], str(a["restarted_at"]))

@@ -322,7 +322,12 @@ class Incidents:
             raise CommandRejected(f"{run_id}: {getattr(cause, 'message', None) or cause}") from None
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
-                raise IncidentNotFound(f"no runbook run {run_id!r} awaiting a decision (unknown or finished)") from None
+                try:
+                    desc = await handle.describe()
+                except RPCError:
+                    raise IncidentNotFound(f"no runbook run with id {run_id!r}") from None
+                status = desc.status.name.lower() if desc.status else "closed"
+                raise CommandRejected(f"{run_id}: the run has finished ({status}); nothing awaits approval") from None
             raise self._rpc_error(exc, run_id) from None
 
     async def runbook_run(self, run_id: str) -> RunbookState:

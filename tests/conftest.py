@@ -111,7 +111,7 @@ class _RecordWorkflows(Interceptor):
 
 
 @asynccontextmanager
-async def running_worker(client: Client, config: Any = None, pagers: Any = None,
+async def running_worker(client: Client, config: Any = None, pagers: Any = None, interceptors: Any = (),
                          **settings: object) -> AsyncIterator[tuple[Settings, LogNotifier]]:
     """A worker on a fresh task queue; yields its settings and the notifier that records deliveries.
 
@@ -121,7 +121,7 @@ async def running_worker(client: Client, config: Any = None, pagers: Any = None,
     cfg = Settings(task_queue=f"tq-{uuid.uuid4().hex[:8]}", **settings)  # type: ignore[arg-type]
     notifier = LogNotifier()
     recorder = _RecordWorkflows()
-    worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder], fail_fast=True,
+    worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder, *interceptors], fail_fast=True,
                                   config=config, pagers=pagers)
     try:
         async with worker:

@@ -324,6 +324,11 @@ async def test_declare_without_arguments_opens_a_modal(stack: Stack) -> None:
     assert [o["value"] for o in blocks["severity"]["element"]["options"]] == ["SEV1", "SEV2", "SEV3", "SEV4"]
     assert [o["value"] for o in blocks["service"]["element"]["options"]] == ["checkout"]
     assert blocks["service"].get("optional") is True
+    reply = await stack.command("declare", trigger_id=trigger)  # a trigger id works once
+    assert reply["response_type"] == "ephemeral"
+    assert reply["text"].startswith("Could not open the form (expired_trigger_id); type `/incident declare")
+    reply = await stack.command("declare")  # no trigger id at all
+    assert reply["text"] == "Give a title: `/incident declare [sev1-4] [service=NAME] <title>`."
 
     created = len(stack.slack.calls_to("conversations.create"))
     ephemerals = len(stack.slack.ephemerals)

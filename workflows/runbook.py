@@ -57,9 +57,12 @@ class RunbookWorkflow:
         await self._tell(f"Runbook {r.runbook} started{how} by {r.by}: {n} steps (run {s.run_id})")
         approved: set[int] = set()
         verified = False
+        manual_from: int | None = None  # auto runs stop at the first step that needs a human
         for step in r.steps:
             label = f"Step {step.index + 1}/{n}"
-            if r.auto and not r.all_steps and (step.destructive or step.kind == "approval"):
+            if r.auto and not r.all_steps and (manual_from is not None or step.destructive
+                                               or step.kind == "approval"):
+                manual_from = step.index if manual_from is None else manual_from
                 self._record(step, "skipped", "not run automatically: review, then run the runbook by hand")
                 continue
             if step.kind == "approval":

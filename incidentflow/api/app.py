@@ -18,6 +18,7 @@ from incidentflow.api import alerts, errors
 from incidentflow.api import incidents as incidents_api
 from incidentflow.api import oncall as oncall_api
 from incidentflow.api import pagerduty as pagerduty_api
+from incidentflow.api import runbooks as runbooks_api
 from incidentflow.api import slack as slack_api
 from incidentflow.api.metrics import Metrics
 from incidentflow.api.security import BodyLimit, LoadShedder
@@ -93,6 +94,7 @@ def create_app(settings: Settings, client: Client | None = None,
     app.include_router(pagerduty_api.router)
     app.include_router(oncall_api.router)
     app.include_router(slack_api.router)
+    app.include_router(runbooks_api.router)
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -379,8 +379,8 @@ class SlackGateway:
         }
         try:
             await self.web.views_open(trigger_id=trigger_id, view=view)
-        except SlackApiError as exc:
-            return Reply(f"Could not open the form ({exc.response.get('error')}); type "
+        except _SLACK_ERRORS as exc:
+            return Reply(f"Could not open the form ({_slack_error(exc)}); type "
                          "`/incident declare [sev1-4] [service=NAME] <title>` instead.")
         return Reply("", extra={"modal": True})
 
@@ -428,8 +428,8 @@ class SlackGateway:
                             "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}}]}
         try:
             await self.web.views_open(trigger_id=trigger_id, view=view)
-        except SlackApiError as exc:
-            return Reply(f"Could not open the form ({exc.response.get('error')}): type `/incident update <text>`.")
+        except _SLACK_ERRORS as exc:
+            return Reply(f"Could not open the form ({_slack_error(exc)}): type `/incident update <text>`.")
         return Reply("", extra={"modal": True})
 
     async def _submission(self, payload: dict[str, Any], caller: Caller) -> tuple[Reply | None, dict[str, Any] | None]:

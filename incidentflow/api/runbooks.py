@@ -1,0 +1,92 @@
+"""Runbooks over HTTP: list them, run one on an incident, approve or deny a waiting step, read a run."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from pydantic import BaseModel, Field
+
+from incidentflow.api.errors import responses
+from incidentflow.api.security import require_token
+from incidentflow.client import Incidents
+from incidentflow.models import CommandResult
+from incidentflow.models.runbook import Decision, RunbookState
+from incidentflow.runbooks.loader import RunbookError
+from incidentflow.runbooks.render import ParamError, RenderError
+
+router = APIRouter(prefix="/v1", tags=["runbooks"], dependencies=[Depends(require_token())],
+                   responses=responses(400, 401, 404, 409, 413, 422, 503))
+ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
+
+
+class RunRequest(BaseModel):
+    name: str = Field(..., min_length=1, max_length=63, description="runbook name (GET /v1/runbooks)")
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    by: str = Field(..., min_length=1, max_length=128)
+
+
+class DecisionRequest(BaseModel):
+    by: str = Field(..., min_length=1, max_length=128)
+    comment: str = Field("", max_length=1000)
+
+
+async def _incidents(request: Request) -> Incidents:
+    incidents: Incidents = await request.app.state.incidents()
+    return incidents
+
+
+def _runbooks(inc: Incidents) -> Any:
+    try:
+        return inc.runbooks()
+    except RunbookError as exc:
+        raise HTTPException(503, f"the runbooks do not validate: {exc}") from None
+
+
+@router.get("/runbooks", summary="The runbooks (name, parameters, steps, what they apply to)")
+async def list_runbooks(request: Request) -> list[dict[str, Any]]:
+    inc = await _incidents(request)
+    out = []
+    for rb in _runbooks(inc).runbooks.values():
+        out.append({
+            "name": rb.name, "title": rb.title, "description": rb.description, "auto_run": rb.auto_run,
+            "applies_to": rb.applies_to.model_dump() if rb.applies_to else None,
+            "likely_causes": rb.likely_causes, "escalation": rb.escalation, "approvers": rb.approvers,
+            "parameters": {k: v.model_dump(exclude_none=True) for k, v in rb.parameters.items()},
+            "steps": [{"name": n, "kind": s.kind, "destructive": s.destructive}
+                      for n, s in zip(rb.step_names, rb.steps)],
+        })
+    return out
+
+
+@router.post("/incidents/{incident_id}/runbooks", status_code=202, response_model=CommandResult,
+             summary="Run a runbook on the incident; `ref` is the run id (destructive steps wait for approval)")
+async def run_runbook(incident_id: Annotated[str, Path(pattern=ID)], body: RunRequest,
+                      request: Request) -> CommandResult:
+    inc = await _incidents(request)
+    if body.name not in _runbooks(inc).runbooks:
+        known = ", ".join(sorted(_runbooks(inc).runbooks)) or "none"
+        raise HTTPException(422, f"name: unknown runbook {body.name!r} (known: {known})")
+    try:
+        return await inc.run_runbook(incident_id, body.name, body.params, body.by)
+    except (ParamError, RenderError) as exc:
+        raise HTTPException(422, f"params: {exc}") from None
+
+
+@router.get("/runbook-runs/{run_id}", response_model=RunbookState, summary="A run: steps, results, pending approval")
+async def get_run(run_id: Annotated[str, Path(pattern=ID)], request: Request) -> RunbookState:
+    return await (await _incidents(request)).runbook_run(run_id)
+
+
+@router.post("/runbook-runs/{run_id}/approve", summary="Approve the step the run waits on (IC or configured approvers)")
+async def approve(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request) -> dict[str, str]:
+    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=True, by=body.by,
+                                                                              comment=body.comment))
+    return {"run_id": run_id, "text": text}
+
+
+@router.post("/runbook-runs/{run_id}/deny", summary="Deny the step the run waits on: the run stops there")
+async def deny(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request) -> dict[str, str]:
+    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=False, by=body.by,
+                                                                              comment=body.comment))
+    return {"run_id": run_id, "text": text}
