@@ -66,7 +66,7 @@ TRUNCATED = "… truncated"
 _T = TypeVar("_T")
 _KEYED_LISTS = {"containers": "name", "initContainers": "name", "ephemeralContainers": "name", "env": "name",
                 "volumes": "name", "volumeMounts": "mountPath", "ports": "containerPort",
-                "imagePullSecrets": "name", "envFrom": None}
+                "imagePullSecrets": "name"}
 _SECRET_LEAF = re.compile(r"\.env\[[^\]]*\]\.value$")
 
 
@@ -330,10 +330,12 @@ def _tail(text: str, max_bytes: int) -> tuple[str, bool]:
     room = max_bytes - len(marker)
     if room <= 0:
         return _fit(marker.decode(), max_bytes), True
-    tail = data[len(data) - room:]
-    cut = tail.find(b"\n")
-    if data[len(data) - room - 1:len(data) - room] != b"\n" and 0 <= cut < len(tail) - 1:
-        tail = tail[cut + 1:]
+    start = len(data) - room
+    tail = data[start:]
+    if data[start - 1:start] != b"\n":  # mid-line: drop the partial line when a whole one follows
+        cut = tail.find(b"\n")
+        if 0 <= cut < len(tail) - 1:
+            tail = tail[cut + 1:]
     return marker.decode() + tail.decode(errors="ignore"), True
 
 

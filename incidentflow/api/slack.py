@@ -73,9 +73,11 @@ async def post_response(url: str, reply: Reply, http: httpx.AsyncClient | None =
     try:
         if http is None:
             async with httpx.AsyncClient(timeout=10) as client:
-                await client.post(url, json=body)
+                response = await client.post(url, json=body)
         else:
-            await http.post(url, json=body)
+            response = await http.post(url, json=body)
+        if response.status_code >= 400:  # expired (30 min) or used up (5 replies): the user sees nothing
+            log.warning("Slack refused a reply through response_url: HTTP %s", response.status_code)
     except httpx.HTTPError as exc:
         log.warning("could not deliver a Slack reply through response_url: %s", type(exc).__name__)
 
@@ -158,6 +160,6 @@ async def events(request: Request) -> Response:
         raise HTTPException(400, "body: not JSON") from None
     if not isinstance(data, dict):
         raise HTTPException(400, "body: must be a JSON object")
-    if request.headers.get("x-slack-retry-num"):  # a redelivery of an event we already took
-        return Response(status_code=200)
+    if request.headers.get("x-slack-retry-num") and data.get("type") != "url_verification":
+        return Response(status_code=200)  # a redelivery of an event we already took
     return JSONResponse(await _gateway(request).event(data))

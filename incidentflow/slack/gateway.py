@@ -43,6 +43,9 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from incidentflow.models.runbook import Decision
+from incidentflow.runbooks.loader import RunbookError
+from incidentflow.runbooks.render import ParamError, RenderError
 from incidentflow.slack import render
 from workflows import search_attributes as sa
 
@@ -81,6 +84,9 @@ COMMANDS: dict[str, Spec] = {
     "standdown": Spec("standdown <reason>", "stand down: it was not an incident"),
     "page": Spec("page <@user> [note]", "page someone into the incident"),
     "escalate": Spec("escalate [level]", "escalate now (default level 2)"),
+    "runbook": Spec("runbook [NAME [key=value …]]", "list the runbooks, or run one (changes wait for approval)"),
+    "approve": Spec("approve <run-id> [comment]", "approve the step a runbook run waits on", needs_incident=False),
+    "deny": Spec("deny <run-id> [reason]", "deny it: the run stops there", needs_incident=False),
     "timeline": Spec("timeline", "show the latest timeline events", read_only=True),
     "help": Spec("help", "this list", read_only=True, needs_incident=False),
 }
@@ -227,6 +233,10 @@ class SlackGateway:
             if not rest:
                 return await self.open_declare_modal(form.get("trigger_id", ""), form.get("channel_id", ""))
             return await self._guard(name, lambda: self.declare(rest, caller))
+        if name in ("approve", "deny"):
+            return await self._guard(name, lambda: self.decide(name == "approve", rest, caller))
+        if name == "runbook" and not rest:
+            return await self._guard(name, self.list_runbooks)
 
         async def act() -> Reply:  # finding the channel's incident asks Temporal: guarded like the command
             incident_id, args = await self._target(rest, form.get("channel_id", ""))
@@ -340,6 +350,8 @@ class SlackGateway:
                 raise Usage("Name who to page (`@user`).")
             person = await self.person_arg(who, caller)
             result = await inc.page(iid, PageInput(person=person, by=by, note=note))
+        elif name == "runbook":
+            return await self.run_runbook(iid, rest, caller)
         elif name == "escalate":
             if rest and not rest.strip().isdigit():
                 raise Usage("The level is a number, e.g. `escalate 3`.")
@@ -348,6 +360,44 @@ class SlackGateway:
             raise Usage(f"`{name}` is not implemented")
         warn = "".join(f"\n⚠️ {w}" for w in result.warnings)
         return Reply(f"`{iid}`: {result.text}.{warn}")
+
+    # ------------------------------------------------------------------ runbooks
+    async def list_runbooks(self) -> Reply:
+        inc = await self._incidents()
+        try:
+            runbooks = inc.runbooks()
+        except RunbookError as exc:
+            return Reply(f"The runbooks do not validate: {exc}")
+        lines = [f"• `{rb.name}` — {rb.title}" + (f" (params: {', '.join(rb.parameters)})" if rb.parameters else "")
+                 for rb in runbooks.runbooks.values()]
+        return Reply("*Runbooks* (`/incident runbook NAME key=value …` in an incident channel):\n"
+                     + ("\n".join(lines) or "none configured"))
+
+    async def run_runbook(self, iid: str, rest: str, caller: Caller) -> Reply:
+        words = rest.split()
+        if not words:
+            raise Usage("Name the runbook (`/incident runbook` lists them).")
+        params: dict[str, str] = {}
+        for word in words[1:]:
+            key, sep, value = word.partition("=")
+            if not sep or not key:
+                raise Usage(f"`{word}`: parameters are key=value, e.g. `deployment=checkout-service`.")
+            params[key] = value
+        inc = await self._incidents()
+        try:
+            result = await inc.run_runbook(iid, words[0], params, caller.actor)
+        except (ParamError, RenderError) as exc:
+            raise Usage(str(exc)) from None
+        return Reply(f"`{iid}`: runbook `{words[0]}` started as `{result.ref}`. Steps that change things wait "
+                     f"for approval: the Approve button, or `/incident approve {result.ref}`.")
+
+    async def decide(self, approve: bool, rest: str, caller: Caller) -> Reply:
+        run_id, comment = _first_word(rest)
+        if not run_id:
+            raise Usage("Give the run id (it is in the approval request).")
+        inc = await self._incidents()
+        text = await inc.decide_runbook(run_id, Decision(approve=approve, by=caller.actor, comment=comment))
+        return Reply(f"`{run_id}`: {text}.")
 
     # ------------------------------------------------------------------ modals and buttons
     async def open_declare_modal(self, trigger_id: str, channel_id: str) -> Reply:
@@ -400,6 +450,10 @@ class SlackGateway:
         try:
             if action_id == render.POST_UPDATE:
                 return await self._open_update_modal(str(payload.get("trigger_id", "")), iid), None
+            if action_id in (render.APPROVE, render.DENY):
+                inc = await self._incidents()
+                text = await inc.decide_runbook(iid, Decision(approve=action_id == render.APPROVE, by=caller.actor))
+                return Reply(f"`{iid}`: {text}."), None
             if action_id not in (render.ACK, render.CLAIM_IC, render.RESOLVE):
                 return None, None
             inc = await self._incidents()

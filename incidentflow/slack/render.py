@@ -39,6 +39,7 @@ _KIND_ICON = {
     EventKind.status_update: "📣", EventKind.page: "📟", EventKind.reminder: "⏰", EventKind.warning: "⚠️",
     EventKind.phase: "➡️", EventKind.severity: "🚨", EventKind.role: "👤", EventKind.acknowledged: "👍",
     EventKind.alert: "🔔", EventKind.note: "📝", EventKind.suggestion: "💡", EventKind.action: "⚙️",
+    EventKind.approval: "🛑",
 }
 
 
@@ -181,6 +182,12 @@ def post_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any
     if p.kind == EventKind.status_update:
         text = f"📣 *Status update* from {who}:\n{p.text}"
         return text, [{"type": "section", "text": _mrkdwn(text)}]
+    if p.kind == EventKind.approval and p.ref:  # a runbook waits: Approve / Deny right here
+        text = f"🛑 {p.text}"
+        return text, [{"type": "section", "text": _mrkdwn(text)},
+                      {"type": "actions", "block_id": f"incidentflow.approval.{p.seq}", "elements": [
+                          _button("Approve", APPROVE, p.ref, style="primary"),
+                          _button("Deny", DENY, p.ref, style="danger")]}]
     text = f"{icon} {p.text}"
     if p.mention:
         # the event text names the person ("→ alice", "Paged alice"): lead with the mention
