@@ -34,11 +34,12 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from incidentflow.models.runbook import Decision, RenderedStep, RunbookRequest
 from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow code changes in a way recorded histories should capture; older files stay.
-VERSION = "v4"  # v4: the Slack chat pump (recorded with the fake Slack server)
+VERSION = "v5"  # v4: the Slack chat pump (with the fake Slack); v5: runbooks (RunbookWorkflow child)
 MIN = timedelta(minutes=1)
 
 
@@ -107,7 +108,39 @@ async def continued(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
     return [handle.first_execution_run_id or "", iid]
 
 
-SCENARIOS = [lifecycle, alerts_reopen_standdown, continued]
+async def runbook(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """A runbook run with an approval gate, a durable wait and notifications (no cluster needed)."""
+    iid = "incident-recorded-runbook"
+    await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(declare=DeclareInput(
+        title="Queue backlog", severity=Severity.SEV2, service="orders", declared_by="pat", commander="dan",
+        page=False)), id=iid, task_queue=inc.settings.task_queue)
+
+    def step(index: int, kind: str, title: str, **args: object) -> RenderedStep:
+        return RenderedStep(index=index, name=f"{index}-{kind}", kind=kind, title=title, destructive=False,
+                            diagnostic=kind != "approval", args=dict(args))
+    request = RunbookRequest(runbook="drain-queue", title="Drain the queue", by="dan", steps=[
+        step(0, "notify", "Notify: draining", text="Draining the orders queue"),
+        step(1, "approval", "Approval: pause consumers?", prompt="Pause consumers?"),
+        step(2, "wait", "Wait 1m", duration_s=60.0),
+        step(3, "notify", "Notify: done", text="Queue drained")])
+    result = await inc._update(iid, IncidentWorkflow.start_runbook, request)
+    run_id = result.ref or ""
+    while (await inc.runbook_run(run_id)).pending is None:
+        await asyncio.sleep(0.05)
+    await inc.assign_role(iid, RoleInput(role=Role.ic, person="erin", by="dan"))  # forwarded to the run
+    while (await inc.runbook_run(run_id)).commander != "erin":
+        await asyncio.sleep(0.05)
+    await inc.decide_runbook(run_id, Decision(by="erin", comment="ok"))
+    await env.sleep(2 * MIN)
+    await env.client.get_workflow_handle(run_id).result()
+    await inc.resolve(iid, ResolveInput(by="erin", summary="drained"))
+    await inc.set_phase(iid, PhaseInput(phase=Phase.postmortem, by="erin"))
+    await inc.set_phase(iid, PhaseInput(phase=Phase.closed, by="erin"))
+    await env.client.get_workflow_handle(iid).result()
+    return [iid]
+
+
+SCENARIOS = [lifecycle, alerts_reopen_standdown, continued, runbook]
 
 
 async def record(env: WorkflowEnvironment, inc: Incidents) -> dict[str, WorkflowHistory]:
@@ -120,6 +153,8 @@ async def record(env: WorkflowEnvironment, inc: Incidents) -> dict[str, Workflow
             out[f"{ids[1]}.run1"] = await first.fetch_history()
         for iid in ids[-1:]:
             out[iid] = await env.client.get_workflow_handle(iid).fetch_history()
+            for run in (await inc.get(iid)).runbooks:  # the runbook runs it started (children)
+                out[run.run_id] = await env.client.get_workflow_handle(run.run_id).fetch_history()
     return out
 
 

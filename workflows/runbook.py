@@ -116,9 +116,12 @@ class RunbookWorkflow:
                 start_to_close_timeout=timedelta(seconds=90), retry_policy=STEP_RETRY)
         long_running = step.kind == "kubernetes.rollout_status" or (step.kind == "prometheus.query" and a.get("until"))
         timeout = timedelta(seconds=float(a.get("timeout_s") or 600) + 60) if long_running else timedelta(seconds=90)
+        # A killed worker's long step is retried elsewhere once its heartbeats stop: rollout polls beat every
+        # few seconds; a verification query beats once per interval.
+        beat = timedelta(seconds=max(20.0, 2 * float(a.get("interval_s") or 0) + 10)) if long_running else None
         return await workflow.execute_activity_method(
             RunbookActivities.apply_step, inp, summary=step.title, start_to_close_timeout=timeout,
-            heartbeat_timeout=timedelta(seconds=60) if long_running else None, retry_policy=STEP_RETRY)
+            heartbeat_timeout=beat, retry_policy=STEP_RETRY)
 
     def _note_plan(self, step: RenderedStep, summary: str, changes: list[str]) -> None:
         workflow.logger.info("runbook %s step %s plan: %s (%s)", self.s.run_id, step.name, summary, changes)
