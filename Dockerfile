@@ -18,6 +18,8 @@ COPY workflows ./workflows
 COPY activities ./activities
 COPY workers ./workers
 COPY config ./config
+COPY runbooks ./runbooks
+COPY slack-app-manifest.yaml ./
 
 RUN pip install --no-cache-dir . \
     && rm -rf build ./*.egg-info

@@ -311,7 +311,20 @@ class Incidents:
         request = await self.runbook_request(incident_id, name, params, by)
         return await self._update(incident_id, IncidentWorkflow.start_runbook, request)
 
+    async def _is_run(self, run_id: str) -> None:
+        """An incident (or any other workflow) id is not a runbook run: say so instead of a type error."""
+        try:
+            desc = await self.client.get_workflow_handle(run_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise IncidentNotFound(f"no runbook run with id {run_id!r}") from None
+            raise self._rpc_error(exc, run_id) from None
+        if desc.workflow_type != "RunbookWorkflow":
+            raise IncidentNotFound(f"no runbook run with id {run_id!r} ({run_id} is a {desc.workflow_type}; "
+                                   "run ids look like <incident id>-runbook-N)")
+
     async def decide_runbook(self, run_id: str, decision: Decision) -> str:
+        await self._is_run(run_id)
         handle = self.client.get_workflow_handle(run_id)
         try:
             result: str = await handle.execute_update(RunbookWorkflow.decide, decision,
@@ -331,6 +344,7 @@ class Incidents:
             raise self._rpc_error(exc, run_id) from None
 
     async def runbook_run(self, run_id: str) -> RunbookState:
+        await self._is_run(run_id)
         handle = self.client.get_workflow_handle_for(RunbookWorkflow.run, run_id)
         try:
             desc = await handle.describe()

@@ -13,7 +13,7 @@ from incidentflow.client import Incidents
 from incidentflow.config import Settings
 from incidentflow.models.runbook import Decision, RunbookState, StepPlan
 from incidentflow.runbooks.loader import RunbookSet, check_runbooks, load_runbooks
-from incidentflow.runbooks.render import ParamError, RenderedStep, coerce_params, render_steps
+from incidentflow.runbooks.render import ParamError, RenderedStep, coerce_params, fmt_duration, render_steps
 
 EXIT_USAGE = 2
 
@@ -92,7 +92,8 @@ def local(args: argparse.Namespace, settings: Settings) -> int | None:
             print("\nLikely causes:\n" + "\n".join(f"  - {c}" for c in rb.likely_causes))
         if rb.escalation:
             print(f"\nEscalation: {rb.escalation}")
-        print(f"\nApprovers: {', '.join(rb.approvers)}; timeout {rb.approval_timeout} → {rb.on_approval_timeout}")
+        print(f"\nApprovers: {', '.join(rb.approvers)}; timeout {fmt_duration(rb.approval_timeout)} → "
+              f"{rb.on_approval_timeout}")
         print("Steps:")
         for i, step in enumerate(rb.steps):
             flag = " (destructive: needs approval)" if step.destructive else ""
@@ -117,6 +118,7 @@ async def remote(args: argparse.Namespace, settings: Settings, inc: Incidents | 
         return await dry_run(args, settings, inc)
     assert inc is not None
     if args.action == "run":
+        _get(inc.runbooks(), args.name)  # an unknown name is a usage error (exit 2), as with --dry-run
         try:
             result = await inc.run_runbook(args.incident, args.name, _params(args.param), by)
         except ParamError as exc:

@@ -184,6 +184,9 @@ async def test_worker_killed_mid_runbook_resumes_without_repeating_a_step(
         retried = [e.activity_task_started_event_attributes for e in history.events
                    if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
                    and e.activity_task_started_event_attributes.attempt > 1]
+        beats = [e.activity_task_scheduled_event_attributes.heartbeat_timeout.ToTimedelta().total_seconds()
+                 for e in scheduled]
+        print(f"heartbeat timeouts of the scheduled activities: {beats}")
         assert len(retried) == 1, [(a.attempt, a.last_failure.message) for a in retried]
         assert retried[0].attempt == 2
         assert retried[0].last_failure.timeout_failure_info.timeout_type == TimeoutType.TIMEOUT_TYPE_HEARTBEAT, \

@@ -203,4 +203,4 @@ async def test_signing_secret_unset_refuses_slack_routes(dev_env: WorkflowEnviro
     async with serve_api(dev_env) as url, httpx.AsyncClient(base_url=url) as http:
         body = command_body("help", "U1", "C1")
         r = await http.post("/slack/commands", content=body, headers=signed(body))
-        assert r.status_code == 503 and "INCIDENTFLOW_SLACK_SIGNING_SECRET" in r.json()["error"]
+        assert r.status_code == 401 and "INCIDENTFLOW_SLACK_SIGNING_SECRET" in r.json()["error"]

@@ -35,7 +35,8 @@ def _verifier(request: Request) -> SlackVerifier:
     if verifier is None:
         secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
         if not secret:
-            raise HTTPException(503, "Slack is not configured here: set INCIDENTFLOW_SLACK_SIGNING_SECRET")
+            raise HTTPException(401, "Slack signature check failed: no signing secret is configured here "
+                                     "(set INCIDENTFLOW_SLACK_SIGNING_SECRET)")
         verifier = request.app.state.slack_verifier = SlackVerifier(secret)
     return verifier
 

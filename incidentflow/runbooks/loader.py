@@ -144,6 +144,7 @@ def _check_file(path: Path) -> tuple[Runbook | None, list[str], yaml.Node | None
         runbook = Runbook.model_validate(data)
     except ValidationError as exc:
         located += [_pydantic_problem(err, node, data) for err in exc.errors()]
+        located += _raw_template_problems(node, data)  # so one `check` shows every problem of the file
     else:
         for problem in runbook.problems():
             loc = list(problem.loc)
@@ -152,6 +153,29 @@ def _check_file(path: Path) -> tuple[Runbook | None, list[str], yaml.Node | None
         located.sort(key=lambda item: item[0])  # stable: same-line problems keep their order
         return None, [f"{path}:{line}: {message}" for line, message in located], node
     return runbook, [], node
+
+
+def _raw_template_problems(node: yaml.Node | None, data: dict[str, Any]) -> list[tuple[int, str]]:
+    """Template references in the steps' raw strings, for a file whose fields do not validate."""
+    from incidentflow.runbooks.model import template_problems
+
+    params = data.get("parameters")
+    declared = params if isinstance(params, dict) else {}
+    out: list[tuple[int, str]] = []
+
+    def walk(value: Any, loc: list[str | int]) -> None:
+        if isinstance(value, str):
+            out.extend((line_of(node, loc), f"{_dotted(loc)}: {msg}") for msg in template_problems(value, declared))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, [*loc, str(key)])
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, [*loc, i])
+    steps = data.get("steps")
+    if isinstance(steps, list):
+        walk(steps, ["steps"])
+    return out
 
 
 def _pydantic_problem(err: Any, node: yaml.Node | None, data: dict[str, Any]) -> tuple[int, str]:
