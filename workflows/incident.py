@@ -66,6 +66,10 @@ PATCH_ESCALATION = "escalation"  # incidents page through an EscalationWorkflow 
 PATCH_LEAN_HISTORY = "lean-history"  # one timer per deadline, no redundant search-attribute upserts
 PATCH_CHAT = "chat"  # the incident channel in Slack, kept current by a chat pump beside the run loop (issue 5)
 PATCH_RUNBOOKS = "runbooks"  # alerts that match a runbook start it (diagnostics) (issue 6)
+# A command handled while the loop awaited an activity (alert group told, pager synced, runbook matched)
+# set `_wake`, and the loop then reset it and slept: the group was not told about a resolve until the
+# next timer. Guarded, because the fix issues commands where older histories slept.
+PATCH_KEEP_WAKES = "keep-wakes"
 MAX_POSTS_PER_SYNC = 20
 _BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
@@ -133,12 +137,17 @@ class IncidentWorkflow:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._chat_drain()
                 workflow.continue_as_new(IncidentStart(carried=self.s))
+            keep_wakes = workflow.patched(PATCH_KEEP_WAKES)
+            if keep_wakes:
+                self._wake = False  # a command arriving while we flush below must not be slept through
             await self._fire_due(workflow.now())
             await self._flush_outbox()
             await self._flush_escalation()
             await self._flush_runbooks()
             if self.s.phase in policy.TERMINAL:  # auto-closed just now
                 break
+            if keep_wakes and self._wake:  # state changed while an activity ran: go round again
+                continue
             deadline, what = self._next_deadline()
             self._wake = False
             if lean:
@@ -520,11 +529,15 @@ class IncidentWorkflow:
             while self._match_queue:
                 labels = self._match_queue.pop(0)
                 already = [r.runbook for r in s.runbooks]
-                matches = await workflow.execute_activity_method(
-                    RunbookActivities.match_runbooks, MatchInput(incident_id=s.id, service=s.service,
-                                                                 severity=s.severity.value, labels=labels,
-                                                                 already=already),
-                    summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.CONFIG)
+                try:
+                    matches = await workflow.execute_activity_method(
+                        RunbookActivities.match_runbooks, MatchInput(incident_id=s.id, service=s.service,
+                                                                     severity=s.severity.value, labels=labels,
+                                                                     already=already),
+                        summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
+                except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
+                    self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {_why(exc)}")
+                    continue
                 for request in matches:
                     if request.runbook not in [r.runbook for r in s.runbooks] and s.phase in policy.ACTIVE:
                         await self._start_runbook(request)

@@ -38,3 +38,11 @@ CHAT: dict[str, Any] = {
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                                 maximum_interval=timedelta(minutes=1)),
 }
+
+# Which runbooks an alert matches (the worker's runbook files): quick, and bounded — the incident's run
+# loop waits for it, and its timers matter more than an automatic diagnostic run.
+MATCH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
+                                maximum_attempts=3),
+}

@@ -182,7 +182,7 @@ class RunbookWorkflow:
     @decide.validator
     def _check_decide(self, decision: Decision) -> None:
         if self.s.pending is None or self._decision is not None:
-            raise DecisionRejected(f"nothing in run {self.s.run_id} awaits approval (status: {self.s.status.value})")
+            raise DecisionRejected(f"nothing awaits approval in run {self.s.run_id} (status: {self.s.status.value})")
         if decision.by not in self._allowed():
             raise DecisionRejected(f"{decision.by} may not approve this run: approvers are {self._who()}")
 
