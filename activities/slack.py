@@ -33,7 +33,6 @@ from temporalio.exceptions import ApplicationError
 from activities.errors import RATE_LIMITED, UNAVAILABLE, parse_retry_after
 from incidentflow.config import IncidentflowConfig, Settings
 from incidentflow.models.chat import ChatOpenInput, ChatRoom, ChatSummary, ChatSyncInput, ChatSyncResult
-from incidentflow.models.common import Role
 from incidentflow.slack import render
 
 log = logging.getLogger("incidentflow.slack")
@@ -426,7 +425,3 @@ class ChatActivities:
         self.chat.note_attempt()
         return await self.chat.sync(inp)
 
-
-def chat_people(summary: ChatSummary) -> list[str]:
-    """Who to invite: the declarer and every role holder."""
-    return list(dict.fromkeys([summary.declared_by, *[summary.roles[r] for r in Role if r in summary.roles]]))

@@ -34,15 +34,21 @@ from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 WARM_UP = 3  # unmeasured workflows per system before each measured phase
 FLAGS = ("bench.flag-a", "bench.flag-b", "bench.flag-c")  # one per runbook step
+RUN_TIMEOUT = 120.0  # seconds a client waits for one run's result before counting it as failed
 
 
 # ---------------------------------------------------------------------------- raw baselines
+# A failing call fails the raw workflow after a few tries instead of retrying forever (and hanging the bench).
+RAW_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=4)
+
 @workflow.defn(name="RawChatBenchWorkflow")
 class RawChatWorkflow:
     """Post on every command: one activity creates the channel, then each update posts one message."""
@@ -53,14 +59,15 @@ class RawChatWorkflow:
     @workflow.run
     async def run(self, name: str) -> None:
         self.channel = await workflow.execute_activity(
-            "raw_open_channel", name, start_to_close_timeout=timedelta(seconds=60))
+            "raw_open_channel", name, start_to_close_timeout=timedelta(seconds=60), retry_policy=RAW_RETRY)
         await workflow.wait_condition(lambda: False)  # stays open, like a resolved incident
 
     @workflow.update
     async def command(self, text: str) -> str:
         await workflow.wait_condition(lambda: self.channel is not None)
         ts: str = await workflow.execute_activity(
-            "raw_post_message", args=[self.channel, text], start_to_close_timeout=timedelta(seconds=60))
+            "raw_post_message", args=[self.channel, text], start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=RAW_RETRY)
         return ts
 
 
@@ -73,7 +80,7 @@ class RawRunbookWorkflow:
         out: list[int] = []
         for url in urls:
             out.append(await workflow.execute_activity(
-                "raw_http_get", url, start_to_close_timeout=timedelta(seconds=90)))
+                "raw_http_get", url, start_to_close_timeout=timedelta(seconds=90), retry_policy=RAW_RETRY))
         return out
 
 
@@ -102,7 +109,9 @@ class RawActivities:
     @activity.defn(name="raw_http_get")
     async def http_get(self, url: str) -> int:
         response = await self.http.get(url, headers=self.headers)
-        response.raise_for_status()
+        if response.status_code != 200:  # like HttpSteps: 4xx is final, 5xx is retried
+            raise ApplicationError(f"GET {url} answered HTTP {response.status_code}",
+                                   non_retryable=response.status_code < 500)
         return response.status_code
 
 
@@ -121,8 +130,16 @@ def mean(values: list[float]) -> float:
 
 
 def error_key(exc: BaseException) -> str:
+    """Type and first line, plus the innermost cause (Temporal wraps the activity's error twice)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:160]}"
+    root: BaseException = exc
+    for _ in range(10):
+        nxt = getattr(root, "cause", None) or root.__cause__
+        if not isinstance(nxt, BaseException):
+            break
+        root = nxt
+    why = f" <- {type(root).__name__}: {str(root).splitlines()[0][:120] if str(root) else ''}" if root is not exc else ""
+    return f"{type(exc).__name__}: {text[:160]}{why}"
 
 
 async def bounded(items: list[Any], concurrency: int, fn: Callable[[Any], Awaitable[None]]) -> None:
@@ -689,9 +706,10 @@ async def run_incident_runbooks(client: Client, flags: Any, config: Any, m: int,
                 IncidentWorkflow.start_runbook, request, rpc_timeout=timedelta(seconds=30))
             t1 = time.perf_counter()
             run_id = result.ref or ""
-            state = await client.get_workflow_handle_for(RunbookWorkflow.run, run_id).result()
+            state = await asyncio.wait_for(client.get_workflow_handle_for(RunbookWorkflow.run, run_id).result(),
+                                           RUN_TIMEOUT)
         except Exception as exc:  # noqa: BLE001
-            (runs or out).errors[f"run: {error_key(exc)}"] += 1
+            out.errors[f"{'run' if runs else 'warm-up run'}: {error_key(exc)}"] += 1
             return
         if runs is None:
             return
@@ -768,9 +786,10 @@ async def run_raw_runbooks(client: Client, flags: Any, raw_acts: RawActivities, 
     async def one(wid: str, runs: RunbookRuns | None) -> None:
         t0 = time.perf_counter()
         try:
-            statuses = await client.execute_workflow(RawRunbookWorkflow.run, urls, id=wid, task_queue=tq)
+            statuses = await asyncio.wait_for(
+                client.execute_workflow(RawRunbookWorkflow.run, urls, id=wid, task_queue=tq), RUN_TIMEOUT)
         except Exception as exc:  # noqa: BLE001
-            (runs or out).errors[f"run: {error_key(exc)}"] += 1
+            out.errors[f"{'run' if runs else 'warm-up run'}: {error_key(exc)}"] += 1
             return
         if runs is None:
             return
@@ -1028,8 +1047,10 @@ async def main() -> None:
         dev_server_existing_path=temporal, search_attributes=sa.ALL, data_converter=pydantic_data_converter,
         ui=False, dev_server_extra_args=["--dynamic-config-value", "limit.maxIDLength=255"])
     boot = time.perf_counter() - t0
-    print(f"\nincidentflow chat + runbook benchmark: chat N={args.incidents} C={args.concurrency}; runbooks "
-          f"M={args.runs} C={rc}; db=in-memory\n{versions()}; {cli}; Python {platform.python_version()}; "
+    chat = "skipped" if args.no_chat else f"N={args.incidents} C={args.concurrency}"
+    runbooks = "skipped" if args.no_runbooks else f"M={args.runs} C={rc}"
+    print(f"\nincidentflow chat + runbook benchmark: chat {chat}; runbooks {runbooks}; db=in-memory\n"
+          f"{versions()}; {cli}; Python {platform.python_version()}; "
           f"{os.cpu_count()} cores, load average {load[0]:.2f}; dev server up in {boot:.2f} s", flush=True)
     results: dict[str, Any] = {}
     with FakeSlack() as fake, FakeFlags() as flags:

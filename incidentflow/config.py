@@ -267,7 +267,7 @@ def load_config(path: Path | str | None) -> IncidentflowConfig:
         for err in exc.errors():
             loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
             field = ".".join(str(p) for p in loc) or "(top level)"
-            lines.append(f"{path}:{_line_of(node, loc)}: {field}: {err['msg']}")
+            lines.append(f"{path}:{line_of(node, loc)}: {field}: {err['msg']}")
         raise ConfigError("\n".join(lines)) from None
     problems = config.problems()
     if problems:
@@ -275,8 +275,8 @@ def load_config(path: Path | str | None) -> IncidentflowConfig:
     return config
 
 
-def _line_of(node: yaml.Node | None, loc: list[Any]) -> int:
-    """Line of the deepest YAML key or item that a pydantic error location reaches.
+def line_of(node: yaml.Node | None, loc: list[Any]) -> int:
+    """Line of the deepest YAML key or item that a pydantic error location reaches (config and runbooks).
 
     Reports the key's line (where the field is named), not its value's, which may start below it.
     """

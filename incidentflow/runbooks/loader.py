@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from incidentflow.config import line_of
 from incidentflow.runbooks.model import STEP_KINDS, AppliesTo, ParamSpec, Runbook
 
 SUFFIXES = (".yaml", ".yml")
@@ -244,20 +245,3 @@ def _duplicate_keys(node: yaml.Node | None, loc: list[str | int]) -> Iterator[tu
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             yield from _duplicate_keys(item, [*loc, i])
-
-
-def line_of(node: yaml.Node | None, loc: list[str | int]) -> int:
-    """Line of the deepest YAML key or item a location reaches (like incidentflow.config._line_of)."""
-    line = 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            pair = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
-            if pair is None:
-                break
-            line, node = pair[0].start_mark.line + 1, pair[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
