@@ -49,6 +49,7 @@ RUN_TIMEOUT = 120.0  # seconds a client waits for one run's result before counti
 # A failing call fails the raw workflow after a few tries instead of retrying forever (and hanging the bench).
 RAW_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=4)
 
+
 @workflow.defn(name="RawChatBenchWorkflow")
 class RawChatWorkflow:
     """Post on every command: one activity creates the channel, then each update posts one message."""

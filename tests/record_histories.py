@@ -39,7 +39,7 @@ from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
 # Bump when the workflow code changes in a way recorded histories should capture; older files stay.
-VERSION = "v6"  # v4: Slack chat pump (fake Slack); v5: runbooks; v6: keep-wakes
+VERSION = "v7"  # v4: Slack chat pump (fake Slack); v5: runbooks; v6: keep-wakes; v7: chat-posts-meanwhile
 MIN = timedelta(minutes=1)
 
 

@@ -202,3 +202,23 @@ def test_the_app_manifest_matches_the_routes_and_the_calls_we_make() -> None:
     needed = {"commands", "chat:write", "channels:manage", "channels:read", "channels:join", "channels:history",
               "pins:write", "users:read", "users:read.email"}
     assert needed <= scopes, needed - scopes
+
+
+async def test_commands_while_the_channel_opens_are_posted_once_it_exists(dev_env: WorkflowEnvironment) -> None:
+    """Slack is slow to create the channel (a 429 first): what happens meanwhile still reaches it."""
+    with FakeSlack() as slack:
+        config, _ = people(slack)
+        slack.fail_next(1, error="ratelimited", method="conversations.create", retry_after=1)
+        async with running_worker(dev_env.client, config=lambda: config, **slack_settings(slack)) as (settings, _):
+            inc = Incidents(dev_env.client, settings, config)
+            iid = await inc.declare(DeclareInput(title="Cart empty", severity=Severity.SEV2, declared_by="alice",
+                                                 page=False))
+            await inc.acknowledge(iid, AckInput(by="bob"))
+            await inc.post_status_update(iid, StatusUpdateInput(text="Carts load empty for 20% of users", by="alice"))
+            state = await inc.get(iid)
+            assert state.chat is None, "the commands above ran before the channel existed"
+            state = await eventually(lambda: inc.get(iid), lambda s: s.chat is not None
+                                     and s.chat.posted_seq >= max(e.seq for e in s.timeline))
+            texts = [m.text for m in slack.messages(state.chat.channel_id)]  # type: ignore[union-attr]
+            assert len([t for t in texts if "Acknowledged" in t]) == 1, texts
+            assert len([t for t in texts if "Carts load empty for 20% of users" in t]) == 1, texts

@@ -70,6 +70,9 @@ PATCH_RUNBOOKS = "runbooks"  # alerts that match a runbook start it (diagnostics
 # set `_wake`, and the loop then reset it and slept: the group was not told about a resolve until the
 # next timer. Guarded, because the fix issues commands where older histories slept.
 PATCH_KEEP_WAKES = "keep-wakes"
+# Events recorded while the channel was being opened were marked posted but never posted (found by
+# bench/chat_runbooks.py): now they are posted once the channel exists.
+PATCH_CHAT_MEANWHILE = "chat-posts-meanwhile"
 MAX_POSTS_PER_SYNC = 20
 _BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
@@ -93,6 +96,7 @@ class IncidentWorkflow:
         self._chat_sent: ChatSummary | None = None  # the summary as last shown in the channel
         self._runbook_signals: list[tuple[str, str, object]] = []  # (run id, signal, arg) for runbook children
         self._match_queue: list[dict[str, str]] = []  # labels of new firing alerts: runbooks to auto-run?
+        self._declared_seq: int | None = None  # timeline events the channel's context message covers
         if start.carried is not None:
             self.s = start.carried
             self.s.runs += 1
@@ -115,6 +119,7 @@ class IncidentWorkflow:
         self.s.url = start.url
         for alert in start.initial_alerts:
             self._apply_alert(alert)
+        self._declared_seq = self.s.seq
 
     # ---------------------------------------------------------------- run: timers of the process
     @workflow.run
@@ -199,10 +204,14 @@ class IncidentWorkflow:
             warnings, room.warnings = room.warnings, []
             room.posted_seq = before
             s.chat, self._chat_sent = room, summary
+            covered = before if self._declared_seq is None else min(before, self._declared_seq)
+            meanwhile = s.seq != covered  # commands handled since the declaration, before the channel existed
             self._event(EventKind.action, "slack", f"Incident channel #{room.channel_name} opened"
                         + (f": {room.channel_url}" if room.channel_url else ""))
-            if room.posted_seq == before:  # nothing happened meanwhile: the context message says it all
-                room.posted_seq = s.seq
+            if meanwhile and workflow.patched(PATCH_CHAT_MEANWHILE):
+                room.posted_seq = covered  # post them now, and the line above
+            else:
+                room.posted_seq = s.seq  # the context message says it all
             for text in warnings:
                 self._event(EventKind.warning, "slack", text)
         while s.chat is not None and not s.chat.broken:
