@@ -507,7 +507,8 @@ class IncidentWorkflow:
             self._set_phase(Phase.mitigating, request.by, f"runbook {request.runbook} is running")
         causes = "; ".join(request.likely_causes[:5])
         self._event(EventKind.action, request.by, f"Runbook {request.runbook} ({request.title}) requested"
-                    + (f". Likely causes: {causes}" if causes else ""), ref=run_id)
+                    + (f". Likely causes: {causes}" if causes else "")
+                    + (f". Escalation: {request.escalation}" if request.escalation else ""), ref=run_id)
         await workflow.start_child_workflow(
             RunbookWorkflow.run, RunbookStart(run_id=run_id, incident_id=s.id, request=request,
                                               commander=s.roles.get(Role.ic)),
