@@ -257,3 +257,19 @@ async def test_socket_keeps_trying_while_slack_is_unreachable(slack: FakeSlack,
 
 async def _now(value: Any) -> Any:
     return value
+
+
+async def test_the_api_process_opens_socket_mode_when_an_app_token_is_set(
+        dev_env: WorkflowEnvironment, slack: FakeSlack, socket_server: SocketModeServer) -> None:
+    """`incidentflow api` wiring: the app's lifespan connects out, and commands work with no public route."""
+    from tests.conftest import serve_api
+
+    slack.socket_url = socket_server.url
+    async with serve_api(dev_env, slack_app_token=slack.app_token, slack_bot_token=slack.bot_token,
+                         slack_api_url=slack.base_url):
+        await asyncio.wait_for(socket_server.connected.wait(), timeout=10)
+        user = slack.add_user(name="zed")
+        ack, took = await socket_server.envelope("slash_commands", command("help", user, "C1"))
+        assert "/incident declare" in ack["payload"]["text"] and took < 3
+    await asyncio.sleep(0.2)
+    assert socket_server.closed, "stopping the API closes the websocket"
