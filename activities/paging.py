@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.ports import Pager
 from incidentflow.config import IncidentflowConfig
@@ -87,9 +88,19 @@ class EscalationActivities:
         person = next((p for p in cfg.people if p.id == request.target), None)
         channels = [c for c in (person.notify if person and person.notify else self._default) if c in self._pagers]
         channels = channels or ["log"]
-        results = [await self._pagers.get(c, _LOG).send(request) for c in channels]
-        return PageResult(channel="+".join(r.channel for r in results), delivered=all(r.delivered for r in results),
-                          detail="; ".join(r.detail for r in results if r.detail))
+        results, failed = [], []
+        for c in channels:
+            try:
+                results.append(await self._pagers.get(c, _LOG).send(request))
+            except ApplicationError as exc:
+                if not exc.non_retryable:
+                    raise  # a rate limit or an outage: the activity retries (channels are idempotent)
+                failed.append(f"{c}: {exc.message}")  # a refusal must not cost the person their other channels
+        if failed:
+            log.warning("page to %s: %s", request.target, "; ".join(failed))
+        return PageResult(channel="+".join(r.channel for r in results) or "none",
+                          delivered=bool(results) and not failed and all(r.delivered for r in results),
+                          detail="; ".join([*(r.detail for r in results if r.detail), *(f"failed {f}" for f in failed)]))
 
     @activity.defn
     async def sync_pagers(self, request: PageRequest) -> PageResult:

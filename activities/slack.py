@@ -30,9 +30,10 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import RATE_LIMITED, UNAVAILABLE, parse_retry_after
+from activities.errors import RATE_LIMITED, UNAVAILABLE, not_configured, parse_retry_after
 from incidentflow.config import IncidentflowConfig, Settings
 from incidentflow.models.chat import ChatOpenInput, ChatRoom, ChatSummary, ChatSyncInput, ChatSyncResult
+from incidentflow.models.paging import PageRequest, PageResult
 from incidentflow.slack import render
 
 log = logging.getLogger("incidentflow.slack")
@@ -425,3 +426,32 @@ class ChatActivities:
         self.chat.note_attempt()
         return await self.chat.sync(inp)
 
+
+
+class SlackPager:
+    """The `slack` paging channel (`notify: [slack]`): a direct message from the bot, with an Acknowledge
+    button, once per page (the message carries the page's dedup key, like every post)."""
+
+    name = "slack"
+
+    def __init__(self, chat: SlackChat) -> None:
+        self.chat = chat
+
+    async def send(self, request: PageRequest) -> PageResult:
+        if request.action != "trigger":  # ack/resolve show in the incident channel; a DM per change is noise
+            return PageResult(channel=self.name, detail="not mirrored")
+        user = await self.chat.slack_user(request.target)
+        if not user:
+            raise not_configured(f"{request.target} has no Slack user: set `slack:` (user id) or `email:` for "
+                                 "them in the config, or another `notify:` channel")
+        data = await self.chat.call("conversations.open", users=user)
+        channel = str((data.get("channel") or {}).get("id") or "")
+        link = f" <{request.incident_url}|Temporal UI>" if request.incident_url else ""
+        text = (f"📟 You are paged for *{request.summary}* (`{request.incident_id}`, {request.reason or 'manual'})."
+                f"{link} Acknowledge to stop the escalation.")
+        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+                  {"type": "actions", "block_id": "incidentflow.page", "elements": [
+                      {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"},
+                       "action_id": render.ACK, "value": request.incident_id, "style": "primary"}]}]
+        ts = await self.chat.post_once(channel, f"page:{request.dedup_key}", text, blocks)
+        return PageResult(channel=self.name, detail=f"direct message {ts}")

@@ -93,7 +93,7 @@ class Person(_Strict):
     email: str | None = None
     slack: str | None = None
     timezone: str = "UTC"
-    notify: list[str] = Field(default_factory=list, description="paging channels: log, pagerduty, webhook, …")
+    notify: list[str] = Field(default_factory=list, description="paging channels: log, pagerduty, webhook, slack (a direct message)")
 
 
 class Service(_Strict):

@@ -222,3 +222,56 @@ async def test_commands_while_the_channel_opens_are_posted_once_it_exists(dev_en
             texts = [m.text for m in slack.messages(state.chat.channel_id)]  # type: ignore[union-attr]
             assert len([t for t in texts if "Acknowledged" in t]) == 1, texts
             assert len([t for t in texts if "Carts load empty for 20% of users" in t]) == 1, texts
+
+
+async def test_slack_paging_channel_sends_one_direct_message_with_an_ack_button(ts_env: WorkflowEnvironment) -> None:
+    """`notify: [slack]`: the escalation's page is a DM (once, even when Slack rate-limits), and the
+    incident channel mentions the paged person too."""
+    with FakeSlack() as slack:
+        alice = slack.add_user(name="alice", email="alice@example.com")
+        config = IncidentflowConfig.model_validate({
+            "people": [{"id": "alice", "name": "Alice", "slack": alice, "notify": ["slack", "log"]},
+                       {"id": "nobody", "name": "No Slack", "notify": ["slack"]}],
+            "services": [{"name": "checkout", "escalation_policy": "p"}],
+            "escalation_policies": [{"name": "p", "levels": [{"wait": "10m", "targets": [{"person": "alice"}]}]}]})
+        slack.rate_limit_every(4, retry_after=1)
+        async with running_worker(ts_env.client, config=lambda: config, **slack_settings(slack)) as (settings, _):
+            inc = Incidents(ts_env.client, settings, config)
+            iid = await inc.declare(DeclareInput(title="Checkout down", severity=Severity.SEV1, service="checkout",
+                                                 declared_by="alice"))
+            state = await eventually(lambda: inc.get(iid), lambda s: s.pages >= 1 and s.chat is not None)
+            page = next(e for e in state.timeline if e.kind == EventKind.page)
+            assert "via slack+log" in page.text, page.text
+            dms = await eventually(lambda: _ready(slack.dm(alice)), lambda m: len(m) >= 1)
+            assert len(dms) == 1 and "You are paged for *[SEV1] Checkout down*" in dms[0].text
+            buttons = [e for b in dms[0].blocks or [] if b["type"] == "actions" for e in b["elements"]]
+            assert [(b["action_id"], b["value"]) for b in buttons] == [(render.ACK, iid)]
+            refused = await inc.page(iid, PageInput(person="nobody", by="alice"))  # no Slack user: says how to fix
+            assert refused.text == "could not page nobody" and "has no Slack user" in refused.warnings[0]
+            state = await inc.get(iid)
+            assert any("Could not page nobody" in e.text for e in state.timeline if e.kind == EventKind.warning)
+            await inc.acknowledge(iid, AckInput(by="alice"))
+            await ts_env.sleep(timedelta(minutes=11))
+            assert len(slack.dm(alice)) == 1, "acknowledged: no second page"
+
+
+async def test_a_refused_page_does_not_stop_the_escalation(ts_env: WorkflowEnvironment) -> None:
+    """L1's only channel refuses (no Slack user): the timeline says why, and L2 is still paged on time."""
+    with FakeSlack() as slack:
+        alice = slack.add_user(name="alice", email="alice@example.com")
+        config = IncidentflowConfig.model_validate({
+            "people": [{"id": "alice", "name": "Alice", "slack": alice, "notify": ["slack"]},
+                       {"id": "nobody", "name": "No Slack", "notify": ["slack"]}],
+            "escalation_policies": [{"name": "default", "levels": [
+                {"wait": "5m", "targets": [{"person": "nobody"}]},
+                {"wait": "30m", "targets": [{"person": "alice"}]}]}]})
+        async with running_worker(ts_env.client, config=lambda: config, **slack_settings(slack)) as (settings, _):
+            inc = Incidents(ts_env.client, settings, config)
+            iid = await inc.declare(DeclareInput(title="API errors", severity=Severity.SEV2, declared_by="alice"))
+            state = await eventually(lambda: inc.get(iid), lambda s: any("Could not page nobody" in e.text
+                                                                         for e in s.timeline))
+            assert state.pages == 0
+            await ts_env.sleep(timedelta(minutes=6))
+            state = await eventually(lambda: inc.get(iid), lambda s: s.pages == 1)
+            assert "Paged alice (L2" in next(e.text for e in state.timeline if e.kind == EventKind.page)
+            assert len(await eventually(lambda: _ready(slack.dm(alice)), lambda m: len(m) == 1)) == 1

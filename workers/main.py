@@ -16,7 +16,7 @@ from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
 from activities.ports import Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
-from activities.slack import ChatActivities, SlackChat
+from activities.slack import ChatActivities, SlackChat, SlackPager
 from incidentflow.client import Incidents
 from incidentflow.config import ConfigSource, IncidentflowConfig, Settings
 from workflows import WORKFLOWS
@@ -48,9 +48,12 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     retried forever, so a bug shows as a red test, not a hang."""
     incident_activities = IncidentActivities(notifier or LogNotifier())
     config = config or ConfigSource(settings.config)
-    escalation = EscalationActivities(config, pagers or build_pagers(settings))
     if chat is None and settings.slack_enabled:
         chat = SlackChat.from_settings(settings, config)
+    pagers = dict(pagers or build_pagers(settings))
+    if chat is not None:
+        pagers.setdefault("slack", SlackPager(chat))  # people with `notify: [slack]` get a direct message
+    escalation = EscalationActivities(config, pagers)
     chat_activities = ChatActivities(chat)
     steps: list[RunbookSteps] = [runbook_steps] if runbook_steps else []
 

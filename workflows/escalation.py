@@ -122,9 +122,13 @@ class EscalationWorkflow:
                 service=start.service, incident_url=start.incident_url)
             result = await workflow.execute_activity_method(
                 EscalationActivities.page, request, summary=f"Page {r.id} ({label}, {r.via or r.kind})", **options.PAGE)
+            if result.channel == "none":  # every channel refused (e.g. no Slack user): say so, go on
+                await self._record(EventKind.warning, f"Could not page {r.id} ({label}): {result.detail}", subject=r.id)
+                continue
             self.s.pages += 1
-            await self._record(EventKind.page, f"Paged {r.id} ({label}, {r.via or r.kind}) via {result.channel}",
-                               subject=r.id)
+            failed = "" if result.delivered else f" (partly: {result.detail})"
+            await self._record(EventKind.page, f"Paged {r.id} ({label}, {r.via or r.kind}) via {result.channel}"
+                               + failed, subject=r.id)
 
     async def _record(self, kind: EventKind, text: str, subject: str | None = None) -> None:
         record: dict[str, str] = {"kind": kind.value, "actor": "escalation", "text": text}

@@ -475,10 +475,14 @@ class IncidentWorkflow:
         self._event(EventKind.action, cmd.by, f"Paging {cmd.person}" + (f": {cmd.note}" if cmd.note else ""))
         result = await workflow.execute_activity_method(
             EscalationActivities.page, request, summary=f"Page {cmd.person} (manual, by {cmd.by})", **options.PAGE)
+        if result.channel == "none":
+            self._event(EventKind.warning, "escalation", f"Could not page {cmd.person}: {result.detail}",
+                        subject=cmd.person)
+            return self._result(f"could not page {cmd.person}", [result.detail])
         s.pages += 1
         self._event(EventKind.page, "escalation", f"Paged {cmd.person} (manual, by {cmd.by}) via {result.channel}",
                     subject=cmd.person)
-        return self._result(f"paged {cmd.person} via {result.channel}")
+        return self._result(f"paged {cmd.person} via {result.channel}", [] if result.delivered else [result.detail])
 
     @page_responder.validator
     def _check_page(self, cmd: PageInput) -> None:

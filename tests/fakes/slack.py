@@ -276,6 +276,7 @@ class FakeSlack:
             "auth.test": self._auth_test,
             "apps.connections.open": self._apps_connections_open,
             "conversations.create": self._conversations_create,
+            "conversations.open": self._conversations_open,
             "conversations.list": self._conversations_list,
             "conversations.info": self._conversations_info,
             "conversations.join": self._conversations_join,
@@ -765,13 +766,40 @@ class FakeSlack:
         return {"channel": self._create_channel(name, BOT_USER_ID, _truthy(params.get("is_private")),
                                                 [BOT_USER_ID]).to_api()}
 
+    def _conversations_open(self, params: dict[str, Any]) -> _Result:
+        """A direct message with one user (an IM `D…` the bot and the user share); the same one every time."""
+        users = [u.strip() for u in str(params.get("users") or "").split(",") if u.strip()]
+        if not users:
+            raise SlackError("users_list_not_supplied")
+        if len(users) > 1:
+            raise SlackError("not_implemented")  # group DMs are not modelled
+        self._user(users[0])
+        if users[0] == BOT_USER_ID:
+            raise SlackError("cannot_dm_bot")
+        existing = next((c for c in self._channels.values() if c.id.startswith("D") and c.members == [
+            BOT_USER_ID, users[0]]), None)
+        if existing is None:
+            existing = SlackChannel(self._new_id("D", self._channels), f"im-{users[0].lower()}", BOT_USER_ID,
+                                    int(time.time()), is_private=True, members=[BOT_USER_ID, users[0]])
+            self._channels[existing.id] = existing
+            self._messages[existing.id] = []
+        return {"channel": {"id": existing.id, "is_im": True, "user": users[0]}}
+
+    def dm(self, user: str) -> list[SlackMessage]:
+        """The messages the bot sent `user` directly (oldest first)."""
+        with self._lock:
+            ch = next((c for c in self._channels.values() if c.id.startswith("D") and user in c.members), None)
+            return [] if ch is None else copy.deepcopy(self._messages.get(ch.id, []))
+
     def _conversations_list(self, params: dict[str, Any]) -> _Result:
         types = {t.strip() for t in str(params.get("types") or "public_channel").split(",")}
         if not types <= {"public_channel", "private_channel", "mpim", "im"}:
             raise SlackError("invalid_types")
         chans = [c for c in self._channels.values()
-                 if ("private_channel" in types and c.is_private and BOT_USER_ID in c.members)
-                 or ("public_channel" in types and not c.is_private)]
+                 if (c.id.startswith("D") and "im" in types)
+                 or (not c.id.startswith("D") and (
+                     ("private_channel" in types and c.is_private and BOT_USER_ID in c.members)
+                     or ("public_channel" in types and not c.is_private)))]
         if _truthy(params.get("exclude_archived")):
             chans = [c for c in chans if not c.is_archived]
         page, next_cursor = _page([c.id for c in chans], params, "channel", default=100, maximum=1000)
