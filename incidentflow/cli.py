@@ -167,6 +167,12 @@ def _print_state(state: IncidentState) -> None:
     print(f"  allowed next phases: {', '.join(p.value for p in policy.allowed_next(state.phase)) or '-'}")
     if state.alerts:
         print(f"  alerts: {len(state.alerts)} distinct, {state.alerts_received} received")
+    if state.chat:
+        broken = f" (updates stopped: {state.chat.broken})" if state.chat.broken else ""
+        print(f"  slack: #{state.chat.channel_name} {state.chat.channel_url or ''}{broken}".rstrip())
+    for run in state.runbooks:
+        waiting = f": waiting for approval: {run.awaiting}" if run.awaiting else ""
+        print(f"  runbook {run.run_id}  {run.runbook}  {run.status.value}{waiting}")
 
 
 async def run_command(args: argparse.Namespace, settings: Settings) -> int:

@@ -294,8 +294,8 @@ async def test_usage_errors_name_the_parameter(capture: Any, kube: tuple[FakeKub
 
 
 async def test_cli_runs_a_rollback_with_approval(dev_env: WorkflowEnvironment, capture: Any,
-                                                 kube: tuple[FakeKubernetes, Path],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+                                                 kube: tuple[FakeKubernetes, Path], monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     fake, kubeconfig = kube
     worker = running_worker(dev_env.client, config=lambda: CONFIG, kubeconfig=str(kubeconfig))
     async with worker as (settings, _):
@@ -351,6 +351,10 @@ async def test_cli_runs_a_rollback_with_approval(dev_env: WorkflowEnvironment, c
         assert undo["data"]["target_revision"] == 2 and undo["data"]["from_revision"] == 3
         assert image(fake) == f"{IMAGE}:v2" and fake.revision(NS, DEPLOY) == 4
         assert len([w for w in fake.writes() if w.path.endswith(f"/deployments/{DEPLOY}")]) == 1
+
+        capsys.readouterr()
+        assert await asyncio.to_thread(main, ["show", iid]) == 0  # the incident lists its runs
+        assert f"  runbook {run_id}  rollback-deployment  succeeded" in capsys.readouterr().out
 
         again = await capture("approve", run_id, "--by", "alice")
         assert again.code == 1 and NOTHING_PENDING.search(again.err), again.err
