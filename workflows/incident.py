@@ -11,13 +11,12 @@ import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.notify import IncidentActivities
     from activities.paging import EscalationActivities
     from activities.runbook import RunbookActivities
-    from activities.slack import ChatActivities
     from incidentflow import policy
     from incidentflow.models import (
         AckInput,
@@ -45,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
         TimelineEvent,
     )
-    from incidentflow.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
+    from incidentflow.models.chat import ChatSummary
     from incidentflow.models.paging import EscalationStart, PageRequest
     from incidentflow.models.runbook import (
         MatchInput,
@@ -57,10 +56,10 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows import search_attributes as sa
+    from workflows.chat_pump import SYSTEM, ChatPump, why
     from workflows.escalation import EscalationWorkflow
     from workflows.runbook import RunbookWorkflow
 
-SYSTEM = "incidentflow"
 PATCH_ALERT_PHASES = "alerts-drive-phases"  # alert resolution/flapping move the phase (issue 3)
 PATCH_ESCALATION = "escalation"  # incidents page through an EscalationWorkflow child (issue 4)
 PATCH_LEAN_HISTORY = "lean-history"  # one timer per deadline, no redundant search-attribute upserts
@@ -70,17 +69,13 @@ PATCH_RUNBOOKS = "runbooks"  # alerts that match a runbook start it (diagnostics
 # set `_wake`, and the loop then reset it and slept: the group was not told about a resolve until the
 # next timer. Guarded, because the fix issues commands where older histories slept.
 PATCH_KEEP_WAKES = "keep-wakes"
-# Events recorded while the channel was being opened were marked posted but never posted (found by
-# bench/chat_runbooks.py): now they are posted once the channel exists.
-PATCH_CHAT_MEANWHILE = "chat-posts-meanwhile"
-MAX_POSTS_PER_SYNC = 20
 _BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
 DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow:
+class IncidentWorkflow(ChatPump):
     @workflow.init
     def __init__(self, start: IncidentStart) -> None:
         self._wake = False
@@ -178,123 +173,6 @@ class IncidentWorkflow:
                 pass
         await self._chat_drain()
         return self.s
-
-    # ---------------------------------------------------------------- chat (Slack)
-    async def _chat_pump(self) -> None:
-        """Opens the incident channel, then keeps it current: summary in place, timeline posted.
-
-        Runs beside the run loop so a rate-limited or broken Slack never delays the incident's timers.
-        State that must survive a restart (channel, message ts, what was posted) is in `self.s.chat`.
-        """
-        s = self.s
-        if s.chat is None and not s.chat_checked:
-            summary = self._chat_summary()
-            before = s.seq
-            try:
-                room = await workflow.execute_activity_method(
-                    ChatActivities.open_chat, ChatOpenInput(summary=summary, invite=self._chat_people()),
-                    summary="Open the incident channel", **options.CHAT)
-            except ActivityError as exc:
-                s.chat_checked = True
-                self._event(EventKind.warning, "slack", f"The incident channel could not be opened: {_why(exc)}")
-                return
-            s.chat_checked = True
-            if room is None:  # chat is not configured on the worker
-                return
-            warnings, room.warnings = room.warnings, []
-            room.posted_seq = before
-            s.chat, self._chat_sent = room, summary
-            covered = before if self._declared_seq is None else min(before, self._declared_seq)
-            meanwhile = s.seq != covered  # commands handled since the declaration, before the channel existed
-            self._event(EventKind.action, "slack", f"Incident channel #{room.channel_name} opened"
-                        + (f": {room.channel_url}" if room.channel_url else ""))
-            if meanwhile and workflow.patched(PATCH_CHAT_MEANWHILE):
-                room.posted_seq = covered  # post them now, and the line above
-            else:
-                room.posted_seq = s.seq  # the context message says it all
-            for text in warnings:
-                self._event(EventKind.warning, "slack", text)
-        while s.chat is not None and not s.chat.broken:
-            await workflow.wait_condition(lambda: self._chat_stop or self._chat_pending())
-            if not self._chat_pending():
-                return
-            await self._chat_sync()
-
-    def _chat_pending(self) -> bool:
-        chat = self.s.chat
-        if chat is None or chat.broken:
-            return False
-        return (any(e.seq > chat.posted_seq for e in self.s.timeline[-MAX_POSTS_PER_SYNC * 5:])
-                or self._chat_summary() != self._chat_sent
-                or any(p not in chat.invited for p in self._chat_people()))
-
-    async def _chat_sync(self) -> None:
-        s, chat = self.s, self.s.chat
-        assert chat is not None
-        summary = self._chat_summary()
-        posts: list[ChatPost] = []
-        alerts: list[str] = []
-        last_seq = chat.posted_seq
-        for e in s.timeline:
-            if e.seq <= chat.posted_seq:
-                continue
-            if len(posts) >= MAX_POSTS_PER_SYNC:
-                break
-            last_seq = e.seq
-            if e.kind == EventKind.alert:  # alert churn is one message per sync, not one per alert
-                alerts.append(e.text)
-                continue
-            posts.append(ChatPost(seq=e.seq, at=e.at, kind=e.kind, actor=e.actor, text=e.text, mention=e.subject,
-                                  ref=e.ref))
-        if alerts:
-            more = f" (+{len(alerts) - 10} more)" if len(alerts) > 10 else ""
-            posts.append(ChatPost(seq=last_seq, at=workflow.now(), kind=EventKind.alert, actor="alerts",
-                                  text="; ".join(alerts[:10]) + more))
-        invite = [p for p in self._chat_people() if p not in chat.invited]
-        inp = ChatSyncInput(incident_id=s.id, room=chat.model_copy(update={"warnings": []}),
-                            summary=None if summary == self._chat_sent else summary, posts=posts, invite=invite)
-        what = f"{len(posts)} post(s)" + (", summary" if inp.summary else "") + (", invites" if invite else "")
-        try:
-            result = await workflow.execute_activity_method(ChatActivities.sync_chat, inp,
-                                                            summary=f"Slack: {what}", **options.CHAT)
-        except ActivityError as exc:
-            chat.posted_seq, self._chat_sent = max(chat.posted_seq, last_seq), summary
-            chat.invited = list(dict.fromkeys([*chat.invited, *invite]))
-            if _fatal(exc):
-                chat.broken = _why(exc)
-                self._event(EventKind.warning, "slack", f"Channel updates stopped: {chat.broken}")
-            else:
-                self._event(EventKind.warning, "slack", f"Not posted to the channel: {_why(exc)}")
-            return
-        chat.posted_seq, self._chat_sent = max(chat.posted_seq, last_seq), summary
-        chat.invited = list(dict.fromkeys([*chat.invited, *invite]))
-        for text in result.warnings:
-            self._event(EventKind.warning, "slack", text)
-
-    async def _chat_drain(self) -> None:
-        """Let the channel catch up before this run ends (bounded: Slack may be down)."""
-        task = self._chat_task
-        if task is None or task.done():
-            return
-        self._chat_stop = True
-        try:
-            await workflow.wait_condition(lambda: task.done(), timeout=timedelta(minutes=10),
-                                          timeout_summary="chat catches up")
-        except TimeoutError:
-            pass
-
-    def _chat_summary(self) -> ChatSummary:
-        s = self.s
-        last = next((e.text for e in reversed(s.timeline) if e.kind == EventKind.status_update), None)
-        return ChatSummary(incident_id=s.id, title=s.title, severity=s.severity, phase=s.phase, service=s.service,
-                           declared_by=s.declared_by, declared_at=s.declared_at, roles=dict(s.roles),
-                           acknowledged_by=s.acknowledged_by, url=s.url, next_update_due=s.next_update_due,
-                           last_update=last, resolution_summary=s.resolution_summary)
-
-    def _chat_people(self) -> list[str]:
-        s = self.s
-        people = [s.declared_by, *s.roles.values()]
-        return [p for p in dict.fromkeys(people) if p and p not in (SYSTEM, "alertmanager", "grafana", "generic")]
 
     async def _wait_until(self, deadline: datetime | None, what: str | None) -> None:
         """Wait for a command or the deadline. The timer is kept while the deadline stays the same, so
@@ -550,7 +428,7 @@ class IncidentWorkflow:
                                                                      already=already),
                         summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
                 except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
-                    self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {_why(exc)}")
+                    self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
                     continue
                 for request in matches:
                     if request.runbook not in [r.runbook for r in s.runbooks] and s.phase in policy.ACTIVE:
@@ -824,19 +702,6 @@ _UNSET = object()
 def _current_search_attributes() -> dict[str, object]:
     attrs = workflow.info().typed_search_attributes
     return {key.name: attrs.get(key) for key in sa.ALL if attrs.get(key) is not None}
-
-
-def _why(exc: ActivityError) -> str:
-    cause = exc.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
-
-
-def _fatal(exc: ActivityError) -> bool:
-    cause = exc.cause
-    if not isinstance(cause, ApplicationError) or not cause.details:
-        return False
-    detail = cause.details[0]
-    return isinstance(detail, dict) and bool(detail.get("fatal"))
 
 
 def _minutes(delta: timedelta) -> str:
