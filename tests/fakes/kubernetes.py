@@ -69,11 +69,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
+
+from tests.fakes.threaded import ThreadedServer
 
 # --------------------------------------------------------------------------------------------------------
 # Shared HTTP plumbing (also used by tests/fakes/prometheus.py and tests/fakes/flags.py)
@@ -144,7 +145,7 @@ class _Rule:
                 and (self.path_contains is None or self.path_contains in req.path))
 
 
-class HttpFake:
+class HttpFake(ThreadedServer):
     """Thread, recording, fault and delay injection shared by the fakes. Subclasses implement `handle`
     (called under the lock) and `fault_reply` (the body of an injected failure)."""
 
@@ -199,27 +200,10 @@ class HttpFake:
             return [r for r in self.requests
                     if r.method in ("POST", "PUT", "PATCH", "DELETE") and 200 <= r.status < 300]
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        name=type(self).__name__, daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
         """Idempotent; wakes delayed requests."""
         self._stopping.set()
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> HttpFake:
-        self.start()
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
+        super().stop()
 
     # hooks -----------------------------------------------------------------------------------------
     def handle(self, req: RecordedRequest) -> Reply:

@@ -25,8 +25,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
+
+from tests.fakes.threaded import ThreadedServer
 
 ENQUEUE_PATH = "/v2/enqueue"
 ACTIONS = ("trigger", "acknowledge", "resolve")
@@ -63,7 +64,7 @@ class FakeIncident:
     events: list[dict[str, Any]] = field(default_factory=list)  # every event applied, in order
 
 
-class _Server:
+class _Server(ThreadedServer):
     """Thread, recording and fault injection shared by the fakes."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -92,26 +93,6 @@ class _Server:
             self._fail_every = (k, status, None if retry_after is None else str(retry_after)) if k else None
             self._seen = 0
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        name=type(self).__name__, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Idempotent; `shutdown()` would block forever on a server that never ran."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> _Server:
-        self.start()
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def _fault(self) -> tuple[int, str | None] | None:
         self._seen += 1

@@ -56,9 +56,10 @@ from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, urlsplit
+
+from tests.fakes.threaded import ThreadedServer
 
 API_PREFIX = "/api/"
 RESPONSES_PREFIX = "/responses/"
@@ -241,7 +242,7 @@ class _HTTPServer(ThreadingHTTPServer):
     request_queue_size = 128  # the default 5 drops SYNs under concurrent clients: 1 s retransmits
 
 
-class FakeSlack:
+class FakeSlack(ThreadedServer):
     """The Slack Web API on `base_url` ("http://127.0.0.1:PORT/api/"), plus response_url receivers."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, bot_tokens: Sequence[str] | None = None,
@@ -319,26 +320,6 @@ class FakeSlack:
     def bot_token(self) -> str:
         return self.bot_tokens[0]
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
-                                        name=type(self).__name__, daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Idempotent; `shutdown()` would block forever on a server that never ran."""
-        if self._thread is not None:
-            self._httpd.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeSlack:
-        self.start()
-        return self
-
-    def __exit__(self, t: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     # -- set-up helpers (no HTTP, no faults) -----------------------------------------------------
 
