@@ -3,45 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-from pydantic import BaseModel
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
-from activities.ports import Notifier
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models import NotifyInput, Phase
-
-
-class HandoffInput(BaseModel):
-    schedule: str
-    at: datetime | None = None  # default: now (the schedule's fire time)
-
-
-class HandoffNote(BaseModel):
-    schedule: str
-    at: datetime
-    incoming: dict[str, str | None]
-    text: str
+from activities.ports import IncidentDirectory, Notifier
+from domain.config import IncidentflowConfig
+from domain.models import NotifyInput, Phase
+from domain.models.handoff import HandoffInput, HandoffNote
 
 
 class HandoffActivities:
-    def __init__(self, config: Callable[[], IncidentflowConfig], incidents: Callable[[], object],
+    def __init__(self, config: Callable[[], IncidentflowConfig], directory: IncidentDirectory | None,
                  notifier: Notifier) -> None:
         self._config = config
-        self._incidents = incidents  # returns an incidentflow.client.Incidents (visibility queries)
+        self._directory = directory  # lists incidents (Temporal visibility, through the client's door)
         self._notifier = notifier
 
     @activity.defn
     async def compose_handoff(self, request: HandoffInput) -> HandoffNote:
-        from incidentflow import oncall
+        from domain import oncall
 
         cfg = self._config()
         at = request.at or activity.info().current_attempt_scheduled_time
         incoming = oncall.who_is_on_call(cfg.schedules, at, request.schedule).get(request.schedule, {})
         before = oncall.who_is_on_call(cfg.schedules, at - timedelta(minutes=1), request.schedule).get(
             request.schedule, {})
-        rows = await self._incidents().list(limit=200)  # type: ignore[attr-defined]
+        if self._directory is None:
+            raise ApplicationError("this worker has no incident directory", type="NotConfigured", non_retryable=True)
+        rows = await self._directory.list(limit=200)
         active = [r for r in rows if r.running and r.phase in (Phase.triage, Phase.investigating, Phase.identified,
                                                               Phase.mitigating, Phase.monitoring)]
         week_ago = at - timedelta(days=7)

@@ -45,7 +45,7 @@ from kubernetes.config import ConfigException
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import not_configured, parse_retry_after, redact
-from incidentflow.models.runbook import StepOutcome, StepPlan
+from domain.models.runbook import StepOutcome, StepPlan
 
 KUBE_REJECTED = "KubernetesRejected"  # 4xx (400/401/403/404/422, …): non-retryable
 KUBE_UNAVAILABLE = "KubernetesUnavailable"  # 5xx, 429, 408, timeouts, connection errors, repeated 409s

@@ -8,7 +8,7 @@ from collections import OrderedDict
 from temporalio import activity
 
 from activities.ports import Notifier
-from incidentflow.models import NotifyInput
+from domain.models import NotifyInput
 
 log = logging.getLogger("incidentflow.notify")
 

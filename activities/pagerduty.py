@@ -17,8 +17,8 @@ import httpx
 from pydantic import SecretStr
 
 from activities.errors import classify_http, from_transport_error, not_configured, redact
-from incidentflow.models import Severity
-from incidentflow.models.paging import PageRequest, PageResult
+from domain.models import Severity
+from domain.models.paging import PageRequest, PageResult
 
 EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 VENDOR = "PagerDuty"

@@ -11,8 +11,8 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.ports import Pager
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models.paging import (
+from domain.config import IncidentflowConfig
+from domain.models.paging import (
     EscalationPlan,
     EscalationStart,
     LevelPlan,
@@ -56,7 +56,7 @@ class EscalationActivities:
 
     @activity.defn
     async def plan_escalation(self, start: EscalationStart) -> EscalationPlan:
-        from incidentflow import oncall
+        from domain import oncall
 
         cfg = self._config()
         if not cfg.escalation_policies:
@@ -74,8 +74,8 @@ class EscalationActivities:
 
     @activity.defn
     async def resolve_targets(self, request: ResolveRequest) -> list[Responder]:
-        from incidentflow import oncall
-        from incidentflow.models.oncall import Target
+        from domain import oncall
+        from domain.models.oncall import Target
 
         cfg = self._config()
         targets = [Target.model_validate(t) for t in request.targets]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from incidentflow.models import NotifyInput
-from incidentflow.models.paging import PageRequest, PageResult
+from domain.models import IncidentSummary, NotifyInput
+from domain.models.paging import PageRequest, PageResult
 
 
 class Notifier(Protocol):
@@ -20,3 +20,10 @@ class Pager(Protocol):
 
     async def send(self, request: PageRequest) -> PageResult:
         """Trigger, acknowledge or resolve. Raise ApplicationError (activities/errors.py) on vendor failure."""
+
+
+class IncidentDirectory(Protocol):
+    """Lists incidents (newest first) from Temporal visibility; `incidentflow.client.Incidents` is one."""
+
+    async def list(self, *, limit: int = 100) -> list[IncidentSummary]:
+        """The most recent incidents, open and ended."""

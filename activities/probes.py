@@ -18,8 +18,8 @@ import httpx
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import NOT_CONFIGURED, classify_http, from_transport_error, redact
-from incidentflow.models.runbook import StepOutcome, StepPlan
-from incidentflow.runbooks.model import Condition
+from domain.models.runbook import StepOutcome, StepPlan
+from domain.runbooks.model import Condition
 
 _SECRET = re.compile(r"\$\{secret:([A-Za-z0-9_.-]+)\}")
 VERIFY_FAILED = "VerificationFailed"  # a `prometheus.query … until` that never held: not retried

@@ -9,7 +9,7 @@ a rollback retried after it succeeded cannot undo the undo, and a scale sets the
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,11 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import NOT_CONFIGURED
 from activities.probes import HttpSteps, PrometheusSteps
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.models.runbook import MatchInput, RunbookRequest, StepInput, StepOutcome, StepPlan
-from incidentflow.runbooks.loader import RunbookError, RunbookSet, load_runbooks
-from incidentflow.runbooks.render import ParamError, RenderedStep, RenderError, coerce_params, render_steps
+from domain.config import IncidentflowConfig, Settings
+from domain.models.runbook import MatchInput, RunbookRequest, StepInput, StepOutcome, StepPlan
+from domain.runbooks.loader import RunbookError, RunbookSet, load_runbooks
+from domain.runbooks.render import ParamError, RenderedStep, RenderError, coerce_params, render_steps
+from domain.runbooks.request import request_for
 
 log = logging.getLogger("incidentflow.runbooks")
 
@@ -188,18 +189,3 @@ class RunbookActivities:
                 continue
             out.append(request_for(rb, params, steps, "alert", self._config(), auto=True))
         return out
-
-
-def request_for(rb: Any, params: Mapping[str, Any], steps: list[RenderedStep], by: str,
-                config: IncidentflowConfig, auto: bool = False) -> RunbookRequest:
-    """A RunbookRequest with approver groups resolved to people (the workflow checks names only)."""
-    approvers: list[str] = []
-    for who in rb.approvers:
-        if who.startswith("group:"):
-            approvers += config.groups.get(who.removeprefix("group:"), [])
-        else:
-            approvers.append(who)
-    return RunbookRequest(runbook=rb.name, title=rb.title, params=dict(params), steps=steps,
-                          approvers=list(dict.fromkeys(approvers)), approval_timeout=rb.approval_timeout,
-                          on_approval_timeout=rb.on_approval_timeout, auto=auto, all_steps=rb.auto_run == "all",
-                          by=by, likely_causes=list(rb.likely_causes), escalation=rb.escalation)

@@ -31,10 +31,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import RATE_LIMITED, UNAVAILABLE, not_configured, parse_retry_after
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.models.chat import ChatOpenInput, ChatRoom, ChatSummary, ChatSyncInput, ChatSyncResult
-from incidentflow.models.paging import PageRequest, PageResult
-from incidentflow.slack import render
+from domain import blockkit as render
+from domain.config import IncidentflowConfig, Settings
+from domain.models.chat import ChatOpenInput, ChatRoom, ChatSummary, ChatSyncInput, ChatSyncResult
+from domain.models.paging import PageRequest, PageResult
 
 log = logging.getLogger("incidentflow.slack")
 

@@ -16,7 +16,7 @@ import httpx
 from pydantic import SecretStr
 
 from activities.errors import classify_http, from_transport_error, redact
-from incidentflow.models.paging import PageRequest, PageResult
+from domain.models.paging import PageRequest, PageResult
 
 SIGNATURE_HEADER = "X-Incidentflow-Signature"
 TIMESTAMP_HEADER = "X-Incidentflow-Timestamp"

@@ -333,7 +333,7 @@ async def drive(run: ChatRun, n: int, c: int, start: Callable[[int], Awaitable[s
 
 def bench_config(fake: Any) -> Any:
     """alice has a Slack id in the config; bob only an email (one users.lookupByEmail per worker)."""
-    from incidentflow.config import IncidentflowConfig
+    from domain.config import IncidentflowConfig
 
     alice = fake.add_user(name="alice", email="alice@example.com")
     fake.add_user(name="bob", email="bob@example.com")
@@ -343,7 +343,7 @@ def bench_config(fake: Any) -> Any:
 
 
 def incident_commands(inc: Any) -> list[Command]:
-    from incidentflow.models import (
+    from domain.models import (
         AckInput,
         Phase,
         PhaseInput,
@@ -389,9 +389,9 @@ RAW_TEXTS = {"acknowledge": "acknowledged by alice", "assign IC": "IC: bob",
 async def run_incident_chat(client: Client, fake: Any, config: Any, n: int, c: int, token: str,
                             chat: bool) -> ChatRun:
     from activities.notify import LogNotifier
+    from domain.config import Settings
+    from domain.models import DeclareInput, Severity
     from incidentflow.client import Incidents
-    from incidentflow.config import Settings
-    from incidentflow.models import DeclareInput, Severity
     from workers.main import build_worker
 
     label = "chat on" if chat else "chat off"
@@ -601,7 +601,7 @@ def edges(events: list[Any], out: RunbookRuns) -> None:
 
 
 def runbook_request(flags_url: str) -> Any:
-    from incidentflow.models.runbook import RenderedStep, RunbookRequest
+    from domain.models.runbook import RenderedStep, RunbookRequest
 
     steps = [RenderedStep(index=i, name=f"read-{key}", kind="http.request", title=f"Read the state of flag {key}",
                           destructive=False, diagnostic=True,
@@ -616,10 +616,10 @@ def runbook_request(flags_url: str) -> Any:
 async def run_incident_runbooks(client: Client, flags: Any, config: Any, m: int, c: int,
                                 token: str) -> RunbookRuns:
     from activities.notify import LogNotifier
+    from domain.config import Settings
+    from domain.models import DeclareInput, Severity
+    from domain.models.runbook import RunStatus
     from incidentflow.client import Incidents
-    from incidentflow.config import Settings
-    from incidentflow.models import DeclareInput, Severity
-    from incidentflow.models.runbook import RunStatus
     from workers.main import build_worker
     from workflows.incident import IncidentWorkflow
     from workflows.runbook import RunbookWorkflow

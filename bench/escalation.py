@@ -115,7 +115,7 @@ class RecordingPager:
         self.recorder = recorder
 
     async def send(self, request: Any) -> Any:
-        from incidentflow.models.paging import PageResult
+        from domain.models.paging import PageResult
 
         if request.action == "trigger":
             self.recorder.add(request.incident_id, request.level, request.dedup_key)
@@ -310,7 +310,7 @@ async def run_raw(client: Client, n: int, wait: float, grace: float, token: str)
 
 # ---------------------------------------------------------------------------- incidentflow run
 def bench_config(services: list[str], wait: float) -> Any:
-    from incidentflow.config import IncidentflowConfig
+    from domain.config import IncidentflowConfig
 
     return IncidentflowConfig.model_validate({
         "people": [{"id": "bench-l1", "name": "Level One"}, {"id": "bench-l2", "name": "Level Two"}],
@@ -329,9 +329,9 @@ def bench_config(services: list[str], wait: float) -> Any:
 
 
 async def run_incidentflow(client: Client, n: int, wait: float, grace: float, token: str) -> Run:
+    from domain.config import Settings
+    from domain.models import AckInput, DeclareInput, Severity
     from incidentflow.client import Incidents
-    from incidentflow.config import Settings
-    from incidentflow.models import AckInput, DeclareInput, Severity
     from workers.main import build_worker
 
     # One service per incident, all on the same policy: incident ids are incident-<minute>-<service slug>
@@ -442,9 +442,9 @@ async def run_incidentflow(client: Client, n: int, wait: float, grace: float, to
 # ---------------------------------------------------------------------------- id probe
 async def probe_one_service(client: Client, n: int, token: str) -> tuple[int, Counter[str], float, list[str]]:
     """Declare n incidents for ONE service at once, on a task queue no worker polls (nothing runs)."""
+    from domain.config import Settings
+    from domain.models import DeclareInput, Severity
     from incidentflow.client import Incidents
-    from incidentflow.config import Settings
-    from incidentflow.models import DeclareInput, Severity
 
     inc = Incidents(client, Settings(task_queue=f"bench-esc-probe-{token}"))
     errors: Counter[str] = Counter()
@@ -464,7 +464,7 @@ async def probe_one_service(client: Client, n: int, token: str) -> tuple[int, Co
 
 # ---------------------------------------------------------------------------- main
 async def main() -> None:
-    from incidentflow.models.base import parse_duration
+    from domain.models.base import parse_duration
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--incidents", "-n", type=int, default=100, help="concurrent escalations per system (100)")

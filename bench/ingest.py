@@ -145,7 +145,7 @@ class Load:
     """N alerts over M groups. Alert i belongs to group i % M and has its own fingerprint and instance."""
 
     def __init__(self, tag: str, n: int, groups: int) -> None:
-        from incidentflow.ingest import group_workflow_id
+        from domain.ingest import group_workflow_id
 
         self.tag, self.n, self.groups = tag, n, max(1, min(groups, n))
         self.fixture = json.loads(FIXTURE.read_text())
@@ -184,9 +184,9 @@ class Load:
 
     def raw_args(self) -> list[dict[str, Any]]:
         """What the group workflow receives (the routed AlertBatch), as plain JSON for the raw workflow."""
-        from incidentflow.config import load_config
-        from incidentflow.ingest import from_alertmanager
-        from incidentflow.models import AlertmanagerPayload
+        from domain.config import load_config
+        from domain.ingest import from_alertmanager
+        from domain.models import AlertmanagerPayload
 
         router = load_config(ROOT / "config/example.yaml").routing.router()
         now = datetime.now(UTC)
@@ -992,8 +992,8 @@ async def main() -> None:
     import temporalio
 
     from activities.notify import LogNotifier
+    from domain.config import Settings, load_config
     from incidentflow.client import Incidents
-    from incidentflow.config import Settings, load_config
     from workers.main import build_worker
 
     token = uuid.uuid4().hex[:5]

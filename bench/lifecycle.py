@@ -158,9 +158,8 @@ async def history_facts(client: Client, wid: str) -> tuple[int, int, Counter[str
 # ---------------------------------------------------------------------------- the runs
 async def run_incidentflow(client: Client, n: int, c: int, token: str) -> tuple[Phase, list[str]]:
     from activities.notify import LogNotifier
-    from incidentflow.client import Incidents
-    from incidentflow.config import Settings
-    from incidentflow.models import (
+    from domain.config import Settings
+    from domain.models import (
         AckInput,
         DeclareInput,
         PhaseInput,
@@ -170,7 +169,8 @@ async def run_incidentflow(client: Client, n: int, c: int, token: str) -> tuple[
         Severity,
         StatusUpdateInput,
     )
-    from incidentflow.models import Phase as IPhase
+    from domain.models import Phase as IPhase
+    from incidentflow.client import Incidents
     from workers.main import build_worker
 
     settings = Settings(task_queue=f"bench-incidentflow-{token}")
@@ -263,9 +263,9 @@ class BoundedFigures:
 
 async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: int) -> BoundedFigures:
     from activities.notify import LogNotifier
+    from domain.config import Settings
+    from domain.models import AlertSignal, DeclareInput, NoteInput, Severity
     from incidentflow.client import Incidents
-    from incidentflow.config import Settings
-    from incidentflow.models import AlertSignal, DeclareInput, NoteInput, Severity
     from workers.main import build_worker
 
     settings = Settings(task_queue=f"bench-bounded-{token}")

@@ -17,10 +17,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import ValidationError
 
-from incidentflow import policy, runbook_cli
-from incidentflow.client import IncidentflowError, Incidents, TemporalUnavailable, connect
-from incidentflow.config import ConfigError, Settings, load_config
-from incidentflow.models import (
+from domain import policy
+from domain.config import ConfigError, Settings, load_config
+from domain.models import (
     AckInput,
     DeclareInput,
     EscalateInput,
@@ -38,8 +37,10 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
-from incidentflow.runbooks.loader import RunbookError
-from incidentflow.runbooks.render import ParamError, RenderError
+from domain.runbooks.loader import RunbookError
+from domain.runbooks.render import ParamError, RenderError
+from incidentflow import runbook_cli
+from incidentflow.client import IncidentflowError, Incidents, TemporalUnavailable, connect
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
 
@@ -249,7 +250,7 @@ def _moment(text: str | None, tz_name: str) -> tuple[datetime, ZoneInfo]:
 
 def _local_command(args: argparse.Namespace, settings: Settings) -> int:
     """Commands that read the config only (no Temporal cluster needed)."""
-    from incidentflow import oncall
+    from domain import oncall
 
     if settings.config is None and Path("config/example.yaml").exists():
         settings.config = Path("config/example.yaml")
@@ -267,7 +268,7 @@ def _local_command(args: argparse.Namespace, settings: Settings) -> int:
         if not table:
             print("  no schedules configured")
         return 0
-    from incidentflow.config import parse_duration
+    from domain.config import parse_duration
     from incidentflow.drill import render, run_drill
 
     ack = parse_duration(args.ack_after) if args.ack_after else None
@@ -285,7 +286,7 @@ async def _handoff(args: argparse.Namespace, settings: Settings) -> int:
         ids = await ensure_handoff_schedules(client, settings, config)
         print("\n".join(ids) if ids else "no schedules in the config: nothing to set up")
         return 0
-    from activities.handoff import HandoffInput
+    from domain.models.handoff import HandoffInput
     from workflows.handoff import HandoffWorkflow
 
     names = [s.name for s in config.schedules]
@@ -308,8 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             from incidentflow.stack import run_dev
             return run_dev(settings, demo=not args.no_demo, external=args.external)
         if args.command == "worker":
-            from workers.main import run_worker
-            asyncio.run(run_worker(settings))
+            asyncio.run(_worker(settings))
             return 0
         if args.command == "api":
             from incidentflow.stack import run_api
@@ -372,3 +372,10 @@ def entry() -> None:
 
 if __name__ == "__main__":
     entry()
+
+
+async def _worker(settings: Settings) -> None:
+    from workers.main import run_worker
+
+    client = await connect(settings)
+    await run_worker(client, settings, directory=Incidents(client, settings, load_config(settings.config)))

@@ -35,10 +35,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from incidentflow import policy
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.ingest import group_workflow_id, resolved_only
-from incidentflow.models import (
+from domain import policy
+from domain.config import IncidentflowConfig, Settings
+from domain.ingest import group_workflow_id, resolved_only
+from domain.models import (
     AckInput,
     AlertBatch,
     AlertGroupStart,
@@ -62,9 +62,9 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
-from incidentflow.models.runbook import Decision, RunbookRequest, RunbookState
-from incidentflow.runbooks.loader import RunbookSet, load_runbooks
-from incidentflow.runbooks.render import coerce_params, render_steps
+from domain.models.runbook import Decision, RunbookRequest, RunbookState
+from domain.runbooks.loader import RunbookSet, load_runbooks
+from domain.runbooks.render import coerce_params, render_steps
 from workflows import search_attributes as sa
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
@@ -295,7 +295,7 @@ class Incidents:
 
     async def runbook_request(self, incident_id: str, name: str, params: Mapping[str, Any], by: str) -> RunbookRequest:
         """Render a runbook for an incident: parameters typed and checked (ParamError), templates filled."""
-        from activities.runbook import request_for
+        from domain.runbooks.request import request_for
 
         try:
             rb = self.runbooks().get(name)

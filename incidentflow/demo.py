@@ -7,9 +7,8 @@ import sys
 import traceback
 from urllib.parse import quote
 
-from incidentflow import policy
-from incidentflow.client import Incidents
-from incidentflow.models import (
+from domain import policy
+from domain.models import (
     AckInput,
     DeclareInput,
     NoteInput,
@@ -21,6 +20,7 @@ from incidentflow.models import (
     Severity,
     StatusUpdateInput,
 )
+from incidentflow.client import Incidents
 
 
 async def run_demo(incidents: Incidents, stop: asyncio.Event, pause: float = 1.5) -> str | None:

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from incidentflow.config import Settings
+from domain.config import Settings
 from workflows import search_attributes as sa
 
 _TYPE_NAMES = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime", 7: "KeywordList"}

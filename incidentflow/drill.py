@@ -19,9 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.paging import EscalationActivities
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models import Severity
-from incidentflow.models.paging import EscalationStart, PageRequest, PageResult
+from domain.config import IncidentflowConfig
+from domain.models import Severity
+from domain.models.paging import EscalationStart, PageRequest, PageResult
 from workflows import search_attributes as sa
 from workflows.escalation import EscalationWorkflow
 

@@ -17,9 +17,9 @@ from temporalio.client import (
     ScheduleUpdateInput,
 )
 
-from activities.handoff import HandoffInput
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.models.oncall import WEEKDAYS, Rotation
+from domain.config import IncidentflowConfig, Settings
+from domain.models.handoff import HandoffInput
+from domain.models.oncall import WEEKDAYS, Rotation
 from workflows.handoff import HandoffWorkflow
 
 

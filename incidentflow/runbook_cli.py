@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from domain.config import Settings
+from domain.models.runbook import Decision, RunbookState, StepPlan
+from domain.runbooks.loader import RunbookSet, check_runbooks, load_runbooks
+from domain.runbooks.render import ParamError, RenderedStep, coerce_params, fmt_duration, render_steps
 from incidentflow.client import Incidents
-from incidentflow.config import Settings
-from incidentflow.models.runbook import Decision, RunbookState, StepPlan
-from incidentflow.runbooks.loader import RunbookSet, check_runbooks, load_runbooks
-from incidentflow.runbooks.render import ParamError, RenderedStep, coerce_params, fmt_duration, render_steps
 
 EXIT_USAGE = 2
 

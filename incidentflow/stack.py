@@ -11,9 +11,9 @@ from pathlib import Path
 
 import uvicorn
 
+from domain.config import IncidentflowConfig, Settings, load_config
 from incidentflow.api import create_app
 from incidentflow.client import Incidents, connect, ensure_search_attributes
-from incidentflow.config import IncidentflowConfig, Settings, load_config
 from incidentflow.devstack import DevServer, DevStackError, port_open
 
 EXAMPLE_CONFIG = Path("config/example.yaml")
@@ -86,7 +86,7 @@ async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, serve
     from incidentflow.handoff import ensure_handoff_schedules
 
     await ensure_handoff_schedules(client, settings, config)
-    worker = build_worker(client, settings)
+    worker = build_worker(client, settings, directory=Incidents(client, settings, config))
     api = _api_server(settings, create_app(settings, client, config))
     async with worker:
         api_task = asyncio.create_task(api.serve())

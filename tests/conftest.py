@@ -29,7 +29,7 @@ from temporalio.worker import (
 )
 
 from activities.notify import LogNotifier
-from incidentflow.config import Settings
+from domain.config import Settings
 from workers.main import build_worker
 from workflows import search_attributes as sa
 
@@ -110,6 +110,20 @@ class _RecordWorkflows(Interceptor):
         return Inbound
 
 
+class _Directory:
+    """The worker's incident directory, as the doors build it: the client's visibility listing."""
+
+    def __init__(self, client: Client, settings: Settings, config: Any) -> None:
+        self._client, self._settings, self._config = client, settings, config
+
+    async def list(self, *, limit: int = 100) -> list[Any]:
+        from domain.config import IncidentflowConfig
+        from incidentflow.client import Incidents
+
+        cfg = self._config() if callable(self._config) else (self._config or IncidentflowConfig())
+        return await Incidents(self._client, self._settings, cfg).list(limit=limit)
+
+
 @asynccontextmanager
 async def running_worker(client: Client, config: Any = None, pagers: Any = None, interceptors: Any = (),
                          **settings: object) -> AsyncIterator[tuple[Settings, LogNotifier]]:
@@ -122,7 +136,7 @@ async def running_worker(client: Client, config: Any = None, pagers: Any = None,
     notifier = LogNotifier()
     recorder = _RecordWorkflows()
     worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder, *interceptors], fail_fast=True,
-                                  config=config, pagers=pagers)
+                                  config=config, pagers=pagers, directory=_Directory(client, cfg, config))
     try:
         async with worker:
             yield cfg, notifier
@@ -146,8 +160,8 @@ async def serve_api(env: WorkflowEnvironment, config: Any = None, **settings: ob
 
     import uvicorn
 
+    from domain.config import load_config
     from incidentflow.api import create_app
-    from incidentflow.config import load_config
     from incidentflow.stack import _Server
 
     async with running_worker(env.client, config=(lambda: config) if config is not None else None,

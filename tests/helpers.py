@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from incidentflow.models import EventKind, IncidentState, TimelineEvent
+from domain.models import EventKind, IncidentState, TimelineEvent
 
 T = TypeVar("T")
 

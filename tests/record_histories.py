@@ -14,8 +14,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from incidentflow.client import Incidents
-from incidentflow.models import (
+from domain.models import (
     AckInput,
     AlertSignal,
     AlertStatus,
@@ -34,7 +33,8 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
-from incidentflow.models.runbook import Decision, RenderedStep, RunbookRequest
+from domain.models.runbook import Decision, RenderedStep, RunbookRequest
+from incidentflow.client import Incidents
 from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"

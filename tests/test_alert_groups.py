@@ -11,10 +11,10 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
-from incidentflow import ingest
+from domain import ingest
+from domain.config import IncidentflowConfig
+from domain.models import AlertmanagerPayload, AlertStatus, EventKind, Phase, ResolveInput, Severity
 from incidentflow.client import Incidents
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models import AlertmanagerPayload, AlertStatus, EventKind, Phase, ResolveInput, Severity
 from tests.conftest import running_worker
 from tests.helpers import events, eventually
 
@@ -105,7 +105,7 @@ async def test_flapping_reopens_within_the_window_and_opens_a_new_incident_after
 
 
 async def test_a_flood_continues_as_new_without_losing_an_alert(ts_env: WorkflowEnvironment) -> None:
-    from incidentflow.models import AlertGroupStart, IncidentPolicy
+    from domain.models import AlertGroupStart, IncidentPolicy
 
     async with running_worker(ts_env.client) as (settings, _):
         inc = Incidents(ts_env.client, settings, IncidentflowConfig())

@@ -7,8 +7,8 @@ import uuid
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from domain.config import Settings
 from incidentflow.api import create_app
-from incidentflow.config import Settings
 from tests.conftest import running_worker
 from tests.helpers import eventually
 

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from domain.config import IncidentflowConfig, Routing, RoutingRule, Settings
 from incidentflow.api import create_app
-from incidentflow.config import IncidentflowConfig, Routing, RoutingRule, Settings
 from tests.conftest import running_worker
 from tests.helpers import eventually
 

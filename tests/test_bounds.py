@@ -8,8 +8,7 @@ from datetime import timedelta
 from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
-from incidentflow.client import Incidents
-from incidentflow.models import (
+from domain.models import (
     AckInput,
     AlertSignal,
     DeclareInput,
@@ -22,6 +21,7 @@ from incidentflow.models import (
     Severity,
     StatusUpdateInput,
 )
+from incidentflow.client import Incidents
 from tests.conftest import running_worker
 from tests.helpers import events, eventually
 from workflows.incident import IncidentWorkflow

@@ -124,14 +124,14 @@ def test_search_attributes_match_code():
 
 
 def test_incidentflow_services_agree_with_settings():
-    from incidentflow.config import Settings
+    from domain.config import Settings
 
     services = _compose()["services"]
     prefix = (Settings.model_config.get("env_prefix") or "").upper()
     known = {prefix + field.upper() for field in Settings.model_fields}
     used = {v for s in _strings(_compose()) for v in re.findall(r"\bINCIDENTFLOW_[A-Z0-9_]+", s)}
     assert used, "no INCIDENTFLOW_* variables found in the compose file"
-    assert used <= known, f"not fields of incidentflow.config.Settings: {sorted(used - known)}"
+    assert used <= known, f"not fields of domain.config.Settings: {sorted(used - known)}"
 
     api_port = Settings.model_fields["api_port"].get_default(call_default_factory=True)
     api = services["incidentflow-api"]

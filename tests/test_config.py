@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from domain.config import ConfigError, Settings, load_config, parse_duration
+from domain.models.incident import IncidentPolicy, Severity
 from incidentflow.cli import main
-from incidentflow.config import ConfigError, Settings, load_config, parse_duration
-from incidentflow.models.incident import IncidentPolicy, Severity
 
 EXAMPLE = Path(__file__).parent.parent / "config/example.yaml"
 ENV = ["TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TASK_QUEUE", "API_HOST", "API_PORT", "CONFIG", "DATA_DIR",

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from domain.models import EventKind, IncidentState
 from incidentflow.devstack import port_open
-from incidentflow.models import EventKind, IncidentState
 
 ROOT = Path(__file__).parent.parent
 

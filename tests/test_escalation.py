@@ -13,9 +13,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.pagerduty import PagerDutyPager
 from activities.paging import LogPager
-from incidentflow.client import Incidents
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models import (
+from domain.config import IncidentflowConfig
+from domain.models import (
     AckInput,
     DeclareInput,
     EscalateInput,
@@ -24,6 +23,7 @@ from incidentflow.models import (
     ResolveInput,
     Severity,
 )
+from incidentflow.client import Incidents
 from tests.conftest import running_worker
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.helpers import events, eventually

@@ -32,9 +32,9 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from domain.config import Settings, load_config
+from domain.models import AckInput, DeclareInput, EventKind, Severity
 from incidentflow.client import Incidents
-from incidentflow.config import Settings, load_config
-from incidentflow.models import AckInput, DeclareInput, EventKind, Severity
 from tests.fakes.pagerduty import FakePagerDuty, RecordedRequest
 from tests.helpers import events, eventually
 from workflows.escalation import EscalationWorkflow

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
-from incidentflow import ingest
-from incidentflow.config import load_config
-from incidentflow.models import AlertmanagerPayload, GenericAlert
-from incidentflow.routing import Matcher, Router
+from domain import ingest
+from domain.config import load_config
+from domain.models import AlertmanagerPayload, GenericAlert
+from domain.routing import Matcher, Router
 from tests.conftest import serve_api
 
 ROOT = Path(__file__).parent.parent

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from temporalio.testing import WorkflowEnvironment
 
+from domain.config import load_config
+from domain.models import DeclareInput, Severity
 from incidentflow.client import Incidents
-from incidentflow.config import load_config
 from incidentflow.handoff import ensure_handoff_schedules
-from incidentflow.models import DeclareInput, Severity
 from tests.conftest import running_worker
 from tests.helpers import eventually
 

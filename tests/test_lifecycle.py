@@ -9,9 +9,8 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from incidentflow import policy
-from incidentflow.client import CommandRejected, Incidents
-from incidentflow.models import (
+from domain import policy
+from domain.models import (
     AckInput,
     DeclareInput,
     EventKind,
@@ -28,6 +27,7 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from incidentflow.client import CommandRejected, Incidents
 from tests.conftest import running_worker
 from tests.helpers import events, eventually
 from workflows import search_attributes as sa
@@ -190,7 +190,7 @@ async def test_sev4_has_no_cadence_and_ic_gets_reminders_without_comms(ts_env: W
 
 
 async def test_monitoring_window_suggests_resolve_and_restarts_on_refire(ts_env: WorkflowEnvironment) -> None:
-    from incidentflow.models import AlertSignal
+    from domain.models import AlertSignal
 
     async with running_worker(ts_env.client) as (settings, notifier):
         inc = Incidents(ts_env.client, settings)

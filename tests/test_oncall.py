@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from incidentflow.models.common import Severity
-from incidentflow.models.oncall import (
+from domain.models.common import Severity
+from domain.models.oncall import (
     EscalationPolicy,
     Override,
     ResolvedTarget,
@@ -27,7 +27,7 @@ from incidentflow.models.oncall import (
     Target,
     default_escalation_policy,
 )
-from incidentflow.oncall import (
+from domain.oncall import (
     check_references,
     escalation_plan,
     levels_for,

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from domain.config import Settings, load_config
+from domain.pagerduty_webhook import sign
 from incidentflow.api import create_app
-from incidentflow.config import Settings, load_config
-from incidentflow.pagerduty_webhook import sign
 from tests.conftest import running_worker
 from tests.helpers import eventually
 

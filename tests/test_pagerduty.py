@@ -21,9 +21,9 @@ from temporalio.worker import Worker
 from activities.errors import NON_RETRYABLE_TYPES, classify_http, parse_retry_after
 from activities.pagerduty import PagerDutyPager, pd_dedup_key
 from activities.webhook_pager import WebhookPager
-from incidentflow.models import Severity
-from incidentflow.models.paging import PageRequest, PageResult
-from incidentflow.pagerduty_webhook import InvalidPagerDutyEvent, parse_event, sign, verify_signature
+from domain.models import Severity
+from domain.models.paging import PageRequest, PageResult
+from domain.pagerduty_webhook import InvalidPagerDutyEvent, parse_event, sign, verify_signature
 from tests.fakes.pagerduty import FakePagerDuty, FakeWebhookReceiver
 
 

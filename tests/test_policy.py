@@ -1,4 +1,4 @@
-"""The incident process rules in incidentflow.policy: pure functions, no Temporal needed."""
+"""The incident process rules in domain.policy: pure functions, no Temporal needed."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from incidentflow import policy
-from incidentflow.models.incident import (
+from domain import policy
+from domain.models.incident import (
     EventKind,
     IncidentPolicy,
     IncidentState,
@@ -16,7 +16,7 @@ from incidentflow.models.incident import (
     Severity,
     TimelineEvent,
 )
-from incidentflow.policy import CommandRejected
+from domain.policy import CommandRejected
 
 T0 = datetime(2026, 3, 6, 14, 5, tzinfo=UTC)  # a Friday
 MIN = timedelta(minutes=1)

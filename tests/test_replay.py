@@ -11,8 +11,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
+from domain.models import IncidentStart, IncidentState
 from incidentflow.client import Incidents
-from incidentflow.models import IncidentStart, IncidentState
 from tests.conftest import running_worker
 from tests.record_histories import HISTORIES, record
 from workflows import WORKFLOWS

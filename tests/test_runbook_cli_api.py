@@ -19,10 +19,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from domain.config import IncidentflowConfig
+from domain.models import DeclareInput, Severity
 from incidentflow.cli import main
 from incidentflow.client import Incidents
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models import DeclareInput, Severity
 from tests.conftest import running_worker, serve_api
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.helpers import eventually

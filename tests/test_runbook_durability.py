@@ -26,10 +26,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.kubernetes import RESTARTED_AT
+from domain.config import Settings, load_config
+from domain.models import DeclareInput, Severity
+from domain.models.runbook import Decision, RunbookState, RunStatus
 from incidentflow.client import Incidents
-from incidentflow.config import Settings, load_config
-from incidentflow.models import DeclareInput, Severity
-from incidentflow.models.runbook import Decision, RunbookState, RunStatus
 from tests.fakes.kubernetes import FakeKubernetes, RecordedRequest
 from tests.helpers import eventually
 from tests.test_escalation_durability import kill, start_worker, wait_polling

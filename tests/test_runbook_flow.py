@@ -20,10 +20,10 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
+from domain.config import IncidentflowConfig
+from domain.models import AlertSignal, DeclareInput, EventKind, Phase, Role, RoleInput, Severity
+from domain.models.runbook import Decision, RunStatus
 from incidentflow.client import CommandRejected, Incidents
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models import AlertSignal, DeclareInput, EventKind, Phase, Role, RoleInput, Severity
-from incidentflow.models.runbook import Decision, RunStatus
 from tests.conftest import running_worker
 from tests.fakes.flags import FakeFlags
 from tests.fakes.kubernetes import FakeKubernetes

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from incidentflow.runbooks import (
+from domain.runbooks import (
     STEP_KINDS,
     Condition,
     ParamError,

@@ -13,9 +13,9 @@ from temporalio.testing import WorkflowEnvironment
 
 import activities.slack as slack_activities
 from activities.slack import SlackChat
-from incidentflow.client import Incidents
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.models import (
+from domain import blockkit as render
+from domain.config import IncidentflowConfig, Settings
+from domain.models import (
     AckInput,
     DeclareInput,
     EventKind,
@@ -26,8 +26,8 @@ from incidentflow.models import (
     Severity,
     StatusUpdateInput,
 )
-from incidentflow.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
-from incidentflow.slack import render
+from domain.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
+from incidentflow.client import Incidents
 from tests.conftest import running_worker
 from tests.fakes.slack import FakeSlack
 from tests.helpers import eventually

@@ -22,11 +22,11 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.testing import WorkflowEnvironment
 
+from domain import blockkit as render
+from domain.config import IncidentflowConfig, Settings, SlackConfig
+from domain.models import EventKind, IncidentState, Phase, Role, Severity
 from incidentflow.api.slack import within_budget
 from incidentflow.client import Incidents, TemporalUnavailable
-from incidentflow.config import IncidentflowConfig, Settings, SlackConfig
-from incidentflow.models import EventKind, IncidentState, Phase, Role, Severity
-from incidentflow.slack import render
 from incidentflow.slack.gateway import COMMANDS, Reply, SlackGateway
 from tests.conftest import serve_api
 from tests.fakes.slack import FakeSlack

@@ -18,10 +18,10 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from domain import blockkit as render
+from domain.config import IncidentflowConfig, Settings
+from domain.models import EventKind, Phase, Role
 from incidentflow.client import Incidents
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.models import EventKind, Phase, Role
-from incidentflow.slack import render
 from incidentflow.slack.verify import sign
 from tests.conftest import serve_api
 from tests.fakes.slack import FakeSlack

@@ -9,11 +9,11 @@ from pathlib import Path
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from domain import blockkit as render
+from domain.config import IncidentflowConfig, Settings
+from domain.models import EventKind
+from domain.models.runbook import RunStatus
 from incidentflow.client import Incidents
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.models import EventKind
-from incidentflow.models.runbook import RunStatus
-from incidentflow.slack import render
 from tests.conftest import serve_api
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.slack import FakeSlack

@@ -24,11 +24,11 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 from websockets.asyncio.server import Server, ServerConnection, serve
 
+from domain import blockkit as render
+from domain.config import IncidentflowConfig, Settings
+from domain.models import Phase
 from incidentflow.api.app import slack_gateway
 from incidentflow.client import Incidents
-from incidentflow.config import IncidentflowConfig, Settings
-from incidentflow.models import Phase
-from incidentflow.slack import render
 from incidentflow.slack.socket import SlackSocket, SlackSocketError, socket_enabled
 from tests.conftest import running_worker
 from tests.fakes.slack import FakeSlack

@@ -6,8 +6,7 @@ import uuid
 
 from temporalio.testing import WorkflowEnvironment
 
-from incidentflow.client import Incidents
-from incidentflow.models import (
+from domain.models import (
     AckInput,
     DeclareInput,
     Phase,
@@ -18,6 +17,7 @@ from incidentflow.models import (
     Severity,
     SeverityInput,
 )
+from incidentflow.client import Incidents
 from tests.conftest import running_worker
 from tests.helpers import eventually
 

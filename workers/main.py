@@ -14,11 +14,10 @@ from temporalio.worker import Interceptor, Worker
 from activities.handoff import HandoffActivities
 from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
-from activities.ports import Notifier, Pager
+from activities.ports import IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from activities.slack import ChatActivities, SlackChat, SlackPager
-from incidentflow.client import Incidents
-from incidentflow.config import ConfigSource, IncidentflowConfig, Settings
+from domain.config import ConfigSource, IncidentflowConfig, Settings
 from workflows import WORKFLOWS
 
 log = logging.getLogger("incidentflow.worker")
@@ -43,8 +42,10 @@ def build_pagers(settings: Settings, http: httpx.AsyncClient | None = None) -> d
 def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None,
                  interceptors: Sequence[Interceptor] = (), fail_fast: bool = False,
                  pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None,
-                 chat: SlackChat | None = None, runbook_steps: RunbookSteps | None = None) -> Worker:
-    """`fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
+                 chat: SlackChat | None = None, runbook_steps: RunbookSteps | None = None,
+                 directory: IncidentDirectory | None = None) -> Worker:
+    """`directory` lists incidents for handoff notes (the doors pass `incidentflow.client.Incidents`).
+    `fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang."""
     incident_activities = IncidentActivities(notifier or LogNotifier())
     config = config or ConfigSource(settings.config)
@@ -62,8 +63,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
             steps.append(RunbookSteps.from_settings(settings))
         return steps[0]
     runbooks = RunbookActivities(runbook_steps_now, RunbookSource(settings.runbook_paths()), config)
-    handoff = HandoffActivities(config, lambda: Incidents(client, settings, config()),
-                                notifier or incident_activities.notifier)
+    handoff = HandoffActivities(config, directory, notifier or incident_activities.notifier)
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -80,11 +80,9 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     )
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    from incidentflow.client import connect
-
-    client = await connect(settings)
-    worker = build_worker(client, settings)
+async def run_worker(client: Client, settings: Settings, directory: IncidentDirectory | None = None,
+                     stop: asyncio.Event | None = None) -> None:
+    worker = build_worker(client, settings, directory=directory)
     log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
     async with worker:
         await (stop.wait() if stop else asyncio.Event().wait())

@@ -14,8 +14,8 @@ from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from incidentflow import policy
-    from incidentflow.models import (
+    from domain import policy
+    from domain.models import (
         AlertBatch,
         AlertGroupStart,
         AlertGroupState,

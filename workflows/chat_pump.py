@@ -16,8 +16,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.slack import ChatActivities
-    from incidentflow.models import EventKind, IncidentState, TimelineEvent
-    from incidentflow.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
+    from domain.models import EventKind, IncidentState, TimelineEvent
+    from domain.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
     from workflows import options
 
 SYSTEM = "incidentflow"

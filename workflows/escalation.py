@@ -13,8 +13,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.paging import EscalationActivities
-    from incidentflow.models.incident import EventKind
-    from incidentflow.models.paging import (
+    from domain.models.incident import EventKind
+    from domain.models.paging import (
         EscalationPlan,
         EscalationStart,
         EscalationState,

@@ -6,7 +6,8 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities.handoff import HandoffActivities, HandoffInput, HandoffNote
+    from activities.handoff import HandoffActivities
+    from domain.models.handoff import HandoffInput, HandoffNote
     from workflows import options
 
 

@@ -17,8 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.notify import IncidentActivities
     from activities.paging import EscalationActivities
     from activities.runbook import RunbookActivities
-    from incidentflow import policy
-    from incidentflow.models import (
+    from domain import policy
+    from domain.models import (
         AckInput,
         AlertRecord,
         AlertSignal,
@@ -44,9 +44,9 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
         TimelineEvent,
     )
-    from incidentflow.models.chat import ChatSummary
-    from incidentflow.models.paging import EscalationStart, PageRequest
-    from incidentflow.models.runbook import (
+    from domain.models.chat import ChatSummary
+    from domain.models.paging import EscalationStart, PageRequest
+    from domain.models.runbook import (
         MatchInput,
         RunbookProgress,
         RunbookRequest,

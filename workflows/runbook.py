@@ -16,7 +16,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.runbook import RunbookActivities
-    from incidentflow.models.runbook import (
+    from domain.models.runbook import (
         Approval,
         Decision,
         RunbookProgress,
@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
         StepOutcome,
         StepRecord,
     )
-    from incidentflow.runbooks.render import RenderedStep
+    from domain.runbooks.render import RenderedStep
 
 CHANGES = ("kubernetes.rollout_undo", "kubernetes.scale", "kubernetes.restart")
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,

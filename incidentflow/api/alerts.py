@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from incidentflow import ingest
+from domain import ingest
+from domain.models import AlertBatch, AlertmanagerPayload, GenericAlert, GrafanaPayload
 from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token, shed_load, verify_grafana_signature
 from incidentflow.client import IncidentflowError, Incidents, IngestResult
-from incidentflow.models import AlertBatch, AlertmanagerPayload, GenericAlert, GrafanaPayload
 
 router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=responses(400, 401, 413, 422, 503))
 

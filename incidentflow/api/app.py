@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
+from domain.config import IncidentflowConfig, Settings
 from incidentflow import __version__
 from incidentflow.api import alerts, errors
 from incidentflow.api import incidents as incidents_api
@@ -23,7 +24,6 @@ from incidentflow.api import slack as slack_api
 from incidentflow.api.metrics import Metrics
 from incidentflow.api.security import BodyLimit, LoadShedder
 from incidentflow.client import IncidentflowError, Incidents, connect, worker_polling
-from incidentflow.config import IncidentflowConfig, Settings
 from incidentflow.slack.gateway import SlackGateway
 from incidentflow.slack.socket import SlackSocket, socket_enabled
 

@@ -7,11 +7,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from incidentflow import policy
-from incidentflow.api.errors import responses
-from incidentflow.api.security import require_token
-from incidentflow.client import Incidents
-from incidentflow.models import (
+from domain import policy
+from domain.models import (
     AckInput,
     CommandResult,
     DeclareInput,
@@ -31,6 +28,9 @@ from incidentflow.models import (
     StatusUpdateInput,
     TimelineEvent,
 )
+from incidentflow.api.errors import responses
+from incidentflow.api.security import require_token
+from incidentflow.client import Incidents
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(require_token())],
                    responses=responses(400, 401, 404, 409, 413, 422, 503))

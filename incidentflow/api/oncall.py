@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from incidentflow import oncall
+from domain import oncall
 from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token
 

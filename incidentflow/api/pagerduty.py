@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from domain.config import Settings
+from domain.models import AckInput, ResolveInput
+from domain.pagerduty_webhook import InvalidPagerDutyEvent, parse_event, verify_signature
 from incidentflow.api.errors import responses
 from incidentflow.client import CommandRejected, Incidents
-from incidentflow.config import Settings
-from incidentflow.models import AckInput, ResolveInput
-from incidentflow.pagerduty_webhook import InvalidPagerDutyEvent, parse_event, verify_signature
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=responses(400, 401, 413, 503))
 KEY_PREFIX = "incidentflow-"

@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
+from domain.models import CommandResult
+from domain.models.runbook import Decision, RunbookState
+from domain.runbooks.loader import RunbookError
+from domain.runbooks.render import ParamError, RenderError
 from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token
 from incidentflow.client import Incidents
-from incidentflow.models import CommandResult
-from incidentflow.models.runbook import Decision, RunbookState
-from incidentflow.runbooks.loader import RunbookError
-from incidentflow.runbooks.render import ParamError, RenderError
 
 router = APIRouter(prefix="/v1", tags=["runbooks"], dependencies=[Depends(require_token())],
                    responses=responses(400, 401, 404, 409, 413, 422, 503))

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import HTTPException, Request
 from pydantic import SecretStr
 
-from incidentflow.config import Settings
+from domain.config import Settings
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

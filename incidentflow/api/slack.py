@@ -19,8 +19,8 @@ import httpx
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
 
+from domain.config import Settings
 from incidentflow.api.errors import responses
-from incidentflow.config import Settings
 from incidentflow.slack.gateway import Reply, SlackGateway
 from incidentflow.slack.verify import SignatureError, SlackVerifier
 

@@ -18,15 +18,9 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.service import RPCError
 
-from incidentflow.client import (
-    CommandRejected,
-    IncidentflowError,
-    IncidentNotFound,
-    Incidents,
-    TemporalUnavailable,
-)
-from incidentflow.config import IncidentflowConfig
-from incidentflow.models import (
+from domain import blockkit as render
+from domain.config import IncidentflowConfig
+from domain.models import (
     AckInput,
     DeclareInput,
     EscalateInput,
@@ -43,10 +37,16 @@ from incidentflow.models import (
     StandDownInput,
     StatusUpdateInput,
 )
-from incidentflow.models.runbook import Decision
-from incidentflow.runbooks.loader import RunbookError
-from incidentflow.runbooks.render import ParamError, RenderError
-from incidentflow.slack import render
+from domain.models.runbook import Decision
+from domain.runbooks.loader import RunbookError
+from domain.runbooks.render import ParamError, RenderError
+from incidentflow.client import (
+    CommandRejected,
+    IncidentflowError,
+    IncidentNotFound,
+    Incidents,
+    TemporalUnavailable,
+)
 from workflows import search_attributes as sa
 
 log = logging.getLogger("incidentflow.slack")

@@ -31,7 +31,7 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 from slack_sdk.socket_mode.websockets import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
-from incidentflow.config import Settings
+from domain.config import Settings
 
 if TYPE_CHECKING:
     from incidentflow.slack.gateway import Reply, SlackGateway

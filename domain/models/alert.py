@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from incidentflow.models.common import AlertStatus, Severity
+from domain.models.common import AlertStatus, Severity
 
 
 class AlertSignal(BaseModel):

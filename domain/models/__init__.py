@@ -1,6 +1,6 @@
 """Pydantic models: every workflow input, signal, update, query result and state."""
 
-from incidentflow.models.alert import (
+from domain.models.alert import (
     AlertmanagerAlert,
     AlertmanagerPayload,
     AlertRecord,
@@ -9,15 +9,15 @@ from incidentflow.models.alert import (
     GrafanaAlert,
     GrafanaPayload,
 )
-from incidentflow.models.common import AlertStatus, EventKind, Phase, Role, Severity
-from incidentflow.models.group import (
+from domain.models.common import AlertStatus, EventKind, Phase, Role, Severity
+from domain.models.group import (
     AlertBatch,
     AlertGroupStart,
     AlertGroupState,
     IncidentStatusSignal,
     RouteDecision,
 )
-from incidentflow.models.incident import (
+from domain.models.incident import (
     AckInput,
     CommandResult,
     DeclareInput,

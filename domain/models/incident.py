@@ -6,10 +6,10 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field, field_validator
 
-from incidentflow.models.alert import AlertRecord, AlertSignal
-from incidentflow.models.chat import ChatRoom
-from incidentflow.models.common import EventKind, Phase, Role, Severity
-from incidentflow.models.runbook import RunbookRun
+from domain.models.alert import AlertRecord, AlertSignal
+from domain.models.chat import ChatRoom
+from domain.models.common import EventKind, Phase, Role, Severity
+from domain.models.runbook import RunbookRun
 
 ACTOR = Field(..., min_length=1, max_length=128, description="who did it (person id or name)")
 

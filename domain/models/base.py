@@ -1,4 +1,4 @@
-"""Validated building blocks shared by the YAML config models (no imports from incidentflow.config)."""
+"""Validated building blocks shared by the YAML config models (no imports from domain.config)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict
 
-from incidentflow.models.common import Severity
+from domain.models.common import Severity
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|min|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, None: 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from incidentflow.models.runbook import RenderedStep  # defined with the run models (workflow inputs)
-from incidentflow.runbooks.model import (
+from domain.models.runbook import RenderedStep  # defined with the run models (workflow inputs)
+from domain.runbooks.model import (
     BUILTINS,
     DNS_LABEL,
     DNS_SUBDOMAIN,

@@ -25,8 +25,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from incidentflow.models.base import _Strict, parse_duration
-from incidentflow.routing import Matcher, parse_matchers
+from domain.models.base import _Strict, parse_duration
+from domain.routing import Matcher, parse_matchers
 
 RUNBOOK_NAME = r"^[a-z0-9][a-z0-9-]{0,62}$"
 STEP_NAME = r"^[a-z0-9_-]+$"

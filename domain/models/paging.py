@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from incidentflow.models.common import Severity
+from domain.models.common import Severity
 
 PageAction = Literal["trigger", "acknowledge", "resolve"]
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from incidentflow.models.chat import ChatPost, ChatSummary
-from incidentflow.models.common import EventKind, Phase, Role
+from domain.models.chat import ChatPost, ChatSummary
+from domain.models.common import EventKind, Phase, Role
 
 Mention = Callable[[str], str]
 MAX_CHANNEL_NAME = 80

@@ -1,6 +1,6 @@
 """Runbook runs: what the incident asks for, what each step decided and did.
 
-Rendered steps come from `incidentflow.runbooks.render` (templates filled, values typed, secrets still
+Rendered steps come from `domain.runbooks.render` (templates filled, values typed, secrets still
 `${secret:NAME}` placeholders: the worker resolves them, so they never enter history).
 """
 

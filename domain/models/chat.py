@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from incidentflow.models.common import EventKind, Phase, Role, Severity
+from domain.models.common import EventKind, Phase, Role, Severity
 
 
 class ChatSummary(BaseModel):

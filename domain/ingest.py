@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
-from incidentflow.models import (
+from domain.models import (
     AlertBatch,
     AlertmanagerAlert,
     AlertmanagerPayload,
@@ -16,8 +16,8 @@ from incidentflow.models import (
     GenericAlert,
     GrafanaPayload,
 )
-from incidentflow.policy import slugify
-from incidentflow.routing import Router
+from domain.policy import slugify
+from domain.routing import Router
 
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256

@@ -2,7 +2,7 @@
 
 No I/O and no clock: every function takes the instant (`at`, `after`, `start`) as a tz-aware datetime.
 Handoffs happen at the rotation's local wall-clock time, so they move in UTC across DST changes; see
-`incidentflow.models.oncall` for the rule for times in a DST gap or fold.
+`domain.models.oncall` for the rule for times in a DST gap or fold.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import itertools
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from incidentflow.models.common import Severity
-from incidentflow.models.oncall import (
+from domain.models.common import Severity
+from domain.models.oncall import (
     EscalationLevel,
     EscalationPolicy,
     PlanStep,

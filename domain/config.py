@@ -15,10 +15,10 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from incidentflow.models import IncidentPolicy, Severity
-from incidentflow.models.base import Duration, SeverityKey, _Strict, parse_duration
-from incidentflow.models.oncall import EscalationPolicy, Schedule
-from incidentflow.routing import Router, Rule, parse_matchers
+from domain.models import IncidentPolicy, Severity
+from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
+from domain.models.oncall import EscalationPolicy, Schedule
+from domain.routing import Router, Rule, parse_matchers
 
 
 class Settings(BaseSettings):
@@ -199,7 +199,7 @@ class IncidentflowConfig(_Strict):
 
     def problems(self) -> list[str]:
         """Cross-references that field validation cannot see (unknown people, schedules, policies)."""
-        from incidentflow.oncall import check_references
+        from domain.oncall import check_references
 
         found = check_references(self.schedules, self.escalation_policies, {p.id for p in self.people})
         policies = {p.name for p in self.escalation_policies}

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from incidentflow.config import line_of
-from incidentflow.runbooks.model import STEP_KINDS, AppliesTo, ParamSpec, Runbook
+from domain.config import line_of
+from domain.runbooks.model import STEP_KINDS, AppliesTo, ParamSpec, Runbook
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -158,7 +158,7 @@ def _check_file(path: Path) -> tuple[Runbook | None, list[str], yaml.Node | None
 
 def _raw_template_problems(node: yaml.Node | None, data: dict[str, Any]) -> list[tuple[int, str]]:
     """Template references in the steps' raw strings, for a file whose fields do not validate."""
-    from incidentflow.runbooks.model import template_problems
+    from domain.runbooks.model import template_problems
 
     params = data.get("parameters")
     declared = params if isinstance(params, dict) else {}

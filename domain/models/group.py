@@ -7,9 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from incidentflow.models.alert import AlertSignal
-from incidentflow.models.common import AlertStatus, Phase, Severity
-from incidentflow.models.incident import IncidentPolicy
+from domain.models.alert import AlertSignal
+from domain.models.common import AlertStatus, Phase, Severity
+from domain.models.incident import IncidentPolicy
 
 Action = Literal["open", "annotate", "drop"]
 

@@ -6,7 +6,7 @@ into concrete steps for the runbook workflow.
 
 from __future__ import annotations
 
-from incidentflow.runbooks.loader import (
+from domain.runbooks.loader import (
     RunbookError,
     RunbookSet,
     UnknownRunbook,
@@ -14,7 +14,7 @@ from incidentflow.runbooks.loader import (
     load_runbook,
     load_runbooks,
 )
-from incidentflow.runbooks.model import (
+from domain.runbooks.model import (
     STEP_KINDS,
     AppliesTo,
     ApprovalStep,
@@ -34,7 +34,7 @@ from incidentflow.runbooks.model import (
     StepBase,
     WaitStep,
 )
-from incidentflow.runbooks.render import ParamError, RenderedStep, RenderError, coerce_params, render_steps
+from domain.runbooks.render import ParamError, RenderedStep, RenderError, coerce_params, render_steps
 
 __all__ = [
     "STEP_KINDS", "AppliesTo", "ApprovalStep", "Condition", "HttpRequestStep", "LogsStep", "NotifyStep",

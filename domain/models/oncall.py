@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
-from incidentflow.models.base import Duration, SeverityKey, _Strict
+from domain.models.base import Duration, SeverityKey, _Strict
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]

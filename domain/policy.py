@@ -10,7 +10,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from incidentflow.models.incident import IncidentPolicy, IncidentState, Phase, Role, Severity, TimelineEvent
+from domain.models.incident import IncidentPolicy, IncidentState, Phase, Role, Severity, TimelineEvent
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The ground layer: pure, deterministic incident knowledge. Imports nothing of ours."""
