@@ -278,23 +278,16 @@ def _local_command(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _handoff(args: argparse.Namespace, settings: Settings) -> int:
-    from incidentflow.handoff import ensure_handoff_schedules
-
-    client = await connect(settings)
     config = load_config(settings.config)
+    incidents = Incidents(await connect(settings), settings, config)
     if args.action == "setup":
-        ids = await ensure_handoff_schedules(client, settings, config)
+        ids = await incidents.setup_handoffs()
         print("\n".join(ids) if ids else "no schedules in the config: nothing to set up")
         return 0
-    from domain.models.handoff import HandoffInput
-    from workflows.handoff import HandoffWorkflow
-
     names = [s.name for s in config.schedules]
     if args.schedule not in names:
         raise ConfigError(f"--schedule: use one of {', '.join(names) or '(no schedules configured)'}")
-    note = await client.execute_workflow(HandoffWorkflow.run, HandoffInput(schedule=args.schedule),
-                                         id=f"handoff-{args.schedule}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}",
-                                         task_queue=settings.task_queue)
+    note = await incidents.run_handoff(args.schedule)
     print(note.text)
     return 0
 

@@ -19,6 +19,10 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
+    Schedule,
+    ScheduleAlreadyRunningError,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -62,6 +66,7 @@ from domain.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from domain.models.handoff import HandoffInput, HandoffNote
 from domain.models.runbook import Decision, RunbookRequest, RunbookState
 from domain.runbooks.loader import RunbookSet, load_runbooks
 from domain.runbooks.render import coerce_params, render_steps
@@ -406,6 +411,39 @@ class Incidents:
         epoch = datetime.min.replace(tzinfo=UTC)
         return sorted(rows, key=lambda r: r.declared_at or epoch, reverse=True)
 
+    async def find_by_channel(self, channel_id: str) -> str | None:
+        """The incident whose Slack channel this is (the IncidentChannel search attribute), if any."""
+        try:
+            async for wf in self.client.list_workflows(f'{sa.CHANNEL.name} = "{_quote(channel_id)}"', limit=1):
+                return wf.id
+        except RPCError as exc:
+            raise self._rpc_error(exc, "") from None
+        return None
+
+    # ------------------------------------------------------------------ handoff notes
+    async def setup_handoffs(self) -> list[str]:
+        """Create or update one Temporal Schedule per schedule layer; returns their ids. Idempotent."""
+        from incidentflow.handoff import handoff_schedules
+
+        ids = []
+        for schedule_id, wanted in handoff_schedules(self.settings, self.config).items():
+            try:
+                await self.client.create_schedule(schedule_id, wanted)
+            except ScheduleAlreadyRunningError:
+                async def replace(_: ScheduleUpdateInput, new: Schedule = wanted) -> ScheduleUpdate:
+                    return ScheduleUpdate(schedule=new)
+                await self.client.get_schedule_handle(schedule_id).update(replace)
+            ids.append(schedule_id)
+        return ids
+
+    async def run_handoff(self, schedule: str) -> HandoffNote:
+        """Compose and send one handoff note now (what the schedule does at handoff time)."""
+        from workflows.handoff import HandoffWorkflow
+
+        return await self.client.execute_workflow(
+            HandoffWorkflow.run, HandoffInput(schedule=schedule),
+            id=f"handoff-{schedule}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}", task_queue=self.settings.task_queue)
+
     # ------------------------------------------------------------------ plumbing
     async def _update(self, incident_id: str, update: Any, arg: BaseModel, timeout: float = 30) -> CommandResult:
         handle: WorkflowHandle[Any, Any] = self.client.get_workflow_handle(incident_id)
@@ -447,3 +485,8 @@ class Incidents:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+async def ensure_handoff_schedules(client: Client, settings: Settings, config: IncidentflowConfig) -> list[str]:
+    """Create or update the handoff Schedules (see `Incidents.setup_handoffs`)."""
+    return await Incidents(client, settings, config).setup_handoffs()

@@ -5,16 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio.client import (
-    Client,
     Schedule,
     ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
     ScheduleCalendarSpec,
     ScheduleIntervalSpec,
     ScheduleRange,
     ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
 )
 
 from domain.config import IncidentflowConfig, Settings
@@ -37,22 +33,14 @@ def spec_for(rotation: Rotation) -> ScheduleSpec:
     return ScheduleSpec(calendars=[calendar], time_zone_name=rotation.timezone)
 
 
-async def ensure_handoff_schedules(client: Client, settings: Settings, config: IncidentflowConfig) -> list[str]:
-    """Create or update one Temporal Schedule per schedule layer; returns their ids. Idempotent."""
-    ids = []
+def handoff_schedules(settings: Settings, config: IncidentflowConfig) -> dict[str, Schedule]:
+    """One Schedule per schedule layer, by schedule id (`handoff-<schedule>-<layer>`)."""
+    wanted: dict[str, Schedule] = {}
     for schedule in config.schedules:
         for layer in schedule.layers:
             schedule_id = f"handoff-{schedule.name}-{layer.name}"
-            wanted = Schedule(
+            wanted[schedule_id] = Schedule(
                 action=ScheduleActionStartWorkflow(HandoffWorkflow.run, HandoffInput(schedule=schedule.name),
-                                                   id=f"handoff-{schedule.name}-{layer.name}",
-                                                   task_queue=settings.task_queue),
+                                                   id=schedule_id, task_queue=settings.task_queue),
                 spec=spec_for(layer.rotation))
-            try:
-                await client.create_schedule(schedule_id, wanted)
-            except ScheduleAlreadyRunningError:
-                async def replace(_: ScheduleUpdateInput, new: Schedule = wanted) -> ScheduleUpdate:
-                    return ScheduleUpdate(schedule=new)
-                await client.get_schedule_handle(schedule_id).update(replace)
-            ids.append(schedule_id)
-    return ids
+    return wanted

@@ -83,7 +83,7 @@ async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, serve
     stop = _stop_event()
     client = await connect(settings, timeout=15.0)
     await ensure_search_attributes(client, settings.temporal_namespace)
-    from incidentflow.handoff import ensure_handoff_schedules
+    from incidentflow.client import ensure_handoff_schedules
 
     await ensure_handoff_schedules(client, settings, config)
     worker = build_worker(client, settings, directory=Incidents(client, settings, config))

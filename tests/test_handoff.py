@@ -8,8 +8,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.config import load_config
 from domain.models import DeclareInput, Severity
-from incidentflow.client import Incidents
-from incidentflow.handoff import ensure_handoff_schedules
+from incidentflow.client import Incidents, ensure_handoff_schedules
 from tests.conftest import running_worker
 from tests.helpers import eventually
 

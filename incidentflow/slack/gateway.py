@@ -16,7 +16,6 @@ from typing import Any
 import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
-from temporalio.service import RPCError
 
 from domain import blockkit as render
 from domain.config import IncidentflowConfig
@@ -47,7 +46,6 @@ from incidentflow.client import (
     Incidents,
     TemporalUnavailable,
 )
-from workflows import search_attributes as sa
 
 log = logging.getLogger("incidentflow.slack")
 
@@ -196,11 +194,9 @@ class SlackGateway:
         found: str | None = None
         incidents = await self._incidents()
         try:
-            async for wf in incidents.client.list_workflows(f'{sa.CHANNEL.name} = "{channel_id}"', limit=1):
-                found = wf.id
-                break
-        except RPCError as exc:  # visibility trouble: Slack may still know (the channel's purpose)
-            log.warning("finding the incident of channel %s in visibility failed: %s", channel_id, exc.message)
+            found = await incidents.find_by_channel(channel_id)
+        except IncidentflowError as exc:  # visibility trouble: Slack may still know (the channel's purpose)
+            log.warning("finding the incident of channel %s in visibility failed: %s", channel_id, exc)
         if found is None and self.web is not None:  # visibility lags a second behind: ask Slack
             try:
                 info = await self.web.conversations_info(channel=channel_id)
