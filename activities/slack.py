@@ -406,28 +406,6 @@ class SlackChat:
         return result
 
 
-class ChatActivities:
-    """Chat side effects of the incident. Without a bot token they report that chat is off."""
-
-    def __init__(self, chat: SlackChat | None) -> None:
-        self.chat = chat
-
-    @activity.defn
-    async def open_chat(self, inp: ChatOpenInput) -> ChatRoom | None:
-        if self.chat is None:
-            return None
-        self.chat.note_attempt()
-        return await self.chat.open(inp)
-
-    @activity.defn
-    async def sync_chat(self, inp: ChatSyncInput) -> ChatSyncResult:
-        if self.chat is None:
-            return ChatSyncResult(warnings=["chat is not configured on this worker"])
-        self.chat.note_attempt()
-        return await self.chat.sync(inp)
-
-
-
 class SlackPager:
     """The `slack` paging channel (`notify: [slack]`): a direct message from the bot, with an Acknowledge
     button, once per page (the message carries the page's dedup key, like every post)."""

@@ -11,12 +11,13 @@ import httpx
 from temporalio.client import Client
 from temporalio.worker import Interceptor, Worker
 
+from activities.chat import ChatActivities
 from activities.handoff import HandoffActivities
 from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
 from activities.ports import IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
-from activities.slack import ChatActivities, SlackChat, SlackPager
+from activities.slack import SlackChat, SlackPager
 from domain.config import ConfigSource, IncidentflowConfig, Settings
 from workflows import WORKFLOWS
 

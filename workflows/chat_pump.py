@@ -15,7 +15,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.slack import ChatActivities
+    from activities.chat import ChatActivities
     from domain.models import EventKind, IncidentState, TimelineEvent
     from domain.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
     from workflows import options
