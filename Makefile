@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run dev test bench lint clean
+.PHONY: run dev test check bench lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,16 +18,21 @@ run: $(STAMP)
 dev: $(STAMP)
 	$(BIN)/incidentflow dev --no-demo
 
-test: $(STAMP)
+test: check
 	$(BIN)/python -m pytest
+
+# The structure is a contract: layers point one way (import-linter), the lower layers type-check
+# strictly, and the code is lint-clean. Part of `make test`, so CI fails on an upward import.
+check: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/mypy --strict domain activities workflows
+	$(BIN)/ruff check domain activities workflows workers incidentflow tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle.py
 
-lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff mypy types-PyYAML
-	$(BIN)/ruff check incidentflow workflows activities workers tests bench
-	$(BIN)/mypy incidentflow workflows activities workers
+lint: check
+	$(BIN)/mypy domain activities workflows workers incidentflow
 
 clean:
 	rm -rf $(VENV) .incidentflow

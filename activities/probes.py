@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import NOT_CONFIGURED, classify_http, from_transport_error, redact
 from domain.models.runbook import StepOutcome, StepPlan
-from domain.runbooks.model import Condition
+from domain.runbooks.fields import Condition
 
 _SECRET = re.compile(r"\$\{secret:([A-Za-z0-9_.-]+)\}")
 VERIFY_FAILED = "VerificationFailed"  # a `prometheus.query … until` that never held: not retried

@@ -10,7 +10,8 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.models.incident import IncidentPolicy, IncidentState, Phase, Role, Severity, TimelineEvent
+from domain.models.common import Phase, Role, Severity
+from domain.models.incident import IncidentPolicy, IncidentState, TimelineEvent
 
 
 @dataclass(frozen=True)

@@ -106,7 +106,7 @@ class Router:
         rule = next((r for r in self.rules if r.matches(labels)), None)
         severity = self._severity(labels, rule)
         service = (rule.service if rule and rule.service else None) or labels.get(self.service_label) or None
-        return RouteDecision(action=rule.action if rule else self.default_action,  # type: ignore[arg-type]
+        return RouteDecision(action=rule.action if rule else self.default_action,
                              rule=rule.name if rule else "default", service=service, severity=severity,
                              escalation_policy=rule.escalation_policy if rule else None)
 

@@ -6,6 +6,8 @@ into concrete steps for the runbook workflow.
 
 from __future__ import annotations
 
+from domain.models.runbook import RenderedStep
+from domain.runbooks.fields import Condition
 from domain.runbooks.loader import (
     RunbookError,
     RunbookSet,
@@ -14,27 +16,24 @@ from domain.runbooks.loader import (
     load_runbook,
     load_runbooks,
 )
-from domain.runbooks.model import (
+from domain.runbooks.model import AppliesTo, ParamSpec, Runbook
+from domain.runbooks.render import ParamError, RenderError, coerce_params, render_steps
+from domain.runbooks.steps import (
     STEP_KINDS,
-    AppliesTo,
     ApprovalStep,
-    Condition,
     HttpRequestStep,
     LogsStep,
     NotifyStep,
-    ParamSpec,
     PodsStep,
     PrometheusQueryStep,
     RestartStep,
     RolloutStatusStep,
     RolloutUndoStep,
-    Runbook,
     ScaleStep,
     Step,
     StepBase,
     WaitStep,
 )
-from domain.runbooks.render import ParamError, RenderedStep, RenderError, coerce_params, render_steps
 
 __all__ = [
     "STEP_KINDS", "AppliesTo", "ApprovalStep", "Condition", "HttpRequestStep", "LogsStep", "NotifyStep",

@@ -12,7 +12,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from domain.config import line_of
-from domain.runbooks.model import STEP_KINDS, AppliesTo, ParamSpec, Runbook
+from domain.runbooks.model import AppliesTo, ParamSpec, Runbook
+from domain.runbooks.steps import STEP_KINDS
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -158,7 +159,7 @@ def _check_file(path: Path) -> tuple[Runbook | None, list[str], yaml.Node | None
 
 def _raw_template_problems(node: yaml.Node | None, data: dict[str, Any]) -> list[tuple[int, str]]:
     """Template references in the steps' raw strings, for a file whose fields do not validate."""
-    from domain.runbooks.model import template_problems
+    from domain.runbooks.fields import template_problems
 
     params = data.get("parameters")
     declared = params if isinstance(params, dict) else {}

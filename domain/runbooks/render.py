@@ -9,44 +9,32 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import Any
 
 from domain.models.runbook import RenderedStep  # defined with the run models (workflow inputs)
-from domain.runbooks.model import (
-    BUILTINS,
-    DNS_LABEL,
-    DNS_SUBDOMAIN,
-    TEMPLATE,
+from domain.runbooks.fields import BUILTINS, DNS_LABEL, DNS_SUBDOMAIN, TEMPLATE, single_template
+from domain.runbooks.model import Runbook
+from domain.runbooks.params import ParamError as ParamError
+from domain.runbooks.params import coerce_params as coerce_params
+from domain.runbooks.params import usage as usage
+from domain.runbooks.steps import (
     ApprovalStep,
     HttpRequestStep,
     LogsStep,
     NotifyStep,
-    ParamSpec,
     PodsStep,
     PrometheusQueryStep,
     RestartStep,
     RolloutStatusStep,
     RolloutUndoStep,
-    Runbook,
     ScaleStep,
     StepBase,
     WaitStep,
-    single_template,
 )
 
-_TRUE = {"true", "yes", "y", "on", "1"}
-_FALSE = {"false", "no", "n", "off", "0"}
 UNSET = "(not set)"  # how an unset parameter reads in human text (titles, prompts, notify text)
-
-
-class ParamError(ValueError):
-    """Parameters that do not fit the runbook; one problem per line, each naming the parameter."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
 
 
 class RenderError(ValueError):
@@ -56,74 +44,6 @@ class RenderError(ValueError):
         super().__init__("\n".join(problems))
         self.problems = problems
 
-
-
-def usage(name: str, spec: ParamSpec) -> str:
-    """`--param deployment=<string>`."""
-    return f"--param {name}=<{spec.type}>"
-
-
-def coerce_params(runbook: Runbook, given: Mapping[str, str | int | float | bool | None]) -> dict[str, Any]:
-    """Every declared parameter typed (strings from the CLI converted), defaults filled, optional ones
-    without a default None. ParamError lists every problem: unknown, missing, wrong type, bounds, pattern."""
-    declared = runbook.parameters
-    problems = [f"unknown parameter {name!r} (declared: {', '.join(declared) or 'none'})"
-                for name in given if name not in declared]
-    values: dict[str, Any] = {}
-    for name, spec in declared.items():
-        raw = given.get(name)
-        if raw is None:
-            if spec.required:
-                about = f" ({spec.description.strip()})" if spec.description.strip() else ""
-                problems.append(f"missing required parameter {name!r}{about}: pass {usage(name, spec)}")
-            values[name] = spec.default
-            continue
-        try:
-            value = _convert(spec, raw)
-        except ValueError as exc:
-            problems.append(f"parameter {name!r}: {exc} ({usage(name, spec)})")
-            continue
-        problem = spec.check(value)
-        if problem:
-            problems.append(f"parameter {name!r}: {problem}")
-        values[name] = value
-    if problems:
-        raise ParamError(problems)
-    return values
-
-
-def _convert(spec: ParamSpec, raw: str | int | float | bool) -> Any:
-    if spec.type == "string":
-        if isinstance(raw, bool):
-            return "true" if raw else "false"
-        return raw if isinstance(raw, str) else str(raw)
-    if spec.type == "boolean":
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in _TRUE or text in _FALSE:
-            return text in _TRUE
-        raise ValueError(f"expected true/false (yes/no, 1/0), got {raw!r}")
-    if isinstance(raw, bool):
-        raise ValueError(f"expected {'an integer' if spec.type == 'integer' else 'a number'}, got {raw!r}")
-    if spec.type == "integer":
-        if isinstance(raw, int):
-            return raw
-        if isinstance(raw, float) and raw.is_integer():
-            return int(raw)
-        if isinstance(raw, str) and re.fullmatch(r"\s*[-+]?\d+\s*", raw):
-            return int(raw)
-        raise ValueError(f"expected an integer, got {raw!r}")
-    try:
-        number = float(raw)
-    except ValueError:
-        raise ValueError(f"expected a number, got {raw!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {raw!r}")
-    return number
-
-
-# ---------------------------------------------------------------- rendering
 
 def render_steps(runbook: Runbook, params: Mapping[str, Any],
                  incident: Mapping[str, str | None] | None = None) -> list[RenderedStep]:
@@ -312,73 +232,108 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
-def _render(step: StepBase, r: _Renderer) -> tuple[dict[str, Any], str]:
-    if isinstance(step, (RolloutUndoStep, ScaleStep, RestartStep, RolloutStatusStep)):
-        ns, dep = r.k8s_name("namespace", step.namespace), r.k8s_name("deployment", step.deployment)
-        target = f"{ns}/{dep}"
-        args: dict[str, Any] = {"namespace": ns, "deployment": dep}
-        if isinstance(step, RolloutUndoStep):
-            revision = r.integer("to_revision", step.to_revision)
-            if revision is not None and revision < 1:
-                r.fail("to_revision", f"must be >= 1, got {revision}")
-            args["to_revision"] = revision
-            to = "the previous revision" if revision is None else f"revision {revision}"
-            return args, f"Roll back {target} to {to}"
-        if isinstance(step, ScaleStep):
-            replicas, factor = r.integer("replicas", step.replicas), r.number("factor", step.factor)
-            if replicas is not None and not 0 <= replicas <= step.max_replicas:
-                r.fail("replicas",
-                       f"must be between 0 and max_replicas ({step.max_replicas}), got {replicas}")
-            if factor is not None and factor <= 0:
-                r.fail("factor", f"must be greater than 0, got {_num(factor)}")
-            if replicas is None and factor is None and not r.problems:
-                r.fail("replicas", "neither replicas nor factor has a value")
-            args.update(replicas=replicas, factor=factor, max_replicas=step.max_replicas)
-            if factor is not None:
-                return args, f"Scale {target} ×{_num(factor)} (max {step.max_replicas})"
-            return args, f"Scale {target} to {replicas} replica{'' if replicas == 1 else 's'}"
-        if isinstance(step, RestartStep):
-            return args, f"Restart {target}"
-        args["timeout_s"] = _seconds(step.timeout)
-        return args, f"Wait for the rollout of {target} (timeout {fmt_duration(step.timeout)})"
-    if isinstance(step, PodsStep):
-        ns, selector = r.k8s_name("namespace", step.namespace), r.text("selector", step.selector)
-        return {"namespace": ns, "selector": selector}, f"List pods {selector} in {ns}"
-    if isinstance(step, LogsStep):
-        ns = r.k8s_name("namespace", step.namespace)
-        pod = r.k8s_optional("pod", step.pod)
-        pods = r.optional("selector", step.selector)
-        container = r.k8s_optional("container", step.container)
-        if pod is None and pods is None and not r.problems:
-            r.fail("pod" if step.pod is not None else "selector",
-                   "rendered no value: name a pod or a selector")
-        args = {"namespace": ns, "pod": pod, "selector": pods, "container": container,
-                "tail_lines": step.tail_lines, "max_bytes": step.max_bytes}
-        of = f"pod {pod}" if pod is not None else f"pods {pods}"
-        where = f" (container {container})" if container else ""
-        return args, f"Logs of {of}{where} in {ns}, last {step.tail_lines} lines"
-    if isinstance(step, HttpRequestStep):
-        url = r.text("url", step.url)
-        if not url.startswith(("http://", "https://")) and not r.problems:
-            r.fail("url", f"{url!r} is not an http:// or https:// URL")
-        args = {"method": step.method, "url": url,
-                "headers": {k: r.text(f"headers.{k}", v) for k, v in step.headers.items()},
-                "json": r.json("json", step.json_body), "body": r.optional("body", step.body),
-                "expect_status": list(step.expect_status), "timeout_s": _seconds(step.timeout)}
-        return args, f"{step.method} {url}"
-    if isinstance(step, PrometheusQueryStep):
-        query = r.text("query", step.query)
-        until = step.until.model_dump() if step.until is not None else None
-        args = {"query": query, "until": until, "timeout_s": _seconds(step.timeout),
-                "interval_s": _seconds(step.interval)}
-        condition = f" until {step.until}" if step.until is not None else ""
-        return args, f"Query Prometheus{condition}: {_short(query, 60)}"
-    if isinstance(step, ApprovalStep):
-        prompt = r.human("prompt", step.prompt)
-        return {"prompt": prompt}, f"Approval: {_short(prompt, 100)}"
-    if isinstance(step, NotifyStep):
-        text = r.human("text", step.text)
-        return {"text": text}, f"Notify: {_short(text, 100)}"
-    if isinstance(step, WaitStep):
-        return {"duration_s": _seconds(step.duration)}, f"Wait {fmt_duration(step.duration)}"
-    raise TypeError(f"no renderer for step kind {step.kind!r}")  # pragma: no cover - STEP_KINDS is closed
+Rendered = tuple[dict[str, Any], str]  # (the step's arguments, its one-line description)
+
+
+def _render_deployment(step: RolloutUndoStep | ScaleStep | RestartStep | RolloutStatusStep,
+                       r: _Renderer) -> Rendered:
+    ns, dep = r.k8s_name("namespace", step.namespace), r.k8s_name("deployment", step.deployment)
+    target = f"{ns}/{dep}"
+    args: dict[str, Any] = {"namespace": ns, "deployment": dep}
+    if isinstance(step, RolloutUndoStep):
+        revision = r.integer("to_revision", step.to_revision)
+        if revision is not None and revision < 1:
+            r.fail("to_revision", f"must be >= 1, got {revision}")
+        args["to_revision"] = revision
+        to = "the previous revision" if revision is None else f"revision {revision}"
+        return args, f"Roll back {target} to {to}"
+    if isinstance(step, ScaleStep):
+        return _render_scale(step, r, args, target)
+    if isinstance(step, RestartStep):
+        return args, f"Restart {target}"
+    args["timeout_s"] = _seconds(step.timeout)
+    return args, f"Wait for the rollout of {target} (timeout {fmt_duration(step.timeout)})"
+
+
+def _render_scale(step: ScaleStep, r: _Renderer, args: dict[str, Any], target: str) -> Rendered:
+    replicas, factor = r.integer("replicas", step.replicas), r.number("factor", step.factor)
+    if replicas is not None and not 0 <= replicas <= step.max_replicas:
+        r.fail("replicas",
+               f"must be between 0 and max_replicas ({step.max_replicas}), got {replicas}")
+    if factor is not None and factor <= 0:
+        r.fail("factor", f"must be greater than 0, got {_num(factor)}")
+    if replicas is None and factor is None and not r.problems:
+        r.fail("replicas", "neither replicas nor factor has a value")
+    args.update(replicas=replicas, factor=factor, max_replicas=step.max_replicas)
+    if factor is not None:
+        return args, f"Scale {target} ×{_num(factor)} (max {step.max_replicas})"
+    return args, f"Scale {target} to {replicas} replica{'' if replicas == 1 else 's'}"
+
+
+def _render_pods(step: PodsStep, r: _Renderer) -> Rendered:
+    ns, selector = r.k8s_name("namespace", step.namespace), r.text("selector", step.selector)
+    return {"namespace": ns, "selector": selector}, f"List pods {selector} in {ns}"
+
+
+def _render_logs(step: LogsStep, r: _Renderer) -> Rendered:
+    ns = r.k8s_name("namespace", step.namespace)
+    pod = r.k8s_optional("pod", step.pod)
+    pods = r.optional("selector", step.selector)
+    container = r.k8s_optional("container", step.container)
+    if pod is None and pods is None and not r.problems:
+        r.fail("pod" if step.pod is not None else "selector",
+               "rendered no value: name a pod or a selector")
+    args = {"namespace": ns, "pod": pod, "selector": pods, "container": container,
+            "tail_lines": step.tail_lines, "max_bytes": step.max_bytes}
+    of = f"pod {pod}" if pod is not None else f"pods {pods}"
+    where = f" (container {container})" if container else ""
+    return args, f"Logs of {of}{where} in {ns}, last {step.tail_lines} lines"
+
+
+def _render_http(step: HttpRequestStep, r: _Renderer) -> Rendered:
+    url = r.text("url", step.url)
+    if not url.startswith(("http://", "https://")) and not r.problems:
+        r.fail("url", f"{url!r} is not an http:// or https:// URL")
+    args = {"method": step.method, "url": url,
+            "headers": {k: r.text(f"headers.{k}", v) for k, v in step.headers.items()},
+            "json": r.json("json", step.json_body), "body": r.optional("body", step.body),
+            "expect_status": list(step.expect_status), "timeout_s": _seconds(step.timeout)}
+    return args, f"{step.method} {url}"
+
+
+def _render_prometheus(step: PrometheusQueryStep, r: _Renderer) -> Rendered:
+    query = r.text("query", step.query)
+    until = step.until.model_dump() if step.until is not None else None
+    args = {"query": query, "until": until, "timeout_s": _seconds(step.timeout),
+            "interval_s": _seconds(step.interval)}
+    condition = f" until {step.until}" if step.until is not None else ""
+    return args, f"Query Prometheus{condition}: {_short(query, 60)}"
+
+
+def _render_approval(step: ApprovalStep, r: _Renderer) -> Rendered:
+    prompt = r.human("prompt", step.prompt)
+    return {"prompt": prompt}, f"Approval: {_short(prompt, 100)}"
+
+
+def _render_notify(step: NotifyStep, r: _Renderer) -> Rendered:
+    text = r.human("text", step.text)
+    return {"text": text}, f"Notify: {_short(text, 100)}"
+
+
+def _render_wait(step: WaitStep, r: _Renderer) -> Rendered:
+    return {"duration_s": _seconds(step.duration)}, f"Wait {fmt_duration(step.duration)}"
+
+
+_RENDERERS: dict[type[StepBase], Callable[[Any, _Renderer], Rendered]] = {
+    RolloutUndoStep: _render_deployment, ScaleStep: _render_deployment, RestartStep: _render_deployment,
+    RolloutStatusStep: _render_deployment, PodsStep: _render_pods, LogsStep: _render_logs,
+    HttpRequestStep: _render_http, PrometheusQueryStep: _render_prometheus, ApprovalStep: _render_approval,
+    NotifyStep: _render_notify, WaitStep: _render_wait,
+}
+
+
+def _render(step: StepBase, r: _Renderer) -> Rendered:
+    renderer = _RENDERERS.get(type(step))
+    if renderer is None:  # pragma: no cover - STEP_KINDS is closed
+        raise TypeError(f"no renderer for step kind {step.kind!r}")
+    return renderer(step, r)
