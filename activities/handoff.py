@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from activities.errors import not_configured
 from activities.ports import IncidentDirectory, Notifier
 from domain.config import IncidentflowConfig
 from domain.models import NotifyInput, Phase
@@ -31,7 +31,7 @@ class HandoffActivities:
         before = oncall.who_is_on_call(cfg.schedules, at - timedelta(minutes=1), request.schedule).get(
             request.schedule, {})
         if self._directory is None:
-            raise ApplicationError("this worker has no incident directory", type="NotConfigured", non_retryable=True)
+            raise not_configured("this worker has no incident directory")
         rows = await self._directory.list(limit=200)
         active = [r for r in rows if r.running and r.phase in (Phase.triage, Phase.investigating, Phase.identified,
                                                               Phase.mitigating, Phase.monitoring)]

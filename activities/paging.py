@@ -12,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.ports import Pager
 from domain.config import IncidentflowConfig
+from domain.models.oncall import Target
 from domain.models.paging import (
     EscalationPlan,
     EscalationStart,
@@ -75,7 +76,6 @@ class EscalationActivities:
     @activity.defn
     async def resolve_targets(self, request: ResolveRequest) -> list[Responder]:
         from domain import oncall
-        from domain.models.oncall import Target
 
         cfg = self._config()
         targets = [Target.model_validate(t) for t in request.targets]
@@ -114,6 +114,5 @@ class EscalationActivities:
 _LOG = LogPager()
 
 
-def _spec(target: object) -> dict[str, str]:
-    dump = target.model_dump(exclude_none=True) if hasattr(target, "model_dump") else dict(target)  # type: ignore[call-overload]
-    return {k: str(v) for k, v in dump.items()}
+def _spec(target: Target) -> dict[str, str]:
+    return {k: str(v) for k, v in target.model_dump(exclude_none=True).items()}

@@ -1,4 +1,4 @@
-"""HTTP requests (feature flags, rate-limit endpoints) and Prometheus queries for runbook steps.
+"""Probe adapters: HTTP requests (feature flags, rate-limit endpoints) and Prometheus queries, with httpx.
 
 Secrets: a rendered step names them as `${secret:NAME}` in header values; they are resolved here, from
 the worker's INCIDENTFLOW_RUNBOOK_SECRETS, and masked in every summary, output and error.
@@ -11,80 +11,75 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import httpx
-from temporalio.exceptions import ApplicationError
 
-from activities.errors import NOT_CONFIGURED, classify_http, from_transport_error, redact
-from domain.models.runbook import StepOutcome, StepPlan
+from activities import errors
+from activities.ports import Heartbeat, no_heartbeat
+from domain.models.runbook import HttpRequestArgs, PrometheusQueryArgs, StepOutcome, StepPlan
 from domain.runbooks.fields import Condition
 
 _SECRET = re.compile(r"\$\{secret:([A-Za-z0-9_.-]+)\}")
-VERIFY_FAILED = "VerificationFailed"  # a `prometheus.query … until` that never held: not retried
-UNEXPECTED_STATUS = "UnexpectedStatus"
+DEFAULT_EXPECT = (200, 201, 202, 204)
 
 
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 14] + "\n… truncated"
 
 
-class HttpSteps:
+class HttpProbe:
+    """The `RequestProbe` port over one shared httpx client."""
+
     def __init__(self, http: httpx.AsyncClient, secrets: Mapping[str, str]) -> None:
         self.http = http
         self.secrets = dict(secrets)
 
     def _resolve(self, headers: Mapping[str, str]) -> dict[str, str]:
-        out = {}
-        for name, value in headers.items():
-            def sub(m: re.Match[str]) -> str:
-                key = m.group(1)
-                if key not in self.secrets:
-                    raise ApplicationError(
-                        f"secret {key!r} is not configured on the worker (INCIDENTFLOW_RUNBOOK_SECRETS; "
-                        f"known: {', '.join(sorted(self.secrets)) or 'none'})", type=NOT_CONFIGURED, non_retryable=True)
-                return self.secrets[key]
-            out[name] = _SECRET.sub(sub, value)
-        return out
+        def sub(m: re.Match[str]) -> str:
+            key = m.group(1)
+            if key not in self.secrets:
+                raise errors.not_configured(
+                    f"secret {key!r} is not configured on the worker (INCIDENTFLOW_RUNBOOK_SECRETS; "
+                    f"known: {', '.join(sorted(self.secrets)) or 'none'})")
+            return self.secrets[key]
+        return {name: _SECRET.sub(sub, value) for name, value in headers.items()}
 
-    def plan(self, args: Mapping[str, Any]) -> StepPlan:
-        method, url = str(args.get("method", "GET")).upper(), str(args["url"])
+    def plan_request(self, args: HttpRequestArgs) -> StepPlan:
+        method, url = args.method.upper(), args.url
         changes = [f"{method} {url}"]
-        for name, value in (args.get("headers") or {}).items():
-            changes.append(f"header {name}: {_SECRET.sub(lambda m: f'<secret {m.group(1)}>', str(value))}")
-        if args.get("json") is not None:
-            changes.append(f"JSON body: {json.dumps(args['json'], sort_keys=True)[:500]}")
-        elif args.get("body"):
-            changes.append(f"body: {str(args['body'])[:500]}")
-        changes.append(f"expect HTTP {', '.join(str(s) for s in args.get('expect_status') or [200])}")
+        for name, value in args.headers.items():
+            changes.append(f"header {name}: {_SECRET.sub(lambda m: f'<secret {m.group(1)}>', value)}")
+        if args.json_body is not None:
+            changes.append(f"JSON body: {json.dumps(args.json_body, sort_keys=True)[:500]}")
+        elif args.body:
+            changes.append(f"body: {args.body[:500]}")
+        changes.append(f"expect HTTP {', '.join(str(s) for s in args.expect_status or [200])}")
         return StepPlan(summary=f"{method} {url}", changes=changes)
 
-    async def request(self, args: Mapping[str, Any], idempotency_key: str | None = None) -> StepOutcome:
-        method, url = str(args.get("method", "GET")).upper(), str(args["url"])
-        headers = self._resolve(args.get("headers") or {})
+    async def request(self, args: HttpRequestArgs, idempotency_key: str | None = None) -> StepOutcome:
+        method, url = args.method.upper(), args.url
+        headers = self._resolve(args.headers)
         if idempotency_key and method != "GET":
             headers.setdefault("Idempotency-Key", idempotency_key)  # a retried POST is the same request
-        expect = [int(s) for s in (args.get("expect_status") or [200, 201, 202, 204])]
-        secrets = list(self.secrets.values())
+        expect = args.expect_status or list(DEFAULT_EXPECT)
         try:
-            response = await self.http.request(method, url, headers=headers, json=args.get("json"),
-                                               content=args.get("body") if args.get("json") is None else None,
-                                               timeout=float(args.get("timeout_s") or 30))
+            response = await self.http.request(method, url, headers=headers, json=args.json_body,
+                                               content=args.body if args.json_body is None else None,
+                                               timeout=args.timeout_s or 30)
         except httpx.HTTPError as exc:
-            raise from_transport_error(exc, f"{method} {url}") from None
-        body = redact(response.text, secrets)
+            raise errors.from_transport_error(exc, f"{method} {url}") from None
+        body = errors.redact(response.text, self.secrets.values())
         if response.status_code not in expect:
-            if response.status_code == 429 or response.status_code >= 500:
-                raise classify_http(response.status_code, response.headers.get("retry-after"), f"{method} {url}", body)
-            raise ApplicationError(f"{method} {url} answered HTTP {response.status_code}, expected "
-                                   f"{', '.join(map(str, expect))}: {body[:300]}", type=UNEXPECTED_STATUS,
-                                   non_retryable=True)
+            raise errors.unexpected_status(response.status_code, response.headers.get("retry-after"),
+                                           f"{method} {url}", expect, body)
         return StepOutcome(summary=f"{method} {url} → HTTP {response.status_code}", output=_truncate(body, 2000),
                            data={"status": response.status_code})
 
 
-class PrometheusSteps:
+class PrometheusProbe:
+    """The `MetricsProbe` port: instant queries against the Prometheus HTTP API."""
+
     def __init__(self, http: httpx.AsyncClient, base_url: str | None, token: str | None = None) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/") if base_url else None
@@ -93,20 +88,16 @@ class PrometheusSteps:
     async def value(self, query: str) -> float | None:
         """The first sample of an instant query (a scalar, or the first series of a vector); None if empty."""
         if not self.base_url:
-            raise ApplicationError("no Prometheus configured: set INCIDENTFLOW_PROMETHEUS_URL on the worker",
-                                   type=NOT_CONFIGURED, non_retryable=True)
+            raise errors.not_configured("no Prometheus configured: set INCIDENTFLOW_PROMETHEUS_URL on the worker")
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         try:
             response = await self.http.get(f"{self.base_url}/api/v1/query", params={"query": query}, headers=headers,
                                            timeout=15)
         except httpx.HTTPError as exc:
-            raise from_transport_error(exc, "Prometheus") from None
+            raise errors.from_transport_error(exc, "Prometheus") from None
         if response.status_code != 200:
-            detail = redact(response.text, [self.token])
-            if response.status_code == 400:
-                raise ApplicationError(f"Prometheus rejected the query: {detail[:300]}", type="PromQLError",
-                                       non_retryable=True)
-            raise classify_http(response.status_code, response.headers.get("retry-after"), "Prometheus", detail)
+            detail = errors.redact(response.text, [self.token])
+            raise errors.prometheus_error(response.status_code, response.headers.get("retry-after"), detail)
         data = response.json().get("data") or {}
         result = data.get("result")
         if data.get("resultType") == "scalar" and isinstance(result, list):
@@ -115,27 +106,27 @@ class PrometheusSteps:
             return float(result[0]["value"][1])
         return None
 
-    async def check(self, query: str, until: Mapping[str, Any] | None, timeout_s: float, interval_s: float,
-                    heartbeat: Callable[[str], None] = lambda _: None) -> StepOutcome:
-        if until is None:
-            value = await self.value(query)
-            return StepOutcome(summary=f"= {_fmt(value)}", output=f"{query}\n= {_fmt(value)}", data={"value": value})
-        condition = Condition(op=until["op"], threshold=float(until["threshold"]))
+    async def query(self, args: PrometheusQueryArgs, heartbeat: Heartbeat = no_heartbeat) -> StepOutcome:
+        if args.until is None:
+            value = await self.value(args.query)
+            return StepOutcome(summary=f"= {_fmt(value)}", output=f"{args.query}\n= {_fmt(value)}",
+                               data={"value": value})
+        condition = Condition(op=args.until.op, threshold=args.until.threshold)
+        timeout_s, interval_s = args.timeout_s or 600, args.interval_s or 30
         deadline = time.monotonic() + timeout_s
         seen: list[str] = []
         while True:
-            value = await self.value(query)
+            value = await self.value(args.query)
             seen.append(_fmt(value))
             if value is not None and condition.holds(value):
                 return StepOutcome(summary=f"verified: {_fmt(value)} {condition} (after {len(seen)} queries)",
-                                   output=f"{query}\nvalues: {', '.join(seen[-20:])}",
+                                   output=f"{args.query}\nvalues: {', '.join(seen[-20:])}",
                                    data={"value": value, "verified": True, "queries": len(seen)})
             heartbeat(f"{_fmt(value)} (want {condition})")
             if time.monotonic() + interval_s > deadline:
-                raise ApplicationError(
+                raise errors.verification_failed(
                     f"not verified: the value stayed {_fmt(value)}, wanted {condition}, for "
-                    f"{int(timeout_s)} s ({len(seen)} queries; last values {', '.join(seen[-5:])})",
-                    type=VERIFY_FAILED, non_retryable=True)
+                    f"{int(timeout_s)} s ({len(seen)} queries; last values {', '.join(seen[-5:])})")
             await asyncio.sleep(interval_s)
 
 

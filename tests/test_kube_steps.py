@@ -1,4 +1,4 @@
-"""`activities.kubernetes.KubeSteps` against the fake apiserver, through the real `kubernetes` client
+"""`activities.kubernetes.KubernetesCluster` (the `Cluster` port) against the fake apiserver, through the real `kubernetes` client
 loaded from a kubeconfig: plans decide once, applies are idempotent under retries, errors are classified."""
 
 from __future__ import annotations
@@ -13,16 +13,11 @@ import pytest
 from kubernetes import config
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import NOT_CONFIGURED
-from activities.kubernetes import (
-    KUBE_REJECTED,
-    KUBE_UNAVAILABLE,
-    RESTARTED_AT,
-    ROLLOUT_TIMEOUT,
-    KubeSteps,
-    join_logs,
-    template_changes,
-)
+from activities.errors import KUBE_REJECTED, KUBE_UNAVAILABLE, NOT_CONFIGURED, ROLLOUT_TIMEOUT
+from activities.kube_templates import RESTARTED_AT, template_changes
+from activities.kube_text import join_logs
+from activities.kubernetes import KubernetesCluster
+from domain.models.runbook import LogsArgs, PodsArgs, RolloutStatusArgs, ScaleArgs
 from tests.fakes.kubernetes import REVISION, FakeKubernetes
 
 NS, NAME = "shop", "checkout"
@@ -42,14 +37,14 @@ def kubeconfig(fake: FakeKubernetes, tmp_path: Path) -> Path:
     return fake.write_kubeconfig(tmp_path / "kube" / "config", context=CONTEXT, namespace=NS)
 
 
-def make_steps(path: Path, request_timeout: float = 2.0, poll_interval: float = 0.05) -> KubeSteps:
-    return KubeSteps(lambda: config.new_client_from_config(config_file=str(path), context=CONTEXT,
+def make_steps(path: Path, request_timeout: float = 2.0, poll_interval: float = 0.05) -> KubernetesCluster:
+    return KubernetesCluster(lambda: config.new_client_from_config(config_file=str(path), context=CONTEXT,
                                                            persist_config=False),
                      request_timeout=request_timeout, poll_interval=poll_interval)
 
 
 @pytest.fixture
-def steps(kubeconfig: Path) -> Iterator[KubeSteps]:
+def steps(kubeconfig: Path) -> Iterator[KubernetesCluster]:
     s = make_steps(kubeconfig)
     yield s
     s.close()
@@ -70,7 +65,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 3.0) -> None:
 
 
 async def test_rollback_to_previous_then_a_retry_cannot_undo_the_undo(fake: FakeKubernetes,
-                                                                      steps: KubeSteps) -> None:
+                                                                      steps: KubernetesCluster) -> None:
     plan = await steps.plan_rollout_undo(NS, NAME, None)
     assert plan.summary == f"Roll back {REF} from revision 3 to revision 2"
     assert not plan.noop
@@ -98,7 +93,7 @@ async def test_rollback_to_previous_then_a_retry_cannot_undo_the_undo(fake: Fake
     assert replanned.noop and replanned.data["target_revision"] == 2
 
 
-async def test_rollback_to_a_named_revision(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollback_to_a_named_revision(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     plan = await steps.plan_rollout_undo(NS, NAME, 1)
     assert plan.summary == f"Roll back {REF} from revision 3 to revision 1"
     assert (plan.data["target_revision"], plan.data["from_revision"]) == (1, 3)
@@ -114,7 +109,7 @@ async def test_rollback_to_a_named_revision(fake: FakeKubernetes, steps: KubeSte
     assert "revision 7 not found; available: 2, 3, 4" in err.value.message
 
 
-async def test_rollback_plans_noop_and_no_previous(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollback_plans_noop_and_no_previous(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     current = await steps.plan_rollout_undo(NS, NAME, 3)
     assert current.noop and current.changes == []
     fake.add_deployment(NS, "fresh", "registry/fresh:v1", replicas=1)
@@ -123,7 +118,7 @@ async def test_rollback_plans_noop_and_no_previous(fake: FakeKubernetes, steps: 
     assert err.value.non_retryable and "no previous revision to roll back to" in err.value.message
 
 
-async def test_rollback_conflict_rereads_and_succeeds(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollback_conflict_rereads_and_succeeds(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.fail_next(1, 409, method="PUT")
     done = await steps.rollout_undo(NS, NAME, 2, 3)
     assert done.data["changed"] and image(fake) == "registry/checkout:v2"
@@ -131,7 +126,7 @@ async def test_rollback_conflict_rereads_and_succeeds(fake: FakeKubernetes, step
     assert len(fake.writes()) == 1
 
 
-async def test_rollback_conflicting_forever_is_retryable(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollback_conflicting_forever_is_retryable(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.fail_next(5, 409, method="PUT")
     with pytest.raises(ApplicationError) as err:
         await steps.rollout_undo(NS, NAME, 2, 3)
@@ -156,7 +151,7 @@ def test_template_changes_lists_fields_but_not_env_values() -> None:
 # ------------------------------------------------------------------------------------------- scale
 
 
-async def test_scale_by_replicas_and_retry_sets_the_same_count(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_scale_by_replicas_and_retry_sets_the_same_count(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     plan = await steps.plan_scale(NS, NAME, 6, None, 10)
     assert plan.summary == f"Scale {REF} from 3 to 6 replicas" and not plan.noop
     assert plan.data == {"previous_replicas": 3, "replicas": 6, "capped": False}
@@ -171,7 +166,7 @@ async def test_scale_by_replicas_and_retry_sets_the_same_count(fake: FakeKuberne
     assert (await steps.plan_scale(NS, NAME, 6, None, 10)).noop
 
 
-async def test_scale_by_factor_with_cap(steps: KubeSteps) -> None:
+async def test_scale_by_factor_with_cap(steps: KubernetesCluster) -> None:
     small = await steps.plan_scale(NS, NAME, None, 1.1, 100)
     assert small.data["replicas"] == 4  # ceil(3.3); and always at least one more
     assert (await steps.plan_scale(NS, NAME, None, 1.01, 100)).data["replicas"] == 4
@@ -201,7 +196,7 @@ async def test_scale_timed_out_then_retried_is_one_change(fake: FakeKubernetes, 
 # ------------------------------------------------------------------------------------------- restart
 
 
-async def test_restart_and_retried_restart_is_one_new_revision(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_restart_and_retried_restart_is_one_new_revision(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     at = "2024-05-01T12:00:00Z"
     plan = await steps.plan_restart(NS, NAME, at)
     assert plan.summary == f"Restart {REF} (rolling restart of 3 pods)" and not plan.noop
@@ -220,7 +215,7 @@ async def test_restart_and_retried_restart_is_one_new_revision(fake: FakeKuberne
 # ------------------------------------------------------------------------------------------- rollout status
 
 
-async def test_rollout_status_waits_and_heartbeats(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollout_status_waits_and_heartbeats(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.rollout_delay = 0.3
     await steps.restart(NS, NAME, "2024-05-01T12:00:00Z")
     beats: list[str] = []
@@ -231,14 +226,14 @@ async def test_rollout_status_waits_and_heartbeats(fake: FakeKubernetes, steps: 
     assert done.data["revision"] == 4 and done.data["updated_replicas"] == 3 and done.data["waited_s"] >= 0.25
 
 
-async def test_rollout_status_survives_a_failed_poll(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollout_status_survives_a_failed_poll(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.fail_next(1, 503, method="GET", path_contains="/deployments/checkout")
     beats: list[str] = []
     done = await steps.rollout_status(NS, NAME, 5, beats.append)
     assert done.ok and "last poll failed" in beats[0] and len(beats) == 2
 
 
-async def test_rollout_status_times_out(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollout_status_times_out(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.stall_rollouts = True
     await steps.restart(NS, NAME, "2024-05-01T12:00:00Z")
     beats: list[str] = []
@@ -249,7 +244,7 @@ async def test_rollout_status_times_out(fake: FakeKubernetes, steps: KubeSteps) 
     assert len(beats) >= 2
 
 
-async def test_rollout_status_fails_fast_on_progress_deadline(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rollout_status_fails_fast_on_progress_deadline(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.stall_rollouts = True
     fake.progress_deadline = 0.1
     await steps.restart(NS, NAME, "2024-05-01T12:00:00Z")
@@ -264,7 +259,7 @@ async def test_rollout_status_fails_fast_on_progress_deadline(fake: FakeKubernet
 # ------------------------------------------------------------------------------------------- diagnostics
 
 
-async def test_pods_table(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_pods_table(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     victim = fake.pods(NS)[0]["metadata"]["name"]
     fake.set_pod_state(NS, victim, waiting_reason="CrashLoopBackOff", restart_count=4,
                        last_terminated_reason="OOMKilled")
@@ -283,7 +278,7 @@ async def test_pods_table(fake: FakeKubernetes, steps: KubeSteps) -> None:
     assert none.summary == f"no pods for app=nope in {NS}" and none.data["pods"] == 0
 
 
-async def test_logs_keep_the_end_of_each_pod(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_logs_keep_the_end_of_each_pod(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.set_logs(NS, f"{NAME}-", "".join(f"line {i:03d} {'x' * 40}\n" for i in range(1, 201)))
     out = await steps.logs(NS, None, "app=checkout", None, 100, 1500)
     assert len(out.output.encode()) <= 1500 and out.data["truncated"]
@@ -308,26 +303,26 @@ def test_join_logs_shares_the_budget() -> None:
     assert text.startswith("==> a <==\nshort\n\n==> b <==\n… truncated") and text.endswith("999\n")
 
 
-async def test_plan_readonly_touches_nothing(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_plan_readonly_touches_nothing(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     before = len(fake.requests)
-    status = await steps.plan_readonly("kubernetes.rollout_status",
-                                       {"namespace": NS, "deployment": NAME, "timeout_s": 600})
+    status = await steps.plan_read(RolloutStatusArgs.model_validate(
+        {"namespace": NS, "deployment": NAME, "timeout_s": 600}))
     assert status.summary.startswith(f"Wait up to 10m for the rollout of {REF} to complete") and not status.noop
-    pods = await steps.plan_readonly("kubernetes.pods", {"namespace": NS, "selector": "app=checkout"})
+    pods = await steps.plan_read(PodsArgs.model_validate({"namespace": NS, "selector": "app=checkout"}))
     assert "app=checkout" in pods.summary
-    logs = await steps.plan_readonly("kubernetes.logs", {"namespace": NS, "pod": None, "selector": "app=x",
-                                                         "container": None, "tail_lines": 50, "max_bytes": 4000})
+    logs = await steps.plan_read(LogsArgs.model_validate({"namespace": NS, "pod": None, "selector": "app=x",
+                                                          "container": None, "tail_lines": 50, "max_bytes": 4000}))
     assert logs.summary == f"Read the last 50 log lines of up to 3 pods for app=x in {NS}, at most 4000 bytes"
     assert len(fake.requests) == before
-    with pytest.raises(ApplicationError) as err:
-        await steps.plan_readonly("kubernetes.scale", {})
+    with pytest.raises(ApplicationError) as err:  # a change is not a read, whatever the caller's types say
+        await steps.plan_read(ScaleArgs(namespace=NS, deployment=NAME, replicas=1))  # type: ignore[arg-type]
     assert err.value.non_retryable
 
 
 # ------------------------------------------------------------------------------------------- errors
 
 
-async def test_rejections_are_not_retryable_and_clear(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_rejections_are_not_retryable_and_clear(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.forbid("patch", "deployments/scale")
     with pytest.raises(ApplicationError) as err:
         await steps.scale(NS, NAME, 9)
@@ -349,7 +344,7 @@ async def test_rejections_are_not_retryable_and_clear(fake: FakeKubernetes, step
     assert fake.writes() == []
 
 
-async def test_wrong_token_is_401_without_the_token(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_wrong_token_is_401_without_the_token(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     token = fake.token
     fake.token = "rotated"
     with pytest.raises(ApplicationError) as err:
@@ -360,7 +355,7 @@ async def test_wrong_token_is_401_without_the_token(fake: FakeKubernetes, steps:
     assert token not in err.value.message
 
 
-async def test_server_errors_retry(fake: FakeKubernetes, steps: KubeSteps) -> None:
+async def test_server_errors_retry(fake: FakeKubernetes, steps: KubernetesCluster) -> None:
     fake.fail_next(1, 500, method="PATCH")
     with pytest.raises(ApplicationError) as err:
         await steps.restart(NS, NAME, "2024-05-01T12:00:00Z")
@@ -385,15 +380,15 @@ async def test_unreachable_apiserver_is_retryable(tmp_path: Path) -> None:
 
 
 async def test_from_settings(fake: FakeKubernetes, kubeconfig: Path, tmp_path: Path) -> None:
-    steps = KubeSteps.from_settings(str(kubeconfig), CONTEXT)
+    steps = KubernetesCluster.from_settings(str(kubeconfig), CONTEXT)
     assert (await steps.pods(NS, "app=checkout")).data["pods"] == 3
     assert (await steps.plan_scale(NS, NAME, 4, None, 10)).data["replicas"] == 4
     steps.close()
-    missing = KubeSteps.from_settings(str(tmp_path / "nope"), None)
+    missing = KubernetesCluster.from_settings(str(tmp_path / "nope"), None)
     with pytest.raises(ApplicationError) as err:
         await missing.pods(NS, "app=checkout")
     assert err.value.type == NOT_CONFIGURED and err.value.non_retryable
-    bad_context = KubeSteps.from_settings(str(kubeconfig), "other")
+    bad_context = KubernetesCluster.from_settings(str(kubeconfig), "other")
     with pytest.raises(ApplicationError) as err:
         await bad_context.pods(NS, "app=checkout")
     assert err.value.type == NOT_CONFIGURED and "other" in err.value.message

@@ -25,7 +25,7 @@ from temporalio.api.enums.v1 import EventType, TimeoutType
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.kubernetes import RESTARTED_AT
+from activities.kube_templates import RESTARTED_AT
 from domain.config import Settings, load_config
 from domain.models import DeclareInput, Severity
 from domain.models.runbook import Decision, RunbookState, RunStatus

@@ -11,7 +11,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.testing import WorkflowEnvironment
 
-import activities.slack as slack_activities
+import activities.slack_api as slack_activities
 from activities.slack import SlackChat
 from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings

@@ -1,9 +1,15 @@
-"""The worker: adapters built once from Settings, workflows and bound activity methods registered."""
+"""The worker: adapters built once from Settings, workflows and bound activity methods registered.
+
+Activities hold ports (activities/ports.py); this is the one place that picks the vendor behind each.
+Vendor adapters are imported only when Settings ask for them, so starting a worker without Slack or a
+cluster never loads slack_sdk or kubernetes.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
@@ -15,9 +21,8 @@ from activities.chat import ChatActivities
 from activities.handoff import HandoffActivities
 from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
-from activities.ports import IncidentDirectory, Notifier, Pager
+from activities.ports import Chat, IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
-from activities.slack import SlackChat, SlackPager
 from domain.config import ConfigSource, IncidentflowConfig, Settings
 from workflows import WORKFLOWS
 
@@ -40,36 +45,57 @@ def build_pagers(settings: Settings, http: httpx.AsyncClient | None = None) -> d
     return pagers
 
 
+def build_chat(settings: Settings, config: Callable[[], IncidentflowConfig], pagers: dict[str, Pager],
+               chat: Chat | None = None) -> Chat | None:
+    """`chat`, else Slack when a bot token is set. With Slack comes the `slack` pager: a direct message to
+    people with `notify: [slack]`."""
+    if chat is None and not settings.slack_enabled:
+        return None
+    if chat is not None and "activities.slack" not in sys.modules:
+        return chat  # not a SlackChat: nothing to page through
+    from activities.slack import SlackChat, SlackPager
+
+    chat = chat or SlackChat.from_settings(settings, config)
+    if isinstance(chat, SlackChat):
+        pagers.setdefault("slack", SlackPager(chat))
+    return chat
+
+
+def lazy_runbook_steps(settings: Settings, given: RunbookSteps | None = None) -> Callable[[], RunbookSteps]:
+    """The runbook steps' adapters, built once on first use: no cluster client is loaded to start a worker."""
+    built: list[RunbookSteps] = [given] if given is not None else []
+
+    def steps() -> RunbookSteps:
+        if not built:
+            built.append(RunbookSteps.from_settings(settings))
+        return built[0]
+    return steps
+
+
 def build_worker(client: Client, settings: Settings, notifier: Notifier | None = None,
                  interceptors: Sequence[Interceptor] = (), fail_fast: bool = False,
                  pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None,
-                 chat: SlackChat | None = None, runbook_steps: RunbookSteps | None = None,
+                 chat: Chat | None = None, runbook_steps: RunbookSteps | None = None,
                  directory: IncidentDirectory | None = None) -> Worker:
-    """`directory` lists incidents for handoff notes (the doors pass `incidentflow.client.Incidents`).
+    """Ports given here (tests pass in-memory fakes) win over the adapters Settings would build.
+    `directory` lists incidents for handoff notes (the doors pass `incidentflow.client.Incidents`).
     `fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang."""
-    incident_activities = IncidentActivities(notifier or LogNotifier())
+    notifier = notifier or LogNotifier()
     config = config or ConfigSource(settings.config)
-    if chat is None and settings.slack_enabled:
-        chat = SlackChat.from_settings(settings, config)
     pagers = dict(pagers or build_pagers(settings))
-    if chat is not None:
-        pagers.setdefault("slack", SlackPager(chat))  # people with `notify: [slack]` get a direct message
+    chat = build_chat(settings, config, pagers, chat)
+    incidents = IncidentActivities(notifier)
     escalation = EscalationActivities(config, pagers)
     chat_activities = ChatActivities(chat)
-    steps: list[RunbookSteps] = [runbook_steps] if runbook_steps else []
-
-    def runbook_steps_now() -> RunbookSteps:  # built on first use: no cluster needed to start a worker
-        if not steps:
-            steps.append(RunbookSteps.from_settings(settings))
-        return steps[0]
-    runbooks = RunbookActivities(runbook_steps_now, RunbookSource(settings.runbook_paths()), config)
-    handoff = HandoffActivities(config, directory, notifier or incident_activities.notifier)
+    runbooks = RunbookActivities(lazy_runbook_steps(settings, runbook_steps), RunbookSource(settings.runbook_paths()),
+                                 config)
+    handoff = HandoffActivities(config, directory, notifier)
     return Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        activities=[incident_activities.send_notification, escalation.plan_escalation, escalation.resolve_targets,
+        activities=[incidents.send_notification, escalation.plan_escalation, escalation.resolve_targets,
                     escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff,
                     chat_activities.open_chat, chat_activities.sync_chat,
                     runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks],

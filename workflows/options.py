@@ -1,4 +1,8 @@
-"""Activity options, named once per integration."""
+"""Activity options, named once per integration.
+
+Every retry policy names the non-retryable error types of activities/errors.py (the one place that
+classifies vendor failures): a refusal fails at once even if an adapter forgot `non_retryable=True`.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,24 @@ from typing import Any
 
 from temporalio.common import RetryPolicy
 
+from activities.errors import NON_RETRYABLE_TYPES
+
+FINAL = list(NON_RETRYABLE_TYPES)
+
 # Notifications: quick, retried with backoff for a while; a reminder that cannot be delivered in an
 # hour is stale, and the next one is already scheduled.
 NOTIFY: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=30),
     "schedule_to_close_timeout": timedelta(hours=1),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
+                                non_retryable_error_types=FINAL),
 }
 
 # Reading the worker's config (policies, schedules): local and fast.
 CONFIG: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=10),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+                                non_retryable_error_types=FINAL),
 }
 
 # Pages: keep trying through vendor outages and rate limits (the adapter classifies what is worth
@@ -27,7 +37,7 @@ PAGE: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=30),
     "schedule_to_close_timeout": timedelta(minutes=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                                maximum_interval=timedelta(minutes=2)),
+                                maximum_interval=timedelta(minutes=2), non_retryable_error_types=FINAL),
 }
 
 # Chat (Slack): rate limits say when to come back (Retry-After becomes the next retry delay); permanent
@@ -36,7 +46,7 @@ CHAT: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
     "schedule_to_close_timeout": timedelta(minutes=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                                maximum_interval=timedelta(minutes=1)),
+                                maximum_interval=timedelta(minutes=1), non_retryable_error_types=FINAL),
 }
 
 # Which runbooks an alert matches (the worker's runbook files): quick, and bounded — the incident's run
@@ -44,5 +54,10 @@ CHAT: dict[str, Any] = {
 MATCH: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=10),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
-                                maximum_attempts=3),
+                                maximum_attempts=3, non_retryable_error_types=FINAL),
 }
+
+# Runbook steps (plan_step, apply_step): a step that keeps failing is reported, not retried for ever;
+# the timeouts depend on the step (workflows/runbook.py), the retry policy does not.
+STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                         maximum_interval=timedelta(seconds=30), maximum_attempts=8, non_retryable_error_types=FINAL)

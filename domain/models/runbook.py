@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 ACTOR_FIELD = Field(..., min_length=1, max_length=128)
 
@@ -26,6 +26,107 @@ class RenderedStep(BaseModel):
     diagnostic: bool
     continue_on_error: bool = False
     args: dict[str, Any] = Field(default_factory=dict)  # typed, JSON-safe; keys per kind: see render_steps
+
+
+# ------------------------------------------------------------------------------- typed step arguments
+# `RenderedStep.args` stays a JSON object in history; the worker reads it through the model of its kind.
+
+
+class StepArgs(BaseModel):
+    """The arguments of one step kind. An unset (None) value takes the field's default."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    kind: ClassVar[str] = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_is_default(cls, data: object) -> object:
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, dict) else data
+
+
+class DeploymentArgs(StepArgs):
+    namespace: str
+    deployment: str
+
+
+class RolloutUndoArgs(DeploymentArgs):
+    kind: ClassVar[str] = "kubernetes.rollout_undo"
+    to_revision: int | None = None  # None: the highest revision below the current one
+
+
+class ScaleArgs(DeploymentArgs):
+    kind: ClassVar[str] = "kubernetes.scale"
+    replicas: int | None = None
+    factor: float | None = None
+    max_replicas: int = 100
+
+
+class RestartArgs(DeploymentArgs):
+    kind: ClassVar[str] = "kubernetes.restart"
+    restarted_at: str = ""  # decided once by the workflow (workflow.now()); empty: the plan decides
+
+
+class RolloutStatusArgs(DeploymentArgs):
+    kind: ClassVar[str] = "kubernetes.rollout_status"
+    timeout_s: float = 600
+
+
+class PodsArgs(StepArgs):
+    kind: ClassVar[str] = "kubernetes.pods"
+    namespace: str = "default"
+    selector: str
+
+
+class LogsArgs(StepArgs):
+    kind: ClassVar[str] = "kubernetes.logs"
+    namespace: str = "default"
+    pod: str | None = None
+    selector: str | None = None  # one of pod and selector
+    container: str | None = None
+    tail_lines: int = 100
+    max_bytes: int = 8000
+
+
+class HttpRequestArgs(StepArgs):
+    kind: ClassVar[str] = "http.request"
+    method: str = "GET"
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)  # values may hold ${secret:NAME}
+    json_body: JsonValue = Field(None, alias="json")
+    body: str | None = None
+    expect_status: list[int] = Field(default_factory=list)  # empty: any 2xx the probe accepts by default
+    timeout_s: float = 30
+
+
+class Until(BaseModel):
+    op: Literal["<", "<=", ">", ">=", "==", "!="]
+    threshold: float
+
+
+class PrometheusQueryArgs(StepArgs):
+    kind: ClassVar[str] = "prometheus.query"
+    query: str
+    until: Until | None = None  # None: one query, its value reported
+    timeout_s: float = 600
+    interval_s: float = 30
+
+
+class ApprovalArgs(StepArgs):
+    kind: ClassVar[str] = "approval"
+    prompt: str = ""
+
+
+class NotifyArgs(StepArgs):
+    kind: ClassVar[str] = "notify"
+    text: str = ""
+
+
+class WaitArgs(StepArgs):
+    kind: ClassVar[str] = "wait"
+    duration_s: float = 0
+
+
+KubeReadArgs = RolloutStatusArgs | PodsArgs | LogsArgs  # the Kubernetes steps that only read
 
 
 class RunStatus(str, Enum):
