@@ -45,9 +45,11 @@ VERIFY_FAILED = "VerificationFailed"  # a `prometheus.query … until` that neve
 UNKNOWN_STEP = "UnknownStep"  # a step kind this worker cannot run
 BAD_STEP = "BadStep"  # a step whose arguments or plan do not fit its kind
 MISSING_PLAN = "MissingPlan"  # an apply step without the plan it needs
+SECRET_REFUSED = "SecretHostRefused"  # a step would send a secret to a host it is not bound to
 
 NON_RETRYABLE_TYPES = (REJECTED, NOT_CONFIGURED, KUBE_REJECTED, ROLLOUT_TIMEOUT, SLACK_REJECTED,
-                       UNEXPECTED_STATUS, PROMQL_ERROR, VERIFY_FAILED, UNKNOWN_STEP, BAD_STEP, MISSING_PLAN)
+                       UNEXPECTED_STATUS, PROMQL_ERROR, VERIFY_FAILED, UNKNOWN_STEP, BAD_STEP, MISSING_PLAN,
+                       SECRET_REFUSED)
 
 MAX_RETRY_AFTER = timedelta(minutes=10)  # a vendor asking for longer is clamped; the policy caps attempts
 _MAX_DETAIL = 500
@@ -244,3 +246,8 @@ def bad_step(message: str) -> ApplicationError:
 
 def missing_plan(step: str) -> ApplicationError:
     return ApplicationError(f"step {step} needs its plan", type=MISSING_PLAN, non_retryable=True)
+
+
+def secret_refused(message: str) -> ApplicationError:
+    """Refused before any request: the message names the secret and the host, never the value."""
+    return ApplicationError(message, type=SECRET_REFUSED, non_retryable=True)

@@ -1,7 +1,10 @@
 """Probe adapters: HTTP requests (feature flags, rate-limit endpoints) and Prometheus queries, with httpx.
 
 Secrets: a rendered step names them as `${secret:NAME}` in header values; they are resolved here, from
-the worker's INCIDENTFLOW_RUNBOOK_SECRETS, and masked in every summary, output and error.
+the worker's INCIDENTFLOW_RUNBOOK_SECRETS, and masked in every summary, output and error. Each secret is
+bound to host patterns (`hosts`, domain/runbooks/hosts.py): before anything is sent, and when a step is
+planned (dry runs), the URL as httpx parses it — the very object that is then sent — must match a host
+of every secret the step uses, or the step is refused (non-retryable). Redirects are never followed.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import httpx
 
 from activities import errors
 from activities.ports import Heartbeat, no_heartbeat
+from domain.config import RunbookSecret
 from domain.models.runbook import HttpRequestArgs, PrometheusQueryArgs, StepOutcome, StepPlan
 from domain.runbooks.fields import Condition
+from domain.runbooks.hosts import DEFAULT_PORTS, HostPattern, Target, allowed, parse_patterns, refusal
 
 _SECRET = re.compile(r"\$\{secret:([A-Za-z0-9_.-]+)\}")
 DEFAULT_EXPECT = (200, 201, 202, 204)
@@ -29,23 +34,46 @@ def _truncate(text: str, limit: int) -> str:
 
 
 class HttpProbe:
-    """The `RequestProbe` port over one shared httpx client."""
+    """The `RequestProbe` port over one shared httpx client. `secrets`: name → RunbookSecret (value and
+    hosts); a plain string is the old unbound form, kept only to refuse it with a clear message."""
 
-    def __init__(self, http: httpx.AsyncClient, secrets: Mapping[str, str]) -> None:
+    def __init__(self, http: httpx.AsyncClient, secrets: Mapping[str, RunbookSecret | str]) -> None:
         self.http = http
-        self.secrets = dict(secrets)
+        bound = {name: RunbookSecret.model_validate(s) for name, s in secrets.items()}
+        self.secrets = {name: s.value.get_secret_value() for name, s in bound.items()}
+        self.hosts: dict[str, list[HostPattern]] = {name: parse_patterns(s.hosts) for name, s in bound.items()}
 
     def _resolve(self, headers: Mapping[str, str]) -> dict[str, str]:
-        def sub(m: re.Match[str]) -> str:
-            key = m.group(1)
-            if key not in self.secrets:
+        return {name: _SECRET.sub(lambda m: self.secrets[m.group(1)], value) for name, value in headers.items()}
+
+    def _authorize(self, args: HttpRequestArgs) -> httpx.URL:
+        """The URL to send, once every secret the headers name is known and bound to its host."""
+        try:
+            url = httpx.URL(args.url)
+        except httpx.InvalidURL as exc:
+            raise errors.bad_step(f"invalid URL {args.url!r}: {exc}") from None
+        used = dict.fromkeys(name for value in args.headers.values() for name in _SECRET.findall(value))
+        if not used:
+            return url
+        scheme = url.scheme.lower()
+        plain = scheme in DEFAULT_PORTS and not url.userinfo and bool(url.raw_host)
+        target = Target.of(scheme, url.raw_host.decode("ascii"), url.port) if plain else None
+        for name in used:
+            if name not in self.secrets:
                 raise errors.not_configured(
-                    f"secret {key!r} is not configured on the worker (INCIDENTFLOW_RUNBOOK_SECRETS; "
+                    f"secret {name!r} is not configured on the worker (INCIDENTFLOW_RUNBOOK_SECRETS; "
                     f"known: {', '.join(sorted(self.secrets)) or 'none'})")
-            return self.secrets[key]
-        return {name: _SECRET.sub(sub, value) for name, value in headers.items()}
+            refused = f"{args.method.upper()} {args.url} refused before sending: "
+            if target is None:
+                raise errors.secret_refused(
+                    refused + f"secret {name!r} may not be sent to a URL with user info (user@host) or without an "
+                    "http(s) host (INCIDENTFLOW_RUNBOOK_SECRETS binds it to its hosts)")
+            if not allowed(target, self.hosts[name]):
+                raise errors.secret_refused(refused + refusal(name, target, self.hosts[name]))
+        return url
 
     def plan_request(self, args: HttpRequestArgs) -> StepPlan:
+        self._authorize(args)  # a dry run shows a refused host before anything runs
         method, url = args.method.upper(), args.url
         changes = [f"{method} {url}"]
         for name, value in args.headers.items():
@@ -59,14 +87,16 @@ class HttpProbe:
 
     async def request(self, args: HttpRequestArgs, idempotency_key: str | None = None) -> StepOutcome:
         method, url = args.method.upper(), args.url
+        checked = self._authorize(args)  # before anything is resolved or sent
         headers = self._resolve(args.headers)
         if idempotency_key and method != "GET":
             headers.setdefault("Idempotency-Key", idempotency_key)  # a retried POST is the same request
         expect = args.expect_status or list(DEFAULT_EXPECT)
         try:
-            response = await self.http.request(method, url, headers=headers, json=args.json_body,
+            # the checked URL object itself, and no redirects: a 30x must not carry a secret elsewhere
+            response = await self.http.request(method, checked, headers=headers, json=args.json_body,
                                                content=args.body if args.json_body is None else None,
-                                               timeout=args.timeout_s or 30)
+                                               timeout=args.timeout_s or 30, follow_redirects=False)
         except httpx.HTTPError as exc:
             raise errors.from_transport_error(exc, f"{method} {url}") from None
         body = errors.redact(response.text, self.secrets.values())

@@ -73,12 +73,27 @@ class RunbookActivities:
 
     @activity.defn
     async def match_runbooks(self, inp: MatchInput) -> list[RunbookRequest]:
-        """Runbooks whose `applies_to` matches the alert: requests to auto-run (diagnostics unless `all`)."""
+        """Runbooks whose `applies_to` matches the alert: requests to auto-run (diagnostics unless `all`).
+
+        Parameters come from the alert's labels, except those that become (part of) a URL: anyone who
+        can send an alert could otherwise choose where the worker sends a request, and its secrets.
+        They keep their defaults; a runbook that needs one given is skipped, with the reason logged."""
         out: list[RunbookRequest] = []
         for rb in self._runbooks().matching(inp.labels, inp.service):
             if rb.name in inp.already or rb.auto_run == "none":
                 continue
-            given = {k: v for k, v in inp.labels.items() if k in rb.parameters}
+            urls = rb.url_params()
+            ignored = sorted(k for k in inp.labels if k in urls)
+            if ignored:
+                log.warning("runbook %s on %s: alert labels %s not used, a URL never comes from an alert "
+                            "(the parameters keep their defaults)", rb.name, inp.incident_id, ", ".join(ignored))
+            required = sorted(n for n in urls if rb.parameters[n].required)
+            if required:
+                log.warning("runbook %s matches %s but does not run automatically: %s become part of a URL and "
+                            "have no default (a URL never comes from an alert label)", rb.name, inp.incident_id,
+                            ", ".join(required))
+                continue
+            given = {k: v for k, v in inp.labels.items() if k in rb.parameters and k not in urls}
             try:
                 params = coerce_params(rb, given)
                 steps = render_steps(rb, params, {"id": inp.incident_id, "service": inp.service or "",

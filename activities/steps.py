@@ -9,6 +9,7 @@ the workflow's history, so a retried or replayed apply works toward the same tar
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -40,6 +41,8 @@ if TYPE_CHECKING:
     import httpx
 
     from domain.config import Settings
+
+log = logging.getLogger("incidentflow.runbooks")
 
 A = TypeVar("A", bound=StepArgs)
 M = TypeVar("M", bound=BaseModel)
@@ -76,9 +79,13 @@ class RunbookSteps:
         http = client or httpx.AsyncClient(timeout=30)
         cluster = KubernetesCluster.from_settings(str(settings.kubeconfig) if settings.kubeconfig else None,
                                                   settings.kube_context)
-        secrets = {k: v.get_secret_value() for k, v in settings.runbook_secrets.items()}
+        for name, secret in settings.runbook_secrets.items():
+            if not secret.hosts:
+                log.warning("runbook secret %r is bound to no host, so steps that use it are refused: give it "
+                            'as {"value": "…", "hosts": ["flags.internal"]} in INCIDENTFLOW_RUNBOOK_SECRETS', name)
         token = settings.prometheus_token.get_secret_value() if settings.prometheus_token else None
-        return cls(cluster, HttpProbe(http, secrets), PrometheusProbe(http, settings.prometheus_url, token))
+        return cls(cluster, HttpProbe(http, settings.runbook_secrets),
+                   PrometheusProbe(http, settings.prometheus_url, token))
 
     @property
     def cluster(self) -> Cluster:

@@ -8,10 +8,12 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import (
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,10 +23,38 @@ from domain.models.oncall import EscalationPolicy, Schedule
 from domain.routing import Router, Rule, parse_matchers
 
 
+class RunbookSecret(_Strict):
+    """A `${secret:NAME}` value of INCIDENTFLOW_RUNBOOK_SECRETS and the hosts it may be sent to.
+
+    `{"flags_token": {"value": "…", "hosts": ["flags.internal", "*.flags.example.com"]}}`. The old plain
+    form `{"flags_token": "…"}` still loads, bound to no host: a step that uses it is refused (with a
+    message saying how to bind it) until hosts are given. Patterns: domain/runbooks/hosts.py.
+    """
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+
+    value: SecretStr
+    hosts: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        return {"value": data} if isinstance(data, (str, SecretStr)) else data
+
+    @field_validator("hosts")
+    @classmethod
+    def _patterns(cls, hosts: list[str]) -> list[str]:
+        from domain.runbooks.hosts import parse_patterns  # domain.runbooks imports this module
+
+        parse_patterns(hosts)  # ValueError names the bad pattern
+        return hosts
+
+
 class Settings(BaseSettings):
     """Process settings. Secrets (later: tokens) come from here, never from workflow inputs."""
 
-    model_config = SettingsConfigDict(env_prefix="INCIDENTFLOW_", extra="ignore")
+    # hide_input_in_errors: a malformed INCIDENTFLOW_RUNBOOK_SECRETS (or token) must not print its values
+    model_config = SettingsConfigDict(env_prefix="INCIDENTFLOW_", extra="ignore", hide_input_in_errors=True)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
@@ -65,7 +95,12 @@ class Settings(BaseSettings):
     kube_context: str | None = None
     prometheus_url: str | None = None  # for prometheus.query steps (verification)
     prometheus_token: SecretStr | None = None
-    runbook_secrets: dict[str, SecretStr] = Field(default_factory=dict)  # JSON; ${secret:NAME} in step headers
+    # JSON {"NAME": {"value": "…", "hosts": ["flags.internal"]}}: ${secret:NAME} in step headers, sent only there
+    runbook_secrets: dict[str, RunbookSecret] = Field(default_factory=dict)
+
+    def runbook_secret_hosts(self) -> dict[str, list[str]]:
+        """Each runbook secret's host patterns (no values): for `runbook check` and render-time checks."""
+        return {name: list(secret.hosts) for name, secret in self.runbook_secrets.items()}
 
     def runbook_paths(self) -> list[Path]:
         paths = [p for p in (Path("runbooks"),) if p.is_dir()]

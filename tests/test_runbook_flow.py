@@ -45,7 +45,7 @@ title: Every step kind
 approvers: [ic, "group:sre-leads"]
 approval_timeout: 10m
 parameters:
-  flags_url: {type: string, required: true}
+  flags_url: {type: url, required: true, allowed_hosts: ["FLAGS_HOST"]}
   flag: {type: string, default: new-checkout}
 steps:
   - {kind: kubernetes.pods, namespace: payments, selector: app=checkout-service}
@@ -83,10 +83,10 @@ def fakes(tmp_path: Path) -> Iterator[dict[str, Any]]:
         flags.add_flag("new-checkout", enabled=True)
         extra = tmp_path / "runbooks"
         extra.mkdir()
-        (extra / "everything.yaml").write_text(EVERYTHING)
+        (extra / "everything.yaml").write_text(EVERYTHING.replace("FLAGS_HOST", flags.url))
         yield {"kube": kube, "flags": flags, "prom": prom, "settings": {
             "kubeconfig": str(kube.write_kubeconfig(tmp_path / "kubeconfig")), "runbooks_dir": str(extra),
-            "prometheus_url": prom.base_url, "runbook_secrets": {"flags_token": flags.token}}}
+            "prometheus_url": prom.base_url, "runbook_secrets": {"flags_token": {"value": flags.token, "hosts": [flags.url]}}}}
 
 
 @asynccontextmanager

@@ -167,7 +167,7 @@ steps:
         "(fields: name, title, description, applies_to, likely_causes, investigation, escalation, "
         "approvers, approval_timeout, on_approval_timeout, auto_run, parameters, steps)",
         "5: parameters.x.defualt: unknown field 'defualt'; did you mean 'default'? "
-        "(fields: type, description, required, default, min, max, pattern)",
+        "(fields: type, description, required, default, min, max, pattern, allowed_hosts)",
     ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,13 +82,17 @@ def load_runbooks(paths: Iterable[Path | str]) -> RunbookSet:
     return runbooks
 
 
-def check_runbooks(paths: Iterable[Path | str]) -> tuple[RunbookSet | None, list[str]]:
-    """(the set, []) when everything validates, else (None, the problems as lines) for `runbook check`."""
+def check_runbooks(paths: Iterable[Path | str], secret_hosts: Mapping[str, Sequence[str]] | None = None
+                   ) -> tuple[RunbookSet | None, list[str]]:
+    """(the set, []) when everything validates, else (None, the problems as lines) for `runbook check`.
+
+    With `secret_hosts` (the worker's Settings.runbook_secret_hosts()), a secret used where its hosts do
+    not allow it (or not configured at all) is a problem too, on the line of the header that uses it."""
     files, problems = _files(paths)
     found = RunbookSet()
     name_lines: dict[str, int] = {}
     for path in files:
-        runbook, file_problems, node = _check_file(path)
+        runbook, file_problems, node = _check_file(path, secret_hosts)
         problems += file_problems
         if runbook is None:
             continue
@@ -124,7 +128,8 @@ def _files(paths: Iterable[Path | str]) -> tuple[list[Path], list[str]]:
     return files, problems
 
 
-def _check_file(path: Path) -> tuple[Runbook | None, list[str], yaml.Node | None]:
+def _check_file(path: Path, secret_hosts: Mapping[str, Sequence[str]] | None = None
+                ) -> tuple[Runbook | None, list[str], yaml.Node | None]:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -148,7 +153,8 @@ def _check_file(path: Path) -> tuple[Runbook | None, list[str], yaml.Node | None
         located += [_pydantic_problem(err, node, data) for err in exc.errors()]
         located += _raw_template_problems(node, data)  # so one `check` shows every problem of the file
     else:
-        for problem in runbook.problems():
+        found = runbook.problems() + (runbook.secret_problems(secret_hosts) if secret_hosts is not None else [])
+        for problem in found:
             loc = list(problem.loc)
             located.append((line_of(node, loc), f"{_dotted(loc)}: {problem.message}"))
     if located:

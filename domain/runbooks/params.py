@@ -57,7 +57,7 @@ def coerce_params(runbook: Runbook, given: Mapping[str, str | int | float | bool
 
 
 def _convert(spec: ParamSpec, raw: str | int | float | bool) -> Any:
-    if spec.type == "string":
+    if spec.type in ("string", "url"):  # a url is checked against allowed_hosts by spec.check
         if isinstance(raw, bool):
             return "true" if raw else "false"
         return raw if isinstance(raw, str) else str(raw)

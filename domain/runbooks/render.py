@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from domain.models.runbook import RenderedStep  # defined with the run models (workflow inputs)
-from domain.runbooks.fields import BUILTINS, DNS_LABEL, DNS_SUBDOMAIN, TEMPLATE, single_template
-from domain.runbooks.model import Runbook
+from domain.runbooks.fields import BUILTINS, DNS_LABEL, DNS_SUBDOMAIN, SECRET, TEMPLATE, single_template
+from domain.runbooks.hosts import allowed, listed, parse_patterns, refusal, url_target
+from domain.runbooks.model import ParamSpec, Runbook
 from domain.runbooks.params import ParamError as ParamError
 from domain.runbooks.params import coerce_params as coerce_params
 from domain.runbooks.params import usage as usage
@@ -46,10 +47,16 @@ class RenderError(ValueError):
 
 
 def render_steps(runbook: Runbook, params: Mapping[str, Any],
-                 incident: Mapping[str, str | None] | None = None) -> list[RenderedStep]:
+                 incident: Mapping[str, str | None] | None = None,
+                 secret_hosts: Mapping[str, Sequence[str]] | None = None) -> list[RenderedStep]:
     """The runbook's steps with templates filled from params (pass coerce_params' result; a parameter
     missing from it takes its default) and the incident (`id`, `service`, `severity` for the
     `{{ incident.* }}` built-ins). RenderError lists every step field that cannot be rendered.
+
+    Every http.request URL is checked: a valid http(s) URL without user info, its host allowed by the
+    `type: url` parameter that starts it. With `secret_hosts` (Settings.runbook_secret_hosts()), a
+    secret in a header must be bound to the URL's host too; secrets not listed are left to the worker,
+    which checks every request again before sending it.
 
     `args` per kind (durations in float seconds):
       kubernetes.rollout_undo    namespace, deployment, to_revision (int | None = the previous revision)
@@ -75,7 +82,7 @@ def render_steps(runbook: Runbook, params: Mapping[str, Any],
     rendered: list[RenderedStep] = []
     problems: list[str] = []
     for index, (step, name) in enumerate(zip(runbook.steps, runbook.step_names)):
-        r = _Renderer(index, name, values)
+        r = _Renderer(index, name, values, runbook.parameters, secret_hosts)
         args, title = _render(step, r)
         if step.title is not None:
             title = r.human("title", step.title)
@@ -91,8 +98,10 @@ def render_steps(runbook: Runbook, params: Mapping[str, Any],
 class _Renderer:
     """Fills one step's fields, collecting problems instead of stopping at the first."""
 
-    def __init__(self, index: int, name: str, values: Mapping[str, Any]) -> None:
+    def __init__(self, index: int, name: str, values: Mapping[str, Any], params: Mapping[str, ParamSpec],
+                 secret_hosts: Mapping[str, Sequence[str]] | None = None) -> None:
         self.index, self.name, self.values = index, name, values
+        self.params, self.secret_hosts = params, secret_hosts
         self.problems: list[str] = []
 
     def fail(self, field: str, problem: str) -> None:
@@ -292,13 +301,34 @@ def _render_logs(step: LogsStep, r: _Renderer) -> Rendered:
 
 def _render_http(step: HttpRequestStep, r: _Renderer) -> Rendered:
     url = r.text("url", step.url)
-    if not url.startswith(("http://", "https://")) and not r.problems:
-        r.fail("url", f"{url!r} is not an http:// or https:// URL")
-    args = {"method": step.method, "url": url,
-            "headers": {k: r.text(f"headers.{k}", v) for k, v in step.headers.items()},
+    headers = {k: r.text(f"headers.{k}", v) for k, v in step.headers.items()}
+    if not r.problems:
+        _check_destination(step.url, url, headers, r)
+    args = {"method": step.method, "url": url, "headers": headers,
             "json": r.json("json", step.json_body), "body": r.optional("body", step.body),
             "expect_status": list(step.expect_status), "timeout_s": _seconds(step.timeout)}
     return args, f"{step.method} {url}"
+
+
+def _check_destination(template: str, url: str, headers: Mapping[str, str], r: _Renderer) -> None:
+    """The rendered URL's host: allowed by the url parameter that starts it, and by each secret it gets."""
+    try:
+        target = url_target(url)
+    except ValueError as exc:
+        r.fail("url", str(exc))
+        return
+    lead = TEMPLATE.match(template)
+    spec = r.params.get(lead.group(1).strip()) if lead else None
+    if lead and spec is not None and spec.type == "url":
+        patterns = parse_patterns(spec.allowed_hosts or [])
+        if not allowed(target, patterns):
+            r.fail("url", f"host {target} is not in the allowed_hosts of parameter "
+                          f"{lead.group(1).strip()!r} ({listed(patterns)})")
+    for header, value in headers.items():
+        for secret in dict.fromkeys(SECRET.findall(value)):
+            hosts = (r.secret_hosts or {}).get(secret)
+            if hosts is not None and not allowed(target, patterns := parse_patterns(hosts)):
+                r.fail(f"headers.{header}", refusal(secret, target, patterns))
 
 
 def _render_prometheus(step: PrometheusQueryStep, r: _Renderer) -> Rendered:
