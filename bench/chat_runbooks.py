@@ -624,7 +624,8 @@ async def run_incident_runbooks(client: Client, flags: Any, config: Any, m: int,
     from workflows.incident import IncidentWorkflow
     from workflows.runbook import RunbookWorkflow
 
-    settings = Settings(task_queue=f"bench-runbooks-{token}", runbook_secrets={"flags_token": flags.token})
+    settings = Settings(task_queue=f"bench-runbooks-{token}",
+                        runbook_secrets={"flags_token": {"value": flags.token, "hosts": [flags.url]}})
     inc = Incidents(client, settings, config)
     request = runbook_request(flags.url)
     out = RunbookRuns("incidentflow")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,10 +23,6 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
-    WorkflowFailureError,
-    WorkflowHandle,
-    WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -35,7 +30,6 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -52,7 +46,6 @@ from domain.models import (
     DeclareInput,
     EscalateInput,
     IncidentStart,
-    IncidentState,
     IncidentSummary,
     NoteInput,
     PageInput,
@@ -67,13 +60,26 @@ from domain.models import (
     StatusUpdateInput,
 )
 from domain.models.handoff import HandoffInput, HandoffNote
-from domain.models.runbook import Decision, RunbookRequest, RunbookState
-from domain.runbooks.loader import RunbookSet, load_runbooks
-from domain.runbooks.render import coerce_params, render_steps
+from domain.models.messages import AlertsInput
+from incidentflow.client_base import (
+    CommandRejected,
+    IncidentflowError,
+    IncidentNotFound,
+    TemporalUnavailable,
+    connect,
+    quote,
+    signal_name,
+)
+from incidentflow.client_runbooks import RunbookRuns
+from incidentflow.handoff import handoff_schedules
 from workflows import search_attributes as sa
 from workflows.alert_group import AlertGroupWorkflow
+from workflows.handoff import HandoffWorkflow
 from workflows.incident import IncidentWorkflow
-from workflows.runbook import RunbookWorkflow
+
+__all__ = ["CommandRejected", "IncidentNotFound", "IncidentflowError", "Incidents", "IngestResult",
+           "TemporalUnavailable", "connect", "ensure_handoff_schedules", "ensure_search_attributes",
+           "worker_polling"]
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 
@@ -84,38 +90,6 @@ class IngestResult(BaseModel):
     group_id: str | None = None
     incident_id: str | None = None
     reason: str | None = None
-
-
-class IncidentflowError(Exception):
-    """Base of the errors a user sees; the message is the whole story."""
-
-
-class TemporalUnavailable(IncidentflowError):
-    pass
-
-
-class IncidentNotFound(IncidentflowError):
-    pass
-
-
-class CommandRejected(IncidentflowError):
-    pass
-
-
-async def connect(settings: Settings, timeout: float = 5.0) -> Client:
-    try:
-        return await asyncio.wait_for(
-            Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                           data_converter=pydantic_data_converter),
-            timeout,
-        )
-    except (TimeoutError, RuntimeError, OSError, RPCError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "no answer"
-        raise TemporalUnavailable(
-            f"cannot reach Temporal at {settings.temporal_address} (namespace "
-            f"{settings.temporal_namespace}): {detail[:200]}; set INCIDENTFLOW_TEMPORAL_ADDRESS or run "
-            "`incidentflow dev`"
-        ) from None
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
@@ -146,11 +120,9 @@ async def worker_polling(client: Client, namespace: str, task_queue: str) -> boo
     return len(resp.pollers) > 0
 
 
-class Incidents:
-    def __init__(self, client: Client, settings: Settings, config: IncidentflowConfig | None = None) -> None:
-        self.client = client
-        self.settings = settings
-        self.config = config or IncidentflowConfig()
+class Incidents(RunbookRuns):
+    """Every incident command, read and alert, as the CLI, the HTTP API, Slack and the demo make them
+    (runbook runs: `RunbookRuns`; plumbing and errors: `incidentflow.client_base.Door`)."""
 
     # ------------------------------------------------------------------ declare
     async def declare(self, cmd: DeclareInput, now: datetime | None = None) -> str:
@@ -212,12 +184,12 @@ class Incidents:
                 return IngestResult(outcome="ignored", rule=route.rule,
                                     reason=f"no open incident for service {route.service or '(none)'} to annotate")
             target = open_ones[0].id
-            await self._signal(target, IncidentWorkflow.alerts, batch.alerts)
+            await self._signal(target, IncidentWorkflow.alerts, AlertsInput(alerts=batch.alerts))
             return IngestResult(outcome="annotated", rule=route.rule, incident_id=target)
         group_id = group_workflow_id(batch.group_key)
         try:
             if resolved_only(batch):  # never opens anything: only a running group hears it
-                await self.client.get_workflow_handle(group_id).signal(
+                await self.client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id).signal(
                     AlertGroupWorkflow.alerts, batch, rpc_timeout=timedelta(seconds=5))
             else:
                 await self._signal_with_start(group_id, batch)
@@ -235,14 +207,15 @@ class Incidents:
                 await self.client.start_workflow(
                     AlertGroupWorkflow.run, start, id=group_id, task_queue=self.settings.task_queue,
                     id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    start_signal="alerts", start_signal_args=[batch], rpc_timeout=timedelta(seconds=5),
+                    start_signal=signal_name(AlertGroupWorkflow.alerts), start_signal_args=[batch],
+                    rpc_timeout=timedelta(seconds=5),
                     static_summary=f"Alert group: {batch.title}"[:200])
                 return
             except WorkflowAlreadyStartedError:
                 # the group is between runs (continue-as-new): a moment later the new run takes it
                 await asyncio.sleep(0.05 * (attempt + 1))
-        await self.client.get_workflow_handle(group_id).signal(AlertGroupWorkflow.alerts, batch,
-                                                               rpc_timeout=timedelta(seconds=5))
+        await self.client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id).signal(
+            AlertGroupWorkflow.alerts, batch, rpc_timeout=timedelta(seconds=5))
 
     async def alert_group(self, group_id: str) -> AlertGroupState | None:
         """The group's state (its current incident), or None when no group run exists."""
@@ -293,95 +266,28 @@ class Incidents:
     async def add_note(self, incident_id: str, cmd: NoteInput) -> None:
         await self._signal(incident_id, IncidentWorkflow.add_note, cmd)
 
-    # ------------------------------------------------------------------ runbooks
-    def runbooks(self) -> RunbookSet:
-        """The runbooks under ./runbooks and INCIDENTFLOW_RUNBOOKS_DIR (RunbookError names file:line)."""
-        return load_runbooks(self.settings.runbook_paths())
+    # ------------------------------------------------------------------ handoff notes
+    async def setup_handoffs(self) -> list[str]:
+        """Create or update one Temporal Schedule per schedule layer; returns their ids. Idempotent."""
+        ids = []
+        for schedule_id, wanted in handoff_schedules(self.settings, self.config).items():
+            try:
+                await self.client.create_schedule(schedule_id, wanted)
+            except ScheduleAlreadyRunningError:
+                async def replace(_: ScheduleUpdateInput, new: Schedule = wanted) -> ScheduleUpdate:
+                    return ScheduleUpdate(schedule=new)
+                await self.client.get_schedule_handle(schedule_id).update(replace)
+            ids.append(schedule_id)
+        return ids
 
-    async def runbook_request(self, incident_id: str, name: str, params: Mapping[str, Any], by: str) -> RunbookRequest:
-        """Render a runbook for an incident: parameters typed and checked (ParamError), templates filled."""
-        from domain.runbooks.request import request_for
+    async def run_handoff(self, schedule: str) -> HandoffNote:
+        """Compose and send one handoff note now (what the schedule does at handoff time)."""
+        return await self.client.execute_workflow(
+            HandoffWorkflow.run, HandoffInput(schedule=schedule),
+            id=f"handoff-{schedule}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}", task_queue=self.settings.task_queue)
 
-        try:
-            rb = self.runbooks().get(name)
-        except KeyError as exc:
-            raise CommandRejected(str(exc.args[0]) if exc.args else str(exc)) from None
-        state = await self.get(incident_id)
-        values = coerce_params(rb, dict(params))
-        steps = render_steps(rb, values, {"id": state.id, "service": state.service or "",
-                                          "severity": state.severity.value})
-        return request_for(rb, values, steps, by, self.config)
-
-    async def run_runbook(self, incident_id: str, name: str, params: Mapping[str, Any], by: str) -> CommandResult:
-        request = await self.runbook_request(incident_id, name, params, by)
-        return await self._update(incident_id, IncidentWorkflow.start_runbook, request)
-
-    async def _is_run(self, run_id: str) -> None:
-        """An incident (or any other workflow) id is not a runbook run: say so instead of a type error."""
-        try:
-            desc = await self.client.get_workflow_handle(run_id).describe()
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise IncidentNotFound(f"no runbook run with id {run_id!r}") from None
-            raise self._rpc_error(exc, run_id) from None
-        if desc.workflow_type != "RunbookWorkflow":
-            raise IncidentNotFound(f"no runbook run with id {run_id!r} ({run_id} is a {desc.workflow_type}; "
-                                   "run ids look like <incident id>-runbook-N)")
-
-    async def decide_runbook(self, run_id: str, decision: Decision) -> str:
-        await self._is_run(run_id)
-        handle = self.client.get_workflow_handle(run_id)
-        try:
-            result: str = await handle.execute_update(RunbookWorkflow.decide, decision,
-                                                      rpc_timeout=timedelta(seconds=30))
-            return result
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise CommandRejected(f"{run_id}: {getattr(cause, 'message', None) or cause}") from None
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                try:
-                    desc = await handle.describe()
-                except RPCError:
-                    raise IncidentNotFound(f"no runbook run with id {run_id!r}") from None
-                status = desc.status.name.lower() if desc.status else "closed"
-                raise CommandRejected(f"{run_id}: the run has finished ({status}); nothing awaits approval") from None
-            raise self._rpc_error(exc, run_id) from None
-
-    async def runbook_run(self, run_id: str) -> RunbookState:
-        await self._is_run(run_id)
-        handle = self.client.get_workflow_handle_for(RunbookWorkflow.run, run_id)
-        try:
-            desc = await handle.describe()
-            if desc.status == WorkflowExecutionStatus.COMPLETED:
-                return await handle.result(rpc_timeout=timedelta(seconds=10))
-            if desc.status != WorkflowExecutionStatus.RUNNING:
-                raise IncidentNotFound(f"runbook run {run_id} ended abnormally; see it in the Temporal UI")
-            return await handle.query(RunbookWorkflow.get_state, rpc_timeout=timedelta(seconds=10))
-        except RPCError as exc:
-            if exc.status == RPCStatusCode.NOT_FOUND:
-                raise IncidentNotFound(f"no runbook run with id {run_id!r}") from None
-            raise self._rpc_error(exc, run_id) from None
-
-    # ------------------------------------------------------------------ reads
-    async def get(self, incident_id: str) -> IncidentState:
-        handle = self.client.get_workflow_handle_for(IncidentWorkflow.run, incident_id)
-        try:
-            desc = await handle.describe()
-            if desc.status == WorkflowExecutionStatus.COMPLETED:
-                return await handle.result(rpc_timeout=timedelta(seconds=10))
-            if desc.status != WorkflowExecutionStatus.RUNNING:
-                raise IncidentNotFound(
-                    f"incident {incident_id} ended abnormally ({desc.status.name.lower() if desc.status else '?'}); "
-                    "see it in the Temporal UI")
-            return await handle.query(IncidentWorkflow.get_state, rpc_timeout=timedelta(seconds=10))
-        except RPCError as exc:
-            raise self._rpc_error(exc, incident_id) from None
-        except WorkflowQueryFailedError as exc:
-            raise IncidentflowError(f"incident {incident_id}: query failed: {exc}") from None
-        except WorkflowFailureError as exc:
-            raise IncidentflowError(f"incident {incident_id} failed: {exc.cause}") from None
-
+    # ------------------------------------------------------------------ reads (last: below `list`, mypy
+    # takes `list[...]` in an annotation for this method)
     async def list(self, *, open_only: bool = False, severity: Severity | None = None,
                    service: str | None = None, phase: Phase | None = None,
                    limit: int = 100) -> list[IncidentSummary]:
@@ -392,7 +298,7 @@ class Incidents:
         if severity:
             clauses.append(f"{sa.SEVERITY.name} = '{severity.value}'")
         if service:
-            clauses.append(f"{sa.SERVICE.name} = '{_quote(service)}'")
+            clauses.append(f"{sa.SERVICE.name} = '{quote(service)}'")
         if phase:
             clauses.append(f"{sa.PHASE.name} = '{phase.value}'")
         rows: list[IncidentSummary] = []
@@ -414,78 +320,11 @@ class Incidents:
     async def find_by_channel(self, channel_id: str) -> str | None:
         """The incident whose Slack channel this is (the IncidentChannel search attribute), if any."""
         try:
-            async for wf in self.client.list_workflows(f'{sa.CHANNEL.name} = "{_quote(channel_id)}"', limit=1):
+            async for wf in self.client.list_workflows(f'{sa.CHANNEL.name} = "{quote(channel_id)}"', limit=1):
                 return wf.id
         except RPCError as exc:
             raise self._rpc_error(exc, "") from None
         return None
-
-    # ------------------------------------------------------------------ handoff notes
-    async def setup_handoffs(self) -> list[str]:
-        """Create or update one Temporal Schedule per schedule layer; returns their ids. Idempotent."""
-        from incidentflow.handoff import handoff_schedules
-
-        ids = []
-        for schedule_id, wanted in handoff_schedules(self.settings, self.config).items():
-            try:
-                await self.client.create_schedule(schedule_id, wanted)
-            except ScheduleAlreadyRunningError:
-                async def replace(_: ScheduleUpdateInput, new: Schedule = wanted) -> ScheduleUpdate:
-                    return ScheduleUpdate(schedule=new)
-                await self.client.get_schedule_handle(schedule_id).update(replace)
-            ids.append(schedule_id)
-        return ids
-
-    async def run_handoff(self, schedule: str) -> HandoffNote:
-        """Compose and send one handoff note now (what the schedule does at handoff time)."""
-        from workflows.handoff import HandoffWorkflow
-
-        return await self.client.execute_workflow(
-            HandoffWorkflow.run, HandoffInput(schedule=schedule),
-            id=f"handoff-{schedule}-manual-{datetime.now(UTC):%Y%m%d%H%M%S}", task_queue=self.settings.task_queue)
-
-    # ------------------------------------------------------------------ plumbing
-    async def _update(self, incident_id: str, update: Any, arg: BaseModel, timeout: float = 30) -> CommandResult:
-        handle: WorkflowHandle[Any, Any] = self.client.get_workflow_handle(incident_id)
-        try:
-            return await handle.execute_update(update, arg, rpc_timeout=timedelta(seconds=timeout))
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = getattr(cause, "message", None) or str(cause)
-            raise CommandRejected(f"{incident_id}: {message}") from None
-        except RPCError as exc:
-            raise await self._command_error(exc, incident_id) from None
-
-    async def _signal(self, incident_id: str, signal: Any, arg: Any) -> None:
-        try:
-            await self.client.get_workflow_handle(incident_id).signal(signal, arg)
-        except RPCError as exc:
-            raise await self._command_error(exc, incident_id) from None
-
-    async def _command_error(self, exc: RPCError, incident_id: str) -> IncidentflowError:
-        """NOT_FOUND on an update or signal means no such incident, or one that has ended: tell which."""
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            try:
-                desc = await self.client.get_workflow_handle(incident_id).describe()
-            except RPCError:
-                return self._rpc_error(exc, incident_id)
-            if desc.status != WorkflowExecutionStatus.RUNNING:
-                return CommandRejected(f"incident {incident_id} is over (closed or stood down); "
-                                       "declare a new one or see its timeline")
-        return self._rpc_error(exc, incident_id)
-
-    def _rpc_error(self, exc: RPCError, incident_id: str) -> IncidentflowError:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return IncidentNotFound(f"no incident with id {incident_id!r}")
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return TemporalUnavailable(f"Temporal at {self.settings.temporal_address} is unavailable: "
-                                       f"{exc.message[:200]}")
-        return IncidentflowError(f"Temporal error ({exc.status.name}): {exc.message[:300]}")
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
-
 
 async def ensure_handoff_schedules(client: Client, settings: Settings, config: IncidentflowConfig) -> list[str]:
     """Create or update the handoff Schedules (see `Incidents.setup_handoffs`)."""

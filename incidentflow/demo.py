@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import traceback
+from collections.abc import Coroutine
+from typing import Any
 from urllib.parse import quote
 
 from domain import policy
 from domain.models import (
     AckInput,
+    CommandResult,
     DeclareInput,
     NoteInput,
     Phase,
@@ -54,7 +57,30 @@ async def _demo(incidents: Incidents, stop: asyncio.Event, pause: float) -> str:
     say(f"  open it in the Temporal UI: {settings.workflow_url(iid)}")
     query = quote('IncidentSeverity="SEV2"')
     say(f"  all SEV2 incidents: {settings.ui_url()}/namespaces/{settings.temporal_namespace}/workflows?query={query}")
-    steps = [
+    for label, command in _steps(incidents, iid):
+        await step()
+        if stop.is_set():
+            command.close()
+            continue
+        result = await command
+        say(f"{label}: {result.text}")
+        for warning in result.warnings:
+            say(f"  warning: {warning}")
+    await incidents.add_note(iid, NoteInput(by="dan", text="Postmortem owner: bob"))
+    await asyncio.sleep(0.5)
+    state = await incidents.get(iid)
+    say("timeline (incidentflow timeline ID --markdown):")
+    for line in policy.render_markdown(state).splitlines():
+        print(f"    {line}", flush=True)
+    say(f"done: {iid} is {state.phase.value}; postmortem due "
+        f"{state.postmortem_due:%Y-%m-%d} UTC. The stack keeps running: try the CLI "
+        f"(`.venv/bin/incidentflow list`) or the UI. Ctrl-C to stop.")
+    return iid
+
+
+def _steps(incidents: Incidents, iid: str) -> list[tuple[str, Coroutine[Any, Any, CommandResult]]]:
+    """The incident's life, one command at a time (created now, awaited one by one)."""
+    return [
         ("alice acknowledges", incidents.acknowledge(iid, AckInput(by="alice"))),
         ("alice takes incident commander", incidents.assign_role(iid, RoleInput(role=Role.ic, person="alice", by="alice"))),
         ("bob is tech lead", incidents.assign_role(iid, RoleInput(role=Role.lead, person="bob", by="alice"))),
@@ -74,22 +100,3 @@ async def _demo(incidents: Incidents, stop: asyncio.Event, pause: float) -> str:
         ("resolve", incidents.resolve(iid, ResolveInput(
             by="alice", summary="Rolled back deploy 4812; pool sizing fix tracked as action item"))),
     ]
-    for label, command in steps:
-        await step()
-        if stop.is_set():
-            command.close()
-            continue
-        result = await command
-        say(f"{label}: {result.text}")
-        for warning in result.warnings:
-            say(f"  warning: {warning}")
-    await incidents.add_note(iid, NoteInput(by="dan", text="Postmortem owner: bob"))
-    await asyncio.sleep(0.5)
-    state = await incidents.get(iid)
-    say("timeline (incidentflow timeline ID --markdown):")
-    for line in policy.render_markdown(state).splitlines():
-        print(f"    {line}", flush=True)
-    say(f"done: {iid} is {state.phase.value}; postmortem due "
-        f"{state.postmortem_due:%Y-%m-%d} UTC. The stack keeps running: try the CLI "
-        f"(`.venv/bin/incidentflow list`) or the UI. Ctrl-C to stop.")
-    return iid

@@ -2,24 +2,36 @@
 
 Incidents survive restarts because the same file is reused. The server is our child process and
 dies with us (PR_SET_PDEATHSIG), so a killed `incidentflow dev` never leaves an orphan on the port.
+A file can hold workflows started by an older incidentflow that this code cannot continue
+(`stale_workflows` replays them to find out), and `incidentflow dev` says so before it starts.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.worker import Replayer
+
 from domain.config import Settings
+from workflows import WORKFLOWS
 from workflows import search_attributes as sa
 
 _TYPE_NAMES = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime", 7: "KeywordList"}
+STALE_CHECK_LIMIT = 500  # running workflows replayed at startup (each is one history fetch and one replay)
 
 
 class DevStackError(RuntimeError):
@@ -105,3 +117,66 @@ class DevServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+@dataclass(frozen=True)
+class StaleWorkflow:
+    workflow_type: str
+    workflow_id: str
+    reason: str  # the first line of the replay failure
+
+
+async def stale_workflows(client: Client, limit: int = STALE_CHECK_LIMIT) -> tuple[list[StaleWorkflow], list[str]]:
+    """Running incidentflow workflows whose history does not replay on this code (started by an
+    incidentflow from before the baseline, or before an unguarded change), and the ids of all checked."""
+    names = ", ".join(f"'{workflow._Definition.must_from_class(w).name}'" for w in WORKFLOWS)
+    query = f"ExecutionStatus = 'Running' AND WorkflowType IN ({names})"
+    histories = client.list_workflows(query, limit=limit).map_histories()
+    quiet = Runtime(telemetry=TelemetryConfig(logging=LoggingConfig(  # failures are reported below, once
+        filter=TelemetryFilter(core_level="ERROR", other_level="ERROR"))))
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter, runtime=quiet)
+    stale: list[StaleWorkflow] = []
+    checked: list[str] = []
+    async with replayer.workflow_replay_iterator(histories) as results:
+        async for result in results:
+            checked.append(result.history.workflow_id)
+            if result.replay_failure is None:
+                continue
+            started = result.history.events[0].workflow_execution_started_event_attributes
+            stale.append(StaleWorkflow(started.workflow_type.name, result.history.workflow_id,
+                                       _reason(result.replay_failure)))
+    return stale, checked
+
+
+def _reason(failure: Exception) -> str:
+    """One line out of the SDK's failure text (which quotes the whole history event)."""
+    text = str(failure)
+    found = re.search(r"Nondeterminism error: ([^:\"]+)", text)
+    if found:
+        event = re.search(r"event_id: (\d+),.*?event_type: (\w+)", text)
+        at = f" at event {event[1]} ({event[2]})" if event else ""
+        return f"nondeterminism{at}: {found[1].strip()}"
+    return (text.strip().splitlines() or [type(failure).__name__])[0][:160]
+
+
+def to_terminate(stale: list[StaleWorkflow], running: list[str]) -> list[str]:
+    """The stale workflows and the running children of stale incidents (an escalation left running
+    would go on paging for an incident that is gone)."""
+    ids = [s.workflow_id for s in stale]
+    children = [wid for wid in running for s in stale if s.workflow_type == "IncidentWorkflow"
+                and (wid.startswith(f"{s.workflow_id}-escalation-") or wid.startswith(f"{s.workflow_id}-runbook-"))]
+    return list(dict.fromkeys(ids + children))
+
+
+def stale_message(stale: list[StaleWorkflow], checked: int, where: str, fresh_hint: str | None) -> str:
+    """What `incidentflow dev` says when it finds workflows it cannot continue, and how to go on."""
+    shown = "\n".join(f"  {s.workflow_type} {s.workflow_id}: {s.reason}" for s in stale[:20])
+    more = f"\n  … and {len(stale) - 20} more" if len(stale) > 20 else ""
+    first = "the first " if checked >= STALE_CHECK_LIMIT else ""
+    options = ["  - run `incidentflow dev --terminate-stale`: it ends them and their escalations and runbook runs "
+               "(their history stays readable in the Web UI), then starts"]
+    if fresh_hint:
+        options.append(f"  - {fresh_hint}")
+    return (f"{len(stale)} of {first}{checked} running workflows on {where} were started by an older incidentflow "
+            f"(before this version's baseline) and cannot continue on this code:\n{shown}{more}\n"
+            "To go on, either\n" + ", or\n".join(options))

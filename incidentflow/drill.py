@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from temporalio import activity
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -21,6 +22,7 @@ from temporalio.worker import Worker
 from activities.paging import EscalationActivities
 from domain.config import IncidentflowConfig
 from domain.models import Severity
+from domain.models.messages import StopPaging
 from domain.models.paging import EscalationStart, PageRequest, PageResult
 from workflows import search_attributes as sa
 from workflows.escalation import EscalationWorkflow
@@ -54,8 +56,6 @@ class _Clock:
         return self.at + (server_time - self.base)
 
     def now(self) -> datetime:
-        from temporalio import activity
-
         return self.shift(activity.info().current_attempt_scheduled_time) if activity.in_activity() else self.at
 
 
@@ -91,7 +91,7 @@ async def run_drill(config: IncidentflowConfig, service: str | None, severity: S
                 id=f"drill-{uuid.uuid4().hex[:8]}", task_queue=queue)
             if ack_after is not None:
                 await env.sleep(ack_after)
-                await handle.signal(EscalationWorkflow.stop, "drill acknowledgement")
+                await handle.signal(EscalationWorkflow.stop, StopPaging(by="drill acknowledgement"))
             await handle.result()
         return book
     finally:

@@ -10,11 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from domain.config import IncidentflowConfig, Settings, load_config
 from incidentflow.api import create_app
-from incidentflow.client import Incidents, connect, ensure_search_attributes
-from incidentflow.devstack import DevServer, DevStackError, port_open
+from incidentflow.client import Incidents, connect, ensure_handoff_schedules, ensure_search_attributes
+from incidentflow.devstack import (
+    DevServer,
+    DevStackError,
+    port_open,
+    stale_message,
+    stale_workflows,
+    to_terminate,
+)
 
 EXAMPLE_CONFIG = Path("config/example.yaml")
 
@@ -57,7 +66,9 @@ def run_api(settings: Settings) -> int:
     return 0
 
 
-def run_dev(settings: Settings, demo: bool = True, external: bool = False) -> int:
+def run_dev(settings: Settings, demo: bool = True, external: bool = False, terminate_stale: bool = False) -> int:
+    """The embedded stack. Running workflows this code cannot continue (started by an older incidentflow)
+    stop it with a message saying how to go on, unless `terminate_stale` ends them first."""
     if settings.config is None and EXAMPLE_CONFIG.exists():
         settings.config = EXAMPLE_CONFIG
     config = load_config(settings.config)
@@ -66,7 +77,7 @@ def run_dev(settings: Settings, demo: bool = True, external: bool = False) -> in
         if server:
             print(f"starting the Temporal dev server ({server.db_file}) …", flush=True)
             server.start()
-        asyncio.run(_dev(settings, config, demo, server))
+        asyncio.run(_dev(settings, config, demo, server, terminate_stale))
     except DevStackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -77,14 +88,35 @@ def run_dev(settings: Settings, demo: bool = True, external: bool = False) -> in
     return 0
 
 
-async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, server: DevServer | None) -> None:
+async def _check_stale(client: Client, settings: Settings, server: DevServer | None, terminate: bool) -> None:
+    """Replay what is running before a worker picks it up: a nondeterminism error later helps nobody."""
+    stale, checked = await stale_workflows(client)
+    if not stale:
+        return
+    if not terminate:
+        where = str(server.db_file) if server else f"Temporal at {settings.temporal_address}"
+        fresh = (f"start on a fresh file: remove {settings.data_dir}/ (INCIDENTFLOW_DATA_DIR) and run "
+                 "`incidentflow dev` again" if server else None)
+        raise DevStackError(stale_message(stale, len(checked), where, fresh))
+    ended = to_terminate(stale, checked)
+    for workflow_id in ended:
+        try:
+            await client.get_workflow_handle(workflow_id).terminate(
+                "incidentflow dev --terminate-stale: started by an older incidentflow; cannot continue on this code")
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:  # NOT_FOUND: it has ended meanwhile
+                raise
+    print(f"terminated {len(ended)} stale workflow(s): {', '.join(ended)}", flush=True)
+
+
+async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, server: DevServer | None,
+               terminate_stale: bool = False) -> None:
     from workers.main import build_worker
 
     stop = _stop_event()
     client = await connect(settings, timeout=15.0)
     await ensure_search_attributes(client, settings.temporal_namespace)
-    from incidentflow.client import ensure_handoff_schedules
-
+    await _check_stale(client, settings, server, terminate_stale)
     await ensure_handoff_schedules(client, settings, config)
     worker = build_worker(client, settings, directory=Incidents(client, settings, config))
     api = _api_server(settings, create_app(settings, client, config))

@@ -126,8 +126,11 @@ class _Directory:
 
 @asynccontextmanager
 async def running_worker(client: Client, config: Any = None, pagers: Any = None, interceptors: Any = (),
-                         **settings: object) -> AsyncIterator[tuple[Settings, LogNotifier]]:
+                         directory: Any = None, **settings: object) -> AsyncIterator[tuple[Settings, LogNotifier]]:
     """A worker on a fresh task queue; yields its settings and the notifier that records deliveries.
+
+    `directory` lists incidents for handoff notes (default: the client's visibility listing, which the
+    time-skipping server does not serve).
 
     On exit, incidents left running by that worker are terminated: on the shared time-skipping server
     their timers would otherwise fire with no worker and stall later tests.
@@ -136,7 +139,8 @@ async def running_worker(client: Client, config: Any = None, pagers: Any = None,
     notifier = LogNotifier()
     recorder = _RecordWorkflows()
     worker: Worker = build_worker(client, cfg, notifier, interceptors=[recorder, *interceptors], fail_fast=True,
-                                  config=config, pagers=pagers, directory=_Directory(client, cfg, config))
+                                  config=config, pagers=pagers,
+                                  directory=directory or _Directory(client, cfg, config))
     try:
         async with worker:
             yield cfg, notifier

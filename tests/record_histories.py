@@ -1,27 +1,41 @@
-"""Recorded incident histories: the scenarios behind tests/histories/*.json.
+"""Recorded histories: the scenarios behind tests/histories/*.json.
 
-`python -m tests.record_histories` writes `<workflow id>[.run1].<VERSION>.json` from the current code. Bump
-VERSION when workflow logic changes (behind `workflow.patched`) and keep the older files: they are what
-running incidents look like, and test_replay.py makes sure new code still replays every one of them.
+`python -m tests.record_histories` runs every scenario on the time-skipping server, with the example
+config, chat against the fake Slack and the log pager, and writes `<workflow id>[.runN].<VERSION>.json`
+for every workflow it ran: incidents (one continued-as-new), their escalation and runbook children, an
+alert group and a handoff note. test_replay.py replays every file on every run.
+
+Versioning (README, "Changing workflow code"): the files of each release stay. Record a new set only
+for a release (set VERSION to it), never to make a replay failure go away.
 """
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from temporalio.client import WorkflowHistory
+from temporalio.client import WorkflowExecutionStatus, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from domain import ingest
+from domain.config import IncidentflowConfig, load_config
 from domain.models import (
     AckInput,
+    AlertBatch,
+    AlertmanagerPayload,
     AlertSignal,
     AlertStatus,
     DeclareInput,
+    EscalateInput,
     IncidentPolicy,
     IncidentStart,
+    IncidentSummary,
     NoteInput,
+    PageInput,
     Phase,
     PhaseInput,
     ReopenInput,
@@ -33,22 +47,40 @@ from domain.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from domain.models.handoff import HandoffInput
 from domain.models.runbook import Decision, RenderedStep, RunbookRequest
 from incidentflow.client import Incidents
+from workflows.handoff import HandoffWorkflow
 from workflows.incident import IncidentWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-# Bump when the workflow code changes in a way recorded histories should capture; older files stay.
-VERSION = "v7"  # v4: Slack chat pump (fake Slack); v5: runbooks; v6: keep-wakes; v7: chat-posts-meanwhile
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLE_CONFIG = Path(__file__).parent.parent / "config/example.yaml"
+VERSION = "baseline"  # the first release's set; later releases add theirs beside it
 MIN = timedelta(minutes=1)
+SCENARIO_TIMEOUT = 60  # seconds of real time (each takes about one)
+Scenario = Callable[[WorkflowEnvironment, Incidents], Awaitable[list[str]]]
+
+
+async def start(env: WorkflowEnvironment, inc: Incidents, iid: str, declare: DeclareInput,
+                policy: IncidentPolicy | None = None) -> None:
+    await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(
+        declare=declare, policy=policy or inc.config.incident_policy()), id=iid, task_queue=inc.settings.task_queue)
+
+
+async def escalating(inc: Incidents, iid: str) -> None:
+    """Until the incident's escalation has started (a command sent with the declaration comes first)."""
+    while not (await inc.get(iid)).escalation_active:
+        await asyncio.sleep(0.05)
 
 
 async def lifecycle(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """Every phase, roles, severity, the reminders of the process, and the channel kept current."""
     iid = "incident-recorded-lifecycle"
-    await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(declare=DeclareInput(
-        title="Checkout failing", severity=Severity.SEV2, service="checkout", declared_by="pat")),
-        id=iid, task_queue=inc.settings.task_queue)
-    await inc.acknowledge(iid, AckInput(by="alice"))
+    await start(env, inc, iid, DeclareInput(title="Checkout failing", severity=Severity.SEV2, service="checkout",
+                                            declared_by="pat"))
+    await escalating(inc, iid)
+    await inc.acknowledge(iid, AckInput(by="alice"))  # stops the escalation; the pager hears it
     await inc.assign_role(iid, RoleInput(role=Role.ic, person="alice", by="alice"))
     await inc.assign_role(iid, RoleInput(role=Role.lead, person="alice", by="alice"))
     await inc.assign_role(iid, RoleInput(role=Role.lead, person="bob", by="alice"))
@@ -70,10 +102,10 @@ async def lifecycle(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
 
 
 async def alerts_reopen_standdown(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """Alerts drive the phase (monitoring, flapping reopens), then a reopen and a stand-down."""
     iid = "incident-recorded-alerts"
-    await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(declare=DeclareInput(
-        title="Search latency", severity=Severity.SEV3, service="search", declared_by="am",
-        commander="dan")), id=iid, task_queue=inc.settings.task_queue)
+    await start(env, inc, iid, DeclareInput(title="Search latency", severity=Severity.SEV3, service="search",
+                                            declared_by="am", commander="dan"))
     for status in (AlertStatus.firing, AlertStatus.firing, AlertStatus.resolved):  # resolved → monitoring
         await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="f1", status=status,
                                                title="SearchLatencyHigh"))
@@ -93,11 +125,18 @@ async def alerts_reopen_standdown(env: WorkflowEnvironment, inc: Incidents) -> l
 
 
 async def continued(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """A busy incident continues-as-new; the next run carries the state and the timers over."""
     iid = "incident-recorded-continued"
-    handle = await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(
-        declare=DeclareInput(title="Noisy", severity=Severity.SEV2, declared_by="pat"),
-        policy=IncidentPolicy(continue_as_new_after_events=30)), id=iid, task_queue=inc.settings.task_queue)
-    for i in range(25):
+    await start(env, inc, iid, DeclareInput(title="Noisy", severity=Severity.SEV2, declared_by="pat"),
+                inc.config.incident_policy().model_copy(update={"continue_as_new_after_events": 100}))  # ~50 by the ack
+    await escalating(inc, iid)
+    # Acknowledged, and its escalation over, before it continues-as-new: the time-skipping test server
+    # stops skipping time for good once a child completes after the run that started it continued.
+    await inc.acknowledge(iid, AckInput(by="carol"))
+    child = env.client.get_workflow_handle(f"{iid}-escalation-1")
+    while (await child.describe()).status != WorkflowExecutionStatus.COMPLETED:
+        await asyncio.sleep(0.05)
+    for i in range(25):  # about 100 events more: it continues once the channel has caught up
         await inc.add_note(iid, NoteInput(text=f"note {i}", by="scribe"))
         if i % 5 == 4:
             await inc.post_status_update(iid, StatusUpdateInput(text=f"update {i}", by="carol"))
@@ -105,15 +144,31 @@ async def continued(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
         await asyncio.sleep(0.05)
     await inc.stand_down(iid, StandDownInput(by="pat", reason="done recording"))
     await env.client.get_workflow_handle(iid).result()
-    return [handle.first_execution_run_id or "", iid]
+    return [iid]
+
+
+async def escalation(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """A SEV1 escalation through its levels, a manual jump, a manual page, then the acknowledgement."""
+    iid = "incident-recorded-escalation"
+    await start(env, inc, iid, DeclareInput(title="Payments down", severity=Severity.SEV1, service="checkout",
+                                            declared_by="pat"))
+    await env.sleep(6 * MIN)  # L1 paged at once, L2 after 5 min
+    await inc.escalate(iid, EscalateInput(level=1, by="carol"))
+    await inc.page(iid, PageInput(person="carol", by="dan", note="database expert"))
+    await inc.acknowledge(iid, AckInput(by="alice"))
+    while (await inc.get(iid)).escalation_active:
+        await asyncio.sleep(0.05)
+    await inc.resolve(iid, ResolveInput(by="alice", summary="failed over"))
+    await inc.set_phase(iid, PhaseInput(phase=Phase.closed, by="alice"))
+    await env.client.get_workflow_handle(iid).result()
+    return [iid]
 
 
 async def runbook(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
     """A runbook run with an approval gate, a durable wait and notifications (no cluster needed)."""
     iid = "incident-recorded-runbook"
-    await env.client.start_workflow(IncidentWorkflow.run, IncidentStart(declare=DeclareInput(
-        title="Queue backlog", severity=Severity.SEV2, service="orders", declared_by="pat", commander="dan",
-        page=False)), id=iid, task_queue=inc.settings.task_queue)
+    await start(env, inc, iid, DeclareInput(title="Queue backlog", severity=Severity.SEV2, service="orders",
+                                            declared_by="pat", commander="dan", page=False))
 
     def step(index: int, kind: str, title: str, **args: object) -> RenderedStep:
         return RenderedStep(index=index, name=f"{index}-{kind}", kind=kind, title=title, destructive=False,
@@ -123,8 +178,7 @@ async def runbook(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
         step(1, "approval", "Approval: pause consumers?", prompt="Pause consumers?"),
         step(2, "wait", "Wait 1s", duration_s=1.0),
         step(3, "notify", "Notify: done", text="Queue drained")])
-    result = await inc._update(iid, IncidentWorkflow.start_runbook, request)
-    run_id = result.ref or ""
+    run_id = (await inc.start_runbook(iid, request)).ref or ""
     while (await inc.runbook_run(run_id)).pending is None:
         await asyncio.sleep(0.05)
     await inc.assign_role(iid, RoleInput(role=Role.ic, person="erin", by="dan"))  # forwarded to the run
@@ -141,42 +195,119 @@ async def runbook(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
     return [iid]
 
 
-SCENARIOS = [lifecycle, alerts_reopen_standdown, continued, runbook]
+async def alert_group(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """Alertmanager notifications: the group opens the incident, forwards, hears the resolve, ends."""
+    def batch(fixture: str) -> AlertBatch:
+        payload = AlertmanagerPayload.model_validate(json.loads((FIXTURES / fixture).read_text()))
+        return ingest.from_alertmanager(payload, inc.config.routing.router(), datetime.now(UTC))
+    firing = batch("alertmanager-firing.json")
+    group_id = ingest.group_workflow_id(firing.group_key)
+    await inc.ingest(firing)
+    while not (group := await inc.alert_group(group_id)) or not group.incident_id:
+        await asyncio.sleep(0.05)
+    iid = group.incident_id
+    await inc.ingest(batch("alertmanager-firing-two.json"))
+    await inc.ingest(batch("alertmanager-resolved.json"))
+    while (await inc.get(iid)).phase != Phase.monitoring:
+        await asyncio.sleep(0.05)
+    await inc.resolve(iid, ResolveInput(by="alice", summary="restarted the pods"))
+    while (await inc.alert_group(group_id) or group).incident_phase != Phase.resolved:
+        await asyncio.sleep(0.05)
+    await env.sleep(31 * MIN)  # past the reopen window: the group run ends
+    while (await env.client.get_workflow_handle(group_id).describe()).status != WorkflowExecutionStatus.COMPLETED:
+        await asyncio.sleep(0.05)
+    await inc.set_phase(iid, PhaseInput(phase=Phase.closed, by="alice"))
+    await env.client.get_workflow_handle(iid).result()
+    return [group_id, iid]
+
+
+async def handoff(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """The on-call handoff note a Schedule starts (here started by hand)."""
+    wid = "handoff-recorded"
+    await env.client.execute_workflow(HandoffWorkflow.run, HandoffInput(schedule="checkout-oncall"), id=wid,
+                                      task_queue=inc.settings.task_queue)
+    return [wid]
+
+
+SCENARIOS: list[Scenario] = [lifecycle, alerts_reopen_standdown, continued, escalation, runbook, alert_group,
+                             handoff]
+
+
+async def histories_of(env: WorkflowEnvironment, inc: Incidents, workflow_id: str) -> dict[str, WorkflowHistory]:
+    """Every run of the workflow (earlier runs of a continued-as-new chain as `.runN`) and, for an
+    incident, its escalation and runbook children; by file stem."""
+    runs = [await env.client.get_workflow_handle(workflow_id).fetch_history()]
+    while previous := runs[0].events[0].workflow_execution_started_event_attributes.continued_execution_run_id:
+        runs.insert(0, await env.client.get_workflow_handle(workflow_id, run_id=previous).fetch_history())
+    out = {f"{workflow_id}.run{n}": history for n, history in enumerate(runs[:-1], 1)}
+    out[workflow_id] = runs[-1]
+    if runs[-1].events[0].workflow_execution_started_event_attributes.workflow_type.name == "IncidentWorkflow":
+        state = await inc.get(workflow_id)
+        children = [f"{workflow_id}-escalation-{n}" for n in range(1, state.escalations + 1)]
+        for child in children + [run.run_id for run in state.runbooks]:
+            out[child] = await env.client.get_workflow_handle(child).fetch_history()
+    return out
 
 
 async def record(env: WorkflowEnvironment, inc: Incidents) -> dict[str, WorkflowHistory]:
-    """Run every scenario; returns histories by file stem (workflow id, plus the run for older runs)."""
+    """Run every scenario; returns the histories by file stem."""
     out: dict[str, WorkflowHistory] = {}
     for scenario in SCENARIOS:
-        ids = await scenario(env, inc)
-        if len(ids) == 2:  # first run of a continued-as-new incident
-            first = env.client.get_workflow_handle(ids[1], run_id=ids[0])
-            out[f"{ids[1]}.run1"] = await first.fetch_history()
-        for iid in ids[-1:]:
-            out[iid] = await env.client.get_workflow_handle(iid).fetch_history()
-            for run in (await inc.get(iid)).runbooks:  # the runbook runs it started (children)
-                out[run.run_id] = await env.client.get_workflow_handle(run.run_id).fetch_history()
+        try:
+            ids = await asyncio.wait_for(scenario(env, inc), SCENARIO_TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"scenario {scenario.__name__} did not finish in {SCENARIO_TIMEOUT} s") from None
+        for workflow_id in ids:
+            out.update(await histories_of(env, inc, workflow_id))
     return out
+
+
+def recording_config() -> IncidentflowConfig:
+    return load_config(EXAMPLE_CONFIG)
+
+
+class RecordedIncidents:
+    """The worker's incident directory on the time-skipping server (which cannot list workflows)."""
+
+    async def list(self, *, limit: int = 100) -> list[IncidentSummary]:
+        return [IncidentSummary(id="incident-recorded-escalation", title="Payments down", severity=Severity.SEV1,
+                                phase=Phase.investigating, service="checkout", commander="alice", acknowledged=True,
+                                declared_at=datetime.now(UTC) - timedelta(hours=2), running=True)][:limit]
+
+
+@asynccontextmanager
+async def recording_worker(env: WorkflowEnvironment) -> AsyncIterator[Incidents]:
+    """A worker as the recordings need it: the example config, chat against the fake Slack (with the
+    config's people as members), the log pager; yields the door to drive it."""
+    from tests.conftest import running_worker
+    from tests.fakes.slack import FakeSlack
+
+    config = recording_config()
+    with FakeSlack() as slack:
+        for person in ("alice", "bob", "carol", "dan"):
+            slack.add_user(name=person, email=f"{person}@example.com")
+        async with running_worker(env.client, config=lambda: config, directory=RecordedIncidents(),
+                                  slack_bot_token=slack.bot_token, slack_api_url=slack.base_url) as (settings, _):
+            yield Incidents(env.client, settings, config)
 
 
 async def _main() -> None:
     from temporalio.contrib.pydantic import pydantic_data_converter
 
-    from tests.conftest import binary, register_search_attributes, running_worker
-    from tests.fakes.slack import FakeSlack
+    from tests.conftest import binary, register_search_attributes
 
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
-    await register_search_attributes(env)
-    with FakeSlack() as slack:  # chat on: histories carry the channel's activities too
-        async with running_worker(env.client, slack_bot_token=slack.bot_token,
-                                  slack_api_url=slack.base_url) as (settings, _):
-            histories = await record(env, Incidents(env.client, settings))
+    try:
+        await register_search_attributes(env)
+        async with recording_worker(env) as inc:
+            histories = await record(env, inc)
+    finally:
+        await env.shutdown()
     HISTORIES.mkdir(exist_ok=True)
-    for stem, history in histories.items():
+    for stem, history in sorted(histories.items()):
         (HISTORIES / f"{stem}.{VERSION}.json").write_text(history.to_json())
         print(f"wrote {stem}.{VERSION}.json ({len(history.events)} events)")
-    await env.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,22 +1,35 @@
-"""`incidentflow dev` as a user runs it: killed mid-incident and restarted, nothing is lost or repeated."""
+"""`incidentflow dev` as a user runs it: killed mid-incident and restarted, nothing is lost or repeated;
+started on a file with incidents from before the baseline, it says so and how to go on."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from temporalio import workflow
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
-from domain.models import EventKind, IncidentState
-from incidentflow.devstack import port_open
+from domain.config import Settings
+from domain.models import DeclareInput, EventKind, IncidentStart, IncidentState, Severity
+from domain.models.paging import EscalationStart
+from incidentflow.client import Incidents, TemporalUnavailable, connect
+from incidentflow.devstack import DevServer, port_open, stale_workflows
+from tests.conftest import running_worker
+from tests.helpers import eventually
+from workflows.escalation import EscalationWorkflow
 
 ROOT = Path(__file__).parent.parent
 
@@ -112,3 +125,109 @@ def test_dev_stack_killed_mid_incident_keeps_incident_and_pending_reminder(stack
         code = second.wait(30)
     assert code == 0 and "stopped." in log.read_text()
     assert not port_open("127.0.0.1", temporal_port), "a clean stop stops the dev server too"
+
+
+# ---------------------------------------------------------------- workflows from before the baseline
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)
+class IncidentBeforeTheBaseline:
+    """An incident as an older incidentflow ran it: other commands than today's code gives."""
+
+    @workflow.run
+    async def run(self, start: IncidentStart) -> None:
+        await workflow.sleep(timedelta(hours=1))
+
+
+async def start_old_incident(client: Client, workflow_id: str) -> None:
+    """Run it on the server until its first command (a timer) is in history, then stop its worker."""
+    queue = f"old-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[IncidentBeforeTheBaseline]):
+        handle = await client.start_workflow(
+            IncidentBeforeTheBaseline.run, IncidentStart(declare=DeclareInput(title="Old", declared_by="pat")),
+            id=workflow_id, task_queue=queue)
+        await eventually(handle.fetch_history, lambda h: any(e.HasField("timer_started_event_attributes")
+                                                            for e in h.events), timeout=20)
+
+
+async def test_running_workflows_that_cannot_replay_are_found(fresh_dev_env: WorkflowEnvironment) -> None:
+    client = fresh_dev_env.client
+    async with running_worker(client) as (settings, _):
+        current = await Incidents(client, settings).declare(DeclareInput(
+            title="Today's incident", severity=Severity.SEV2, service="checkout", declared_by="pat"))
+        await start_old_incident(client, "incident-from-before")
+        await eventually(lambda: Incidents(client, settings).get(current), lambda s: s.chat_checked)
+        stale, checked = await stale_workflows(client)
+    assert current in checked, "today's incident was replayed too, and replays fine"
+    assert [(s.workflow_type, s.workflow_id) for s in stale] == [("IncidentWorkflow", "incident-from-before")]
+    assert "nondeterminism" in stale[0].reason.lower() or "TMPRL1100" in stale[0].reason
+
+
+async def connect_when_healthy(settings: Settings) -> Client:
+    """The port opens a moment before the frontend answers ("Frontend is not healthy yet")."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return await connect(settings)
+        except TemporalUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.2)
+
+
+def run_dev_process(env: dict[str, str], log: Path, terminate_stale: bool = False) -> subprocess.Popen[bytes]:
+    """`incidentflow dev --no-demo [--terminate-stale]` (the CLI flag calls `run_dev(..., terminate_stale=)`)."""
+    code = ("import os, sys; from domain.config import Settings; from incidentflow.stack import run_dev; "
+            f"code = run_dev(Settings(), demo=False, terminate_stale={terminate_stale}); "
+            "sys.stdout.flush(); sys.stderr.flush(); os._exit(code)")
+    out = open(log, "ab")
+    return subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+
+OLD = "incident-20250101-0900-checkout"
+
+
+def test_dev_on_a_file_with_incidents_from_before_the_baseline_says_how_to_go_on(
+        stack_env: dict[str, str], tmp_path: Path) -> None:
+    settings = Settings(temporal_address=stack_env["INCIDENTFLOW_TEMPORAL_ADDRESS"],
+                        data_dir=Path(stack_env["INCIDENTFLOW_DATA_DIR"]))
+    server = DevServer(settings, ui=False)
+    server.start()
+    try:
+        async def seed() -> None:
+            client = await connect_when_healthy(settings)
+            await start_old_incident(client, OLD)
+            # its escalation: replays (nothing ran yet), but must not outlive it
+            await client.start_workflow(EscalationWorkflow.run, EscalationStart(
+                incident_id=OLD, summary="[SEV3] Old", severity=Severity.SEV3), id=f"{OLD}-escalation-1",
+                task_queue="nobody-polls-this")
+        asyncio.run(seed())
+    finally:
+        server.stop()
+
+    log = tmp_path / "dev.log"
+    refused = run_dev_process(stack_env, log)
+    assert refused.wait(90) == 1, log.read_text()
+    said = log.read_text()
+    assert "1 of 2 running workflows on" in said and "temporal.db" in said, said
+    assert "started by an older incidentflow" in said and f"IncidentWorkflow {OLD}: nondeterminism" in said
+    assert "incidentflow dev --terminate-stale" in said and f"remove {settings.data_dir}/" in said
+    assert "Traceback" not in said, "said plainly, not as a stack trace"
+
+    log.write_text("")
+    proceeds = run_dev_process(stack_env, log, terminate_stale=True)
+    try:
+        url = f"http://127.0.0.1:{stack_env['INCIDENTFLOW_API_PORT']}/readyz"
+        deadline = time.monotonic() + 60
+        while not _ready(url):
+            assert proceeds.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.3)
+        assert f"terminated 2 stale workflow(s): {OLD}, {OLD}-escalation-1" in log.read_text()
+    finally:
+        proceeds.send_signal(signal.SIGTERM)
+        assert proceeds.wait(30) == 0, log.read_text()
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -337,7 +337,12 @@ async def test_a_param_pointing_elsewhere_sends_nothing_there(ts_env: WorkflowEn
     real, evil = services
     async with stack(ts_env, anywhere(tmp_path, real, evil), real) as inc:
         iid = await declare(inc)
-        run_id = (await inc.run_runbook(iid, "read-flag-anywhere", {"base": evil.url}, by="alice")).ref
+        # A door that knows the secrets' hosts (same settings as the worker) refuses before starting anything.
+        with pytest.raises(RenderError, match=f"secret 'flags_token' may not be sent to {evil.url}"):
+            await inc.run_runbook(iid, "read-flag-anywhere", {"base": evil.url}, by="alice")
+        # A door that does not (a CLI elsewhere) gets the run started; the worker refuses before any request.
+        door = Incidents(inc.client, inc.settings.model_copy(update={"runbook_secrets": {}}), CONFIG)
+        run_id = (await door.run_runbook(iid, "read-flag-anywhere", {"base": evil.url}, by="alice")).ref
         run = await eventually(lambda: inc.runbook_run(run_id), lambda r: r.ended_at is not None)
         assert run.status == RunStatus.failed
         assert f"secret 'flags_token' may not be sent to {evil.url}" in run.results[0].summary

@@ -25,9 +25,9 @@ from temporalio.testing import WorkflowEnvironment
 from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings, SlackConfig
 from domain.models import EventKind, IncidentState, Phase, Role, Severity
-from incidentflow.api.slack import within_budget
 from incidentflow.client import Incidents, TemporalUnavailable
 from incidentflow.slack.gateway import COMMANDS, Reply, SlackGateway
+from incidentflow.slack.reply import within_budget
 from tests.conftest import serve_api
 from tests.fakes.slack import FakeSlack
 from tests.helpers import eventually

@@ -7,54 +7,32 @@ that window (or once the incident ends) the group run finishes, so the next firi
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from temporalio import workflow
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from domain import policy
-    from domain.models import (
-        AlertBatch,
-        AlertGroupStart,
-        AlertGroupState,
-        DeclareInput,
-        IncidentStart,
-        IncidentStatusSignal,
-        Phase,
-    )
+    from domain.models.common import Phase
+    from domain.models.group import AlertBatch, AlertGroupStart, AlertGroupState
+    from domain.models.incident import DeclareInput, IncidentStart
+    from domain.models.messages import AlertsInput
+    from workflows.alert_group_core import AlertGroupCore
     from workflows.incident import IncidentWorkflow
 
 MAX_FORWARD = 500  # alerts per forwarded signal (queued batches are merged: one signal, one incident task)
 MAX_FORWARD_BYTES = 256 * 1024  # … and roughly this much payload (Temporal refuses payloads over ~2 MB)
 MAX_CARRIED = 20  # batches carried over continue-as-new; with more queued, drain first
-NO_REOPEN = (Phase.postmortem, Phase.closed, Phase.stood_down)
 
 
 @workflow.defn(name="AlertGroupWorkflow")
-class AlertGroupWorkflow:
+class AlertGroupWorkflow(AlertGroupCore):
     @workflow.init
     def __init__(self, start: AlertGroupStart) -> None:
         self.s = start.carried or AlertGroupState(group_key=start.group_key)
         self.policy = start.policy
-        self._inbox: list[AlertBatch] = []
-
-    @workflow.signal
-    def alerts(self, batch: AlertBatch) -> None:
-        self.s.batches += 1
-        self.s.alerts += len(batch.alerts)
-        self._inbox.append(batch)
-
-    @workflow.signal
-    def incident_changed(self, status: IncidentStatusSignal) -> None:
-        if status.incident_id == self.s.incident_id:
-            self.s.incident_phase = status.phase
-            self.s.resolved_at = status.resolved_at
-
-    @workflow.query
-    def get_state(self) -> AlertGroupState:
-        return self.s
+        self._inbox = []
+        self._incident_moved = False
 
     @workflow.run
     async def run(self, start: AlertGroupStart) -> AlertGroupState:
@@ -71,35 +49,13 @@ class AlertGroupWorkflow:
                 if not self._inbox:
                     return self.s
                 continue
+            self._incident_moved = False  # a resolve starts the reopen window: wait again with its end
             try:
-                await workflow.wait_condition(lambda: bool(self._inbox) or self._finished(),
+                await workflow.wait_condition(lambda: bool(self._inbox) or self._finished() or self._incident_moved,
                                               timeout=self._until_window_closes(),
                                               timeout_summary="reopen window closes")
             except TimeoutError:
                 pass
-
-    def _history_full(self) -> bool:
-        info = workflow.info()
-        limit = min(5_000, self.policy.continue_as_new_after_events)
-        return info.is_continue_as_new_suggested() or info.get_current_history_length() > limit
-
-    def _incident_is_current(self) -> bool:
-        """Whether a firing alert belongs to the group's incident (open, or resolved within the window)."""
-        s = self.s
-        if s.incident_id is None or s.incident_phase in NO_REOPEN:
-            return False
-        if s.incident_phase == Phase.resolved:
-            return s.resolved_at is not None and workflow.now() - s.resolved_at <= self.policy.reopen_window
-        return True
-
-    def _finished(self) -> bool:
-        return self.s.incident_id is not None and not self._incident_is_current()
-
-    def _until_window_closes(self) -> timedelta | None:
-        if self.s.incident_phase == Phase.resolved and self.s.resolved_at:
-            return max(self.s.resolved_at + self.policy.reopen_window - workflow.now(), timedelta(0)) \
-                + timedelta(seconds=1)
-        return None
 
     async def _handle_next(self) -> None:
         """Forward every queued batch in one signal while the incident is current; else open or ignore."""
@@ -112,7 +68,8 @@ class AlertGroupWorkflow:
                 size += _size(self._inbox[0])
                 alerts += self._inbox.pop(0).alerts
             try:
-                await workflow.get_external_workflow_handle(self.s.incident_id).signal(IncidentWorkflow.alerts, alerts)
+                incident = workflow.get_external_workflow_handle_for(IncidentWorkflow.run, self.s.incident_id)
+                await incident.signal(IncidentWorkflow.alerts, AlertsInput(alerts=alerts))
                 return
             except Exception as exc:  # the incident was terminated by hand: treat the group as fresh
                 workflow.logger.warning("incident %s unreachable (%s); opening a new one", self.s.incident_id, exc)

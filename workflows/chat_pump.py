@@ -8,7 +8,6 @@ what was posted) lives in `IncidentState.chat`; the rest is rebuilt on replay.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -16,29 +15,16 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.chat import ChatActivities
-    from domain.models import EventKind, IncidentState, TimelineEvent
     from domain.models.chat import ChatOpenInput, ChatPost, ChatSummary, ChatSyncInput
+    from domain.models.common import EventKind
     from workflows import options
+    from workflows.incident_core import SYSTEM, IncidentCore, why
 
-SYSTEM = "incidentflow"
-# Events recorded while the channel was being opened were marked posted but never posted (found by
-# bench/chat_runbooks.py): now they are posted once the channel exists.
-PATCH_CHAT_MEANWHILE = "chat-posts-meanwhile"
 MAX_POSTS_PER_SYNC = 20
 
 
-class ChatPump:
-    """Chat state and behaviour of IncidentWorkflow (which provides `s`, `_event` and starts the pump)."""
-
-    s: IncidentState
-    _chat_task: asyncio.Future[None] | None
-    _chat_stop: bool
-    _chat_sent: ChatSummary | None  # the summary as last shown in the channel
-    _declared_seq: int | None  # timeline events the channel's context message covers
-
-    def _event(self, kind: EventKind, actor: str, text: str, subject: str | None = None,
-               ref: str | None = None) -> TimelineEvent:
-        raise NotImplementedError  # IncidentWorkflow's
+class ChatPump(IncidentCore):
+    """Chat behaviour of IncidentWorkflow (whose run loop starts the pump and drains it at the end)."""
 
     async def _chat_pump(self) -> None:
         """Opens the incident channel, then keeps it current: summary in place, timeline posted.
@@ -48,37 +34,41 @@ class ChatPump:
         """
         s = self.s
         if s.chat is None and not s.chat_checked:
-            summary = self._chat_summary()
-            before = s.seq
-            try:
-                room = await workflow.execute_activity_method(
-                    ChatActivities.open_chat, ChatOpenInput(summary=summary, invite=self._chat_people()),
-                    summary="Open the incident channel", **options.CHAT)
-            except ActivityError as exc:
-                s.chat_checked = True
-                self._event(EventKind.warning, "slack", f"The incident channel could not be opened: {why(exc)}")
-                return
-            s.chat_checked = True
-            if room is None:  # chat is not configured on the worker
-                return
-            warnings, room.warnings = room.warnings, []
-            room.posted_seq = before
-            s.chat, self._chat_sent = room, summary
-            covered = before if self._declared_seq is None else min(before, self._declared_seq)
-            meanwhile = s.seq != covered  # commands handled since the declaration, before the channel existed
-            self._event(EventKind.action, "slack", f"Incident channel #{room.channel_name} opened"
-                        + (f": {room.channel_url}" if room.channel_url else ""))
-            if meanwhile and workflow.patched(PATCH_CHAT_MEANWHILE):
-                room.posted_seq = covered  # post them now, and the line above
-            else:
-                room.posted_seq = s.seq  # the context message says it all
-            for text in warnings:
-                self._event(EventKind.warning, "slack", text)
+            await self._open_chat()
         while s.chat is not None and not s.chat.broken:
             await workflow.wait_condition(lambda: self._chat_stop or self._chat_pending())
             if not self._chat_pending():
                 return
             await self._chat_sync()
+
+    async def _open_chat(self) -> None:
+        """Open (or reuse) the channel once; a worker without chat answers None and chat stays off."""
+        s = self.s
+        summary = self._chat_summary()
+        before = s.seq
+        try:
+            room = await workflow.execute_activity_method(
+                ChatActivities.open_chat, ChatOpenInput(summary=summary, invite=self._chat_people()),
+                summary="Open the incident channel", **options.CHAT)
+        except ActivityError as exc:
+            s.chat_checked = True
+            self._event(EventKind.warning, "slack", f"The incident channel could not be opened: {why(exc)}")
+            return
+        s.chat_checked = True
+        if room is None:  # chat is not configured on the worker
+            return
+        warnings, room.warnings = room.warnings, []
+        room.posted_seq = before
+        s.chat, self._chat_sent = room, summary
+        covered = before if self._declared_seq is None else min(before, self._declared_seq)
+        meanwhile = s.seq != covered  # commands handled since the declaration, before the channel existed
+        self._event(EventKind.action, "slack", f"Incident channel #{room.channel_name} opened"
+                    + (f": {room.channel_url}" if room.channel_url else ""))
+        # Events handled meanwhile are posted now, with the line above; otherwise the context message
+        # the channel opened with says it all.
+        room.posted_seq = covered if meanwhile else s.seq
+        for text in warnings:
+            self._event(EventKind.warning, "slack", text)
 
     def _chat_pending(self) -> bool:
         chat = self.s.chat
@@ -155,11 +145,6 @@ class ChatPump:
         s = self.s
         people = [s.declared_by, *s.roles.values()]
         return [p for p in dict.fromkeys(people) if p and p not in (SYSTEM, "alertmanager", "grafana", "generic")]
-
-
-def why(exc: ActivityError) -> str:
-    cause = exc.cause
-    return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
 
 
 def fatal(exc: ActivityError) -> bool:

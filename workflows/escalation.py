@@ -13,7 +13,9 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.paging import EscalationActivities
-    from domain.models.incident import EventKind
+    from domain.models.common import EventKind
+    from domain.models.incident import EventRecord
+    from domain.models.messages import EscalateTo, EscalationEnded, StopPaging
     from domain.models.paging import (
         EscalationPlan,
         EscalationStart,
@@ -23,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         ResolveRequest,
     )
     from workflows import options
+    from workflows.incident_core import IncidentCore
 
 
 @workflow.defn(name="EscalationWorkflow")
@@ -34,14 +37,14 @@ class EscalationWorkflow:
         self._jump: int | None = None
 
     @workflow.signal
-    def stop(self, by: str) -> None:
+    def stop(self, cmd: StopPaging) -> None:
         """The incident was acknowledged (or resolved): no more pages."""
         if self.s.acknowledged_by is None:
-            self.s.acknowledged_by = by
+            self.s.acknowledged_by = cmd.by
 
     @workflow.signal
-    def escalate_to(self, level: int) -> None:
-        self._jump = max(1, level)
+    def escalate_to(self, cmd: EscalateTo) -> None:
+        self._jump = max(1, cmd.level)
 
     @workflow.query
     def get_state(self) -> EscalationState:
@@ -51,9 +54,9 @@ class EscalationWorkflow:
     async def run(self, start: EscalationStart) -> EscalationState:
         await self._escalate(start)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        ended = EscalationEnded(escalation_id=workflow.info().workflow_id)
         try:
-            await workflow.get_external_workflow_handle(start.incident_id).signal(
-                "escalation_ended", workflow.info().workflow_id)
+            await workflow.get_external_workflow_handle(start.incident_id).signal(IncidentCore.escalation_ended, ended)
         except Exception:
             pass  # the incident has ended
         return self.s
@@ -131,10 +134,9 @@ class EscalationWorkflow:
                                + failed, subject=r.id)
 
     async def _record(self, kind: EventKind, text: str, subject: str | None = None) -> None:
-        record: dict[str, str] = {"kind": kind.value, "actor": "escalation", "text": text}
-        if subject:
-            record["subject"] = subject
+        record = EventRecord(kind=kind, actor="escalation", text=text[:4000], subject=subject)
         try:
-            await workflow.get_external_workflow_handle(self.start.incident_id).signal("record_event", record)
+            await workflow.get_external_workflow_handle(self.start.incident_id).signal(IncidentCore.record_event,
+                                                                                       record)
         except Exception as exc:  # the incident ended: the page itself went out, only the note is lost
             workflow.logger.info("could not record %r on %s: %s", text, self.start.incident_id, exc)

@@ -8,17 +8,19 @@ destructive step gets a gate of its own. An approval that times out follows `on_
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.runbook import RunbookActivities
+    from domain.models.messages import CommanderChanged
     from domain.models.runbook import (
         Approval,
         Decision,
+        RenderedStep,
         RunbookProgress,
         RunbookStart,
         RunbookState,
@@ -27,11 +29,11 @@ with workflow.unsafe.imports_passed_through():
         StepOutcome,
         StepRecord,
     )
-    from domain.runbooks.render import RenderedStep
+    from workflows import options
+    from workflows.incident_core import IncidentCore
 
+StepStatus = Literal["ok", "failed", "skipped", "denied"]
 CHANGES = ("kubernetes.rollout_undo", "kubernetes.scale", "kubernetes.restart")
-STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(seconds=30), maximum_attempts=8)
 
 
 class DecisionRejected(ApplicationError):
@@ -106,14 +108,14 @@ class RunbookWorkflow:
         if step.kind in CHANGES:
             plan = await workflow.execute_activity_method(
                 RunbookActivities.plan_step, inp, summary=f"Plan: {step.title}",
-                start_to_close_timeout=timedelta(seconds=60), retry_policy=STEP_RETRY)
+                start_to_close_timeout=timedelta(seconds=60), retry_policy=options.STEP_RETRY)
             if plan.noop:
                 return StepOutcome(summary=f"nothing to do: {plan.summary}", data=plan.data)
             inp = inp.model_copy(update={"plan": plan})
             self._note_plan(step, plan.summary, plan.changes)
             return await workflow.execute_activity_method(
                 RunbookActivities.apply_step, inp, summary=plan.summary,
-                start_to_close_timeout=timedelta(seconds=90), retry_policy=STEP_RETRY)
+                start_to_close_timeout=timedelta(seconds=90), retry_policy=options.STEP_RETRY)
         long_running = step.kind == "kubernetes.rollout_status" or (step.kind == "prometheus.query" and a.get("until"))
         timeout = timedelta(seconds=float(a.get("timeout_s") or 600) + 60) if long_running else timedelta(seconds=90)
         # A killed worker's long step is retried elsewhere once its heartbeats stop: rollout polls beat every
@@ -121,7 +123,7 @@ class RunbookWorkflow:
         beat = timedelta(seconds=max(20.0, 2 * float(a.get("interval_s") or 0) + 10)) if long_running else None
         return await workflow.execute_activity_method(
             RunbookActivities.apply_step, inp, summary=step.title, start_to_close_timeout=timeout,
-            heartbeat_timeout=beat, retry_policy=STEP_RETRY)
+            heartbeat_timeout=beat, retry_policy=options.STEP_RETRY)
 
     def _note_plan(self, step: RenderedStep, summary: str, changes: list[str]) -> None:
         workflow.logger.info("runbook %s step %s plan: %s (%s)", self.s.run_id, step.name, summary, changes)
@@ -187,20 +189,20 @@ class RunbookWorkflow:
             raise DecisionRejected(f"{decision.by} may not approve this run: approvers are {self._who()}")
 
     @workflow.signal
-    def commander_changed(self, person: str) -> None:
-        self.s.commander = person
+    def commander_changed(self, change: CommanderChanged) -> None:
+        self.s.commander = change.person
 
     @workflow.query
     def get_state(self) -> RunbookState:
         return self.s
 
     # ---------------------------------------------------------------- bookkeeping
-    def _record(self, step: RenderedStep, status: str, summary: str, outcome: StepOutcome | None = None,
-                started: object = None) -> None:
+    def _record(self, step: RenderedStep, status: StepStatus, summary: str, outcome: StepOutcome | None = None,
+                started: datetime | None = None) -> None:
         self.s.results.append(StepRecord(
-            index=step.index, name=step.name, kind=step.kind, title=step.title, status=status,  # type: ignore[arg-type]
+            index=step.index, name=step.name, kind=step.kind, title=step.title, status=status,
             summary=summary, output=outcome.output if outcome else "", data=outcome.data if outcome else {},
-            started_at=started or workflow.now(), finished_at=workflow.now()))  # type: ignore[arg-type]
+            started_at=started or workflow.now(), finished_at=workflow.now()))
 
     async def _end(self, status: RunStatus, step: RenderedStep | None, verified: bool = False) -> RunbookState:
         s = self.s
@@ -225,7 +227,8 @@ class RunbookWorkflow:
         progress = RunbookProgress(run_id=self.s.run_id, status=self.s.status, text=text[:3900], kind=kind,
                                    awaiting=awaiting, verified=verified)
         try:
-            await workflow.get_external_workflow_handle(self.s.incident_id).signal("runbook_progress", progress)
+            await workflow.get_external_workflow_handle(self.s.incident_id).signal(IncidentCore.runbook_progress,
+                                                                                   progress)
         except Exception as exc:  # the incident has ended: the run's own state still says it all
             workflow.logger.info("could not tell %s: %s", self.s.incident_id, exc)
 

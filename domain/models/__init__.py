@@ -39,6 +39,7 @@ from domain.models.incident import (
     StatusUpdateInput,
     TimelineEvent,
 )
+from domain.models.messages import AlertsInput, CommanderChanged, EscalateTo, EscalationEnded, StopPaging
 
 __all__ = [
     "AckInput", "AlertBatch", "AlertGroupStart", "AlertGroupState", "AlertRecord", "AlertSignal", "AlertStatus",
@@ -47,4 +48,5 @@ __all__ = [
     "IncidentSummary", "NoteInput", "NotifyInput", "Phase", "PhaseInput", "ReopenInput", "ResolveInput", "Role",
     "RoleInput", "RouteDecision", "Severity", "SeverityInput", "StandDownInput", "StatusUpdateInput",
     "TimelineEvent", "EscalateInput", "EventRecord", "PageInput",
+    "AlertsInput", "CommanderChanged", "EscalateTo", "EscalationEnded", "StopPaging",
 ]

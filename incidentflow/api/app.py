@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.client import Client
 
 from domain.config import IncidentflowConfig, Settings
@@ -32,8 +33,6 @@ def slack_gateway(settings: Settings, incidents: Callable[[], Awaitable[Incident
                   config: Callable[[], IncidentflowConfig]) -> SlackGateway:
     web = None
     if settings.slack_enabled:
-        from slack_sdk.web.async_client import AsyncWebClient
-
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
         web = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
     return SlackGateway(incidents, config, web)
@@ -96,6 +95,13 @@ def create_app(settings: Settings, client: Client | None = None,
     app.include_router(slack_api.router)
     app.include_router(runbooks_api.router)
 
+    _ops_routes(app, link, settings)
+    return app
+
+
+def _ops_routes(app: FastAPI, link: TemporalLink, settings: Settings) -> None:
+    metrics: Metrics = app.state.metrics
+
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus_metrics() -> Response:
         return metrics.render()
@@ -125,5 +131,3 @@ def create_app(settings: Settings, client: Client | None = None,
         if not ready:
             body["reason"] = reason
         return JSONResponse(body, status_code=200 if ready else 503)
-
-    return app

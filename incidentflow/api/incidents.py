@@ -1,40 +1,36 @@
-"""Incidents over HTTP: what the CLI can do. Thin: parse → `Incidents` → Temporal."""
+"""Incidents over HTTP: what the CLI can do. Thin: parse → `Incidents` → Temporal.
+
+The command routes (`POST /v1/incidents/{incident_id}/…`) are built from `incidentflow.commands`: the
+body is the command's input model (its OpenAPI schema), the answer its `CommandResult` (200), or for a
+signal `{"incident_id", "text"}` (202).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from domain import policy
 from domain.models import (
-    AckInput,
     CommandResult,
     DeclareInput,
-    EscalateInput,
     IncidentState,
     IncidentSummary,
-    NoteInput,
-    PageInput,
     Phase,
-    PhaseInput,
-    ReopenInput,
-    ResolveInput,
-    RoleInput,
     Severity,
-    SeverityInput,
-    StandDownInput,
-    StatusUpdateInput,
     TimelineEvent,
 )
 from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token
 from incidentflow.client import Incidents
+from incidentflow.commands import COMMANDS, Access, Command
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(require_token())],
                    responses=responses(400, 401, 404, 409, 413, 422, 503))
-ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
 
 
 async def incidents(request: Request) -> Incidents:
@@ -74,58 +70,35 @@ async def timeline(incident_id: str, inc: Inc, format: Literal["json", "markdown
     return JSONResponse([e.model_dump(mode="json") for e in state.timeline])
 
 
-@router.post("/{incident_id}/acknowledge", response_model=CommandResult)
-async def acknowledge(incident_id: str, cmd: AckInput, inc: Inc) -> CommandResult:
-    return await inc.acknowledge(incident_id, cmd)
+def add_command(api: APIRouter, command: Command[Any]) -> None:
+    """`POST /v1/incidents/{incident_id}/<route>` with the command's input model as the JSON body."""
+    api.add_api_route(
+        command.http_path, _endpoint(command), methods=["POST"], name=command.operation,
+        status_code=202 if command.accepted else 200,
+        response_model=dict[str, str] if command.accepted else CommandResult,
+        summary=command.help[:1].upper() + command.help[1:],
+        description=_ACCESS[command.access])
 
 
-@router.post("/{incident_id}/roles", response_model=CommandResult)
-async def assign_role(incident_id: str, cmd: RoleInput, inc: Inc) -> CommandResult:
-    return await inc.assign_role(incident_id, cmd)
+_ACCESS = {Access.responder: "Changes the incident: `by` names who does it (callers hold the API token, when one "
+                             "is set).",
+           Access.anyone: "Reads only."}
 
 
-@router.post("/{incident_id}/severity", response_model=CommandResult)
-async def set_severity(incident_id: str, cmd: SeverityInput, inc: Inc) -> CommandResult:
-    return await inc.set_severity(incident_id, cmd)
+def _endpoint(command: Command[Any]) -> Callable[..., Awaitable[Any]]:
+    async def endpoint(cmd: Any, inc: Incidents, incident_id: str = "") -> Any:
+        result = await command.run(inc, incident_id, cmd)
+        return {"incident_id": incident_id, "text": command.accepted} if result is None else result
+
+    # FastAPI reads the body model and the dependencies from the signature: give it the command's
+    params = [inspect.Parameter("cmd", inspect.Parameter.KEYWORD_ONLY, annotation=command.model),
+              inspect.Parameter("inc", inspect.Parameter.KEYWORD_ONLY, annotation=Inc)]
+    if command.needs_incident:
+        params.insert(0, inspect.Parameter("incident_id", inspect.Parameter.KEYWORD_ONLY, annotation=str))
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = command.operation
+    return endpoint
 
 
-@router.post("/{incident_id}/phase", response_model=CommandResult)
-async def set_phase(incident_id: str, cmd: PhaseInput, inc: Inc) -> CommandResult:
-    return await inc.set_phase(incident_id, cmd)
-
-
-@router.post("/{incident_id}/notes", status_code=202)
-async def add_note(incident_id: str, cmd: NoteInput, inc: Inc) -> dict[str, str]:
-    await inc.add_note(incident_id, cmd)
-    return {"incident_id": incident_id, "text": "note added"}
-
-
-@router.post("/{incident_id}/status-updates", response_model=CommandResult)
-async def post_status_update(incident_id: str, cmd: StatusUpdateInput,
-                             inc: Inc) -> CommandResult:
-    return await inc.post_status_update(incident_id, cmd)
-
-
-@router.post("/{incident_id}/resolve", response_model=CommandResult)
-async def resolve(incident_id: str, cmd: ResolveInput, inc: Inc) -> CommandResult:
-    return await inc.resolve(incident_id, cmd)
-
-
-@router.post("/{incident_id}/reopen", response_model=CommandResult)
-async def reopen(incident_id: str, cmd: ReopenInput, inc: Inc) -> CommandResult:
-    return await inc.reopen(incident_id, cmd)
-
-
-@router.post("/{incident_id}/stand-down", response_model=CommandResult)
-async def stand_down(incident_id: str, cmd: StandDownInput, inc: Inc) -> CommandResult:
-    return await inc.stand_down(incident_id, cmd)
-
-
-@router.post("/{incident_id}/escalate", response_model=CommandResult)
-async def escalate(incident_id: str, cmd: EscalateInput, inc: Inc) -> CommandResult:
-    return await inc.escalate(incident_id, cmd)
-
-
-@router.post("/{incident_id}/page", response_model=CommandResult, summary="Page a person now (add a responder)")
-async def page(incident_id: str, cmd: PageInput, inc: Inc) -> CommandResult:
-    return await inc.page(incident_id, cmd)
+for _command in COMMANDS:
+    add_command(router, _command)

@@ -22,7 +22,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.async_client import AsyncBaseSocketModeClient
@@ -32,16 +32,14 @@ from slack_sdk.socket_mode.websockets import SocketModeClient
 from slack_sdk.web.async_client import AsyncWebClient
 
 from domain.config import Settings
-
-if TYPE_CHECKING:
-    from incidentflow.slack.gateway import Reply, SlackGateway
+from incidentflow.slack.gateway import SlackGateway
+from incidentflow.slack.reply import WORKING, Reply, post_response, within_budget
 
 log = logging.getLogger("incidentflow.slack.socket")
 
 # apps.connections.open errors that no retry fixes: a wrong, revoked or non-app-level token
 _FATAL = frozenset({"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive",
                     "not_allowed_token_type", "missing_scope", "invalid_token"})
-_WORKING = {"response_type": "ephemeral", "text": "Working on it…"}
 
 
 def socket_enabled(settings: Settings) -> bool:
@@ -77,20 +75,6 @@ class _Client(SocketModeClient):
     def background(self) -> list[asyncio.Future[Any]]:
         return [t for t in (self.message_processor, self.current_session_monitor, self.message_receiver)
                 if t is not None]
-
-
-def _http_route() -> Any:
-    """`incidentflow.api.slack`, imported late: `incidentflow.api` imports the app, which may import us."""
-    from incidentflow.api import slack as route
-
-    return route
-
-
-def _clean(reply: Reply) -> dict[str, Any]:
-    body = reply.body()
-    body.pop("incident_id", None)
-    body.pop("modal", None)
-    return body
 
 
 class SlackSocket:
@@ -247,18 +231,15 @@ class SlackSocket:
 
     async def _command(self, req: SocketModeRequest, ack: _Ack) -> None:
         form = {str(k): "" if v is None else str(v) for k, v in req.payload.items()}
-        route = _http_route()
-        reply = await route.within_budget(self.state, self.gateway.command(form), form.get("response_url", ""))
+        reply = await within_budget(self.state, self.gateway.command(form), form.get("response_url", ""))
         if reply is None:
-            await ack(dict(_WORKING))
-        elif reply.extra.get("modal") and not reply.text:
+            await ack(dict(WORKING))
+        elif reply.opened_modal:
             await ack()  # the form is open: nothing to say in the channel
         else:
-            await ack(_clean(reply))
+            await ack(reply.message())
 
     async def _interactive(self, req: SocketModeRequest, ack: _Ack) -> None:
-        from incidentflow.slack.gateway import Reply
-
         payload = req.payload
         response_url = str(payload.get("response_url") or "")
         result: dict[str, tuple[Reply | None, dict[str, Any] | None]] = {}
@@ -266,11 +247,10 @@ class SlackSocket:
         async def work() -> Reply:
             result["out"] = await self.gateway.interaction(payload)
             return result["out"][0] or Reply("")
-        route = _http_route()
-        reply = await route.within_budget(self.state, work(), response_url)
+        reply = await within_budget(self.state, work(), response_url)
         await ack(result.get("out", (None, None))[1] or None)  # view_submission: response_action errors
         if reply is not None and reply.text and response_url:
-            await route.post_response(response_url, reply)
+            await post_response(response_url, reply)
 
     async def _event(self, req: SocketModeRequest, ack: _Ack) -> None:
         await ack()  # Slack retries events not acked in 3 s: ack first, then act

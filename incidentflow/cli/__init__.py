@@ -1,0 +1,79 @@
+"""`incidentflow`: drive incidents against any Temporal (the embedded dev server by default).
+
+Each command loads only what it needs: the incident commands import the Temporal client and the command
+table, never the worker, Kubernetes, Slack or the HTTP stack (tests/test_cli_imports.py keeps it so).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from pydantic import ValidationError
+
+from domain.config import ConfigError, Settings
+from domain.runbooks.loader import RunbookError
+from domain.runbooks.render import ParamError, RenderError
+from incidentflow.cli import runbook
+from incidentflow.cli.incidents import actor, open_incidents, run_command
+from incidentflow.cli.local import check_config, run_local
+from incidentflow.cli.ops import run_ops
+from incidentflow.cli.parser import build_parser
+from incidentflow.client import IncidentflowError, TemporalUnavailable
+
+EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+__all__ = ["build_parser", "entry", "main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("INCIDENTFLOW_LOG_LEVEL", "WARNING").upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args, Settings())
+    except TemporalUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except (runbook.UsageError, ParamError, RenderError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (RunbookError, IncidentflowError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid input: {problems}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command in ("dev", "worker", "api", "temporal", "handoff"):
+        return run_ops(args, settings)
+    if args.command in ("oncall", "drill"):
+        return run_local(args, settings)
+    if args.command == "config":
+        return check_config(args)
+    if args.command == "runbook":
+        code = runbook.local(args, settings)
+        return code if code is not None else asyncio.run(_runbook(args, settings))
+    return asyncio.run(run_command(args, settings))
+
+
+async def _runbook(args: argparse.Namespace, settings: Settings) -> int:
+    needs_temporal = not (args.action == "run" and args.dry_run and not args.incident)
+    inc = await open_incidents(settings) if needs_temporal else None
+    return await runbook.remote(args, settings, inc, actor(args, settings))
+
+
+def entry() -> None:
+    """Console-script entry. Exits with os._exit: the Temporal client's Rust threads can abort CPython's
+    finalization ("PyGILState_Release", temporalio/sdk-python#300), turning a clean exit into SIGABRT."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,0 +1,55 @@
+"""Running and setting up the pieces: `dev`, `worker`, `api`, `temporal setup`, `handoff`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from domain.config import ConfigError, Settings, load_config
+from incidentflow.client import Incidents, connect, ensure_search_attributes
+
+
+def run_ops(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "dev":
+        from incidentflow.stack import run_dev  # the server, the worker and the API: loaded for `dev` only
+
+        return run_dev(settings, demo=not args.no_demo, external=args.external,
+                       terminate_stale=args.terminate_stale)
+    if args.command == "api":
+        from incidentflow.stack import run_api
+
+        return run_api(settings)
+    if args.command == "worker":
+        asyncio.run(_worker(settings))
+        return 0
+    if args.command == "temporal":
+        added = asyncio.run(_setup_temporal(settings))
+        print(f"search attributes added: {', '.join(added)}" if added else "search attributes already registered")
+        return 0
+    return asyncio.run(_handoff(args, settings))
+
+
+async def _setup_temporal(settings: Settings) -> list[str]:
+    return await ensure_search_attributes(await connect(settings), settings.temporal_namespace)
+
+
+async def _worker(settings: Settings) -> None:
+    from workers.main import run_worker  # every adapter (Slack, Kubernetes …): loaded for `worker` only
+
+    client = await connect(settings)
+    await run_worker(client, settings, directory=Incidents(client, settings, load_config(settings.config)))
+
+
+async def _handoff(args: argparse.Namespace, settings: Settings) -> int:
+    config = load_config(settings.config)
+    incidents = Incidents(await connect(settings), settings, config)
+    if args.action == "setup":
+        ids = await incidents.setup_handoffs()
+        print("\n".join(ids) if ids else "no schedules in the config: nothing to set up")
+        return 0
+    names = [s.name for s in config.schedules]
+    if args.schedule not in names:
+        raise ConfigError(f"--schedule: use one of {', '.join(names) or '(no schedules configured)'}")
+    note = await incidents.run_handoff(args.schedule)
+    print(note.text)
+    return 0

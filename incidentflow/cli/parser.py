@@ -1,0 +1,121 @@
+"""The `incidentflow` argument parser. The incident commands are built from `incidentflow.commands`."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+from domain.models import Phase, Role, Severity
+from incidentflow.cli import runbook
+from incidentflow.commands import COMMANDS, Command, Kind
+
+DESCRIPTION = "`incidentflow`: drive incidents against any Temporal (the embedded dev server by default)."
+BY_HELP = "who does it (default: INCIDENTFLOW_USER or $USER)"
+
+
+def choice(enum: Any, label: str) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            return enum.parse(value) if hasattr(enum, "parse") else enum(value.lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in enum)
+            raise argparse.ArgumentTypeError(f"unknown {label} {value!r}; use one of: {allowed}") from None
+    return parse
+
+
+_TYPES: dict[Kind, Callable[[str], Any]] = {
+    Kind.text: str, Kind.person: str, Kind.level: int,
+    Kind.severity: choice(Severity, "severity"), Kind.phase: choice(Phase, "phase"), Kind.role: choice(Role, "role"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="incidentflow", description=DESCRIPTION)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _chores(sub)
+    _local(sub)
+    runbook.add_parser(sub)
+    _bespoke(sub)
+    for command in COMMANDS:
+        add_command(sub, command)
+    tl = _incident(sub, "timeline", "print the timeline")
+    tl.add_argument("--markdown", action="store_true", help="HH:MM UTC - actor: text lines")
+    tl.add_argument("--json", action="store_true")
+    return p
+
+
+def add_command(sub: Any, command: Command[Any]) -> argparse.ArgumentParser:
+    """A table command: `incidentflow NAME [ID] POSITIONALS… [--FLAG VALUE…] [--by WHO]`."""
+    sp: argparse.ArgumentParser = sub.add_parser(command.name, help=command.help)
+    if command.needs_incident:
+        sp.add_argument("id", help="incident id, e.g. incident-20261123-0433-checkout")
+    sp.add_argument("--by", help=BY_HELP)
+    for arg in command.args:
+        kwargs: dict[str, Any] = {"type": _TYPES[arg.kind], "help": arg.help}
+        if arg.flag:
+            sp.add_argument(f"--{arg.field}", required=command.required(arg), default=arg.default, **kwargs)
+        else:
+            sp.add_argument(arg.field, **kwargs)
+    return sp
+
+
+def _incident(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    sp: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
+    sp.add_argument("id", help="incident id, e.g. incident-20261123-0433-checkout")
+    sp.add_argument("--by", help=BY_HELP)
+    return sp
+
+
+def _chores(sub: Any) -> None:
+    dev = sub.add_parser("dev", help="embedded stack: Temporal dev server + worker + API (+ demo)")
+    dev.add_argument("--no-demo", action="store_true", help="do not run the demo incident")
+    dev.add_argument("--external", action="store_true",
+                     help="use the Temporal at INCIDENTFLOW_TEMPORAL_ADDRESS instead of starting the embedded one")
+    dev.add_argument("--terminate-stale", action="store_true",
+                     help="end running workflows an older incidentflow started that this version cannot continue, "
+                          "then start")
+    sub.add_parser("worker", help="run a worker against INCIDENTFLOW_TEMPORAL_ADDRESS")
+    sub.add_parser("api", help="run the HTTP API on INCIDENTFLOW_API_HOST:INCIDENTFLOW_API_PORT")
+    temporal = sub.add_parser("temporal", help="Temporal cluster chores")
+    temporal.add_argument("action", choices=["setup"], help="setup: register our search attributes")
+    ho = sub.add_parser("handoff", help="on-call handoff notes")
+    ho.add_argument("action", choices=["setup", "note"],
+                    help="setup: create/update the Temporal Schedules; note: run one handoff note now")
+    ho.add_argument("--schedule", help="the on-call schedule (note)")
+    config = sub.add_parser("config", help="configuration chores")
+    config.add_argument("action", choices=["check"])
+    config.add_argument("file", help="YAML config file to validate")
+
+
+def _local(sub: Any) -> None:
+    oc = sub.add_parser("oncall", help="who is on call (from the config's schedules)")
+    oc.add_argument("--at", help="a moment, e.g. 2026-03-29T01:30 (default: now)")
+    oc.add_argument("--tz", default="UTC", help="IANA timezone of --at and of the output (default UTC)")
+    oc.add_argument("--schedule", help="only this schedule")
+    dr = sub.add_parser("drill", help="rehearse an escalation policy on the time-skipping server (pages nobody)")
+    dr.add_argument("--service", help="service whose escalation policy to drill")
+    dr.add_argument("--severity", "--sev", type=_TYPES[Kind.severity], default=Severity.SEV2)
+    dr.add_argument("--at", help="when the incident starts, e.g. 2026-03-29T01:30 (default: now)")
+    dr.add_argument("--tz", default="UTC", help="IANA timezone of --at and of the output")
+    dr.add_argument("--ack-after", help="acknowledge after this long, e.g. 20m")
+
+
+def _bespoke(sub: Any) -> None:
+    """declare, list and show: each surface shapes these itself (not table commands)."""
+    d = sub.add_parser("declare", help="declare an incident")
+    d.add_argument("title")
+    d.add_argument("--severity", "--sev", type=_TYPES[Kind.severity], default=Severity.SEV3)
+    d.add_argument("--service")
+    d.add_argument("--description", default="")
+    d.add_argument("--ic", help="incident commander, if someone takes it now")
+    d.add_argument("--no-page", action="store_true", help="do not start the escalation policy")
+    d.add_argument("--by")
+    ls = sub.add_parser("list", help="list incidents (from Temporal visibility)")
+    ls.add_argument("--open", action="store_true", help="only incidents still being worked")
+    ls.add_argument("--severity", type=_TYPES[Kind.severity])
+    ls.add_argument("--service")
+    ls.add_argument("--phase", type=_TYPES[Kind.phase])
+    ls.add_argument("--json", action="store_true")
+    show = _incident(sub, "show", "show an incident's state")
+    show.add_argument("--json", action="store_true")

@@ -1,0 +1,104 @@
+"""Who and where: Slack users → config people, and incident channels → incidents."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from domain.config import IncidentflowConfig
+from incidentflow.client import IncidentflowError, Incidents
+from incidentflow.slack.reply import SLACK_ERRORS, Caller, slack_error
+
+log = logging.getLogger("incidentflow.slack")
+
+_CHANNEL_ID = re.compile(r"^[A-Z0-9]{2,32}$")  # Slack conversation ids (C…, G…, D…): safe to put in a query
+_MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$")
+_PURPOSE_ID = re.compile(r"Incident (incident-[a-z0-9-]+) ")
+
+
+class SlackDirectory:
+    def __init__(self, incidents: Callable[[], Awaitable[Incidents]], config: Callable[[], IncidentflowConfig],
+                 web: AsyncWebClient | None) -> None:
+        self._incidents = incidents
+        self._config = config
+        self.web = web
+        self._emails: dict[str, str] = {}  # Slack user id → email, as Slack answered (lookups that worked)
+        self._channels: dict[str, str] = {}  # channel id → incident id
+
+    async def caller(self, user_id: str, user_name: str = "") -> Caller:
+        return Caller(user_id=user_id, user_name=user_name, person=await self.person_for(user_id))
+
+    async def person_for(self, user_id: str) -> str | None:
+        """The config person for a Slack user: by `slack:` id, else by the email Slack has for them.
+
+        The config is read on every call (it may be reloaded); only Slack's answers are cached, and a
+        failed lookup is not, so a Slack hiccup never leaves a responder read-only until a restart.
+        """
+        if not user_id:
+            return None
+        cfg = self._config()
+        found = next((p.id for p in cfg.people if p.slack == user_id), None)
+        if found is None and any(p.email for p in cfg.people):
+            email = await self._email_of(user_id)
+            if email:
+                found = next((p.id for p in cfg.people if p.email and p.email.lower() == email.lower()), None)
+        return found
+
+    async def _email_of(self, user_id: str) -> str:
+        if user_id in self._emails:
+            return self._emails[user_id]
+        if self.web is None:
+            return ""
+        try:
+            info = await self.web.users_info(user=user_id)
+        except SLACK_ERRORS as exc:
+            log.warning("Slack users.info for %s failed: %s", user_id, slack_error(exc))
+            return ""
+        user = (info.data or {}).get("user") if isinstance(info.data, dict) else None
+        profile = (user or {}).get("profile") or {}
+        email = str(profile.get("email") or "")
+        self._emails[user_id] = email
+        return email
+
+    async def person_arg(self, text: str, caller: Caller) -> str:
+        """`@user` (Slack escapes it as `<@U…|name>`), `me`, or a config person id/name."""
+        if text.lower() in ("me", "myself"):
+            return caller.actor
+        m = _MENTION.match(text)
+        if m:
+            person = await self.person_for(m.group(1))
+            return person or (m.group(2) or m.group(1))
+        name = text.lstrip("@")
+        known = self._config().person(name)
+        return known.id if known else name
+
+    async def incident_for_channel(self, channel_id: str) -> str | None:
+        if not channel_id or not _CHANNEL_ID.match(channel_id):
+            return None
+        if channel_id in self._channels:
+            return self._channels[channel_id]
+        found: str | None = None
+        incidents = await self._incidents()
+        try:
+            found = await incidents.find_by_channel(channel_id)
+        except IncidentflowError as exc:  # visibility trouble: Slack may still know (the channel's purpose)
+            log.warning("finding the incident of channel %s in visibility failed: %s", channel_id, exc)
+        if found is None and self.web is not None:  # visibility lags a second behind: ask Slack
+            found = await self._from_purpose(channel_id)
+        if found:
+            self._channels[channel_id] = found
+        return found
+
+    async def _from_purpose(self, channel_id: str) -> str | None:
+        assert self.web is not None
+        try:
+            info = await self.web.conversations_info(channel=channel_id)
+        except SLACK_ERRORS:
+            return None
+        data = info.data if isinstance(info.data, dict) else {}
+        purpose = str(((data.get("channel") or {}).get("purpose") or {}).get("value") or "")
+        m = _PURPOSE_ID.search(purpose + " ")
+        return m.group(1) if m else None

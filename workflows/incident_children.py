@@ -1,0 +1,183 @@
+"""Who the incident works with (a mixin of IncidentWorkflow): its escalation and runbook children, the
+pagers, and the alert group that opened it.
+
+Handlers only queue what to tell; the run loop sends it (`_tell_others`), so a handler never waits on
+another workflow. Children are started with `ParentClosePolicy.ABANDON` and reached by id, which is
+kept in state across continue-as-new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.paging import EscalationActivities
+    from activities.runbook import RunbookActivities
+    from domain import policy
+    from domain.models.common import EventKind, Phase, Role
+    from domain.models.incident import CommandResult, EscalateInput, PageInput
+    from domain.models.messages import EscalateTo, StopPaging
+    from domain.models.paging import EscalationStart, PageRequest
+    from domain.models.runbook import MatchInput, RunbookRequest, RunbookRun, RunbookStart
+    from workflows import options
+    from workflows.alert_group_core import AlertGroupCore
+    from workflows.escalation import EscalationWorkflow
+    from workflows.incident_core import SYSTEM, IncidentCore, why
+    from workflows.runbook import RunbookWorkflow
+
+
+class IncidentChildren(IncidentCore):
+    async def _tell_others(self) -> None:
+        """Send what the handlers queued: the group, the escalation and pagers, the runbook runs."""
+        await self._flush_outbox()
+        await self._flush_escalation()
+        await self._flush_runbooks()
+
+    # ---------------------------------------------------------------- escalation and pages
+    def _page_summary(self) -> str:
+        return f"[{self.s.severity.value}] {self.s.title}"[:1024]
+
+    async def _start_escalation(self, level: int) -> None:
+        s = self.s
+        s.escalations += 1
+        child_id = f"{s.id}-escalation-{s.escalations}"
+        handle = await workflow.start_child_workflow(
+            EscalationWorkflow.run,
+            EscalationStart(incident_id=s.id, summary=self._page_summary(), severity=s.severity, service=s.service,
+                            incident_url=s.url, start_level=level),
+            id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"Escalation {s.escalations} for {s.id}")
+        s.escalation_id, s.escalation_active = child_id, True
+        self._children.add(child_id)
+
+        async def forget_when_done() -> None:
+            try:
+                await handle
+            except Exception:  # terminated or failed: it is not running either way
+                pass
+            self._children.discard(child_id)
+        asyncio.ensure_future(forget_when_done())
+
+    async def _escalate(self, cmd: EscalateInput) -> CommandResult:
+        """Jump the running escalation to a level, or start a new one there."""
+        if self.s.escalation_active and self.s.escalation_id:
+            self._event(EventKind.action, cmd.by, f"Escalated to L{cmd.level}")
+            self._escalation_signals.append(EscalateTo(level=cmd.level))
+        else:
+            self._event(EventKind.action, cmd.by, f"Escalation restarted at L{cmd.level}")
+            await self._start_escalation(cmd.level)
+        return self._result(f"escalating at L{cmd.level}")
+
+    async def _page(self, cmd: PageInput) -> CommandResult:
+        """Page one person now, outside the escalation policy."""
+        s = self.s
+        note = f": {cmd.note}" if cmd.note else ""
+        request = PageRequest(incident_id=s.id, dedup_key=f"{s.id}:manual:{s.seq + 1}:{cmd.person}",
+                              incident_key=f"incidentflow-{s.id}", target=cmd.person, level=0,
+                              reason=f"paged by {cmd.by}{note}", summary=self._page_summary(),
+                              severity=s.severity, service=s.service, incident_url=s.url)
+        self._event(EventKind.action, cmd.by, f"Paging {cmd.person}{note}")
+        result = await workflow.execute_activity_method(
+            EscalationActivities.page, request, summary=f"Page {cmd.person} (manual, by {cmd.by})", **options.PAGE)
+        if result.channel == "none":
+            self._event(EventKind.warning, "escalation", f"Could not page {cmd.person}: {result.detail}",
+                        subject=cmd.person)
+            return self._result(f"could not page {cmd.person}", [result.detail])
+        s.pages += 1
+        self._event(EventKind.page, "escalation", f"Paged {cmd.person} (manual, by {cmd.by}) via {result.channel}",
+                    subject=cmd.person)
+        return self._result(f"paged {cmd.person} via {result.channel}", [] if result.delivered else [result.detail])
+
+    async def _flush_escalation(self) -> None:
+        while self._escalation_signals:
+            message = self._escalation_signals.pop(0)
+            if not (self.s.escalation_active and self.s.escalation_id):
+                continue
+            child = workflow.get_external_workflow_handle_for(EscalationWorkflow.run, self.s.escalation_id)
+            try:
+                if isinstance(message, StopPaging):
+                    await child.signal(EscalationWorkflow.stop, message)
+                else:
+                    await child.signal(EscalationWorkflow.escalate_to, message)
+            except Exception:  # it already finished
+                self.s.escalation_active = False
+        while self._vendor_sync:
+            action = self._vendor_sync.pop(0)
+            s = self.s
+            request = PageRequest(incident_id=s.id, dedup_key=f"{s.id}:{action}:{s.seq}",
+                                  incident_key=f"incidentflow-{s.id}", target="*", action=action,
+                                  summary=self._page_summary(), severity=s.severity, service=s.service)
+            await workflow.execute_activity_method(EscalationActivities.sync_pagers, request,
+                                                   summary=f"{action.capitalize()} on the pager", **options.PAGE)
+
+    async def _await_escalations(self) -> None:
+        """Let a stopped escalation finish before the incident closes (bounded)."""
+        if not (self.s.escalation_active or self._children):
+            return
+        try:
+            await workflow.wait_condition(lambda: not self.s.escalation_active and not self._children,
+                                          timeout=timedelta(minutes=1), timeout_summary="escalation stops")
+        except TimeoutError:
+            pass
+
+    # ---------------------------------------------------------------- the alert group
+    async def _flush_outbox(self) -> None:
+        while self._outbox and self.s.group_id:
+            status = self._outbox.pop(0)
+            group = workflow.get_external_workflow_handle(self.s.group_id)
+            try:
+                await group.signal(AlertGroupCore.incident_changed, status)
+            except Exception as exc:  # the group has ended: nobody left to tell, the incident goes on
+                workflow.logger.info("alert group %s not told about %s: %s", self.s.group_id, status.phase, exc)
+
+    # ---------------------------------------------------------------- runbooks
+    async def _start_runbook(self, request: RunbookRequest) -> str:
+        s = self.s
+        s.runbook_runs += 1
+        run_id = f"{s.id}-runbook-{s.runbook_runs}"
+        s.runbooks.append(RunbookRun(run_id=run_id, runbook=request.runbook, title=request.title, by=request.by,
+                                     started_at=workflow.now(), auto=request.auto))
+        changes = any(step.destructive for step in request.steps) and not request.auto
+        if changes and s.phase in (Phase.triage, Phase.investigating, Phase.identified):
+            self._set_phase(Phase.mitigating, request.by, f"runbook {request.runbook} is running")
+        causes = "; ".join(request.likely_causes[:5])
+        self._event(EventKind.action, request.by, f"Runbook {request.runbook} ({request.title}) requested"
+                    + (f". Likely causes: {causes}" if causes else "")
+                    + (f". Escalation: {request.escalation}" if request.escalation else ""), ref=run_id)
+        await workflow.start_child_workflow(
+            RunbookWorkflow.run, RunbookStart(run_id=run_id, incident_id=s.id, request=request,
+                                              commander=s.roles.get(Role.ic)),
+            id=run_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            static_summary=f"Runbook {request.runbook} on {s.id}"[:200])
+        return run_id
+
+    async def _flush_runbooks(self) -> None:
+        while self._runbook_signals:
+            run_id, change = self._runbook_signals.pop(0)
+            try:
+                await workflow.get_external_workflow_handle_for(RunbookWorkflow.run, run_id).signal(
+                    RunbookWorkflow.commander_changed, change)
+            except Exception:  # the run has finished
+                pass
+        while self._match_queue:
+            await self._run_matching_runbooks(self._match_queue.pop(0))
+
+    async def _run_matching_runbooks(self, labels: dict[str, str]) -> None:
+        """A new firing alert: start the runbooks it matches (diagnostics only; see RunbookRequest.auto)."""
+        s = self.s
+        match = MatchInput(incident_id=s.id, service=s.service, severity=s.severity.value, labels=labels,
+                           already=[r.runbook for r in s.runbooks])
+        try:
+            matches = await workflow.execute_activity_method(
+                RunbookActivities.match_runbooks, match,
+                summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
+        except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
+            self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
+            return
+        for request in matches:
+            if request.runbook not in [r.runbook for r in s.runbooks] and s.phase in policy.ACTIVE:
+                await self._start_runbook(request)
