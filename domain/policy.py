@@ -46,7 +46,7 @@ BACKWARDS: dict[Phase, frozenset[Phase]] = {
 }
 
 
-class CommandRejected(ValueError):
+class NotAllowed(ValueError):
     """A command that the incident's current state does not allow; the message says why."""
 
 
@@ -61,13 +61,13 @@ def allowed_next(phase: Phase) -> list[Phase]:
 
 def check_transition(current: Phase, target: Phase) -> None:
     if current in TERMINAL:
-        raise CommandRejected(f"the incident is {current.value}; no further phase changes are possible")
+        raise NotAllowed(f"the incident is {current.value}; no further phase changes are possible")
     if target == current:
-        raise CommandRejected(f"the incident is already in phase {current.value}")
+        raise NotAllowed(f"the incident is already in phase {current.value}")
     allowed = allowed_next(current)
     if target not in allowed:
         names = ", ".join(p.value for p in allowed)
-        raise CommandRejected(
+        raise NotAllowed(
             f"cannot move from {current.value} to {target.value}; allowed next phases: {names}"
         )
 
@@ -75,12 +75,12 @@ def check_transition(current: Phase, target: Phase) -> None:
 def check_open(state: IncidentState, action: str) -> None:
     """Commands that only make sense while the incident is being worked (not resolved or ended)."""
     if state.phase not in ACTIVE:
-        raise CommandRejected(f"cannot {action}: the incident is {state.phase.value}")
+        raise NotAllowed(f"cannot {action}: the incident is {state.phase.value}")
 
 
 def check_not_ended(state: IncidentState, action: str) -> None:
     if state.phase in TERMINAL:
-        raise CommandRejected(f"cannot {action}: the incident is {state.phase.value}")
+        raise NotAllowed(f"cannot {action}: the incident is {state.phase.value}")
 
 
 def update_interval(policy: IncidentPolicy, severity: Severity) -> timedelta | None:

@@ -16,7 +16,7 @@ from domain.models.incident import (
     Severity,
     TimelineEvent,
 )
-from domain.policy import CommandRejected
+from domain.policy import NotAllowed
 
 T0 = datetime(2026, 3, 6, 14, 5, tzinfo=UTC)  # a Friday
 MIN = timedelta(minutes=1)
@@ -58,7 +58,7 @@ def test_check_transition(current: Phase, target: Phase) -> None:
     if target.value in allowed:
         policy.check_transition(current, target)  # must not raise
         return
-    with pytest.raises(CommandRejected) as exc:
+    with pytest.raises(NotAllowed) as exc:
         policy.check_transition(current, target)
     msg = str(exc.value)
     assert current.value in msg

@@ -151,7 +151,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     def _check_ack(self, cmd: AckInput) -> None:
         policy.check_open(self.s, "acknowledge")
         if self.s.acknowledged_by:
-            raise policy.CommandRejected(
+            raise policy.NotAllowed(
                 f"already acknowledged by {self.s.acknowledged_by} at {self.s.acknowledged_at:%H:%M} UTC")
 
     @workflow.update
@@ -163,7 +163,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     def _check_role(self, cmd: RoleInput) -> None:
         policy.check_not_ended(self.s, "assign a role")
         if self.s.roles.get(cmd.role) == cmd.person:
-            raise policy.CommandRejected(f"{cmd.person} is already the {cmd.role.label}")
+            raise policy.NotAllowed(f"{cmd.person} is already the {cmd.role.label}")
 
     @workflow.update
     def set_severity(self, cmd: SeverityInput) -> CommandResult:
@@ -181,7 +181,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     def _check_severity(self, cmd: SeverityInput) -> None:
         policy.check_not_ended(self.s, "change severity")
         if cmd.severity == self.s.severity:
-            raise policy.CommandRejected(f"the severity is already {cmd.severity.value}")
+            raise policy.NotAllowed(f"the severity is already {cmd.severity.value}")
 
     @workflow.update
     def set_phase(self, cmd: PhaseInput) -> CommandResult:
@@ -205,7 +205,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     def _check_update(self, cmd: StatusUpdateInput) -> None:
         policy.check_not_ended(self.s, "post a status update")
         if not cmd.text.strip():
-            raise policy.CommandRejected("a status update needs text")
+            raise policy.NotAllowed("a status update needs text")
 
     @workflow.update
     def resolve(self, cmd: ResolveInput) -> CommandResult:
@@ -216,7 +216,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     @resolve.validator
     def _check_resolve(self, cmd: ResolveInput) -> None:
         if self.s.phase not in policy.ACTIVE:
-            raise policy.CommandRejected(f"cannot resolve: the incident is already {self.s.phase.value}")
+            raise policy.NotAllowed(f"cannot resolve: the incident is already {self.s.phase.value}")
 
     @workflow.update
     def reopen(self, cmd: ReopenInput) -> CommandResult:
@@ -226,7 +226,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     @reopen.validator
     def _check_reopen(self, cmd: ReopenInput) -> None:
         if self.s.phase != Phase.resolved:
-            raise policy.CommandRejected(
+            raise policy.NotAllowed(
                 f"cannot reopen: the incident is {self.s.phase.value}; only a resolved incident can be reopened")
 
     @workflow.update
@@ -238,9 +238,9 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     @stand_down.validator
     def _check_stand_down(self, cmd: StandDownInput) -> None:
         if self.s.phase not in policy.ACTIVE:
-            raise policy.CommandRejected(f"cannot stand down: the incident is {self.s.phase.value}")
+            raise policy.NotAllowed(f"cannot stand down: the incident is {self.s.phase.value}")
         if not cmd.reason.strip():
-            raise policy.CommandRejected("standing down needs a reason")
+            raise policy.NotAllowed("standing down needs a reason")
 
     @workflow.update
     async def escalate(self, cmd: EscalateInput) -> CommandResult:
@@ -267,4 +267,4 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     def _check_start_runbook(self, request: RunbookRequest) -> None:
         policy.check_not_ended(self.s, "run a runbook")
         if not request.steps:
-            raise policy.CommandRejected(f"runbook {request.runbook} has no steps")
+            raise policy.NotAllowed(f"runbook {request.runbook} has no steps")
