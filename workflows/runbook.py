@@ -206,7 +206,7 @@ class RunbookWorkflow:
 
     async def _end(self, status: RunStatus, step: RenderedStep | None, verified: bool = False) -> RunbookState:
         s = self.s
-        s.status, s.ended_at = status, workflow.now()
+        s.status, ended_at = status, workflow.now()
         if status == RunStatus.succeeded:
             ran = sum(1 for r in s.results if r.status == "ok")
             skipped = sum(1 for r in s.results if r.status == "skipped")
@@ -221,6 +221,8 @@ class RunbookWorkflow:
             if self.start.request.escalation:
                 text += f". Escalation: {self.start.request.escalation}"
         await self._tell(text, kind="action" if status == RunStatus.succeeded else "warning", verified=verified)
+        # Ended only once the incident has been told: whoever sees `ended_at` sees the same status there.
+        s.ended_at = ended_at
         return s
 
     async def _tell(self, text: str, kind: str = "action", awaiting: str | None = None, verified: bool = False) -> None:
