@@ -18,6 +18,7 @@ from domain.models import (
 )
 from domain.policy import slugify
 from domain.routing import Router
+from domain.text import single_line
 
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
@@ -51,8 +52,9 @@ def _title(common_annotations: Mapping[str, str], common_labels: Mapping[str, st
     first = alerts[0] if alerts else None
     for candidate in (common_annotations.get("summary"), first and first.annotations.get("summary"),
                       common_labels.get("alertname"), first and first.labels.get("alertname"), fallback):
-        if candidate and candidate.strip():
-            return " ".join(candidate.split())[:200]
+        cleaned = single_line(candidate or "")
+        if cleaned:
+            return cleaned[:200].rstrip()
     return "Alert"
 
 

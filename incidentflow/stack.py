@@ -49,7 +49,7 @@ def _api_server(settings: Settings, app: object) -> _Server:
         raise DevStackError(f"port {settings.api_port} on {settings.api_host} is already in use; "
                             "set INCIDENTFLOW_API_PORT to another port")
     return _Server(uvicorn.Config(app, host=settings.api_host, port=settings.api_port,  # type: ignore[arg-type]
-                                  log_level="warning", lifespan="on"))
+                                  log_level="warning", lifespan="on", log_config=None))
 
 
 def run_api(settings: Settings) -> int:
