@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run dev test check bench lint clean
+.PHONY: run dev test check bench faults lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/lifecycle.py
+
+# Kills workers and restarts Temporal during an alert storm; fails if anything is lost or repeated.
+faults: $(STAMP)
+	$(BIN)/python bench/faults.py
 
 lint: check
 	$(BIN)/mypy domain activities workflows workers incidentflow

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import (
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.models import IncidentPolicy, Severity
@@ -206,6 +200,31 @@ class Routing(_Strict):
                       severity_map=tuple((k.lower(), v) for k, v in self.severity_map.items()))
 
 
+def hash_token(token: str) -> str:
+    """What `api_tokens[].hash` holds: the SHA-256 of the token (the config never holds the token)."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(_Strict):
+    """A named HTTP API token: whom it acts for and what it may do (`admin` implies every scope)."""
+
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # a pasted token never echoes
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=63)
+    person: str | None = Field(None, description="people[].id: the actor of this token's writes and approvals")
+    scopes: list[Literal["read", "write", "approve", "admin", "act-as"]] = Field(..., min_length=1)
+    hash: str = Field(..., description="sha256:<64 hex digits> of the token")
+
+    @field_validator("hash")
+    @classmethod
+    def _hashed(cls, v: str) -> str:
+        kind, _, digest = v.strip().partition(":")
+        if kind != "sha256" or len(digest) != 64 or digest.strip("0123456789abcdefABCDEF"):
+            raise ValueError("must be sha256:<64 hex digits>, the SHA-256 of the token, never the token itself "
+                             "(python -c 'from domain.config import hash_token; print(hash_token(input()))')")
+        return f"sha256:{digest.lower()}"
+
+
 class HandoffConfig(_Strict):
     """What the outgoing on-call wants the incoming one to know (the handoff note's last sections)."""
 
@@ -231,6 +250,7 @@ class IncidentflowConfig(_Strict):
     slack: SlackConfig = Field(default_factory=SlackConfig)
     groups: dict[str, list[str]] = Field(default_factory=dict, description="named groups of people, e.g. "
                                          "runbook approvers (`approvers: [group:sre-leads]`)")
+    api_tokens: list[ApiToken] = Field(default_factory=list, description="named HTTP API tokens (hashed)")
 
     def problems(self) -> list[str]:
         """Cross-references that field validation cannot see (unknown people, schedules, policies)."""
@@ -250,6 +270,21 @@ class IncidentflowConfig(_Strict):
             for who in members:
                 if who not in people:
                     found.append(f"groups.{group}: {who!r} is not in people")
+        return found + self._token_problems(people)
+
+    def _token_problems(self, people: set[str]) -> list[str]:
+        found, names, hashes = [], set(), set()
+        for token in self.api_tokens:
+            where = f"api_tokens {token.name!r}"
+            if token.person is not None and token.person not in people:
+                found.append(f"{where}: person {token.person!r} is not in people")
+            acting = {"admin", "act-as"} & set(token.scopes)
+            if token.person is None and not acting and {"write", "approve"} & set(token.scopes):
+                found.append(f"{where}: write and approve act as a person: give `person` (or the act-as scope)")
+            if token.name in names or token.hash in hashes:
+                found.append(f"{where}: a second token with this name or hash")
+            names.add(token.name)
+            hashes.add(token.hash)
         return found
 
     def service(self, name: str | None) -> Service | None:

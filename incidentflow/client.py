@@ -1,21 +1,19 @@
 """The one place outside workflows that builds workflow ids and talks to Temporal.
 
 CLI, HTTP API and demo all go through `Incidents`; errors come out as three typed exceptions
-whose messages are fit to show a user as they are.
+whose messages are fit to show a user as they are. Split by concern: `client_base` (plumbing, errors,
+idempotent updates), `client_declare` (declare, once per key), `client_runbooks`, `client_health`
+(is a worker polling?).
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import BaseModel
-from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     Schedule,
@@ -24,12 +22,7 @@ from temporalio.client import (
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
 )
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-    WorkflowIDReusePolicy,
-)
+from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -43,9 +36,7 @@ from domain.models import (
     AlertGroupState,
     AlertSignal,
     CommandResult,
-    DeclareInput,
     EscalateInput,
-    IncidentStart,
     IncidentSummary,
     NoteInput,
     PageInput,
@@ -65,11 +56,15 @@ from incidentflow.client_base import (
     CommandRejected,
     IncidentflowError,
     IncidentNotFound,
+    NoWorker,
     TemporalUnavailable,
     connect,
     quote,
+    request_id,
     signal_name,
 )
+from incidentflow.client_declare import Declarations, Declared, KeyReused
+from incidentflow.client_health import worker_polling
 from incidentflow.client_runbooks import RunbookRuns
 from incidentflow.handoff import handoff_schedules
 from workflows import search_attributes as sa
@@ -77,9 +72,9 @@ from workflows.alert_group import AlertGroupWorkflow
 from workflows.handoff import HandoffWorkflow
 from workflows.incident import IncidentWorkflow
 
-__all__ = ["CommandRejected", "IncidentNotFound", "IncidentflowError", "Incidents", "IngestResult",
-           "TemporalUnavailable", "connect", "ensure_handoff_schedules", "ensure_search_attributes",
-           "worker_polling"]
+__all__ = ["CommandRejected", "Declared", "IncidentNotFound", "IncidentflowError", "Incidents", "IngestResult",
+           "KeyReused", "NoWorker", "TemporalUnavailable", "connect", "ensure_handoff_schedules",
+           "ensure_search_attributes", "worker_polling"]
 
 WORKFLOW_TYPE = "IncidentWorkflow"
 
@@ -112,63 +107,12 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     return sorted(missing)
 
 
-async def worker_polling(client: Client, namespace: str, task_queue: str) -> bool:
-    """True when at least one worker polls the task queue for workflow tasks."""
-    resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
-        namespace=namespace, task_queue=TaskQueue(name=task_queue),
-        task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
-    return len(resp.pollers) > 0
-
-
-class Incidents(RunbookRuns):
+class Incidents(Declarations, RunbookRuns):
     """Every incident command, read and alert, as the CLI, the HTTP API, Slack and the demo make them
-    (runbook runs: `RunbookRuns`; plumbing and errors: `incidentflow.client_base.Door`)."""
+    (declare: `Declarations`; runbook runs: `RunbookRuns`; plumbing and errors: `incidentflow.client_base.Door`).
 
-    # ------------------------------------------------------------------ declare
-    async def declare(self, cmd: DeclareInput, now: datetime | None = None) -> str:
-        start_time = now or datetime.now(UTC)
-        pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(sa.SEVERITY, cmd.severity.value),
-                 SearchAttributePair(sa.PHASE, Phase.triage.value),
-                 SearchAttributePair(sa.ACKNOWLEDGED, False),
-                 SearchAttributePair(sa.DECLARED_AT, start_time)]
-        if cmd.service:
-            pairs.append(SearchAttributePair(sa.SERVICE, cmd.service))
-        if cmd.commander:
-            pairs.append(SearchAttributePair(sa.COMMANDER, cmd.commander))
-        service = self.config.service(cmd.service)
-        details = [f"Declared by {cmd.declared_by}"]
-        if service and service.runbook:
-            details.append(f"Runbook: {service.runbook}")
-        if cmd.description:
-            details.append(cmd.description)
-        candidates = [policy.incident_id(start_time, cmd.service, cmd.title, attempt) for attempt in range(50)]
-        # past 50 incidents of one service in one minute, a short random suffix keeps ids unique
-        base = policy.incident_id(start_time, cmd.service, cmd.title)
-        candidates += [f"{base}-{uuid.uuid4().hex[:6]}" for _ in range(5)]
-        for incident_id in candidates:
-            if await self._start_incident(incident_id, cmd, pairs, details):
-                return incident_id
-        raise CommandRejected("could not find a free incident id")
-
-    async def _start_incident(self, incident_id: str, cmd: DeclareInput, pairs: list[SearchAttributePair[Any]],
-                              details: list[str]) -> bool:
-        """Start the incident under this id; False when the id is taken (running or closed)."""
-        try:
-            await self.client.start_workflow(
-                IncidentWorkflow.run,
-                IncidentStart(declare=cmd, incident_id=incident_id, policy=self.config.incident_policy(),
-                              url=self.settings.workflow_url(incident_id)),
-                id=incident_id, task_queue=self.settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=TypedSearchAttributes(pairs), memo={"title": cmd.title},
-                static_summary=f"{cmd.severity.value} {cmd.title}"[:200], static_details="\n\n".join(details),
-            )
-            return True
-        except WorkflowAlreadyStartedError:
-            return False
-        except RPCError as exc:
-            raise self._rpc_error(exc, incident_id) from None
+    Every command takes an optional idempotency `key`: the same request sent again with it is applied once,
+    and answered with the first result (see `incidentflow.client_base`)."""
 
     async def raise_alert(self, incident_id: str, alert: AlertSignal) -> None:
         await self._signal(incident_id, IncidentWorkflow.alert, alert)
@@ -184,7 +128,7 @@ class Incidents(RunbookRuns):
                 return IngestResult(outcome="ignored", rule=route.rule,
                                     reason=f"no open incident for service {route.service or '(none)'} to annotate")
             target = open_ones[0].id
-            await self._signal(target, IncidentWorkflow.alerts, AlertsInput(alerts=batch.alerts))
+            await self._signal(target, IncidentWorkflow.alerts, AlertsInput(alerts=batch.alerts), check=False)
             return IngestResult(outcome="annotated", rule=route.rule, incident_id=target)
         group_id = group_workflow_id(batch.group_key)
         try:
@@ -233,38 +177,42 @@ class Incidents(RunbookRuns):
             raise self._rpc_error(exc, group_id) from None
 
     # ------------------------------------------------------------------ commands (updates)
-    async def acknowledge(self, incident_id: str, cmd: AckInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.acknowledge, cmd)
+    async def acknowledge(self, incident_id: str, cmd: AckInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.acknowledge, cmd, key=key)
 
-    async def assign_role(self, incident_id: str, cmd: RoleInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.assign_role, cmd)
+    async def assign_role(self, incident_id: str, cmd: RoleInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.assign_role, cmd, key=key)
 
-    async def set_severity(self, incident_id: str, cmd: SeverityInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.set_severity, cmd)
+    async def set_severity(self, incident_id: str, cmd: SeverityInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.set_severity, cmd, key=key)
 
-    async def set_phase(self, incident_id: str, cmd: PhaseInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.set_phase, cmd)
+    async def set_phase(self, incident_id: str, cmd: PhaseInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.set_phase, cmd, key=key)
 
-    async def post_status_update(self, incident_id: str, cmd: StatusUpdateInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.post_status_update, cmd)
+    async def post_status_update(self, incident_id: str, cmd: StatusUpdateInput,
+                                 key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.post_status_update, cmd, key=key)
 
-    async def resolve(self, incident_id: str, cmd: ResolveInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.resolve, cmd)
+    async def resolve(self, incident_id: str, cmd: ResolveInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.resolve, cmd, key=key)
 
-    async def reopen(self, incident_id: str, cmd: ReopenInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.reopen, cmd)
+    async def reopen(self, incident_id: str, cmd: ReopenInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.reopen, cmd, key=key)
 
-    async def stand_down(self, incident_id: str, cmd: StandDownInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.stand_down, cmd)
+    async def stand_down(self, incident_id: str, cmd: StandDownInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.stand_down, cmd, key=key)
 
-    async def escalate(self, incident_id: str, cmd: EscalateInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.escalate, cmd)
+    async def escalate(self, incident_id: str, cmd: EscalateInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.escalate, cmd, key=key)
 
-    async def page(self, incident_id: str, cmd: PageInput) -> CommandResult:
-        return await self._update(incident_id, IncidentWorkflow.page_responder, cmd, timeout=60)
+    async def page(self, incident_id: str, cmd: PageInput, key: str | None = None) -> CommandResult:
+        return await self._update(incident_id, IncidentWorkflow.page_responder, cmd, timeout=60, key=key)
 
-    async def add_note(self, incident_id: str, cmd: NoteInput) -> None:
-        await self._signal(incident_id, IncidentWorkflow.add_note, cmd)
+    async def add_note(self, incident_id: str, cmd: NoteInput, key: str | None = None) -> None:
+        """A signal: durable once Temporal has it, no worker needed. With a key the workflow notes a
+        retry of the same request once (the note carries the request id; the body's own is ignored)."""
+        request = request_id("note", key, cmd.text, cmd.by) if key else None
+        await self._signal(incident_id, IncidentWorkflow.add_note, cmd.model_copy(update={"request_id": request}))
 
     # ------------------------------------------------------------------ handoff notes
     async def setup_handoffs(self) -> list[str]:

@@ -1,26 +1,37 @@
 """Plumbing of the one door into Temporal (`incidentflow.client`): the errors a user sees, connecting,
 and sending one update or signal to an incident by method reference.
 
-Temporal errors become three exceptions whose message is shown as is: `TemporalUnavailable`,
-`IncidentNotFound`, `CommandRejected` (all `IncidentflowError`).
+Temporal errors become three exceptions whose message is shown as is: `TemporalUnavailable` (and its
+`NoWorker`), `IncidentNotFound`, `CommandRejected` (all `IncidentflowError`).
+
+Idempotency: a command given an idempotency key is sent as a Temporal update whose id is derived from the
+key (and the command and its input), so a retry attaches to the first one and answers its result: Temporal
+runs an update id once per workflow run. A command must be accepted by a worker within `deadline` seconds
+(`NoWorker` otherwise, while the update stays with Temporal and applies once a worker polls again).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import os
+import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+    WorkflowUpdateStage,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
@@ -32,6 +43,10 @@ from workflows.incident import IncidentWorkflow
 M = TypeVar("M", bound=BaseModel)
 IncidentHandle = WorkflowHandle[IncidentWorkflow, IncidentState]
 Signal = Callable[[IncidentWorkflow, M], Awaitable[None] | None]
+INCIDENT_TYPE = "IncidentWorkflow"
+# incident-YYYYMMDD-HHMM-<slug>[-N]: anything else is not an incident, whatever Temporal holds under that id
+INCIDENT_ID = re.compile(r"^incident-[A-Za-z0-9][A-Za-z0-9._-]{0,245}$")
+DEFAULT_DEADLINE = 10.0  # seconds for a worker to accept a command (INCIDENTFLOW_COMMAND_DEADLINE)
 
 
 class IncidentflowError(Exception):
@@ -40,6 +55,10 @@ class IncidentflowError(Exception):
 
 class TemporalUnavailable(IncidentflowError):
     pass
+
+
+class NoWorker(TemporalUnavailable):
+    """Temporal has the command but no worker accepted it in time: not confirmed, not lost either."""
 
 
 class IncidentNotFound(IncidentflowError):
@@ -71,6 +90,32 @@ def signal_name(signal: Callable[..., Awaitable[None] | None]) -> str:
     return workflow._SignalDefinition.must_name_from_fn_or_str(signal)
 
 
+def command_deadline(settings: Settings) -> float:
+    """Seconds a command waits for a worker to accept it: `Settings.command_deadline` when the settings have
+    it, else INCIDENTFLOW_COMMAND_DEADLINE, else 10."""
+    value: Any = getattr(settings, "command_deadline", None) or os.environ.get("INCIDENTFLOW_COMMAND_DEADLINE")
+    try:
+        return min(max(float(value), 0.5), 300.0) if value else DEFAULT_DEADLINE
+    except ValueError:
+        return DEFAULT_DEADLINE
+
+
+def request_id(kind: str, key: str, *parts: str) -> str:
+    """A Temporal id (update or workflow) for one keyed request: the same key and parts, the same id."""
+    digest = hashlib.sha256("\n".join((kind, key, *parts)).encode()).hexdigest()
+    return f"{kind}-{digest[:40]}"
+
+
+def update_id(update: object, arg: BaseModel, key: str | None) -> str | None:
+    """The update id of a keyed command (None: Temporal picks one). `update` is the workflow's update method
+    or its name. The input is part of it, so the same key with another input is another command, and a
+    retry of the same request is the same update."""
+    if not key:
+        return None
+    name = update if isinstance(update, str) else str(getattr(update, "__name__", "update"))
+    return request_id(name, key, arg.model_dump_json())
+
+
 def quote(value: str) -> str:
     """A value inside a single-quoted visibility query string."""
     return value.replace("\\", "\\\\").replace("'", "\\'")
@@ -83,15 +128,30 @@ class Door:
         self.client = client
         self.settings = settings
         self.config = config or IncidentflowConfig()
+        self.deadline = command_deadline(settings)
 
     def _incident(self, incident_id: str) -> IncidentHandle:
         return self.client.get_workflow_handle_for(IncidentWorkflow.run, incident_id)
 
+    async def _require_incident(self, incident_id: str) -> WorkflowExecutionDescription:
+        """The incident's description; IncidentNotFound for an id that is not an IncidentWorkflow's (an alert
+        group, an escalation, a runbook run, or nothing), before any read or command reaches it."""
+        if not INCIDENT_ID.match(incident_id):
+            raise IncidentNotFound(f"no incident with id {incident_id[:300]!r}")
+        try:
+            desc = await self.client.get_workflow_handle(incident_id).describe()
+        except RPCError as exc:
+            raise self._rpc_error(exc, incident_id) from None
+        if desc.workflow_type != INCIDENT_TYPE:
+            raise IncidentNotFound(f"no incident with id {incident_id!r} (that id belongs to a workflow of type "
+                                   f"{desc.workflow_type}; incident ids look like incident-YYYYMMDD-HHMM-<name>)")
+        return desc
+
     async def get(self, incident_id: str) -> IncidentState:
         """The incident's state: its result once it has ended (no worker needed), else a query."""
+        desc = await self._require_incident(incident_id)
         handle = self._incident(incident_id)
         try:
-            desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.COMPLETED:
                 return await handle.result(rpc_timeout=timedelta(seconds=10))
             if desc.status != WorkflowExecutionStatus.RUNNING:
@@ -108,18 +168,58 @@ class Door:
 
     async def _update(self, incident_id: str,
                       update: workflow.UpdateMethodMultiParam[[IncidentWorkflow, M], CommandResult], arg: M,
-                      timeout: float = 30) -> CommandResult:
+                      timeout: float = 30, key: str | None = None, uid: str | None = None) -> CommandResult:
+        """Send a command (an update) to an incident; `uid` overrides the update id derived from `key`."""
+        await self._require_incident(incident_id)
         try:
-            return await self._incident(incident_id).execute_update(update, arg,
-                                                                    rpc_timeout=timedelta(seconds=timeout))
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            message = getattr(cause, "message", None) or str(cause)
-            raise CommandRejected(f"{incident_id}: {message}") from None
+            result: CommandResult = await self._send_update(self._incident(incident_id), update, arg,
+                                                            uid or update_id(update, arg, key), incident_id, timeout)
+            return result
         except RPCError as exc:
             raise await self._command_error(exc, incident_id) from None
 
-    async def _signal(self, incident_id: str, signal: Signal[M], arg: M) -> None:
+    async def earlier_result(self, incident_id: str, operation: str, arg: BaseModel, key: str) -> CommandResult | None:
+        """The result of this keyed command (update `operation` with `arg`) if a request with the same key
+        already applied it, else None: lets a door tell a replayed request from a first one."""
+        await self._require_incident(incident_id)
+        handle = self._incident(incident_id).get_update_handle(update_id(operation, arg, key) or "",
+                                                               result_type=CommandResult)
+        try:
+            result: CommandResult = await handle.result(rpc_timeout=timedelta(seconds=5))
+            return result
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise self._rpc_error(exc, incident_id) from None
+        except (WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            return None  # failed, or still running: sending it again attaches to it
+
+    async def _send_update(self, handle: WorkflowHandle[Any, Any], update: Any, arg: BaseModel, uid: str | None,
+                           target: str, timeout: float) -> Any:
+        """Send one update and return its result. A worker must accept it within `deadline` (else NoWorker);
+        a validator's rejection is CommandRejected. RPCError is left to the caller."""
+        try:
+            async with asyncio.timeout(self.deadline):
+                started = await handle.start_update(update, arg, id=uid, wait_for_stage=WorkflowUpdateStage.ACCEPTED,
+                                                    rpc_timeout=timedelta(seconds=self.deadline))
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise NoWorker(f"{target}: no incidentflow worker accepted the command within {self.deadline:g} s "
+                           f"(does a worker poll task queue {self.settings.task_queue!r}?). It is not confirmed: "
+                           "it applies once a worker is back; retry the same request (same idempotency key) "
+                           "for its result, and it is applied only once") from None
+        except WorkflowUpdateFailedError as exc:
+            raise CommandRejected(f"{target}: {_cause(exc)}") from None
+        try:
+            return await started.result(rpc_timeout=timedelta(seconds=timeout))
+        except WorkflowUpdateFailedError as exc:
+            raise CommandRejected(f"{target}: {_cause(exc)}") from None
+        except WorkflowUpdateRPCTimeoutOrCancelledError:
+            raise NoWorker(f"{target}: the command was accepted but did not finish within {timeout:g} s; it goes "
+                           "on: retry the same request (same idempotency key) for its result") from None
+
+    async def _signal(self, incident_id: str, signal: Signal[M], arg: M, check: bool = True) -> None:
+        if check:
+            await self._require_incident(incident_id)
         try:
             await self._incident(incident_id).signal(signal, arg)
         except RPCError as exc:
@@ -144,3 +244,8 @@ class Door:
             return TemporalUnavailable(f"Temporal at {self.settings.temporal_address} is unavailable: "
                                        f"{exc.message[:200]}")
         return IncidentflowError(f"Temporal error ({exc.status.name}): {exc.message[:300]}")
+
+
+def _cause(exc: WorkflowUpdateFailedError) -> str:
+    cause = exc.cause
+    return str(getattr(cause, "message", None) or cause)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
-from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.models import CommandResult
@@ -14,7 +15,7 @@ from domain.models.runbook import Decision, RunbookRequest, RunbookState
 from domain.runbooks.loader import RunbookSet, load_runbooks
 from domain.runbooks.render import coerce_params, render_steps
 from domain.runbooks.request import request_for
-from incidentflow.client_base import CommandRejected, Door, IncidentNotFound
+from incidentflow.client_base import CommandRejected, Door, IncidentNotFound, request_id, update_id
 from workflows.incident import IncidentWorkflow
 from workflows.runbook import RunbookWorkflow
 
@@ -39,13 +40,18 @@ class RunbookRuns(Door):
                              secret_hosts=self.settings.runbook_secret_hosts() or None)
         return request_for(rb, values, steps, by, self.config)
 
-    async def run_runbook(self, incident_id: str, name: str, params: Mapping[str, Any], by: str) -> CommandResult:
+    async def run_runbook(self, incident_id: str, name: str, params: Mapping[str, Any], by: str,
+                          key: str | None = None) -> CommandResult:
+        """Render and start a runbook. With `key`, a retry of the same request starts it once (the key is
+        tied to what was asked, not to the rendering)."""
         request = await self.runbook_request(incident_id, name, params, by)
-        return await self.start_runbook(incident_id, request)
+        asked = json.dumps({"name": name, "params": dict(params), "by": by}, sort_keys=True, default=str)
+        return await self._update(incident_id, IncidentWorkflow.start_runbook, request,
+                                  uid=request_id("start_runbook", key, asked) if key else None)
 
-    async def start_runbook(self, incident_id: str, request: RunbookRequest) -> CommandResult:
+    async def start_runbook(self, incident_id: str, request: RunbookRequest, key: str | None = None) -> CommandResult:
         """Start an already rendered runbook on the incident (its `start_runbook` update)."""
-        return await self._update(incident_id, IncidentWorkflow.start_runbook, request)
+        return await self._update(incident_id, IncidentWorkflow.start_runbook, request, key=key)
 
     async def _is_run(self, run_id: str) -> None:
         """An incident (or any other workflow) id is not a runbook run: say so instead of a type error."""
@@ -59,14 +65,13 @@ class RunbookRuns(Door):
             raise IncidentNotFound(f"no runbook run with id {run_id!r} ({run_id} is a {desc.workflow_type}; "
                                    "run ids look like <incident id>-runbook-N)")
 
-    async def decide_runbook(self, run_id: str, decision: Decision) -> str:
+    async def decide_runbook(self, run_id: str, decision: Decision, key: str | None = None) -> str:
         await self._is_run(run_id)
         handle = self.client.get_workflow_handle_for(RunbookWorkflow.run, run_id)
         try:
-            return await handle.execute_update(RunbookWorkflow.decide, decision, rpc_timeout=timedelta(seconds=30))
-        except WorkflowUpdateFailedError as exc:
-            cause = exc.cause
-            raise CommandRejected(f"{run_id}: {getattr(cause, 'message', None) or cause}") from None
+            text: str = await self._send_update(handle, RunbookWorkflow.decide, decision,
+                                                update_id(RunbookWorkflow.decide, decision, key), run_id, 30)
+            return text
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 try:

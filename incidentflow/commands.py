@@ -14,6 +14,9 @@ Adding a command is one `Command` here plus its workflow handler (and its `Incid
   by the API token (the contract since v1).
 - Updates answer with a `CommandResult`; a signal (`accepted` set) answers nothing, so the surfaces say
   `accepted` instead (HTTP: 202).
+- Every surface sends an idempotency key with each command (HTTP: the `Idempotency-Key` header; the CLI: one
+  per run; Slack: the request's signature), so a retried request is applied once and answered with the
+  first result. A command no worker accepts within the deadline is `NoWorker` (HTTP 503, CLI exit 4).
 """
 
 from __future__ import annotations
@@ -112,10 +115,12 @@ class Command(Generic[M]):
         given = {a.field: values[a.field] if values.get(a.field) is not None else a.default for a in self.args}
         return self.model(**{k: v for k, v in given.items() if v is not None}, **{ACTOR_FIELD: by})
 
-    async def run(self, incidents: Incidents, incident_id: str, cmd: M) -> CommandResult | None:
+    async def run(self, incidents: Incidents, incident_id: str, cmd: M,
+                  key: str | None = None) -> CommandResult | None:
+        """Run it; `key` is the request's idempotency key (a retry with it is applied once)."""
         # looked up on the instance rather than calling `self.call`, so a subclass or a test double answers
-        method: Callable[[str, M], Awaitable[CommandResult | None]] = getattr(incidents, self.operation)
-        return await method(incident_id, cmd)
+        method: Callable[..., Awaitable[CommandResult | None]] = getattr(incidents, self.operation)
+        return await method(incident_id, cmd, key=key)
 
 
 _ROLE_HINT = "Name a role (ic, lead, comms, scribe) and a person (`@user` or `me`)."

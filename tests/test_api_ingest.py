@@ -123,7 +123,8 @@ async def test_bad_input_gets_a_clear_4xx_and_nothing_happens(api: Any) -> None:
     missing = {k: v for k, v in am_payload("bad").items() if k != "groupKey"}
     assert "groupKey: Field required" in (await http.post("/v1/alerts/alertmanager", json=missing, headers=AM)).text
     garbage = await http.post("/v1/alerts/alertmanager", content=b"{not json", headers={**AM, "content-type": "application/json"})
-    assert garbage.status_code == 422 and "JSON" in garbage.json()["error"]
+    assert garbage.status_code == 400 and "JSON" in garbage.json()["error"], "malformed JSON is a 400 (issue 11)"
+    assert "line 1, column 2" in garbage.json()["error"]
     huge = await http.post("/v1/alerts/generic", content=b"x" * 70_000, headers={"content-type": "application/json"})
     assert huge.status_code == 413 and "larger than 65536 bytes" in huge.json()["error"]
     generic = await http.post("/v1/alerts/generic", json={"title": "x", "severity": "SEV9"})

@@ -122,11 +122,13 @@ class FakeIncidents:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
+        self.keys: list[str | None] = []  # the idempotency key each call came with
         self.settings = Settings()
 
     def __getattr__(self, operation: str) -> Any:
-        async def call(incident_id: str, cmd: Any) -> CommandResult | None:
+        async def call(incident_id: str, cmd: Any, key: str | None = None) -> CommandResult | None:
             self.calls.append((operation, incident_id, cmd.model_dump()))
+            self.keys.append(key)
             command = next(c for c in COMMANDS if c.operation == operation)
             if command.accepted:
                 return None
@@ -174,18 +176,22 @@ async def test_a_command_makes_the_same_call_from_every_surface(command: Command
     app = create_app(Settings(), config=IncidentflowConfig())
     app.state.incidents = incidents
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
-        r = await http.post(f"/v1/incidents{command.http_path.replace('{incident_id}', IID)}", json=body)
+        r = await http.post(f"/v1/incidents{command.http_path.replace('{incident_id}', IID)}", json=body,
+                            headers={"Idempotency-Key": "http-key-1"})
     assert r.status_code == (202 if command.accepted else 200), r.text
 
     config = IncidentflowConfig.model_validate({"people": [{"id": "pat", "name": "Pat", "slack": "UPAT0001"},
                                                            {"id": "bob", "name": "Bob"}]})
     gateway = SlackGateway(incidents, lambda: config, None)
-    reply = await gateway.command({"text": text, "user_id": "UPAT0001", "user_name": "pat", "channel_id": "C1"})
+    reply = await gateway.command({"text": text, "user_id": "UPAT0001", "user_name": "pat", "channel_id": "C1",
+                                   "trigger_id": "13345224609.738474920.8088930838d88f008e0"})
     said = (command.chat_accepted or "").format(incident_id=IID) if command.accepted else f"`{IID}`: done."
     assert reply.text == said, reply.text
 
     assert len(fake.calls) == 3 and fake.calls[0] == fake.calls[1] == fake.calls[2], fake.calls
     assert fake.calls[0][:2] == (command.operation, IID) and fake.calls[0][2]["by"] == "pat"
+    cli_key, http_key, slack_key = fake.keys  # every surface names its request, so a retry is applied once
+    assert cli_key and http_key == "http-key-1" and slack_key == "slack-trigger:13345224609.738474920.8088930838d88f008e0"
 
 
 def test_a_command_without_an_incident_id_is_built_too() -> None:

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from temporalio.testing import WorkflowEnvironment
 
 from domain import ingest
-from domain.config import load_config
+from domain.config import ApiToken, hash_token, load_config
 from domain.models import AlertmanagerPayload, GenericAlert
 from domain.routing import Matcher, Router
 from tests.conftest import serve_api
@@ -83,16 +83,25 @@ def test_router_picks_the_most_severe_open_decision() -> None:
     assert router.route_one({"severity": "critical", "incident_severity": "bogus"}).severity.value == "SEV2"
 
 
+FUZZ_TOKEN = "fuzz-token-not-a-secret"
+
+
 @pytest.fixture
 async def live_api(dev_env: WorkflowEnvironment) -> AsyncIterator[str]:
-    async with serve_api(dev_env) as url:
+    """The example config plus one named token (alice; read, write, approve; no act-as), so a generated
+    `by` naming someone else meets the 403 the spec documents, and a missing one acts as alice."""
+    token = {"name": "fuzz", "person": "alice", "scopes": ["read", "write", "approve"], "hash": hash_token(FUZZ_TOKEN)}
+    config = load_config(ROOT / "config/example.yaml").model_copy(update={"api_tokens": [ApiToken(**token)]})
+    async with serve_api(dev_env, config=config) as url:
         yield url
 
 
 async def test_schemathesis_finds_no_server_error(live_api: str, tmp_path: Path) -> None:
+    """Every answer is documented (status_code_conformance) and none is a 5xx but a documented 503."""
     cli = Path(sys.executable).parent / "schemathesis"
     proc = await asyncio.create_subprocess_exec(
         str(cli), "run", f"{live_api}/openapi.json", "--checks", "not_a_server_error,status_code_conformance",
+        "--header", f"Authorization: Bearer {FUZZ_TOKEN}",
         "--max-examples", os.environ.get("INCIDENTFLOW_FUZZ_EXAMPLES", "25"), "--generation-deterministic",
         "--request-timeout", "30", "--suppress-health-check", "all",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)

@@ -39,8 +39,10 @@ with workflow.unsafe.imports_passed_through():
     from domain.models.runbook import RunbookRequest
     from workflows.chat_pump import ChatPump
     from workflows.incident_children import IncidentChildren
-    from workflows.incident_core import current_search_attributes, minutes
+    from workflows.incident_core import current_search_attributes, minutes, utc
     from workflows.incident_timers import IncidentTimers
+
+NOTE_REQUESTS_KEPT = 500  # request ids of notes remembered to drop retries (carried across continue-as-new)
 
 
 @workflow.defn(name="IncidentWorkflow")
@@ -131,6 +133,10 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
 
     @workflow.signal
     def add_note(self, note: NoteInput) -> None:
+        if note.request_id:  # a retried request (same Idempotency-Key) is noted once
+            if note.request_id in self.s.note_requests:
+                return
+            self.s.note_requests = [*self.s.note_requests[1 - NOTE_REQUESTS_KEPT:], note.request_id]
         self._event(EventKind.note, note.by, note.text)
 
     @workflow.query
@@ -217,6 +223,10 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     def _check_resolve(self, cmd: ResolveInput) -> None:
         if self.s.phase not in policy.ACTIVE:
             raise policy.NotAllowed(f"cannot resolve: the incident is already {self.s.phase.value}")
+        reopened = self._reopened_at()
+        if cmd.event_at is not None and reopened is not None and utc(cmd.event_at) < reopened:
+            raise policy.NotAllowed(f"cannot resolve: the request dates from {utc(cmd.event_at):%Y-%m-%d %H:%M:%S} "
+                                    f"UTC, before the incident was reopened at {reopened:%H:%M:%S} UTC")
 
     @workflow.update
     def reopen(self, cmd: ReopenInput) -> CommandResult:

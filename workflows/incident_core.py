@@ -9,7 +9,7 @@ so the children name these handlers on this base class instead, by method refere
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -128,7 +128,7 @@ class IncidentCore:
             elif s.policy.auto_close_after is not None:
                 s.auto_close_at = now + s.policy.auto_close_after
         if old == Phase.resolved and target == Phase.investigating:  # reopened
-            s.resolved_at, s.resolution_summary = None, ""
+            s.resolved_at, s.resolution_summary, s.reopened_at = None, "", now
             s.postmortem_due, s.postmortem_reminders, s.auto_close_at = None, 0, None
             s.next_update_due = now + s.policy.first_update_after
         elif target in policy.ACTIVE:
@@ -142,6 +142,15 @@ class IncidentCore:
         if s.group_id:
             self._outbox.append(IncidentStatusSignal(incident_id=s.id, phase=target, resolved_at=s.resolved_at))
         self._wake = True
+
+    def _reopened_at(self) -> datetime | None:
+        """When the incident last went from resolved back to investigating (from the timeline for
+        incidents reopened before `reopened_at` was kept)."""
+        if self.s.reopened_at is not None:
+            return self.s.reopened_at
+        reopens = [e.at for e in self.s.timeline if e.kind == EventKind.phase
+                   and e.text.startswith(f"Phase {Phase.resolved.value} → {Phase.investigating.value}")]
+        return reopens[-1] if reopens else None
 
     def _assign(self, role: Role, person: str, by: str) -> list[str]:
         s = self.s
@@ -252,6 +261,11 @@ def why(exc: ActivityError) -> str:
     """The cause of an activity failure, as one line for the timeline."""
     cause = exc.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause or exc)
+
+
+def utc(at: datetime) -> datetime:
+    """A time from outside (a webhook's timestamp) comparable with `workflow.now()`: naive means UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
 
 
 def minutes(delta: timedelta) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field, field_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from domain.models.alert import AlertRecord, AlertSignal
 from domain.models.chat import ChatRoom
@@ -94,6 +95,9 @@ class PhaseInput(BaseModel):
 class NoteInput(BaseModel):
     text: str = Field(..., min_length=1, max_length=20000)
     by: str = ACTOR
+    # Set by the client from the caller's Idempotency-Key (never taken from a request body): a note is a
+    # signal, so the workflow drops a second delivery of the same request (bounded; see IncidentState).
+    request_id: SkipJsonSchema[str | None] = Field(None, max_length=128)
 
 
 class StatusUpdateInput(BaseModel):
@@ -104,6 +108,9 @@ class StatusUpdateInput(BaseModel):
 class ResolveInput(BaseModel):
     by: str = ACTOR
     summary: str = Field("", max_length=4000)
+    # When the outside event asking for it happened (a PagerDuty webhook's occurred_at): refused if the
+    # incident was reopened after that, so an old event can never resolve a reopened incident.
+    event_at: SkipJsonSchema[datetime | None] = None
 
 
 class ReopenInput(BaseModel):
@@ -145,6 +152,7 @@ class IncidentState(BaseModel):
     postmortem_reminders: int = 0
     auto_close_at: datetime | None = None
     ended_at: datetime | None = None
+    reopened_at: datetime | None = None  # the last move from resolved back to investigating
     stand_down_reason: str = ""
     policy: IncidentPolicy = Field(default_factory=IncidentPolicy)
     runs: int = 1
@@ -158,6 +166,7 @@ class IncidentState(BaseModel):
     chat_checked: bool = False  # the worker was asked to open a channel (none when chat is not configured)
     runbooks: list[RunbookRun] = Field(default_factory=list)  # runbook runs on this incident
     runbook_runs: int = 0
+    note_requests: list[str] = Field(default_factory=list)  # request ids of the last notes (dedup, bounded)
 
     @property
     def commander(self) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token, shed_load, verify_grafana_signature
 from incidentflow.client import IncidentflowError, Incidents, IngestResult
 
-router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=responses(400, 401, 413, 422, 503))
+router = APIRouter(prefix="/v1/alerts", tags=["alerts"], responses=responses(400, 401, 403, 413, 422, 503))
 
 
 async def _ingest(request: Request, source: str, build: Callable[..., AlertBatch], payload: object) -> JSONResponse:
@@ -23,7 +24,7 @@ async def _ingest(request: Request, source: str, build: Callable[..., AlertBatch
     try:
         incidents: Incidents = await state.incidents()
         result: IngestResult = await incidents.ingest(batch)
-    except IncidentflowError:
+    except (IncidentflowError, asyncio.CancelledError):  # cancelled: the circuit answered 503 meanwhile
         state.metrics.alerts.labels(source, "unavailable").inc()
         raise
     state.metrics.alerts.labels(source, result.outcome).inc()

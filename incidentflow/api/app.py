@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from slack_sdk.web.async_client import AsyncWebClient
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from domain.config import IncidentflowConfig, Settings
@@ -22,11 +24,15 @@ from incidentflow.api import oncall as oncall_api
 from incidentflow.api import pagerduty as pagerduty_api
 from incidentflow.api import runbooks as runbooks_api
 from incidentflow.api import slack as slack_api
+from incidentflow.api.errors import Circuit, TemporalGuard, touch_temporal
 from incidentflow.api.metrics import Metrics
 from incidentflow.api.security import BodyLimit, LoadShedder
-from incidentflow.client import IncidentflowError, Incidents, connect, worker_polling
+from incidentflow.client import IncidentflowError, Incidents, TemporalUnavailable, connect, worker_polling
 from incidentflow.slack.gateway import SlackGateway
 from incidentflow.slack.socket import SlackSocket, socket_enabled
+
+CONNECT_TIMEOUT = 1.5  # s: a Temporal that does not answer a connect by then is down, for this request
+PROBE_TIMEOUT = 1.0  # s: the circuit's probe (and how long a request waits before one is sent)
 
 
 def slack_gateway(settings: Settings, incidents: Callable[[], Awaitable[Incidents]],
@@ -39,18 +45,32 @@ def slack_gateway(settings: Settings, incidents: Callable[[], Awaitable[Incident
 
 
 class TemporalLink:
-    """Connects lazily and reconnects: the API may start before Temporal does."""
+    """Connects lazily and reconnects: the API may start before Temporal does. Requests arriving while a
+    connect is under way share it (a storm never queues one connect deadline after another)."""
 
     def __init__(self, settings: Settings, client: Client | None = None) -> None:
         self.settings = settings
         self._client = client
-        self._lock = asyncio.Lock()
+        self._connecting: asyncio.Future[Client] | None = None
 
     async def client(self) -> Client:
-        async with self._lock:
-            if self._client is None:
-                self._client = await connect(self.settings, timeout=3.0)
+        if self._client is not None:
             return self._client
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(connect(self.settings, timeout=CONNECT_TIMEOUT))
+            self._connecting.add_done_callback(self._connected)
+        return await asyncio.shield(self._connecting)
+
+    def _connected(self, attempt: asyncio.Future[Client]) -> None:
+        self._connecting = None
+        if not attempt.cancelled() and attempt.exception() is None:
+            self._client = attempt.result()
+
+    async def probe(self) -> None:
+        """Does Temporal answer now? One RPC, no retries (the circuit's probe)."""
+        client = await self.client()
+        await client.workflow_service.get_system_info(GetSystemInfoRequest(), retry=False,
+                                                      timeout=timedelta(seconds=PROBE_TIMEOUT))
 
 
 def create_app(settings: Settings, client: Client | None = None,
@@ -78,16 +98,28 @@ def create_app(settings: Settings, client: Client | None = None,
     app.state.router = app.state.config.routing.router()
     app.state.metrics = metrics = Metrics()
     app.state.shedder = LoadShedder(settings.max_inflight)
+    app.state.circuit = circuit = Circuit(link.probe, f"Temporal at {settings.temporal_address}",
+                                            suspect_after=PROBE_TIMEOUT, probe_timeout=PROBE_TIMEOUT)
 
     async def incidents() -> Incidents:
-        return Incidents(await link.client(), settings, app.state.config)
+        """The door into Temporal for one request: 503 at once while the circuit is open."""
+        touch_temporal()
+        await circuit.admit()
+        try:
+            client = await link.client()
+        except TemporalUnavailable as exc:
+            circuit.trip(str(exc))
+            raise
+        return Incidents(client, settings, app.state.config)
 
     app.state.incidents = incidents
     app.state.slack_gateway = slack_gateway(settings, incidents, lambda: app.state.config)
     app.state.slack_pending = set()
     errors.install(app)
-    app.middleware("http")(metrics.middleware)
+    # outermost last: metrics see every answer, the body limit holds for every route, then the circuit
+    app.add_middleware(TemporalGuard, circuit=circuit)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.middleware("http")(metrics.middleware)
     app.include_router(alerts.router)
     app.include_router(incidents_api.router)
     app.include_router(pagerduty_api.router)

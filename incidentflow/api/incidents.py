@@ -3,6 +3,10 @@
 The command routes (`POST /v1/incidents/{incident_id}/…`) are built from `incidentflow.commands`: the
 body is the command's input model (its OpenAPI schema), the answer its `CommandResult` (200), or for a
 signal `{"incident_id", "text"}` (202).
+
+Every write takes an `Idempotency-Key` header: the same request sent again with it is applied once and
+answered with the first answer (declare: the same 201 and body). A command no worker accepts within the
+deadline answers 503 with Retry-After; retrying it with the same key is safe.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from domain import policy
@@ -26,7 +30,7 @@ from domain.models import (
 )
 from incidentflow.api.errors import responses
 from incidentflow.api.security import require_token
-from incidentflow.client import Incidents
+from incidentflow.client import Incidents, KeyReused
 from incidentflow.commands import COMMANDS, Access, Command
 
 router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(require_token())],
@@ -38,6 +42,11 @@ async def incidents(request: Request) -> Incidents:
 
 
 Inc = Annotated[Incidents, Depends(incidents)]
+_SET_BY_THE_DOOR = ("request_id", "event_at")  # input fields a door fills in, never a request body
+KEY_DOC = ("Makes the request safe to retry: the same request with the same key is applied once, and answered "
+           "with the first answer (for 24 h and more). A uuid per request is fine.")
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=r"^[\x21-\x7e]{1,255}$",
+                                              description=KEY_DOC)]
 
 
 @router.get("", response_model=list[IncidentSummary], summary="List incidents (Temporal visibility)")
@@ -48,10 +57,20 @@ async def list_incidents(inc: Inc, open: bool = False, phase: Phase | None = Non
     return await inc.list(open_only=open, phase=phase, severity=severity, service=service, limit=limit)
 
 
-@router.post("", status_code=201, summary="Declare an incident")
-async def declare(cmd: DeclareInput, request: Request, inc: Inc) -> JSONResponse:
-    incident_id = await inc.declare(cmd)
-    request.app.state.metrics.incidents_opened.inc()
+@router.post("", status_code=201, summary="Declare an incident",
+             description="With an `Idempotency-Key`, a retry answers with the incident the first request declared "
+                         "(the same key with another body: 422).")
+async def declare(cmd: DeclareInput, request: Request, inc: Inc, key: IdempotencyKey = None) -> JSONResponse:
+    if key:
+        try:
+            declared = await inc.declare_once(cmd, key)
+        except KeyReused as exc:
+            raise HTTPException(422, str(exc)) from None
+        incident_id, created = declared.incident_id, declared.created
+    else:
+        incident_id, created = await inc.declare(cmd), True
+    if created:
+        request.app.state.metrics.incidents_opened.inc()
     return JSONResponse({"id": incident_id, "url": inc.settings.workflow_url(incident_id)}, status_code=201,
                         headers={"Location": f"/v1/incidents/{incident_id}"})
 
@@ -81,18 +100,22 @@ def add_command(api: APIRouter, command: Command[Any]) -> None:
 
 
 _ACCESS = {Access.responder: "Changes the incident: `by` names who does it (callers hold the API token, when one "
-                             "is set).",
+                             "is set). Safe to retry with the same `Idempotency-Key`: applied once, the first "
+                             "answer again. 503 + Retry-After when no worker accepts it in time (it may still "
+                             "apply: retry with the same key). A non-incident id is 404.",
            Access.anyone: "Reads only."}
 
 
 def _endpoint(command: Command[Any]) -> Callable[..., Awaitable[Any]]:
-    async def endpoint(cmd: Any, inc: Incidents, incident_id: str = "") -> Any:
-        result = await command.run(inc, incident_id, cmd)
+    async def endpoint(cmd: Any, inc: Incidents, incident_id: str = "", key: str | None = None) -> Any:
+        internal = {f: None for f in _SET_BY_THE_DOOR if f in type(cmd).model_fields}
+        result = await command.run(inc, incident_id, cmd.model_copy(update=internal) if internal else cmd, key=key)
         return {"incident_id": incident_id, "text": command.accepted} if result is None else result
 
     # FastAPI reads the body model and the dependencies from the signature: give it the command's
     params = [inspect.Parameter("cmd", inspect.Parameter.KEYWORD_ONLY, annotation=command.model),
-              inspect.Parameter("inc", inspect.Parameter.KEYWORD_ONLY, annotation=Inc)]
+              inspect.Parameter("inc", inspect.Parameter.KEYWORD_ONLY, annotation=Inc),
+              inspect.Parameter("key", inspect.Parameter.KEYWORD_ONLY, annotation=IdempotencyKey, default=None)]
     if command.needs_incident:
         params.insert(0, inspect.Parameter("incident_id", inspect.Parameter.KEYWORD_ONLY, annotation=str))
     endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]

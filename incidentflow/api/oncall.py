@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from domain import oncall
 from incidentflow.api.errors import responses
-from incidentflow.api.security import require_token
+from incidentflow.api.security import need
 
-router = APIRouter(prefix="/v1", tags=["on-call"], dependencies=[Depends(require_token())],
-                   responses=responses(401, 404, 422))
+router = APIRouter(prefix="/v1", tags=["on-call"], dependencies=[Depends(need("read"))],
+                   responses=responses(401, 403, 404, 422))
 
 
 @router.get("/oncall", summary="Who holds each schedule layer at a moment (default: now)")

@@ -1,4 +1,10 @@
-"""PagerDuty v3 webhooks in: a PagerDuty acknowledge/resolve becomes ours, so both sides agree."""
+"""PagerDuty v3 webhooks in: a PagerDuty acknowledge/resolve becomes ours, so both sides agree.
+
+PagerDuty signs the body but not a time, so a signed event can come again: redelivered, or replayed by
+whoever saw it. Each event is applied at most once, durably and across API replicas: its command's update id
+comes from the event id. And a resolve carries the event's `occurred_at`: the incident refuses it when it
+was reopened after that, so an old `incident.resolved` never resolves a reopened incident.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ from domain.config import Settings
 from domain.models import AckInput, ResolveInput
 from domain.pagerduty_webhook import InvalidPagerDutyEvent, parse_event, verify_signature
 from incidentflow.api.errors import responses
-from incidentflow.client import CommandRejected, Incidents
+from incidentflow.client import CommandRejected, IncidentNotFound, Incidents
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"], responses=responses(400, 401, 413, 503))
 KEY_PREFIX = "incidentflow-"
@@ -36,11 +42,25 @@ async def pagerduty(request: Request) -> JSONResponse:
     incident_id = key[len(KEY_PREFIX):]
     who = f"{event.agent_name or 'someone'} (PagerDuty)"
     incidents: Incidents = await request.app.state.incidents()
+    key = f"pagerduty-event:{event.id}"
     try:
         if event.action == "acknowledge":
-            result = await incidents.acknowledge(incident_id, AckInput(by=who))
+            ack = AckInput(by=who)
+            if earlier := await incidents.earlier_result(incident_id, "acknowledge", ack, key):
+                return _delivered_before(event.id, incident_id, earlier.text)
+            result = await incidents.acknowledge(incident_id, ack, key=key)
         else:
-            result = await incidents.resolve(incident_id, ResolveInput(by=who, summary="resolved in PagerDuty"))
-    except CommandRejected as exc:  # already so on our side (often our own sync echoing back)
+            resolve = ResolveInput(by=who, summary="resolved in PagerDuty", event_at=event.occurred_at)
+            if earlier := await incidents.earlier_result(incident_id, "resolve", resolve, key):
+                return _delivered_before(event.id, incident_id, earlier.text)
+            result = await incidents.resolve(incident_id, resolve, key=key)
+    except CommandRejected as exc:  # already so on our side (often our own sync echoing back), or too old
         return JSONResponse({"outcome": "unchanged", "incident_id": incident_id, "reason": str(exc)}, status_code=202)
+    except IncidentNotFound as exc:  # answered 2xx: PagerDuty would retry anything else, to no avail
+        return JSONResponse({"outcome": "ignored", "incident_id": incident_id, "reason": str(exc)}, status_code=202)
     return JSONResponse({"outcome": event.action, "incident_id": incident_id, "text": result.text}, status_code=202)
+
+
+def _delivered_before(event_id: str, incident_id: str, text: str) -> JSONResponse:
+    return JSONResponse({"outcome": "unchanged", "incident_id": incident_id,
+                         "reason": f"PagerDuty event {event_id} was delivered before (then: {text})"}, status_code=202)

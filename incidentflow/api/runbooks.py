@@ -1,4 +1,6 @@
-"""Runbooks over HTTP: list them, run one on an incident, approve or deny a waiting step, read a run."""
+"""Runbooks over HTTP: list them, run one on an incident, approve or deny a waiting step, read a run.
+
+The writes take an `Idempotency-Key` header like the incident commands: a retry is applied once."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from domain.models.runbook import Decision, RunbookState
 from domain.runbooks.loader import RunbookError
 from domain.runbooks.render import ParamError, RenderError
 from incidentflow.api.errors import responses
+from incidentflow.api.incidents import IdempotencyKey
 from incidentflow.api.security import require_token
 from incidentflow.client import Incidents
 
@@ -62,13 +65,13 @@ async def list_runbooks(request: Request) -> list[dict[str, Any]]:
 @router.post("/incidents/{incident_id}/runbooks", status_code=202, response_model=CommandResult,
              summary="Run a runbook on the incident; `ref` is the run id (destructive steps wait for approval)")
 async def run_runbook(incident_id: Annotated[str, Path(pattern=ID)], body: RunRequest,
-                      request: Request) -> CommandResult:
+                      request: Request, key: IdempotencyKey = None) -> CommandResult:
     inc = await _incidents(request)
     if body.name not in _runbooks(inc).runbooks:
         known = ", ".join(sorted(_runbooks(inc).runbooks)) or "none"
         raise HTTPException(422, f"name: unknown runbook {body.name!r} (known: {known})")
     try:
-        return await inc.run_runbook(incident_id, body.name, body.params, body.by)
+        return await inc.run_runbook(incident_id, body.name, body.params, body.by, key=key)
     except (ParamError, RenderError) as exc:
         raise HTTPException(422, f"params: {exc}") from None
 
@@ -79,14 +82,16 @@ async def get_run(run_id: Annotated[str, Path(pattern=ID)], request: Request) ->
 
 
 @router.post("/runbook-runs/{run_id}/approve", summary="Approve the step the run waits on (IC or configured approvers)")
-async def approve(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request) -> dict[str, str]:
+async def approve(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request,
+                  key: IdempotencyKey = None) -> dict[str, str]:
     text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=True, by=body.by,
-                                                                              comment=body.comment))
+                                                                              comment=body.comment), key=key)
     return {"run_id": run_id, "text": text}
 
 
 @router.post("/runbook-runs/{run_id}/deny", summary="Deny the step the run waits on: the run stops there")
-async def deny(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request) -> dict[str, str]:
+async def deny(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request,
+               key: IdempotencyKey = None) -> dict[str, str]:
     text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=False, by=body.by,
-                                                                              comment=body.comment))
+                                                                              comment=body.comment), key=key)
     return {"run_id": run_id, "text": text}

@@ -1,7 +1,9 @@
 """Slack's HTTP endpoints: slash commands, interactivity (buttons, modals) and the Events API.
 
 Each request's signature is checked over the raw body before anything else (401 when missing, forged,
-replayed or more than 5 minutes off). Slack wants an answer within 3 seconds: the command runs for
+replayed or more than 5 minutes off). The replay guard of `SlackVerifier` is this process's memory; what
+makes a replay harmless everywhere (after a restart, on another replica) is that the signature is the
+request's idempotency key: every command it makes is applied once, durably in Temporal. Slack wants an answer within 3 seconds: the command runs for
 up to `slack.reply.ACK_BUDGET` seconds and answers in the HTTP body; when slower, Slack gets "working on it" and
 the result follows through the request's `response_url`.
 """
@@ -36,6 +38,11 @@ def _verifier(request: Request) -> SlackVerifier:
     return verifier
 
 
+def _key(request: Request) -> str:
+    """The request's idempotency key: its (verified) signature, the same however often it is replayed."""
+    return f"slack-signature:{request.headers.get('x-slack-signature', '')}"
+
+
 async def _verified_body(request: Request) -> bytes:
     verifier = _verifier(request)
     body = await request.body()
@@ -63,7 +70,8 @@ def _gateway(request: Request) -> SlackGateway:
 async def commands(request: Request) -> Response:
     body = await _verified_body(request)
     form = _form(body)
-    reply = await within_budget(request.app.state, _gateway(request).command(form), form.get("response_url", ""))
+    reply = await within_budget(request.app.state, _gateway(request).command(form, key=_key(request)),
+                                form.get("response_url", ""))
     if reply is None:
         return JSONResponse(dict(WORKING))
     if reply.opened_modal:
@@ -87,7 +95,7 @@ async def interactions(request: Request) -> Response:
     result: dict[str, tuple[Reply | None, dict[str, Any] | None]] = {}
 
     async def work() -> Reply:
-        result["out"] = await _gateway(request).interaction(payload)
+        result["out"] = await _gateway(request).interaction(payload, key=_key(request))
         return result["out"][0] or Reply("")
     reply = await within_budget(request.app.state, work(), response_url)
     http_body = result.get("out", (None, None))[1]

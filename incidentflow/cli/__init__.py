@@ -10,7 +10,9 @@ import argparse
 import asyncio
 import logging
 import os
+import shlex
 import sys
+import uuid
 
 from pydantic import ValidationError
 
@@ -22,18 +24,23 @@ from incidentflow.cli.incidents import actor, open_incidents, run_command
 from incidentflow.cli.local import check_config, run_local
 from incidentflow.cli.ops import run_ops
 from incidentflow.cli.parser import build_parser
-from incidentflow.client import IncidentflowError, TemporalUnavailable
+from incidentflow.client import IncidentflowError, NoWorker, TemporalUnavailable
 
-EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE = 1, 2, 3
+EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NO_WORKER = 1, 2, 3, 4
 __all__ = ["build_parser", "entry", "main"]
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.idempotency_key = args.idempotency_key or str(uuid.uuid4())  # one per run: a retry inside is applied once
     logging.basicConfig(level=os.environ.get("INCIDENTFLOW_LOG_LEVEL", "WARNING").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return _dispatch(args, Settings())
+    except NoWorker as exc:
+        print(f"error: {exc}\nTo get its result without applying it twice, run it again with "
+              f"`incidentflow --idempotency-key {args.idempotency_key} {' '.join(_argv(argv))}`", file=sys.stderr)
+        return EXIT_NO_WORKER
     except TemporalUnavailable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -49,6 +56,20 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _argv(argv: list[str] | None) -> list[str]:
+    """The arguments as given, quoted for a shell, without an --idempotency-key (the hint adds its own)."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    out, skip = [], False
+    for word in given:
+        if skip:
+            skip = False
+        elif word == "--idempotency-key":
+            skip = True
+        elif not word.startswith("--idempotency-key="):
+            out.append(shlex.quote(word))
+    return out
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

@@ -39,7 +39,8 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "declare":
         new_id = await inc.declare(DeclareInput(title=args.title, severity=args.severity, service=args.service,
                                                 description=args.description, declared_by=actor(args, settings),
-                                                commander=args.ic, page=not args.no_page))
+                                                commander=args.ic, page=not args.no_page),
+                                   key=args.idempotency_key)
         print(new_id)
         print(f"  {settings.workflow_url(new_id)}", file=sys.stderr)
     elif args.command == "show":
@@ -55,7 +56,7 @@ async def run_command(args: argparse.Namespace, settings: Settings) -> int:
 async def _table_command(command: Command[Any], args: argparse.Namespace, inc: Incidents, by: str) -> int:
     iid: str = getattr(args, "id", None) or ""
     cmd = command.input({a.field: getattr(args, a.field) for a in command.args}, by)
-    result = await command.run(inc, iid, cmd)
+    result = await command.run(inc, iid, cmd, key=args.idempotency_key)
     if result is None:
         print(f"{iid}: {command.accepted}")
         return 0

@@ -32,6 +32,10 @@ _TYPES: dict[Kind, Callable[[str], Any]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="incidentflow", description=DESCRIPTION)
+    p.add_argument("--idempotency-key", metavar="KEY", default=None,
+                   help="names this command run: running it again with the same key and arguments applies it "
+                        "once and prints the first result (default: a new key each run, printed when no worker "
+                        "took the command in time)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _chores(sub)
     _local(sub)

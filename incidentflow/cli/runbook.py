@@ -122,7 +122,8 @@ async def remote(args: argparse.Namespace, settings: Settings, inc: Incidents | 
     if args.action == "run":
         _get(inc.runbooks(), args.name)  # an unknown name is a usage error (exit 2), as with --dry-run
         try:
-            result = await inc.run_runbook(args.incident, args.name, _params(args.param), by)
+            result = await inc.run_runbook(args.incident, args.name, _params(args.param), by,
+                                           key=getattr(args, "idempotency_key", None))
         except ParamError as exc:
             raise UsageError(str(exc)) from None
         print(f"{result.ref}")
@@ -130,7 +131,8 @@ async def remote(args: argparse.Namespace, settings: Settings, inc: Incidents | 
               f"`incidentflow runbook approve {result.ref}`", file=sys.stderr)
         return 0
     if args.action == "approve":
-        text = await inc.decide_runbook(args.run_id, Decision(approve=not args.deny, by=by, comment=args.comment))
+        text = await inc.decide_runbook(args.run_id, Decision(approve=not args.deny, by=by, comment=args.comment),
+                                        key=getattr(args, "idempotency_key", None))
         print(f"{args.run_id}: {text}")
         return 0
     if args.action == "status":

@@ -1,7 +1,9 @@
 """Slack in: `/incident …` commands, buttons and modals → workflow updates and signals.
 
 Transport-neutral: the HTTP routes (`incidentflow.api.slack`) and Socket Mode (`incidentflow.slack.socket`)
-both hand payloads here after verifying them. Every answer is a `Reply` (ephemeral unless it says
+both hand payloads here after verifying them, each with a key naming the request (its signature, or Slack's
+trigger id): every command a request makes carries it, so the same request replayed, to this process or
+another, is applied once (Temporal update ids and request records; see `incidentflow.client`). Every answer is a `Reply` (ephemeral unless it says
 otherwise); a rejected command gets the workflow validator's message and the command's usage. The incident
 commands and their syntax come from the command table (`incidentflow.slack.syntax`).
 """
@@ -26,6 +28,7 @@ from incidentflow.client import (
     IncidentflowError,
     IncidentNotFound,
     Incidents,
+    NoWorker,
     TemporalUnavailable,
 )
 from incidentflow.commands import Command, by_name
@@ -39,6 +42,8 @@ __all__ = ["COMMANDS", "Caller", "Reply", "SlackGateway", "Usage", "help_text"]
 
 _ID = re.compile(r"^incident-[a-z0-9][a-z0-9-]*$")
 _DECLARE_USAGE = "`/incident declare [sev1-4] [service=NAME] <title>`"
+_NO_WORKER = ("No incidentflow worker took {what} within a few seconds, so it is not done yet: it will apply once a "
+              "worker is back. Check the timeline before repeating it.")
 
 
 class SlackGateway:
@@ -63,8 +68,10 @@ class SlackGateway:
         return caller.person is not None or self._config().slack.allow_everyone
 
     # ------------------------------------------------------------------ slash commands
-    async def command(self, form: dict[str, str]) -> Reply:
+    async def command(self, form: dict[str, str], key: str | None = None) -> Reply:
+        """A slash command; `key` names the request (a replay with the same key is applied once)."""
         caller = await self.caller(form.get("user_id", ""), form.get("user_name", ""))
+        caller.request_key = request_key(key, form.get("trigger_id"))
         word, rest = first_word((form.get("text") or "").strip())
         name = resolve_name(word)
         spec = COMMANDS.get(name)
@@ -111,6 +118,8 @@ class SlackGateway:
             return Reply(f"Rejected: {exc}\n{usage}")
         except IncidentNotFound as exc:
             return Reply(f"{exc}. {usage}")
+        except NoWorker:
+            return Reply(_NO_WORKER.format(what=f"`{name}`"))
         except TemporalUnavailable:
             return Reply("incidentflow cannot reach Temporal right now; nothing was changed. Try again shortly.")
         except IncidentflowError as exc:
@@ -132,7 +141,7 @@ class SlackGateway:
         if command is None:  # pragma: no cover - every other chat command is a table command
             raise Usage(f"`{name}` is not implemented")
         cmd = command.input(await read_args(command, rest, caller, self.people.person_arg), caller.actor)
-        return Reply(answer(command, iid, await command.run(inc, iid, cmd)))
+        return Reply(answer(command, iid, await command.run(inc, iid, cmd, key=caller.request_key)))
 
     # ------------------------------------------------------------------ declare
     async def declare(self, rest: str, caller: Caller, service: str | None = None,
@@ -161,7 +170,7 @@ class SlackGateway:
         incidents = await self._incidents()
         cmd = DeclareInput(title=title, severity=severity or Severity.SEV3, service=service,
                            description=description, declared_by=caller.actor)
-        iid = await incidents.declare(cmd)
+        iid = await incidents.declare(cmd, key=caller.request_key)
         return Reply(f"<@{caller.user_id}> declared *{cmd.severity.value}* `{iid}`: {title}. The incident channel "
                      "is being created; responders are paged per the service's escalation policy.", public=True,
                      extra={"incident_id": iid})
@@ -200,7 +209,7 @@ class SlackGateway:
             params[key] = value
         inc = await self._incidents()
         try:
-            result = await inc.run_runbook(iid, words[0], params, caller.actor)
+            result = await inc.run_runbook(iid, words[0], params, caller.actor, key=caller.request_key)
         except (ParamError, RenderError) as exc:
             raise Usage(str(exc)) from None
         return Reply(f"`{iid}`: runbook `{words[0]}` started as `{result.ref}`. Steps that change things wait "
@@ -211,15 +220,19 @@ class SlackGateway:
         if not run_id:
             raise Usage("Give the run id (it is in the approval request).")
         inc = await self._incidents()
-        text = await inc.decide_runbook(run_id, Decision(approve=approve, by=caller.actor, comment=comment))
+        text = await inc.decide_runbook(run_id, Decision(approve=approve, by=caller.actor, comment=comment),
+                                        key=caller.request_key)
         return Reply(f"`{run_id}`: {text}.")
 
     # ------------------------------------------------------------------ buttons and forms
-    async def interaction(self, payload: dict[str, Any]) -> tuple[Reply | None, dict[str, Any] | None]:
-        """→ (reply for the user, HTTP body for Slack). View submissions answer in the body."""
+    async def interaction(self, payload: dict[str, Any],
+                          key: str | None = None) -> tuple[Reply | None, dict[str, Any] | None]:
+        """→ (reply for the user, HTTP body for Slack). View submissions answer in the body. `key`: as for
+        `command`."""
         kind = payload.get("type")
         user = payload.get("user") or {}
         caller = await self.caller(str(user.get("id", "")), str(user.get("username") or user.get("name") or ""))
+        caller.request_key = request_key(key, payload.get("trigger_id"))
         if kind == "view_submission":
             return await self._submission(payload, caller)
         if kind != "block_actions" or not payload.get("actions"):
@@ -232,6 +245,8 @@ class SlackGateway:
             return await self._press(str(action_id), iid, caller, str(payload.get("trigger_id", ""))), None
         except CommandRejected as exc:
             return Reply(f"Rejected: {exc}"), None
+        except NoWorker:
+            return Reply(_NO_WORKER.format(what="that")), None
         except IncidentflowError as exc:
             return Reply(f"Failed: {exc}"), None
         except ValueError as exc:  # pydantic validation of the command input
@@ -242,14 +257,15 @@ class SlackGateway:
             return await self._open_update_modal(trigger_id, iid)
         if action_id in (render.APPROVE, render.DENY):
             inc = await self._incidents()
-            text = await inc.decide_runbook(iid, Decision(approve=action_id == render.APPROVE, by=caller.actor))
+            text = await inc.decide_runbook(iid, Decision(approve=action_id == render.APPROVE, by=caller.actor),
+                                            key=caller.request_key)
             return Reply(f"`{iid}`: {text}.")
         button = _button(action_id, caller)
         if button is None:
             return None
         command, values = button
         inc = await self._incidents()
-        result = await command.run(inc, iid, command.input(values, caller.actor))
+        result = await command.run(inc, iid, command.input(values, caller.actor), key=caller.request_key)
         return Reply(f"`{iid}`: {result.text}." if result is not None else answer(command, iid, None))
 
     async def _open_update_modal(self, trigger_id: str, iid: str) -> Reply:
@@ -278,7 +294,7 @@ class SlackGateway:
             return modals.errors("text", "A status update needs text.")
         try:
             inc = await self._incidents()
-            await inc.post_status_update(iid, StatusUpdateInput(text=text, by=caller.actor))
+            await inc.post_status_update(iid, StatusUpdateInput(text=text, by=caller.actor), key=caller.request_key)
         except IncidentflowError as exc:
             return modals.errors("text", str(exc))
         except ValueError as exc:  # pydantic validation (e.g. too long)
@@ -322,6 +338,14 @@ class SlackGateway:
             except SLACK_ERRORS as exc:
                 log.warning("could not answer an app mention: %s", slack_error(exc))
         return {}
+
+
+def request_key(given: str | None, trigger_id: object) -> str | None:
+    """The key of a Slack request: the transport's (the HTTP signature), else Slack's trigger id, which
+    names one user action. None: nothing names it (the request is not deduplicated)."""
+    if given:
+        return given
+    return f"slack-trigger:{trigger_id}" if isinstance(trigger_id, str) and trigger_id else None
 
 
 def _button(action_id: str, caller: Caller) -> tuple[Command[Any], dict[str, Any]] | None:

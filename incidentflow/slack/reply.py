@@ -56,6 +56,7 @@ class Caller:
     user_id: str
     user_name: str
     person: str | None  # config person id, when the Slack user maps to one
+    request_key: str | None = None  # the Slack request's idempotency key: a replay of it is applied once
 
     @property
     def actor(self) -> str:

@@ -6,6 +6,7 @@ AsyncClient) and Temporal workers in the same process all reach them. State is g
     with FakePagerDuty() as pd:
         pager = PagerDutyPager(client, pd.url, {"checkout": pd.routing_key()})
         pd.fail_next(2, status=429, retry_after="1")
+        pd.fail_bursts(every=20, length=4, status=503)   # 5xx bursts: 4 failures in a row every 20 requests
         ...
         assert len(pd.incidents) == 1 and pd.incidents[0].status == "triggered"
 
@@ -73,6 +74,8 @@ class _Server(ThreadedServer):
         self._fail_next: list[tuple[int, str | None]] = []
         self._fail_every: tuple[int, int, str | None] | None = None
         self._seen = 0
+        self._bursts: tuple[int, int, int, str | None] | None = None
+        self._burst_seen = 0
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -93,13 +96,25 @@ class _Server(ThreadedServer):
             self._fail_every = (k, status, None if retry_after is None else str(retry_after)) if k else None
             self._seen = 0
 
+    def fail_bursts(self, every: int, length: int, status: int = 503, retry_after: str | int | None = None) -> None:
+        """Outage bursts: from now on requests come in cycles of `every`, and the last `length` requests of
+        each cycle fail with `status` (retries count, so a burst is `length` failures in a row); every=0
+        turns it off. `fail_next` and `fail_every` come first when they apply."""
+        if every and not 0 < length < every:
+            raise ValueError(f"fail_bursts: need 0 < length < every, got length={length} every={every}")
+        with self._lock:
+            self._bursts = (every, length, status, None if retry_after is None else str(retry_after)) if every else None
+            self._burst_seen = 0
 
     def _fault(self) -> tuple[int, str | None] | None:
         self._seen += 1
+        self._burst_seen += 1
         if self._fail_next:
             return self._fail_next.pop(0)
         if self._fail_every and self._seen % self._fail_every[0] == 0:
             return self._fail_every[1], self._fail_every[2]
+        if self._bursts and (self._burst_seen - 1) % self._bursts[0] >= self._bursts[0] - self._bursts[1]:
+            return self._bursts[2], self._bursts[3]
         return None
 
     def _answer(self, method: str, path: str, headers: dict[str, str], raw: bytes,
