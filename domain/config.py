@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     grafana_hmac_secret: SecretStr | None = None  # checks X-Grafana-Alerting-Signature when set
     grafana_hmac_timestamp_header: str | None = None  # the timestamp header name, if Grafana sends one
     max_body_bytes: int = Field(1_048_576, ge=1024)
+    # seconds a worker has to accept a command before the door answers 503 + Retry-After (CLI exit 4)
+    command_deadline: float = Field(10.0, gt=0, le=300)
     max_inflight: int = Field(256, ge=1)  # concurrent webhook requests before shedding load with 503
     # Paging (secrets stay here, on the worker: never in workflow inputs or history)
     pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"

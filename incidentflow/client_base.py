@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -93,11 +92,7 @@ def signal_name(signal: Callable[..., Awaitable[None] | None]) -> str:
 def command_deadline(settings: Settings) -> float:
     """Seconds a command waits for a worker to accept it: `Settings.command_deadline` when the settings have
     it, else INCIDENTFLOW_COMMAND_DEADLINE, else 10."""
-    value: Any = getattr(settings, "command_deadline", None) or os.environ.get("INCIDENTFLOW_COMMAND_DEADLINE")
-    try:
-        return min(max(float(value), 0.5), 300.0) if value else DEFAULT_DEADLINE
-    except ValueError:
-        return DEFAULT_DEADLINE
+    return min(max(float(settings.command_deadline), 0.5), 300.0)
 
 
 def request_id(kind: str, key: str, *parts: str) -> str:
@@ -158,8 +153,11 @@ class Door:
                 raise IncidentNotFound(
                     f"incident {incident_id} ended abnormally ({desc.status.name.lower() if desc.status else '?'}); "
                     "see it in the Temporal UI")
-            return await handle.query(IncidentWorkflow.get_state, rpc_timeout=timedelta(seconds=10))
+            return await handle.query(IncidentWorkflow.get_state, rpc_timeout=timedelta(seconds=self.deadline))
         except RPCError as exc:
+            if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
+                raise NoWorker(f"{incident_id}: no incidentflow worker answered within {self.deadline:g} s (does a "
+                               f"worker poll task queue {self.settings.task_queue!r}?); retry shortly") from None
             raise self._rpc_error(exc, incident_id) from None
         except WorkflowQueryFailedError as exc:
             raise IncidentflowError(f"incident {incident_id}: query failed: {exc}") from None

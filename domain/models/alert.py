@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.models.common import AlertStatus, Severity
+from domain.text import MultiLine, SingleLine
 
 
 class AlertSignal(BaseModel):
@@ -15,7 +16,7 @@ class AlertSignal(BaseModel):
     source: str = Field("generic", max_length=64)
     fingerprint: str = Field(..., min_length=1, max_length=256, description="stable id of the alert")
     status: AlertStatus = AlertStatus.firing
-    title: str = Field("", max_length=500)
+    title: SingleLine = Field("", max_length=500)
     labels: dict[str, str] = Field(default_factory=dict)
     received_at: datetime | None = None  # set by the edge; the workflow falls back to workflow.now()
 
@@ -94,13 +95,13 @@ class GenericAlert(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    title: str = Field(..., min_length=1, max_length=200)
+    title: SingleLine = Field(..., min_length=1, max_length=200)
     service: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     severity: Severity | None = None
     dedup_key: str | None = Field(None, min_length=1, max_length=256,
                                   description="alerts with the same key belong to one incident; "
                                               "defaults to service + title")
     status: AlertStatus = AlertStatus.firing
-    description: str = Field("", max_length=4000)
+    description: MultiLine = Field("", max_length=4000)
     labels: dict[str, str] = Field(default_factory=dict)
     links: list[str] = Field(default_factory=list, max_length=20)

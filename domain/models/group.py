@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from domain.models.alert import AlertSignal
 from domain.models.common import AlertStatus, Phase, Severity
 from domain.models.incident import IncidentPolicy
+from domain.text import MultiLine, SingleLine
 
 Action = Literal["open", "annotate", "drop"]
 
@@ -27,8 +28,8 @@ class AlertBatch(BaseModel):
 
     source: str
     group_key: str
-    title: str
-    description: str = ""
+    title: SingleLine
+    description: MultiLine = ""
     route: RouteDecision
     alerts: list[AlertSignal]
     truncated: int = 0  # alerts left out of this notification (by the sender, or past our per-batch cap)

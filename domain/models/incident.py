@@ -11,6 +11,7 @@ from domain.models.alert import AlertRecord, AlertSignal
 from domain.models.chat import ChatRoom
 from domain.models.common import EventKind, Phase, Role, Severity
 from domain.models.runbook import RunbookRun
+from domain.text import MultiLine, SingleLine
 
 ACTOR = Field(..., min_length=1, max_length=128, description="who did it (person id or name)")
 
@@ -53,12 +54,12 @@ class IncidentPolicy(BaseModel):
 
 
 class DeclareInput(BaseModel):
-    title: str = Field(..., min_length=1, max_length=200)
+    title: SingleLine = Field(..., min_length=1, max_length=200)
     severity: Severity = Severity.SEV3
     service: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    description: str = Field("", max_length=4000)
-    declared_by: str = ACTOR
-    commander: str | None = Field(None, max_length=128)
+    description: MultiLine = Field("", max_length=4000)
+    declared_by: SingleLine = ACTOR
+    commander: SingleLine | None = Field(None, max_length=128)
     page: bool = Field(True, description="start the service's escalation policy (severities that page)")
 
     @field_validator("title")
@@ -71,56 +72,56 @@ class DeclareInput(BaseModel):
 
 
 class AckInput(BaseModel):
-    by: str = ACTOR
+    by: SingleLine = ACTOR
 
 
 class RoleInput(BaseModel):
     role: Role
-    person: str = Field(..., min_length=1, max_length=128)
-    by: str = ACTOR
+    person: SingleLine = Field(..., min_length=1, max_length=128)
+    by: SingleLine = ACTOR
 
 
 class SeverityInput(BaseModel):
     severity: Severity
-    by: str = ACTOR
-    reason: str = Field("", max_length=1000)
+    by: SingleLine = ACTOR
+    reason: SingleLine = Field("", max_length=1000)
 
 
 class PhaseInput(BaseModel):
     phase: Phase
-    by: str = ACTOR
-    note: str = Field("", max_length=4000)
+    by: SingleLine = ACTOR
+    note: MultiLine = Field("", max_length=4000)
 
 
 class NoteInput(BaseModel):
-    text: str = Field(..., min_length=1, max_length=20000)
-    by: str = ACTOR
+    text: MultiLine = Field(..., min_length=1, max_length=20000)
+    by: SingleLine = ACTOR
     # Set by the client from the caller's Idempotency-Key (never taken from a request body): a note is a
     # signal, so the workflow drops a second delivery of the same request (bounded; see IncidentState).
     request_id: SkipJsonSchema[str | None] = Field(None, max_length=128)
 
 
 class StatusUpdateInput(BaseModel):
-    text: str = Field(..., min_length=1, max_length=20000)
-    by: str = ACTOR
+    text: MultiLine = Field(..., min_length=1, max_length=20000)
+    by: SingleLine = ACTOR
 
 
 class ResolveInput(BaseModel):
-    by: str = ACTOR
-    summary: str = Field("", max_length=4000)
+    by: SingleLine = ACTOR
+    summary: MultiLine = Field("", max_length=4000)
     # When the outside event asking for it happened (a PagerDuty webhook's occurred_at): refused if the
     # incident was reopened after that, so an old event can never resolve a reopened incident.
     event_at: SkipJsonSchema[datetime | None] = None
 
 
 class ReopenInput(BaseModel):
-    by: str = ACTOR
-    reason: str = Field("", max_length=1000)
+    by: SingleLine = ACTOR
+    reason: SingleLine = Field("", max_length=1000)
 
 
 class StandDownInput(BaseModel):
-    by: str = ACTOR
-    reason: str = Field(..., min_length=1, max_length=1000)
+    by: SingleLine = ACTOR
+    reason: SingleLine = Field(..., min_length=1, max_length=1000)
 
 
 class IncidentState(BaseModel):
@@ -223,13 +224,13 @@ class CommandResult(BaseModel):
 
 class EscalateInput(BaseModel):
     level: int = Field(..., ge=1, le=20)
-    by: str = ACTOR
+    by: SingleLine = ACTOR
 
 
 class PageInput(BaseModel):
-    person: str = Field(..., min_length=1, max_length=128)
-    by: str = ACTOR
-    note: str = Field("", max_length=1000)
+    person: SingleLine = Field(..., min_length=1, max_length=128)
+    by: SingleLine = ACTOR
+    note: SingleLine = Field("", max_length=1000)
 
 
 class EventRecord(BaseModel):

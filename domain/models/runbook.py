@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from domain.text import SingleLine
+
 ACTOR_FIELD = Field(..., min_length=1, max_length=128)
 
 
@@ -141,7 +143,7 @@ class RunbookRequest(BaseModel):
     """Start a runbook on an incident (an update on the incident: it starts the child)."""
 
     runbook: str
-    title: str
+    title: SingleLine
     params: dict[str, Any] = Field(default_factory=dict)
     steps: list[RenderedStep]
     approvers: list[str] = Field(default_factory=lambda: ["ic"])  # "ic", person ids (groups resolved)
@@ -149,7 +151,7 @@ class RunbookRequest(BaseModel):
     on_approval_timeout: Literal["deny", "approve"] = "deny"
     auto: bool = False  # started by an alert: destructive steps are skipped unless `all_steps`
     all_steps: bool = False  # the runbook's auto_run: all
-    by: str = ACTOR_FIELD
+    by: SingleLine = ACTOR_FIELD
     likely_causes: list[str] = Field(default_factory=list)
     escalation: str = ""
 
@@ -207,8 +209,8 @@ class Approval(BaseModel):
 
 class Decision(BaseModel):
     approve: bool = True
-    by: str = ACTOR_FIELD
-    comment: str = Field("", max_length=1000)
+    by: SingleLine = ACTOR_FIELD
+    comment: SingleLine = Field("", max_length=1000)
 
 
 class RunbookState(BaseModel):

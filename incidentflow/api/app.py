@@ -28,6 +28,7 @@ from incidentflow.api.errors import Circuit, TemporalGuard, touch_temporal
 from incidentflow.api.metrics import Metrics
 from incidentflow.api.security import BodyLimit, LoadShedder
 from incidentflow.client import IncidentflowError, Incidents, TemporalUnavailable, connect, worker_polling
+from incidentflow.logs import RequestIdMiddleware
 from incidentflow.slack.gateway import SlackGateway
 from incidentflow.slack.socket import SlackSocket, socket_enabled
 
@@ -120,6 +121,7 @@ def create_app(settings: Settings, client: Client | None = None,
     app.add_middleware(TemporalGuard, circuit=circuit)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.middleware("http")(metrics.middleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: every answer (413, 503 …) carries X-Request-ID
     app.include_router(alerts.router)
     app.include_router(incidents_api.router)
     app.include_router(pagerduty_api.router)

@@ -23,6 +23,7 @@ from incidentflow.client import (
     CommandRejected,
     IncidentflowError,
     IncidentNotFound,
+    KeyReused,
     TemporalUnavailable,
 )
 
@@ -248,6 +249,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IncidentNotFound)
     async def _not_found(request: Request, exc: IncidentNotFound) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
+
+    @app.exception_handler(KeyReused)
+    async def _key_reused(request: Request, exc: KeyReused) -> JSONResponse:
+        return JSONResponse({"error": str(exc)}, status_code=422)
 
     @app.exception_handler(CommandRejected)
     async def _rejected(request: Request, exc: CommandRejected) -> JSONResponse:

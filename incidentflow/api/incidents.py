@@ -29,12 +29,15 @@ from domain.models import (
     TimelineEvent,
 )
 from incidentflow.api.errors import responses
-from incidentflow.api.security import require_token
+from incidentflow.api.security import Identity, bind_actor, caller, http_body, need
 from incidentflow.client import Incidents, KeyReused
 from incidentflow.commands import COMMANDS, Access, Command
 
-router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(require_token())],
-                   responses=responses(400, 401, 404, 409, 413, 422, 503))
+router = APIRouter(prefix="/v1/incidents", tags=["incidents"], dependencies=[Depends(caller)],
+                   responses=responses(400, 401, 403, 404, 409, 413, 422, 503))
+Reader = Annotated[Identity, Depends(need("read"))]
+Writer = Annotated[Identity, Depends(need("write"))]
+DeclareBody = http_body(DeclareInput, "declared_by")  # declared_by: the token's person unless act-as
 
 
 async def incidents(request: Request) -> Incidents:
@@ -50,7 +53,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=r
 
 
 @router.get("", response_model=list[IncidentSummary], summary="List incidents (Temporal visibility)")
-async def list_incidents(inc: Inc, open: bool = False, phase: Phase | None = None,
+async def list_incidents(inc: Inc, _: Reader, open: bool = False, phase: Phase | None = None,
                          severity: Severity | None = None,
                          service: Annotated[str | None, Query(max_length=63)] = None,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[IncidentSummary]:
@@ -60,7 +63,9 @@ async def list_incidents(inc: Inc, open: bool = False, phase: Phase | None = Non
 @router.post("", status_code=201, summary="Declare an incident",
              description="With an `Idempotency-Key`, a retry answers with the incident the first request declared "
                          "(the same key with another body: 422).")
-async def declare(cmd: DeclareInput, request: Request, inc: Inc, key: IdempotencyKey = None) -> JSONResponse:
+async def declare(body: DeclareBody, request: Request, inc: Inc, who: Writer,  # type: ignore[valid-type]
+                  key: IdempotencyKey = None) -> JSONResponse:
+    cmd = bind_actor(DeclareInput, body, who, field="declared_by")
     if key:
         try:
             declared = await inc.declare_once(cmd, key)
@@ -76,13 +81,13 @@ async def declare(cmd: DeclareInput, request: Request, inc: Inc, key: Idempotenc
 
 
 @router.get("/{incident_id}", response_model=IncidentState, summary="Full state of one incident")
-async def show(incident_id: str, inc: Inc) -> IncidentState:
+async def show(incident_id: str, inc: Inc, _: Reader) -> IncidentState:
     return await inc.get(incident_id)
 
 
 @router.get("/{incident_id}/timeline", response_model=list[TimelineEvent],
             summary="Timeline as JSON, or Markdown with ?format=markdown")
-async def timeline(incident_id: str, inc: Inc, format: Literal["json", "markdown"] = "json") -> Response:
+async def timeline(incident_id: str, inc: Inc, _: Reader, format: Literal["json", "markdown"] = "json") -> Response:
     state = await inc.get(incident_id)
     if format == "markdown":
         return PlainTextResponse(policy.render_markdown(state), media_type="text/markdown")
@@ -99,22 +104,29 @@ def add_command(api: APIRouter, command: Command[Any]) -> None:
         description=_ACCESS[command.access])
 
 
-_ACCESS = {Access.responder: "Changes the incident: `by` names who does it (callers hold the API token, when one "
-                             "is set). Safe to retry with the same `Idempotency-Key`: applied once, the first "
-                             "answer again. 503 + Retry-After when no worker accepts it in time (it may still "
-                             "apply: retry with the same key). A non-incident id is 404.",
-           Access.anyone: "Reads only."}
+_ACCESS = {Access.responder: "Changes the incident (scope `write`), as the token's person: `by` may name "
+                             "someone else only with the `act-as` scope. Safe to retry with the same "
+                             "`Idempotency-Key`: applied once, the first answer again. 503 + Retry-After when "
+                             "no worker accepts it in time (it may still apply: retry with the same key). A "
+                             "non-incident id is 404.",
+           Access.anyone: "Reads only (scope `read`)."}
 
 
 def _endpoint(command: Command[Any]) -> Callable[..., Awaitable[Any]]:
-    async def endpoint(cmd: Any, inc: Incidents, incident_id: str = "", key: str | None = None) -> Any:
+    writes = command.access is Access.responder
+
+    async def endpoint(cmd: Any, inc: Incidents, who: Identity, incident_id: str = "", key: str | None = None) -> Any:
+        if writes:
+            cmd = bind_actor(command.model, cmd, who)
         internal = {f: None for f in _SET_BY_THE_DOOR if f in type(cmd).model_fields}
         result = await command.run(inc, incident_id, cmd.model_copy(update=internal) if internal else cmd, key=key)
         return {"incident_id": incident_id, "text": command.accepted} if result is None else result
 
     # FastAPI reads the body model and the dependencies from the signature: give it the command's
-    params = [inspect.Parameter("cmd", inspect.Parameter.KEYWORD_ONLY, annotation=command.model),
+    params = [inspect.Parameter("cmd", inspect.Parameter.KEYWORD_ONLY,
+                                annotation=http_body(command.model) if writes else command.model),
               inspect.Parameter("inc", inspect.Parameter.KEYWORD_ONLY, annotation=Inc),
+              inspect.Parameter("who", inspect.Parameter.KEYWORD_ONLY, annotation=Writer if writes else Reader),
               inspect.Parameter("key", inspect.Parameter.KEYWORD_ONLY, annotation=IdempotencyKey, default=None)]
     if command.needs_incident:
         params.insert(0, inspect.Parameter("incident_id", inspect.Parameter.KEYWORD_ONLY, annotation=str))

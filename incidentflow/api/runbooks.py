@@ -15,22 +15,26 @@ from domain.runbooks.loader import RunbookError
 from domain.runbooks.render import ParamError, RenderError
 from incidentflow.api.errors import responses
 from incidentflow.api.incidents import IdempotencyKey
-from incidentflow.api.security import require_token
+from incidentflow.api.security import Identity, actor_for, caller, need
 from incidentflow.client import Incidents
 
-router = APIRouter(prefix="/v1", tags=["runbooks"], dependencies=[Depends(require_token())],
-                   responses=responses(400, 401, 404, 409, 413, 422, 503))
+router = APIRouter(prefix="/v1", tags=["runbooks"], dependencies=[Depends(caller)],
+                   responses=responses(400, 401, 403, 404, 409, 413, 422, 503))
+Reader = Annotated[Identity, Depends(need("read"))]
+Caller = Annotated[Identity, Depends(caller)]
+BY = Field(None, min_length=1, max_length=128,
+           description="who does it (a person id): only with the act-as scope; default: the token's person")
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
 
 
 class RunRequest(BaseModel):
     name: str = Field(..., min_length=1, max_length=63, description="runbook name (GET /v1/runbooks)")
     params: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    by: str = Field(..., min_length=1, max_length=128)
+    by: str | None = BY
 
 
 class DecisionRequest(BaseModel):
-    by: str = Field(..., min_length=1, max_length=128)
+    by: str | None = BY
     comment: str = Field("", max_length=1000)
 
 
@@ -47,7 +51,7 @@ def _runbooks(inc: Incidents) -> Any:
 
 
 @router.get("/runbooks", summary="The runbooks (name, parameters, steps, what they apply to)")
-async def list_runbooks(request: Request) -> list[dict[str, Any]]:
+async def list_runbooks(request: Request, _: Reader) -> list[dict[str, Any]]:
     inc = await _incidents(request)
     out = []
     for rb in _runbooks(inc).runbooks.values():
@@ -65,33 +69,36 @@ async def list_runbooks(request: Request) -> list[dict[str, Any]]:
 @router.post("/incidents/{incident_id}/runbooks", status_code=202, response_model=CommandResult,
              summary="Run a runbook on the incident; `ref` is the run id (destructive steps wait for approval)")
 async def run_runbook(incident_id: Annotated[str, Path(pattern=ID)], body: RunRequest,
-                      request: Request, key: IdempotencyKey = None) -> CommandResult:
+                      request: Request, who: Caller, key: IdempotencyKey = None) -> CommandResult:
+    by = actor_for(who, body.by, "write")
     inc = await _incidents(request)
     if body.name not in _runbooks(inc).runbooks:
         known = ", ".join(sorted(_runbooks(inc).runbooks)) or "none"
         raise HTTPException(422, f"name: unknown runbook {body.name!r} (known: {known})")
     try:
-        return await inc.run_runbook(incident_id, body.name, body.params, body.by, key=key)
+        return await inc.run_runbook(incident_id, body.name, body.params, by, key=key)
     except (ParamError, RenderError) as exc:
         raise HTTPException(422, f"params: {exc}") from None
 
 
 @router.get("/runbook-runs/{run_id}", response_model=RunbookState, summary="A run: steps, results, pending approval")
-async def get_run(run_id: Annotated[str, Path(pattern=ID)], request: Request) -> RunbookState:
+async def get_run(run_id: Annotated[str, Path(pattern=ID)], request: Request, _: Reader) -> RunbookState:
     return await (await _incidents(request)).runbook_run(run_id)
 
 
 @router.post("/runbook-runs/{run_id}/approve", summary="Approve the step the run waits on (IC or configured approvers)")
 async def approve(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request,
-                  key: IdempotencyKey = None) -> dict[str, str]:
-    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=True, by=body.by,
+                  who: Caller, key: IdempotencyKey = None) -> dict[str, str]:
+    by = actor_for(who, body.by, "approve")
+    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=True, by=by,
                                                                               comment=body.comment), key=key)
     return {"run_id": run_id, "text": text}
 
 
 @router.post("/runbook-runs/{run_id}/deny", summary="Deny the step the run waits on: the run stops there")
 async def deny(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request,
-               key: IdempotencyKey = None) -> dict[str, str]:
-    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=False, by=body.by,
+               who: Caller, key: IdempotencyKey = None) -> dict[str, str]:
+    by = actor_for(who, body.by, "approve")
+    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=False, by=by,
                                                                               comment=body.comment), key=key)
     return {"run_id": run_id, "text": text}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import shlex
 import sys
@@ -25,6 +24,7 @@ from incidentflow.cli.local import check_config, run_local
 from incidentflow.cli.ops import run_ops
 from incidentflow.cli.parser import build_parser
 from incidentflow.client import IncidentflowError, NoWorker, TemporalUnavailable
+from incidentflow.logs import configure_logging
 
 EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_NO_WORKER = 1, 2, 3, 4
 __all__ = ["build_parser", "entry", "main"]
@@ -33,8 +33,7 @@ __all__ = ["build_parser", "entry", "main"]
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.idempotency_key = args.idempotency_key or str(uuid.uuid4())  # one per run: a retry inside is applied once
-    logging.basicConfig(level=os.environ.get("INCIDENTFLOW_LOG_LEVEL", "WARNING").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level=os.environ.get("INCIDENTFLOW_LOG_LEVEL", "WARNING").upper())
     try:
         return _dispatch(args, Settings())
     except NoWorker as exc:
