@@ -98,17 +98,19 @@ class SlackApi:
         self._posted: Memo[str] = Memo()  # dedup key → ts
         self._not_posted: Memo[bool] = Memo()  # dedup keys Slack definitely did not post (it answered an error)
         self._uncertain: Memo[bool] = Memo()  # dedup keys whose post got no answer (timeout): maybe posted
-        self._attempts: Memo[int] = Memo()  # (workflow run, activity id) → last attempt seen here
+        self._attempts: Memo[tuple[int, int]] = Memo()  # (run, activity id) → (first, last) attempt here
         self._done: Memo[object] = Memo()  # step key → its result, for steps done in this process
         self._channels: Memo[str] = Memo()  # channel name → id
 
     def note_attempt(self) -> None:
-        """Remember this activity attempt; say whether the previous one ran in this process."""
+        """Remember this activity attempt; say whether EVERY earlier one ran in this process. Only then are
+        this process's records of what was posted complete: an attempt that ran in a killed worker may have
+        posted before it died, even when the last attempt (say a 429 on chat.update) ran here."""
         info = activity.info()
         key = f"{info.workflow_run_id}:{info.activity_id}"
-        previous = self._attempts.get(key)
-        _PREVIOUS_HERE.set(previous is not None and previous == info.attempt - 1)
-        self._attempts.remember(key, info.attempt)
+        first, last = self._attempts.get(key) or (info.attempt, info.attempt - 1)
+        _PREVIOUS_HERE.set(first == 1 and last == info.attempt - 1)
+        self._attempts.remember(key, (first, info.attempt))
 
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """One Web API call through the real client; errors classified for Temporal's retry policy."""

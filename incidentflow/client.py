@@ -9,6 +9,7 @@ idempotent updates), `client_declare` (declare, once per key), `client_runbooks`
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
@@ -246,6 +247,8 @@ class Incidents(Declarations, RunbookRuns):
         if severity:
             clauses.append(f"{sa.SEVERITY.name} = '{severity.value}'")
         if service:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", service):
+                raise CommandRejected(f"service: {service!r} is not a service name (letters, digits, . _ -)")
             clauses.append(f"{sa.SERVICE.name} = '{quote(service)}'")
         if phase:
             clauses.append(f"{sa.PHASE.name} = '{phase.value}'")

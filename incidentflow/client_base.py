@@ -68,20 +68,35 @@ class CommandRejected(IncidentflowError):
     pass
 
 
-async def connect(settings: Settings, timeout: float = 5.0) -> Client:
-    try:
-        return await asyncio.wait_for(
-            Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                           data_converter=pydantic_data_converter),
-            timeout,
-        )
-    except (TimeoutError, RuntimeError, OSError, RPCError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "no answer"
-        raise TemporalUnavailable(
-            f"cannot reach Temporal at {settings.temporal_address} (namespace "
-            f"{settings.temporal_namespace}): {detail[:200]}; set INCIDENTFLOW_TEMPORAL_ADDRESS or run "
-            "`incidentflow dev`"
-        ) from None
+async def connect(settings: Settings, timeout: float = 5.0, wait: bool = False) -> Client:
+    """Connect to Temporal. `wait`: keep trying until `timeout` (a server that is still starting answers
+    "Frontend is not healthy yet" for a moment after its port opens)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        left = max(deadline - asyncio.get_running_loop().time(), 0.1)
+        try:
+            return await asyncio.wait_for(
+                Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                               data_converter=pydantic_data_converter),
+                left,
+            )
+        except (TimeoutError, RuntimeError, OSError, RPCError) as exc:
+            if wait and asyncio.get_running_loop().time() + 0.25 < deadline:
+                await asyncio.sleep(0.25)
+                continue
+            raise TemporalUnavailable(
+                f"cannot reach Temporal at {settings.temporal_address} (namespace "
+                f"{settings.temporal_namespace}): {_first_line(exc)}; set INCIDENTFLOW_TEMPORAL_ADDRESS or run "
+                "`incidentflow dev`"
+            ) from None
+
+
+def _first_line(exc: BaseException, limit: int = 200) -> str:
+    """The error's first line, shortened at a word boundary (never cut mid-word)."""
+    text = str(exc).splitlines()[0].strip() if str(exc).strip() else "no answer"
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,:;") + " …"
 
 
 def signal_name(signal: Callable[..., Awaitable[None] | None]) -> str:

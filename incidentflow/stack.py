@@ -114,7 +114,7 @@ async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, serve
     from workers.main import build_worker
 
     stop = _stop_event()
-    client = await connect(settings, timeout=15.0)
+    client = await connect(settings, timeout=15.0, wait=True)
     await ensure_search_attributes(client, settings.temporal_namespace)
     await _check_stale(client, settings, server, terminate_stale)
     await ensure_handoff_schedules(client, settings, config)

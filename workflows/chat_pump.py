@@ -84,7 +84,7 @@ class ChatPump(IncidentCore):
         summary = self._chat_summary()
         posts: list[ChatPost] = []
         alerts: list[str] = []
-        last_seq = chat.posted_seq
+        last_seq = alert_seq = chat.posted_seq
         for e in s.timeline:
             if e.seq <= chat.posted_seq:
                 continue
@@ -93,12 +93,13 @@ class ChatPump(IncidentCore):
             last_seq = e.seq
             if e.kind == EventKind.alert:  # alert churn is one message per sync, not one per alert
                 alerts.append(e.text)
+                alert_seq = e.seq  # the digest's dedup key: never the seq of another event it would shadow
                 continue
             posts.append(ChatPost(seq=e.seq, at=e.at, kind=e.kind, actor=e.actor, text=e.text, mention=e.subject,
                                   ref=e.ref))
         if alerts:
             more = f" (+{len(alerts) - 10} more)" if len(alerts) > 10 else ""
-            posts.append(ChatPost(seq=last_seq, at=workflow.now(), kind=EventKind.alert, actor="alerts",
+            posts.append(ChatPost(seq=alert_seq, at=workflow.now(), kind=EventKind.alert, actor="alerts",
                                   text="; ".join(alerts[:10]) + more))
         invite = [p for p in self._chat_people() if p not in chat.invited]
         inp = ChatSyncInput(incident_id=s.id, room=chat.model_copy(update={"warnings": []}),
