@@ -9,6 +9,7 @@ channel that refuses for good does not stop the escalation.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
 
 from activities import errors
 from activities.steps import RunbookSteps
 from domain.config import IncidentflowConfig, Settings
-from domain.models import AckInput, DeclareInput, EventKind, Severity, StatusUpdateInput
+from domain.models import AckInput, DeclareInput, EventKind, NotifyInput, Severity, StatusUpdateInput
 from domain.models.runbook import Decision, RunStatus
 from incidentflow.client import Incidents
 from tests.fakes.memory import (
@@ -91,17 +93,18 @@ class FailAfterSuccess(Interceptor):
 
 @asynccontextmanager
 async def stack(env: WorkflowEnvironment, ports: Ports, tmp_path: Path,
-                interceptors: tuple[Interceptor, ...] = ()) -> AsyncIterator[Incidents]:
+                interceptors: tuple[Interceptor, ...] = (),
+                config: IncidentflowConfig = CONFIG) -> AsyncIterator[Incidents]:
     """A worker whose every port is an in-memory fake (no Slack, no cluster, no HTTP anywhere)."""
     (tmp_path / "runbooks").mkdir(exist_ok=True)
     (tmp_path / "runbooks" / "roll-back-and-verify.yaml").write_text(RUNBOOK)
     settings = Settings(task_queue=f"mem-{uuid.uuid4().hex[:8]}", runbooks_dir=tmp_path / "runbooks")
     worker = build_worker(env.client, settings, ports.notifier, interceptors=interceptors, fail_fast=True,
-                          pagers={"memory": ports.pager}, config=lambda: CONFIG, chat=ports.chat,
+                          pagers={"memory": ports.pager}, config=lambda: config, chat=ports.chat,
                           runbook_steps=RunbookSteps(ports.cluster, ports.probe, ports.probe),
                           directory=MemoryDirectory())
     async with worker:
-        yield Incidents(env.client, settings, CONFIG)
+        yield Incidents(env.client, settings, config)
 
 
 async def declare(inc: Incidents, page: bool = False) -> str:
@@ -182,3 +185,41 @@ async def test_pages_reach_the_in_memory_pager(ts_env: WorkflowEnvironment, tmp_
     assert [e.text for e in events(state, EventKind.page)] == ["Paged bob (L2, person bob) via memory"]
     assert any(e.text.startswith("Could not page carol (L1)") and "memory cannot reach carol" in e.text
                for e in events(state, EventKind.warning))
+
+
+class BlockingNotifier(MemoryNotifier):
+    """Holds every notification until released: the incident's run loop waits on that activity meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting, self.release = asyncio.Event(), asyncio.Event()
+
+    async def notify(self, message: NotifyInput) -> None:
+        self.waiting.set()
+        await self.release.wait()
+        await super().notify(message)
+
+
+async def test_an_ack_stops_the_paging_while_the_run_loop_waits_on_an_activity(ts_env: WorkflowEnvironment,
+                                                                               tmp_path: Path) -> None:
+    """The fault suite found it: an ack was applied at once, but the escalation was told only when the run
+    loop got round to it, and the loop can wait a minute on a notification stranded on a killed worker."""
+    ports = Ports(notifier=BlockingNotifier())
+    slow = CONFIG.model_copy(update={"escalation_policies": [
+        p.model_copy(update={"levels": [lv.model_copy(update={"wait": timedelta(minutes=30)}) for lv in p.levels]})
+        for p in CONFIG.escalation_policies]})
+    async with stack(ts_env, ports, tmp_path, config=slow) as inc:
+        iid = await declare(inc, page=True)
+        state = await eventually(lambda: inc.get(iid), lambda s: s.escalation_active and s.pages >= 1)
+        assert state.escalation_id
+        await ts_env.sleep(timedelta(minutes=10, seconds=5))  # the first status-update reminder is due
+        await asyncio.wait_for(ports.notifier.waiting.wait(), 30)  # the loop now waits on the notification
+        await inc.acknowledge(iid, AckInput(by="alice"))
+        child = ts_env.client.get_workflow_handle(state.escalation_id)
+        described = await eventually(child.describe, lambda d: d.status == WorkflowExecutionStatus.COMPLETED,
+                                     timeout=10)
+        assert described.status == WorkflowExecutionStatus.COMPLETED
+        assert not ports.notifier.release.is_set() and ports.notifier.delivered == [], \
+            "the escalation stopped while the notification was still being sent"
+        assert [p.target for p in ports.pager.sent if p.action == "trigger"] == ["carol"], "no level 2"
+        ports.notifier.release.set()

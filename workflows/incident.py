@@ -42,6 +42,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident_core import current_search_attributes, minutes, utc
     from workflows.incident_timers import IncidentTimers
 
+# From the baseline on, running logic changes behind patches (README "Versioning running incidents").
+# prompt-stop (0.1.1): a coroutine beside the run loop signals the escalation child as soon as a command
+# asks for it; before, an ack waited for the loop, which could be blocked on an activity for a minute.
+PATCH_PROMPT_STOP = "prompt-stop"
 NOTE_REQUESTS_KEPT = 500  # request ids of notes remembered to drop retries (carried across continue-as-new)
 
 
@@ -80,6 +84,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
             await self._start_escalation(1)
         self._synced = current_search_attributes()  # set at start: upsert only what differs
         self._chat_task = asyncio.ensure_future(self._chat_pump())
+        if workflow.patched(PATCH_PROMPT_STOP):  # children are told at once, not when the loop gets round
+            asyncio.ensure_future(self._escalation_messenger())
         while self.s.phase not in policy.TERMINAL:
             self._publish()
             if self._history_is_long():
@@ -97,6 +103,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
         await self._flush_escalation()
         await self._await_escalations()
         await self._chat_drain()
+        self._messenger_stop = True
         return self.s
 
     def _pages_at_declaration(self, start: IncidentStart) -> bool:

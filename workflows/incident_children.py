@@ -92,7 +92,19 @@ class IncidentChildren(IncidentCore):
                     subject=cmd.person)
         return self._result(f"paged {cmd.person} via {result.channel}", [] if result.delivered else [result.detail])
 
+    async def _escalation_messenger(self) -> None:
+        """Tells the escalation child at once, beside the run loop, so an acknowledgement stops the paging
+        even while the loop waits on an activity (a notification stranded on a killed worker, runbook
+        matching). Started behind the `prompt-stop` patch (workflows/incident.py)."""
+        while not self._messenger_stop:
+            await workflow.wait_condition(lambda: bool(self._escalation_signals) or self._messenger_stop)
+            await self._signal_escalation()
+
     async def _flush_escalation(self) -> None:
+        await self._signal_escalation()
+        await self._sync_vendor_pagers()
+
+    async def _signal_escalation(self) -> None:
         while self._escalation_signals:
             message = self._escalation_signals.pop(0)
             if not (self.s.escalation_active and self.s.escalation_id):
@@ -105,6 +117,8 @@ class IncidentChildren(IncidentCore):
                     await child.signal(EscalationWorkflow.escalate_to, message)
             except Exception:  # it already finished
                 self.s.escalation_active = False
+
+    async def _sync_vendor_pagers(self) -> None:
         while self._vendor_sync:
             action = self._vendor_sync.pop(0)
             s = self.s

@@ -43,6 +43,7 @@ class IncidentCore:
     _synced: dict[str, object]  # search attributes as last upserted
     _outbox: list[IncidentStatusSignal]  # phase changes to tell the alert group
     _escalation_signals: list[StopPaging | EscalateTo]  # for the running escalation child
+    _messenger_stop: bool  # the escalation messenger ends with the run
     _vendor_sync: list[PageAction]  # acknowledge/resolve to mirror on PagerDuty
     _children: set[str]  # escalations started by this run and still running
     _runbook_signals: list[tuple[str, CommanderChanged]]  # (run id, change) for runbook children
@@ -59,6 +60,7 @@ class IncidentCore:
         self._wake = False
         self._synced = {}
         self._outbox, self._escalation_signals, self._vendor_sync = [], [], []
+        self._messenger_stop = False
         self._children = set()
         self._runbook_signals, self._match_queue = [], []
         self._timer, self._armed = None, None
