@@ -54,6 +54,8 @@ def allowed_next(phase: Phase) -> list[Phase]:
     if phase in TERMINAL:
         return []
     forward = ORDER[ORDER.index(phase) + 1:]
+    if phase in ACTIVE:  # postmortem and closed come only after the incident is resolved
+        forward = [p for p in forward if p in ACTIVE or p == Phase.resolved]
     back = [p for p in ORDER if p in BACKWARDS.get(phase, frozenset())]
     stand_down = [Phase.stood_down] if phase in ACTIVE else []
     return back + forward + stand_down

@@ -33,6 +33,7 @@ def expected_next(current: str) -> set[str]:
         allowed.add("investigating")
     if current in ("triage", "investigating", "identified", "mitigating", "monitoring"):
         allowed.add("stood_down")
+        allowed -= {"postmortem", "closed"}  # only a resolved incident goes on to postmortem or closed (issue 12)
     return allowed
 
 
@@ -260,3 +261,13 @@ def test_severity_parse_rejects(raw: str) -> None:
     assert repr(raw) in msg
     for name in ("SEV1", "SEV2", "SEV3", "SEV4"):
         assert name in msg
+
+
+@pytest.mark.parametrize("phase", sorted(policy.ACTIVE, key=policy.ORDER.index))
+def test_only_a_resolved_incident_goes_to_postmortem_or_closed(phase: Phase) -> None:
+    for target in (Phase.postmortem, Phase.closed):
+        assert target not in policy.allowed_next(phase)
+        with pytest.raises(NotAllowed, match=f"cannot move from {phase.value} to {target.value}"):
+            policy.check_transition(phase, target)
+    assert Phase.resolved in policy.allowed_next(phase)
+    assert policy.allowed_next(Phase.resolved)[-2:] == [Phase.postmortem, Phase.closed]
