@@ -13,6 +13,7 @@ WORKDIR /app
 
 # README* is optional in the glob (pyproject.toml's `readme` needs it when present).
 COPY pyproject.toml README* ./
+COPY domain ./domain
 COPY incidentflow ./incidentflow
 COPY workflows ./workflows
 COPY activities ./activities

@@ -65,9 +65,9 @@ def _attempt() -> int:
         return 1
 
 
-# True while an activity runs whose previous attempt ran in this process: then the adapter's memory
+# True while an activity runs whose earlier attempts ALL ran in this process: then the adapter's memory
 # says exactly what was posted, and only posts whose outcome was unknown need a history check.
-_PREVIOUS_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("previous_attempt_here", default=False)
+_EARLIER_ALL_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("earlier_attempts_all_here", default=False)
 
 
 class Memo(OrderedDict[str, _V]):
@@ -109,7 +109,7 @@ class SlackApi:
         info = activity.info()
         key = f"{info.workflow_run_id}:{info.activity_id}"
         first, last = self._attempts.get(key) or (info.attempt, info.attempt - 1)
-        _PREVIOUS_HERE.set(first == 1 and last == info.attempt - 1)
+        _EARLIER_ALL_HERE.set(first == 1 and last == info.attempt - 1)
         self._attempts.remember(key, (first, info.attempt))
 
     async def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
@@ -191,7 +191,7 @@ class SlackApi:
         """chat.postMessage exactly once per dedup key (see the module docstring)."""
         if dedup in self._posted:
             return self._posted[dedup]
-        maybe_posted = not _PREVIOUS_HERE.get() or dedup in self._uncertain
+        maybe_posted = not _EARLIER_ALL_HERE.get() or dedup in self._uncertain
         if _attempt() > 1 and maybe_posted and dedup not in self._not_posted:
             ts = await self.find_posted(channel, dedup)
             if ts:

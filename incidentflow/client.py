@@ -51,6 +51,7 @@ from domain.models import (
     StandDownInput,
     StatusUpdateInput,
 )
+from domain.models.common import SERVICE_NAME
 from domain.models.handoff import HandoffInput, HandoffNote
 from domain.models.messages import AlertsInput
 from incidentflow.client_base import (
@@ -247,7 +248,7 @@ class Incidents(Declarations, RunbookRuns):
         if severity:
             clauses.append(f"{sa.SEVERITY.name} = '{severity.value}'")
         if service:
-            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}", service):
+            if len(service) > 63 or not re.fullmatch(SERVICE_NAME, service):
                 raise CommandRejected(f"service: {service!r} is not a service name (letters, digits, . _ -)")
             clauses.append(f"{sa.SERVICE.name} = '{quote(service)}'")
         if phase:

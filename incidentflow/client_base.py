@@ -45,7 +45,6 @@ Signal = Callable[[IncidentWorkflow, M], Awaitable[None] | None]
 INCIDENT_TYPE = "IncidentWorkflow"
 # incident-YYYYMMDD-HHMM-<slug>[-N]: anything else is not an incident, whatever Temporal holds under that id
 INCIDENT_ID = re.compile(r"^incident-[A-Za-z0-9][A-Za-z0-9._-]{0,245}$")
-DEFAULT_DEADLINE = 10.0  # seconds for a worker to accept a command (INCIDENTFLOW_COMMAND_DEADLINE)
 
 
 class IncidentflowError(Exception):
@@ -104,12 +103,6 @@ def signal_name(signal: Callable[..., Awaitable[None] | None]) -> str:
     return workflow._SignalDefinition.must_name_from_fn_or_str(signal)
 
 
-def command_deadline(settings: Settings) -> float:
-    """Seconds a command waits for a worker to accept it: `Settings.command_deadline` when the settings have
-    it, else INCIDENTFLOW_COMMAND_DEADLINE, else 10."""
-    return min(max(float(settings.command_deadline), 0.5), 300.0)
-
-
 def request_id(kind: str, key: str, *parts: str) -> str:
     """A Temporal id (update or workflow) for one keyed request: the same key and parts, the same id."""
     digest = hashlib.sha256("\n".join((kind, key, *parts)).encode()).hexdigest()
@@ -138,7 +131,7 @@ class Door:
         self.client = client
         self.settings = settings
         self.config = config or IncidentflowConfig()
-        self.deadline = command_deadline(settings)
+        self.deadline = max(settings.command_deadline, 0.5)  # seconds a worker has to accept a command
 
     def _incident(self, incident_id: str) -> IncidentHandle:
         return self.client.get_workflow_handle_for(IncidentWorkflow.run, incident_id)

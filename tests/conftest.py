@@ -159,30 +159,15 @@ async def serve_api(env: WorkflowEnvironment, config: Any = None, **settings: ob
     `settings` go to both (e.g. Slack's URL and token); `config` (an IncidentflowConfig) too, else the
     example config serves the API and the worker runs without one.
     """
-    import asyncio
-    import socket
-
-    import uvicorn
-
     from domain.config import load_config
     from incidentflow.api import create_app
-    from incidentflow.stack import _Server
+    from tests.helpers import free_port, uvicorn_serving
 
     async with running_worker(env.client, config=(lambda: config) if config is not None else None,
                               **settings) as (cfg, _):
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
+        port = free_port()
         cfg = Settings.model_validate({**cfg.model_dump(), "api_port": port, **settings})
         app = create_app(cfg, env.client,
                          config if config is not None else load_config(Path(__file__).parent.parent / "config/example.yaml"))
-        server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            assert not task.done(), "API did not start"
-            await asyncio.sleep(0.05)
-        try:
+        async with uvicorn_serving(app, port):
             yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task

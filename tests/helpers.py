@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
 
 from domain.models import EventKind, IncidentState, TimelineEvent
 
@@ -27,3 +29,30 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
 
 def events(state: IncidentState, kind: EventKind) -> list[TimelineEvent]:
     return [e for e in state.timeline if e.kind == kind]
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@asynccontextmanager
+async def uvicorn_serving(app: Any, port: int | None = None) -> AsyncIterator[int]:
+    """Serve an ASGI app with the dev stack's uvicorn server on a loopback port; yields the port."""
+    import uvicorn
+
+    from incidentflow.stack import _Server
+
+    port = port or free_port()
+    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        assert not task.done(), "API did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        await task

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,16 +27,11 @@ from domain.models.paging import EscalationStart
 from incidentflow.client import Incidents, TemporalUnavailable, connect
 from incidentflow.devstack import DevServer, port_open, stale_workflows
 from tests.conftest import running_worker
-from tests.helpers import eventually
+from tests.helpers import eventually, free_port
 from workflows.escalation import EscalationWorkflow
 
 ROOT = Path(__file__).parent.parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

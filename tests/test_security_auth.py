@@ -25,7 +25,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.config import ConfigError, IncidentflowConfig, Settings, load_config
 from incidentflow.api import create_app
 from tests.conftest import binary, running_worker
-from tests.helpers import eventually
+from tests.helpers import eventually, uvicorn_serving
 from workflows import search_attributes as sa
 
 ROOT = Path(__file__).parent.parent
@@ -260,27 +260,6 @@ async def test_a_chunked_oversized_body_is_413_without_reading_it_all(path: str)
     assert resp.status_code == 413, resp.text
     assert resp.json() == {"error": "request body is larger than 65536 bytes (INCIDENTFLOW_MAX_BODY_BYTES)"}
     assert body.pulled <= 65536 + body.size, f"read {body.pulled} bytes of {body.total}"
-
-
-@asynccontextmanager
-async def uvicorn_serving(app: Any) -> AsyncIterator[int]:
-    import uvicorn
-
-    from incidentflow.stack import _Server
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    server = _Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        assert not task.done(), "API did not start"
-        await asyncio.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def chunked_post(port: int, path: str, total: int = 50_000_000) -> tuple[int, bytes]:

@@ -22,11 +22,13 @@ def _sources() -> list[Path]:
     return sorted(p for layer in LAYERS for p in (ROOT / layer).rglob("*.py"))
 
 
-def test_every_layer_is_a_package_in_the_distribution() -> None:
+def test_every_layer_is_a_package_in_the_distribution_and_the_image() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
     for layer in LAYERS:
         assert (ROOT / layer / "__init__.py").exists(), layer
         assert f'"{layer}*"' in pyproject, f"{layer} is not packaged"
+        assert f"COPY {layer} ./{layer}" in dockerfile, f"the Dockerfile does not copy {layer}/"
 
 
 @pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))

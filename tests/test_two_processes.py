@@ -33,6 +33,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from tests.fakes.pagerduty import FakePagerDuty, RecordedRequest
+from tests.helpers import free_port
 from tests.test_escalation_durability import poller_identities
 
 ROOT = Path(__file__).parent.parent
@@ -51,14 +52,6 @@ escalation_policies:
       - {{name: primary, wait: 8s, targets: [{{person: alice}}]}}
       - {{name: secondary, wait: 1h, targets: [{{person: bob}}]}}
 """
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

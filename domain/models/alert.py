@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.models.common import AlertStatus, Severity
+from domain.models.common import SERVICE_NAME, AlertStatus, Severity
 from domain.text import MultiLine, SingleLine
 
 
@@ -96,7 +96,7 @@ class GenericAlert(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: SingleLine = Field(..., min_length=1, max_length=200)
-    service: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    service: str | None = Field(None, max_length=63, pattern=SERVICE_NAME)
     severity: Severity | None = None
     dedup_key: str | None = Field(None, min_length=1, max_length=256,
                                   description="alerts with the same key belong to one incident; "

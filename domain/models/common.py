@@ -70,3 +70,7 @@ class EventKind(str, Enum):
     warning = "warning"
     suggestion = "suggestion"
     approval = "approval"  # a runbook waits for approval (chat shows Approve/Deny buttons)
+
+
+# A service name (config, declarations, alerts, list filters): also safe inside a visibility query.
+SERVICE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"

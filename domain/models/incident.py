@@ -9,7 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from domain.models.alert import AlertRecord, AlertSignal
 from domain.models.chat import ChatRoom
-from domain.models.common import EventKind, Phase, Role, Severity
+from domain.models.common import SERVICE_NAME, EventKind, Phase, Role, Severity
 from domain.models.runbook import RunbookRun
 from domain.text import MultiLine, SingleLine
 
@@ -56,7 +56,7 @@ class IncidentPolicy(BaseModel):
 class DeclareInput(BaseModel):
     title: SingleLine = Field(..., min_length=1, max_length=200)
     severity: Severity = Severity.SEV3
-    service: str | None = Field(None, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    service: str | None = Field(None, max_length=63, pattern=SERVICE_NAME)
     description: MultiLine = Field("", max_length=4000)
     declared_by: SingleLine = ACTOR
     commander: SingleLine | None = Field(None, max_length=128)

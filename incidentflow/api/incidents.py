@@ -28,6 +28,7 @@ from domain.models import (
     Severity,
     TimelineEvent,
 )
+from domain.models.common import SERVICE_NAME
 from incidentflow.api.errors import responses
 from incidentflow.api.security import Identity, bind_actor, caller, http_body, need
 from incidentflow.client import Incidents, KeyReused
@@ -55,7 +56,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", pattern=r
 @router.get("", response_model=list[IncidentSummary], summary="List incidents (Temporal visibility)")
 async def list_incidents(inc: Inc, _: Reader, open: bool = False, phase: Phase | None = None,
                          severity: Severity | None = None,
-                         service: Annotated[str | None, Query(max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")] = None,
+                         service: Annotated[str | None, Query(max_length=63, pattern=SERVICE_NAME)] = None,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[IncidentSummary]:
     return await inc.list(open_only=open, phase=phase, severity=severity, service=service, limit=limit)
 
