@@ -4,8 +4,8 @@ human process (status-update cadence, monitoring window, postmortem deadline).
 Commands that need an answer are updates with validators (a rejected command never reaches
 history); alerts and notes are signals; state is read with a query. Side effects go to activities.
 How it works is spread over small mixins: `incident_core` (state and how it changes),
-`incident_timers` (deadlines and reminders), `incident_children` (escalation, runbooks, pagers, the
-alert group) and `chat_pump` (the Slack channel).
+`incident_timers` (deadlines and reminders), `incident_children` (escalation, pagers, the
+alert group), `incident_runbooks` (runbook runs) and `chat_pump` (the Slack channel).
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
     )
     from domain.models.messages import AlertsInput
-    from domain.models.runbook import RunbookRequest
     from workflows.chat_pump import ChatPump
     from workflows.incident_children import IncidentChildren
     from workflows.incident_core import current_search_attributes, minutes, utc
@@ -275,13 +274,3 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     def _check_page(self, cmd: PageInput) -> None:
         policy.check_not_ended(self.s, "page someone")
 
-    @workflow.update
-    async def start_runbook(self, request: RunbookRequest) -> CommandResult:
-        run_id = await self._start_runbook(request)
-        return self._result(f"runbook {request.runbook} started as {run_id}", ref=run_id)
-
-    @start_runbook.validator
-    def _check_start_runbook(self, request: RunbookRequest) -> None:
-        policy.check_not_ended(self.s, "run a runbook")
-        if not request.steps:
-            raise policy.NotAllowed(f"runbook {request.runbook} has no steps")

@@ -1,5 +1,5 @@
-"""Who the incident works with (a mixin of IncidentWorkflow): its escalation and runbook children, the
-pagers, and the alert group that opened it.
+"""Who the incident works with (a mixin of IncidentWorkflow): its escalation child, the pagers, and the
+alert group that opened it (runbook children: `workflows.incident_runbooks`).
 
 Handlers only queue what to tell; the run loop sends it (`_tell_others`), so a handler never waits on
 another workflow. Children are started with `ParentClosePolicy.ABANDON` and reached by id, which is
@@ -12,25 +12,20 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.paging import EscalationActivities
-    from activities.runbook import RunbookActivities
-    from domain import policy
-    from domain.models.common import EventKind, Phase, Role
+    from domain.models.common import EventKind
     from domain.models.incident import CommandResult, EscalateInput, PageInput
     from domain.models.messages import EscalateTo, StopPaging
     from domain.models.paging import EscalationStart, PageRequest
-    from domain.models.runbook import MatchInput, RunbookRequest, RunbookRun, RunbookStart
     from workflows import options
     from workflows.alert_group_core import AlertGroupCore
     from workflows.escalation import EscalationWorkflow
-    from workflows.incident_core import SYSTEM, IncidentCore, why
-    from workflows.runbook import RunbookWorkflow
+    from workflows.incident_runbooks import IncidentRunbooks
 
 
-class IncidentChildren(IncidentCore):
+class IncidentChildren(IncidentRunbooks):
     async def _tell_others(self) -> None:
         """Send what the handlers queued: the group, the escalation and pagers, the runbook runs."""
         await self._flush_outbox()
@@ -147,51 +142,3 @@ class IncidentChildren(IncidentCore):
                 await group.signal(AlertGroupCore.incident_changed, status)
             except Exception as exc:  # the group has ended: nobody left to tell, the incident goes on
                 workflow.logger.info("alert group %s not told about %s: %s", self.s.group_id, status.phase, exc)
-
-    # ---------------------------------------------------------------- runbooks
-    async def _start_runbook(self, request: RunbookRequest) -> str:
-        s = self.s
-        s.runbook_runs += 1
-        run_id = f"{s.id}-runbook-{s.runbook_runs}"
-        s.runbooks.append(RunbookRun(run_id=run_id, runbook=request.runbook, title=request.title, by=request.by,
-                                     started_at=workflow.now(), auto=request.auto))
-        changes = any(step.destructive for step in request.steps) and not request.auto
-        if changes and s.phase in (Phase.triage, Phase.investigating, Phase.identified):
-            self._set_phase(Phase.mitigating, request.by, f"runbook {request.runbook} is running")
-        causes = "; ".join(request.likely_causes[:5])
-        self._event(EventKind.action, request.by, f"Runbook {request.runbook} ({request.title}) requested"
-                    + (f". Likely causes: {causes}" if causes else "")
-                    + (f". Escalation: {request.escalation}" if request.escalation else ""), ref=run_id)
-        await workflow.start_child_workflow(
-            RunbookWorkflow.run, RunbookStart(run_id=run_id, incident_id=s.id, request=request,
-                                              commander=s.roles.get(Role.ic)),
-            id=run_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            static_summary=f"Runbook {request.runbook} on {s.id}"[:200])
-        return run_id
-
-    async def _flush_runbooks(self) -> None:
-        while self._runbook_signals:
-            run_id, change = self._runbook_signals.pop(0)
-            try:
-                await workflow.get_external_workflow_handle_for(RunbookWorkflow.run, run_id).signal(
-                    RunbookWorkflow.commander_changed, change)
-            except Exception:  # the run has finished
-                pass
-        while self._match_queue:
-            await self._run_matching_runbooks(self._match_queue.pop(0))
-
-    async def _run_matching_runbooks(self, labels: dict[str, str]) -> None:
-        """A new firing alert: start the runbooks it matches (diagnostics only; see RunbookRequest.auto)."""
-        s = self.s
-        match = MatchInput(incident_id=s.id, service=s.service, severity=s.severity.value, labels=labels,
-                           already=[r.runbook for r in s.runbooks])
-        try:
-            matches = await workflow.execute_activity_method(
-                RunbookActivities.match_runbooks, match,
-                summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
-        except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
-            self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
-            return
-        for request in matches:
-            if request.runbook not in [r.runbook for r in s.runbooks] and s.phase in policy.ACTIVE:
-                await self._start_runbook(request)

@@ -82,14 +82,11 @@ class IncidentCore:
 
     @workflow.signal
     def runbook_progress(self, progress: RunbookProgress) -> None:
-        s = self.s
-        run = next((r for r in s.runbooks if r.run_id == progress.run_id), None)
-        if run is not None:
-            run.status, run.awaiting = progress.status, progress.awaiting
-        self._event(EventKind(progress.kind), "runbook", progress.text, ref=progress.run_id)
-        if progress.verified and s.phase in BEFORE_MONITORING:
-            self._event(EventKind.suggestion, SYSTEM, f"The runbook's verification passed: consider moving to "
-                        f"monitoring (`incidentflow phase {s.id} monitoring`)")
+        self._runbook_progressed(progress)
+
+    def _runbook_progressed(self, progress: RunbookProgress) -> None:
+        """What a run's report changes (`workflows.incident_runbooks`)."""
+        raise NotImplementedError
 
     # ---------------------------------------------------------------- state changes
     def _event(self, kind: EventKind, actor: str, text: str, subject: str | None = None,
