@@ -61,3 +61,11 @@ MATCH: dict[str, Any] = {
 # the timeouts depend on the step (workflows/runbook.py), the retry policy does not.
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                          maximum_interval=timedelta(seconds=30), maximum_attempts=8, non_retryable_error_types=FINAL)
+
+# Writing the public status page's static files: local and quick, retried until it lands — the page must
+# not stay behind the incident.
+PUBLISH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
+                                non_retryable_error_types=FINAL),
+}

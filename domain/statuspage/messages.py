@@ -1,0 +1,73 @@
+"""What the StatusPageWorkflow and MaintenanceWorkflow take and answer (one model per message)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from domain.statuspage.models import (
+    ComponentChange,
+    Maintenance,
+    MaintenanceStatus,
+    PublicUpdate,
+    StatusPageConfig,
+    StatusPageState,
+)
+
+STATUSPAGE_ID = "incidentflow-statuspage"
+MAINTENANCE_DUE = "maintenance_due"  # the signal a MaintenanceWorkflow sends the StatusPageWorkflow
+
+
+class StatusPageStart(BaseModel):
+    state: StatusPageState | None = None  # carried across continue-as-new
+    requests: dict[str, str] = Field(default_factory=dict)  # request id -> what it did (retries applied once)
+
+
+class PublishResult(BaseModel):
+    incident_id: str
+    update: PublicUpdate
+    version: int
+    duplicate: bool = False  # a retry of a request already applied
+
+
+class ComponentsInput(BaseModel):
+    components: list[ComponentChange] = Field(..., min_length=1)
+    by: str
+    request_id: str | None = None
+
+
+class MaintenanceStepInput(BaseModel):
+    maintenance_id: str
+    status: MaintenanceStatus
+    body: str = ""
+    by: str = "incidentflow"
+
+
+class MaintenanceExtend(BaseModel):
+    maintenance_id: str
+    until: datetime
+    by: str
+
+
+class MaintenanceStart(BaseModel):
+    """The MaintenanceWorkflow's input: the window, and when to remind before it."""
+
+    maintenance: Maintenance
+    remind_before: list[int] = Field(default_factory=lambda: [24 * 60, 60])  # minutes before the start
+
+
+class MaintenanceChange(BaseModel):
+    """A signal to a running MaintenanceWorkflow: a new end, or cancelled."""
+
+    until: datetime | None = None
+    cancel: bool = False
+    by: str = ""
+
+
+class PublishFiles(BaseModel):
+    """The publisher activity's input: the page as it is now (rendered and written by the activity)."""
+
+    state: StatusPageState
+    config: StatusPageConfig
+    at: datetime

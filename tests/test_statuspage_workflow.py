@@ -1,0 +1,144 @@
+"""The StatusPageWorkflow and MaintenanceWorkflow on the time-skipping server: published files on disk,
+retries applied once, refusals that change nothing, maintenance timers that move the components."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from activities.statuspage import StatusPageActivities, published_version
+from domain.statuspage.messages import STATUSPAGE_ID, MaintenanceExtend, MaintenanceStepInput, StatusPageStart
+from domain.statuspage.models import (
+    ComponentChange,
+    ComponentStatus,
+    MaintenanceInput,
+    MaintenanceStatus,
+    PublicStatus,
+    PublishInput,
+    StatusPageConfig,
+)
+from workflows.maintenance import MaintenanceWorkflow
+from workflows.statuspage import StatusPageWorkflow
+
+CONFIG = StatusPageConfig.model_validate({
+    "title": "Acme status",
+    "components": [{"id": "api", "name": "Public API", "services": ["checkout"]},
+                   {"id": "web", "name": "Website", "services": ["frontend"]}]})
+
+
+def summary(directory: Path) -> dict[str, Any]:
+    return json.loads((directory / "api/v2/summary.json").read_text())  # type: ignore[no-any-return]
+
+
+def status_of(directory: Path, component: str) -> str:
+    return str(next(c["status"] for c in summary(directory)["components"] if c["id"] == component))
+
+
+async def until(check: Any, env: WorkflowEnvironment, tries: int = 100) -> None:
+    import asyncio
+    for _ in range(tries):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    assert check()
+
+
+@pytest.fixture
+async def page(ts_env: WorkflowEnvironment, tmp_path: Path) -> Any:
+    acts = StatusPageActivities(lambda: CONFIG, tmp_path)
+    queue = f"sp-{uuid.uuid4().hex[:8]}"
+    async with Worker(ts_env.client, task_queue=queue, workflows=[StatusPageWorkflow, MaintenanceWorkflow],
+                      activities=[acts.load_statuspage_config, acts.publish_page]):
+        handle = await ts_env.client.start_workflow(StatusPageWorkflow.run, StatusPageStart(), id=STATUSPAGE_ID,
+                                                    task_queue=queue)
+        yield handle, tmp_path / "statuspage"
+
+
+def publish_input(**kw: Any) -> PublishInput:
+    return PublishInput.model_validate({
+        "incident_id": "inc-1", "name": "Checkout failing", "status": "investigating", "by": "carol",
+        "body": "We are investigating failed payments.",
+        "components": [{"component": "api", "status": "major_outage"}], **kw})
+
+
+async def test_a_publish_lands_on_disk_once_and_a_refusal_changes_nothing(
+        page: tuple[WorkflowHandle[Any, Any], Path], ts_env: WorkflowEnvironment) -> None:
+    handle, directory = page
+    first = await handle.execute_update(StatusPageWorkflow.publish, publish_input(request_id="r1"))
+    again = await handle.execute_update(StatusPageWorkflow.publish, publish_input(request_id="r1"))
+    assert again.duplicate and again.update.id == first.update.id
+    await until(lambda: published_version(directory) >= first.version, ts_env)
+    assert status_of(directory, "api") == "major_outage"
+    assert summary(directory)["status"]["indicator"] == "critical"
+    assert b"We are investigating failed payments." in (directory / "index.html").read_bytes()
+    with pytest.raises(WorkflowUpdateFailedError) as err:
+        await handle.execute_update(StatusPageWorkflow.publish, publish_input(
+            incident_id="inc-2", components=[{"component": "api", "status": "operational"},
+                                             {"component": "nope", "status": "major_outage"}]))
+    assert "unknown nope" in str(err.value.cause)
+    state = await handle.query(StatusPageWorkflow.get_state)
+    assert state.components["api"].status == ComponentStatus.major_outage and state.incident("inc-2") is None
+    assert len(state.incident("inc-1").updates) == 1  # type: ignore[union-attr]
+
+
+async def test_resolution_puts_components_back(page: tuple[WorkflowHandle[Any, Any], Path],
+                                               ts_env: WorkflowEnvironment) -> None:
+    handle, directory = page
+    await handle.execute_update(StatusPageWorkflow.publish, publish_input())
+    done = await handle.execute_update(StatusPageWorkflow.publish, publish_input(
+        status=PublicStatus.resolved, body="Payments work again.",
+        components=[ComponentChange(component="api", status=ComponentStatus.operational)]))
+    await until(lambda: published_version(directory) >= done.version, ts_env)
+    assert status_of(directory, "api") == "operational"
+    assert summary(directory)["incidents"] == []  # summary lists unresolved only
+    history = json.loads((directory / "api/v2/incidents.json").read_text())["incidents"]
+    assert history[0]["status"] == "resolved" and len(history[0]["incident_updates"]) == 2
+
+
+async def test_maintenance_timers_move_the_components(page: tuple[WorkflowHandle[Any, Any], Path],
+                                                      ts_env: WorkflowEnvironment) -> None:
+    handle, directory = page
+    now = await ts_env.get_current_time()
+    m = await handle.execute_update(StatusPageWorkflow.schedule_maintenance, MaintenanceInput(
+        title="Database upgrade", components=["api"], start=now + timedelta(hours=2),
+        end=now + timedelta(hours=3), by="dave"))
+    await ts_env.sleep(timedelta(hours=2, minutes=1))
+    state = await handle.query(StatusPageWorkflow.get_state)
+    assert state.components["api"].status == ComponentStatus.under_maintenance
+    assert state.maintenance(m.id).status == MaintenanceStatus.in_progress  # type: ignore[union-attr]
+    await handle.execute_update(StatusPageWorkflow.extend_maintenance, MaintenanceExtend(
+        maintenance_id=m.id, until=now + timedelta(hours=5), by="dave"))
+    await ts_env.sleep(timedelta(hours=1, minutes=30))  # past the old end: still under maintenance
+    state = await handle.query(StatusPageWorkflow.get_state)
+    assert state.components["api"].status == ComponentStatus.under_maintenance
+    await ts_env.sleep(timedelta(hours=2))
+    state = await handle.query(StatusPageWorkflow.get_state)
+    assert state.components["api"].status == ComponentStatus.operational
+    assert state.maintenance(m.id).status == MaintenanceStatus.completed  # type: ignore[union-attr]
+    await until(lambda: published_version(directory) >= state.version, ts_env)
+    assert status_of(directory, "api") == "operational"
+
+
+async def test_a_cancelled_maintenance_never_starts(page: tuple[WorkflowHandle[Any, Any], Path],
+                                                    ts_env: WorkflowEnvironment) -> None:
+    handle, _ = page
+    now = await ts_env.get_current_time()
+    m = await handle.execute_update(StatusPageWorkflow.schedule_maintenance, MaintenanceInput(
+        title="Network work", components=["web"], start=now + timedelta(hours=1), end=now + timedelta(hours=2),
+        by="dave"))
+    await handle.execute_update(StatusPageWorkflow.maintenance_step, MaintenanceStepInput(
+        maintenance_id=m.id, status=MaintenanceStatus.cancelled, body="Postponed.", by="dave"))
+    await ts_env.sleep(timedelta(hours=1, minutes=5))
+    state = await handle.query(StatusPageWorkflow.get_state)
+    assert state.components["web"].status == ComponentStatus.operational
+    assert state.maintenance(m.id).status == MaintenanceStatus.cancelled  # type: ignore[union-attr]
+    child = ts_env.client.get_workflow_handle(f"{STATUSPAGE_ID}-{m.id}")
+    assert await child.result() == "cancelled"
