@@ -15,6 +15,8 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.statuspage import StatusPageActivities
+    from domain.models.common import EventKind
+    from domain.models.incident import EventRecord
     from domain.statuspage import state as page
     from domain.statuspage.messages import (
         MAINTENANCE_DUE,
@@ -38,6 +40,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.maintenance import MaintenanceWorkflow
+
+INCIDENT_RECORD_EVENT = "record_event"  # IncidentCore.record_event (by name: the incident imports much more)
+
 
 def maintenance_workflow_id(maintenance_id: str) -> str:
     return f"{STATUSPAGE_ID}-{maintenance_id}"
@@ -96,6 +101,9 @@ class StatusPageWorkflow:
             raise refused(exc) from None
         self._remember(cmd.request_id, update.id)
         self._changed()
+        await self._tell_incident(cmd.incident_id, EventRecord(
+            kind=EventKind.action, actor=cmd.by, subject="status page",
+            text=f"Published a public update ({cmd.status.value}): {cmd.body}"[:4000]))
         return PublishResult(incident_id=cmd.incident_id, update=update, version=self.state.version)
 
     @workflow.update
@@ -175,6 +183,13 @@ class StatusPageWorkflow:
         return self.state
 
     # ---------------------------------------------------------------- internals
+    async def _tell_incident(self, incident_id: str, record: EventRecord) -> None:
+        """Who published what goes on the incident's timeline (the incident may have ended: then only here)."""
+        try:
+            await workflow.get_external_workflow_handle(incident_id).signal(INCIDENT_RECORD_EVENT, record)
+        except Exception as exc:
+            workflow.logger.info("incident %s not told of its public update: %s", incident_id, exc)
+
     async def _tell_window(self, maintenance_id: str, change: MaintenanceChange) -> None:
         handle: workflow.ExternalWorkflowHandle[MaintenanceWorkflow] = workflow.get_external_workflow_handle_for(
             MaintenanceWorkflow.run, maintenance_workflow_id(maintenance_id))

@@ -1,0 +1,141 @@
+"""The public status page through the one door (`incidentflow.client.Incidents`): drafts, publishing,
+component statuses and maintenance windows, all sent to the one StatusPageWorkflow."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.models import Phase
+from domain.statuspage.drafts import Draft, DraftContext, draft
+from domain.statuspage.messages import (
+    STATUSPAGE_ID,
+    ComponentsInput,
+    MaintenanceExtend,
+    MaintenanceStepInput,
+    PublishResult,
+    StatusPageStart,
+)
+from domain.statuspage.models import (
+    ComponentChange,
+    ComponentStatus,
+    Impact,
+    Maintenance,
+    MaintenanceInput,
+    MaintenanceStatus,
+    PublicStatus,
+    PublishInput,
+    StatusPageConfig,
+    StatusPageState,
+)
+from incidentflow.client_base import CommandRejected, Door, IncidentNotFound, update_id
+from workflows.statuspage import StatusPageWorkflow
+
+
+class StatusPages(Door):
+    @property
+    def statuspage_config(self) -> StatusPageConfig:
+        return self.config.statuspage
+
+    def _page(self) -> WorkflowHandle[StatusPageWorkflow, None]:
+        return self.client.get_workflow_handle_for(StatusPageWorkflow.run, STATUSPAGE_ID)
+
+    async def ensure_statuspage(self) -> None:
+        """Start the StatusPageWorkflow unless it runs (idempotent: every door and the worker may call it)."""
+        try:
+            await self.client.start_workflow(
+                StatusPageWorkflow.run, StatusPageStart(), id=STATUSPAGE_ID, task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, static_summary="The public status page")
+        except RPCError as exc:
+            raise self._rpc_error(exc, STATUSPAGE_ID) from None
+
+    async def statuspage_state(self) -> StatusPageState:
+        await self.ensure_statuspage()
+        try:
+            return await self._page().query(StatusPageWorkflow.get_state, rpc_timeout=timedelta(seconds=self.deadline))
+        except RPCError as exc:
+            raise self._rpc_error(exc, STATUSPAGE_ID) from None
+
+    async def public_draft(self, incident_id: str, now: datetime | None = None) -> Draft:
+        """The public update the incident asks for now (the comms lead edits and publishes it)."""
+        state = await self.get(incident_id)
+        cfg = self.statuspage_config
+        components = cfg.components_for(state.service)
+        if not components:
+            known = ", ".join(f"{c.id} ({', '.join(c.services) or 'no services'})" for c in cfg.components)
+            raise CommandRejected(f"{incident_id}: service {state.service or '(none)'} affects no status page "
+                                  f"component (statuspage.components: {known or 'none configured'}); publish with "
+                                  "--component ID=STATUS to name them")
+        cadence = cfg.cadence.get(state.severity)
+        at = now or datetime.now().astimezone()
+        return draft(cfg, DraftContext(
+            incident_id=state.id, title=state.title, severity=state.severity, phase=state.phase,
+            service=state.service, components=components, summary=state.resolution_summary,
+            next_update=at + cadence if cadence and state.phase not in (Phase.resolved, Phase.closed) else None,
+            resolved_at=state.resolved_at))
+
+    async def publish_public_update(self, incident_id: str, by: str, text: str | None = None,
+                                    status: PublicStatus | None = None,
+                                    components: dict[str, ComponentStatus] | None = None,
+                                    key: str | None = None) -> PublishResult:
+        """Publish the draft, or `text`; `status` and `components` override the draft's."""
+        try:
+            base = await self.public_draft(incident_id)
+            changes = {c.component: c.status for c in base.components}
+        except CommandRejected:
+            if not components:
+                raise
+            state = await self.get(incident_id)
+            base = Draft(incident_id=state.id, name=state.title, status=status or PublicStatus.investigating,
+                         impact=Impact.none, body=text or "", components=[])
+            changes = {}
+        changes.update(components or {})
+        cmd = PublishInput(incident_id=incident_id, name=base.name, status=status or base.status,
+                           body=text or base.body, impact=base.impact if not components else None,
+                           components=[ComponentChange(component=c, status=s) for c, s in changes.items()], by=by,
+                           request_id=key)
+        return await self._page_update(StatusPageWorkflow.publish, cmd, key)
+
+    async def set_component_statuses(self, changes: dict[str, ComponentStatus], by: str,
+                                     key: str | None = None) -> int:
+        cmd = ComponentsInput(components=[ComponentChange(component=c, status=s) for c, s in changes.items()],
+                              by=by, request_id=key)
+        version: int = await self._page_update(StatusPageWorkflow.set_components, cmd, key)
+        return version
+
+    async def schedule_maintenance(self, cmd: MaintenanceInput, key: str | None = None) -> Maintenance:
+        m: Maintenance = await self._page_update(StatusPageWorkflow.schedule_maintenance, cmd, key)
+        return m
+
+    async def maintenances(self) -> list[Maintenance]:
+        return (await self.statuspage_state()).maintenances
+
+    async def cancel_maintenance(self, maintenance_id: str, by: str, reason: str = "",
+                                 key: str | None = None) -> Maintenance:
+        m: Maintenance = await self._page_update(StatusPageWorkflow.maintenance_step, MaintenanceStepInput(
+            maintenance_id=maintenance_id, status=MaintenanceStatus.cancelled,
+            body=reason or "This maintenance has been cancelled.", by=by), key)
+        return m
+
+    async def extend_maintenance(self, maintenance_id: str, until: datetime, by: str,
+                                 key: str | None = None) -> Maintenance:
+        m: Maintenance = await self._page_update(StatusPageWorkflow.extend_maintenance, MaintenanceExtend(
+            maintenance_id=maintenance_id, until=until, by=by), key)
+        return m
+
+    async def _page_update(self, update: Any, arg: BaseModel, key: str | None) -> Any:
+        await self.ensure_statuspage()
+        try:
+            return await self._send_update(self._page(), update, arg, update_id(update, arg, key), "status page", 30)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise IncidentNotFound("the status page workflow is not running") from None
+            raise self._rpc_error(exc, STATUSPAGE_ID) from None
+        except WorkflowUpdateFailedError as exc:  # pragma: no cover - _send_update turns these into CommandRejected
+            raise CommandRejected(str(exc.cause)) from None
