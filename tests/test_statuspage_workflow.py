@@ -7,14 +7,21 @@ import json
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.mail import SmtpMailer
+from activities.records import RecordStore
 from activities.statuspage import StatusPageActivities, published_version
+from activities.statuspage_io import AtlassianStatuspage
+from activities.statuspage_mirror import StatuspageMirrorActivities
+from activities.subscribers import StatusMailActivities
 from domain.statuspage.messages import STATUSPAGE_ID, MaintenanceExtend, MaintenanceStepInput, StatusPageStart
 from domain.statuspage.models import (
     ComponentChange,
@@ -25,11 +32,14 @@ from domain.statuspage.models import (
     PublishInput,
     StatusPageConfig,
 )
+from tests.fakes.smtp import SmtpServer
+from tests.fakes.statuspage import FakeStatuspage
 from workflows.maintenance import MaintenanceWorkflow
+from workflows.status_mail import StatusMailWorkflow
 from workflows.statuspage import StatusPageWorkflow
 
 CONFIG = StatusPageConfig.model_validate({
-    "title": "Acme status",
+    "title": "Acme status", "url": "https://status.example.com",
     "components": [{"id": "api", "name": "Public API", "services": ["checkout"]},
                    {"id": "web", "name": "Website", "services": ["frontend"]}]})
 
@@ -52,14 +62,43 @@ async def until(check: Any, env: WorkflowEnvironment, tries: int = 100) -> None:
 
 
 @pytest.fixture
-async def page(ts_env: WorkflowEnvironment, tmp_path: Path) -> Any:
-    acts = StatusPageActivities(lambda: CONFIG, tmp_path)
-    queue = f"sp-{uuid.uuid4().hex[:8]}"
-    async with Worker(ts_env.client, task_queue=queue, workflows=[StatusPageWorkflow, MaintenanceWorkflow],
-                      activities=[acts.load_statuspage_config, acts.publish_page]):
-        handle = await ts_env.client.start_workflow(StatusPageWorkflow.run, StatusPageStart(), id=STATUSPAGE_ID,
-                                                    task_queue=queue)
-        yield handle, tmp_path / "statuspage"
+def smtp() -> Iterator[SmtpServer]:
+    with SmtpServer() as server:
+        yield server
+
+
+@pytest.fixture
+def sp() -> Iterator[FakeStatuspage]:
+    with FakeStatuspage() as fake:
+        yield fake
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RecordStore]:
+    opened = RecordStore.open(f"sqlite:///{tmp_path}/records.db")
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+async def page(ts_env: WorkflowEnvironment, tmp_path: Path, smtp: SmtpServer, sp: FakeStatuspage,
+               store: RecordStore) -> Any:
+    config = CONFIG.model_copy(update={"mirror": True})
+    acts = StatusPageActivities(lambda: config, tmp_path)
+    mail = StatusMailActivities(store.subscribers, SmtpMailer.from_url(smtp.url()), lambda: config)
+    api_id = sp.add_component("Public API")
+    async with httpx.AsyncClient(timeout=5) as http:
+        mirror = StatuspageMirrorActivities(AtlassianStatuspage(
+            http, page_id=sp.page_id, api_key=sp.api_key, base_url=sp.base_url, component_ids={"api": api_id},
+            min_interval=0.01))
+        queue = f"sp-{uuid.uuid4().hex[:8]}"
+        async with Worker(ts_env.client, task_queue=queue,
+                          workflows=[StatusPageWorkflow, MaintenanceWorkflow, StatusMailWorkflow],
+                          activities=[acts.load_statuspage_config, acts.publish_page, mail.notify_subscribers,
+                                      mirror.mirror_update, mirror.mirror_maintenance]):
+            handle = await ts_env.client.start_workflow(StatusPageWorkflow.run, StatusPageStart(),
+                                                        id=STATUSPAGE_ID, task_queue=queue)
+            yield handle, tmp_path / "statuspage"
 
 
 def publish_input(**kw: Any) -> PublishInput:
@@ -142,3 +181,27 @@ async def test_a_cancelled_maintenance_never_starts(page: tuple[WorkflowHandle[A
     assert state.maintenance(m.id).status == MaintenanceStatus.cancelled  # type: ignore[union-attr]
     child = ts_env.client.get_workflow_handle(f"{STATUSPAGE_ID}-{m.id}")
     assert await child.result() == "cancelled"
+
+
+async def test_each_update_mails_subscribers_once_and_mirrors_to_statuspage(
+        page: tuple[WorkflowHandle[Any, Any], Path], ts_env: WorkflowEnvironment, smtp: SmtpServer,
+        sp: FakeStatuspage, store: RecordStore) -> None:
+    handle, _ = page
+    for email, comps in (("ann@example.com", ["api"]), ("bob@example.com", ["web"]), ("cy@example.com", [])):
+        store.subscribers.confirm(store.subscribers.subscribe(email, comps).confirm_token)
+    store.subscribers.subscribe("unconfirmed@example.com", [])
+    await handle.execute_update(StatusPageWorkflow.publish, publish_input(request_id="a"))
+    await handle.execute_update(StatusPageWorkflow.publish, publish_input(request_id="a"))  # a retry: no mail
+    await handle.execute_update(StatusPageWorkflow.publish, publish_input(
+        status=PublicStatus.resolved, body="Payments work again.",
+        components=[ComponentChange(component="api", status=ComponentStatus.operational)]))
+    await until(lambda: len(smtp.messages()) >= 4 and len(sp.incidents) == 1
+                and sp.incidents[0]["status"] == "resolved", ts_env, tries=200)
+    counts = smtp.count_by_recipient()
+    assert counts == {"ann@example.com": 2, "cy@example.com": 2}  # api subscribers and everyone; confirmed only
+    subjects = sorted({m.message["Subject"] for m in smtp.messages()})
+    assert subjects == ["[Acme status] Checkout failing: Investigating", "[Acme status] Checkout failing: Resolved"]
+    assert all(m.message["List-Unsubscribe"] for m in smtp.messages())
+    state = await handle.query(StatusPageWorkflow.get_state)
+    assert state.incident("inc-1").mirror_id == sp.incidents[0]["id"]  # type: ignore[union-attr]
+    assert len(sp.incidents) == 1 and len(sp.incidents[0]["incident_updates"]) == 2

@@ -69,3 +69,22 @@ PUBLISH: dict[str, Any] = {
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30),
                                 non_retryable_error_types=FINAL),
 }
+
+# Mail to status page subscribers: one activity walks every subscriber and heartbeats its progress, so a
+# killed worker is noticed within the heartbeat timeout and the retry resumes where it stopped.
+STATUS_MAIL: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(minutes=10),
+    "heartbeat_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(hours=6),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1),
+                                non_retryable_error_types=FINAL),
+}
+
+# The Atlassian Statuspage mirror: its rate limit says when to come back (Retry-After); a mirror that stays
+# down for hours is given up on (the page of our own is the one that counts).
+STATUSPAGE_MIRROR: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(hours=2),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(minutes=2), non_retryable_error_types=FINAL),
+}

@@ -8,6 +8,7 @@ MaintenanceWorkflow children whose timers report back here."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.maintenance import MaintenanceWorkflow
+    from workflows.statuspage_outbox import StatusPageOutbox
 
 INCIDENT_RECORD_EVENT = "record_event"  # IncidentCore.record_event (by name: the incident imports much more)
 
@@ -55,7 +57,7 @@ def refused(exc: Exception) -> ApplicationError:
 
 
 @workflow.defn(name="StatusPageWorkflow")
-class StatusPageWorkflow:
+class StatusPageWorkflow(StatusPageOutbox):
     @workflow.init
     def __init__(self, start: StatusPageStart) -> None:
         self.state = start.state or StatusPageState()
@@ -63,13 +65,17 @@ class StatusPageWorkflow:
         self.config: StatusPageConfig | None = None
         self.published = self.state.version if start.state else -1
         self.changes = 0
+        self.outbox = list(start.outbox)
+        self.mirror = False
 
     @workflow.run
     async def run(self, start: StatusPageStart) -> None:
-        self.config = await workflow.execute_activity_method(
+        config: StatusPageConfig = await workflow.execute_activity_method(
             StatusPageActivities.load_statuspage_config, summary="Status page config", **options.CONFIG)
+        self.config, self.mirror = config, config.mirror
         if self._sync_components():
             self._bump()
+        asyncio.ensure_future(self._outbox_pump())
         while True:
             try:
                 await workflow.wait_condition(
@@ -82,7 +88,8 @@ class StatusPageWorkflow:
             if workflow.info().is_continue_as_new_suggested() or self.changes >= CHANGES_PER_RUN:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 await self._publish()
-                workflow.continue_as_new(StatusPageStart(state=self.state, requests=self.requests))
+                workflow.continue_as_new(StatusPageStart(state=self.state, requests=self.requests,
+                                                         outbox=self.outbox))
 
     # ---------------------------------------------------------------- commands
     @workflow.update
@@ -101,6 +108,7 @@ class StatusPageWorkflow:
             raise refused(exc) from None
         self._remember(cmd.request_id, update.id)
         self._changed()
+        self._tell_update(cmd.incident_id, update.id)
         await self._tell_incident(cmd.incident_id, EventRecord(
             kind=EventKind.action, actor=cmd.by, subject="status page",
             text=f"Published a public update ({cmd.status.value}): {cmd.body}"[:4000]))
@@ -119,6 +127,7 @@ class StatusPageWorkflow:
             raise refused(exc) from None
         self._remember(cmd.request_id, "components")
         self._bump()
+        self._tell_components(cmd.components)
         return self.state.version
 
     @workflow.update
@@ -130,6 +139,7 @@ class StatusPageWorkflow:
         except page.StatusPageError as exc:
             raise refused(exc) from None
         self._changed()
+        self._tell_maintenance(m.id)
         await workflow.start_child_workflow(
             MaintenanceWorkflow.run, MaintenanceStart(maintenance=m), id=maintenance_workflow_id(m.id),
             parent_close_policy=workflow.ParentClosePolicy.ABANDON, static_summary=f"Maintenance: {m.title}"[:200])
@@ -145,6 +155,7 @@ class StatusPageWorkflow:
         except page.StatusPageError as exc:
             raise refused(exc) from None
         self._changed()
+        self._tell_maintenance(m.id)
         if m.status in (MaintenanceStatus.completed, MaintenanceStatus.cancelled):
             try:
                 await self._tell_window(m.id, MaintenanceChange(cancel=True, by=cmd.by))
@@ -166,6 +177,7 @@ class StatusPageWorkflow:
             workflow.logger.warning("maintenance %s not moved on: %s", cmd.maintenance_id, exc)
             return
         self._changed()
+        self._tell_maintenance(cmd.maintenance_id)
 
     @workflow.update
     async def extend_maintenance(self, cmd: MaintenanceExtend) -> Maintenance:
@@ -175,6 +187,7 @@ class StatusPageWorkflow:
         except page.StatusPageError as exc:
             raise refused(exc) from None
         self._changed()
+        self._tell_maintenance(m.id)
         await self._tell_window(m.id, MaintenanceChange(until=cmd.until, by=cmd.by))
         return m
 

@@ -22,6 +22,7 @@ MAINTENANCE_DUE = "maintenance_due"  # the signal a MaintenanceWorkflow sends th
 class StatusPageStart(BaseModel):
     state: StatusPageState | None = None  # carried across continue-as-new
     requests: dict[str, str] = Field(default_factory=dict)  # request id -> what it did (retries applied once)
+    outbox: list[tuple[str, str, str]] = Field(default_factory=list)  # notices not yet sent (mail, mirror)
 
 
 class PublishResult(BaseModel):

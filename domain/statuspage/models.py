@@ -77,6 +77,7 @@ class StatusPageConfig(_Strict):
     templates: dict[PublicStatus, str] = Field(default_factory=dict)  # Jinja2: overrides the built-in drafts
     maintenance_pages_sev1: bool = True  # a SEV1 alert on a component under maintenance still pages
     history_days: int = Field(90, ge=7, le=366)
+    mirror: bool = False  # set by the worker, not in YAML: it has Atlassian Statuspage credentials
 
     @model_validator(mode="after")
     def _unique_ids(self) -> StatusPageConfig:
@@ -123,6 +124,7 @@ class PublicIncident(BaseModel):
     resolved_at: datetime | None = None
     components: list[str] = Field(default_factory=list)
     updates: list[PublicUpdate] = Field(default_factory=list)  # newest first
+    mirror_id: str | None = None  # its Atlassian Statuspage incident, once mirrored
 
     @property
     def open(self) -> bool:
@@ -146,6 +148,7 @@ class Maintenance(BaseModel):
     created_at: datetime
     by: str = ""
     updates: list[MaintenanceUpdate] = Field(default_factory=list)  # newest first
+    mirror_id: str | None = None  # its Atlassian Statuspage maintenance, once mirrored
 
     @property
     def active(self) -> bool:
