@@ -3,16 +3,19 @@ component statuses and maintenance windows, all sent to the one StatusPageWorkfl
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import asyncio
+import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.models import Phase
 from domain.statuspage.drafts import Draft, DraftContext, draft
+from domain.statuspage.mail import SubscriptionRequest, SubscriptionResult, TokenInput
 from domain.statuspage.messages import (
     STATUSPAGE_ID,
     ComponentsInput,
@@ -33,7 +36,8 @@ from domain.statuspage.models import (
     StatusPageConfig,
     StatusPageState,
 )
-from incidentflow.client_base import CommandRejected, Door, IncidentNotFound, update_id
+from incidentflow.client_base import CommandRejected, Door, IncidentNotFound, NoWorker, update_id
+from workflows.status_mail import SubscriptionWorkflow
 from workflows.statuspage import StatusPageWorkflow
 
 
@@ -139,3 +143,28 @@ class StatusPages(Door):
             raise self._rpc_error(exc, STATUSPAGE_ID) from None
         except WorkflowUpdateFailedError as exc:  # pragma: no cover - _send_update turns these into CommandRejected
             raise CommandRejected(str(exc.cause)) from None
+
+
+class Subscriptions(Door):
+    """Subscribe / confirm / unsubscribe from the public page: each a short SubscriptionWorkflow (the store and
+    the mail server may be slow or down: Temporal retries; the same request within a minute runs once)."""
+
+    async def subscription(self, action: str, request: SubscriptionRequest | None = None,
+                           token: TokenInput | None = None) -> SubscriptionResult:
+        basis = request.model_dump_json() if request else (token.digest if token else "")
+        minute = datetime.now(UTC).strftime("%Y%m%d%H%M")
+        wid = f"subscription-{action}-{hashlib.sha256(basis.encode()).hexdigest()[:20]}-{minute}"
+        try:
+            handle = await self.client.start_workflow(
+                SubscriptionWorkflow.run, args=[action, request, token], id=wid, task_queue=self.settings.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                execution_timeout=timedelta(hours=1))
+            result: SubscriptionResult = await asyncio.wait_for(handle.result(), timeout=max(self.deadline, 10))
+            return result
+        except TimeoutError:
+            raise NoWorker("no incidentflow worker handled the request in time; it goes on: retry shortly") from None
+        except RPCError as exc:
+            raise self._rpc_error(exc, wid) from None
+        except WorkflowFailureError as exc:
+            inner = getattr(exc.cause, "cause", None) or exc.cause
+            raise CommandRejected(str(inner)) from None

@@ -1,0 +1,117 @@
+"""Public status-page subscriptions: `POST /status/subscribe` (double opt-in), `/status/confirm` and
+`/status/unsubscribe` (a GET only shows a page with a button: link scanners fetch links, and must not act; the
+POST acts, including RFC 8058's one-click `List-Unsubscribe=One-Click`). Tokens are turned into digests here,
+so a raw token never reaches Temporal. Subscribing is throttled per client address and per email address."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from html import escape
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from domain.statuspage.mail import (
+    SubscriptionRequest,
+    SubscriptionResult,
+    TokenInput,
+    normalize_email,
+    token_digest,
+)
+from incidentflow.client import Incidents
+
+router = APIRouter(tags=["status page"])
+TOKEN = r"^[A-Za-z0-9_~.%-]{16,200}$"
+PER_IP, PER_EMAIL, WINDOW = 10, 3, 3600.0  # subscribe requests per hour
+
+
+class SubscribeRequest(BaseModel):
+    email: str = Field(..., max_length=254, description="where status mail goes (a confirmation link first)")
+    components: list[str] = Field(default_factory=list, description="component ids to hear about (none: all)")
+
+
+class Throttle:
+    def __init__(self) -> None:
+        self.seen: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str, limit: int, now: float) -> float | None:
+        """None when allowed (and counted), else the seconds until it would be."""
+        q = self.seen[key]
+        while q and now - q[0] > WINDOW:
+            q.popleft()
+        if len(q) >= limit:
+            return WINDOW - (now - q[0])
+        q.append(now)
+        return None
+
+
+async def _incidents(request: Request) -> Incidents:
+    incidents: Incidents = await request.app.state.incidents()
+    return incidents
+
+
+def _page(title: str, body: str) -> HTMLResponse:
+    return HTMLResponse(f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport "
+                        f"content='width=device-width, initial-scale=1'><title>{escape(title)}</title></head><body>"
+                        f"<main><h1>{escape(title)}</h1>{body}</main></body></html>")
+
+
+@router.post("/status/subscribe", status_code=202, response_model=SubscriptionResult,
+             summary="Subscribe to status mail: a confirmation link is mailed; only confirmed addresses get mail")
+async def subscribe(body: SubscribeRequest, request: Request) -> SubscriptionResult:
+    try:
+        email = normalize_email(body.email)
+        req = SubscriptionRequest(email=email, components=body.components)
+    except (ValueError, ValidationError) as exc:
+        raise HTTPException(422, str(exc).splitlines()[-1].strip() if isinstance(exc, ValidationError)
+                            else str(exc)) from None
+    inc = await _incidents(request)
+    known = {c.id for c in inc.config.statuspage.components}
+    unknown = [c for c in req.components if c not in known]
+    if unknown:
+        raise HTTPException(422, f"components: unknown {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    throttle: Throttle = request.app.state.subscribe_throttle
+    now = time.monotonic()
+    client = request.client.host if request.client else "?"
+    for key, limit in ((f"ip:{client}", PER_IP), (f"email:{email.lower()}", PER_EMAIL)):
+        wait = throttle.allow(key, limit, now)
+        if wait is not None:
+            raise HTTPException(429, "too many subscribe requests: try again later",
+                                headers={"Retry-After": str(int(wait) + 1)})
+    return await inc.subscription("subscribe", request=req)
+
+
+def _confirm_form(action: str, token: str, title: str, button: str) -> HTMLResponse:
+    return _page(title, f"<form method=post action='{escape(action)}'><input type=hidden name=token "
+                        f"value='{escape(token)}'><button type=submit>{escape(button)}</button></form>")
+
+
+@router.get("/status/confirm", response_class=HTMLResponse, summary="The confirm page (a button; GET never acts)")
+async def confirm_page(token: Annotated[str, Query(pattern=TOKEN)]) -> HTMLResponse:
+    return _confirm_form("/status/confirm", token, "Confirm your subscription", "Confirm")
+
+
+@router.post("/status/confirm", response_class=HTMLResponse, summary="Confirm a subscription")
+async def confirm(token: Annotated[str, Form(pattern=TOKEN)], request: Request) -> HTMLResponse:
+    result = await (await _incidents(request)).subscription("confirm", token=TokenInput(digest=token_digest(token)))
+    if result.outcome.value != "confirmed":
+        return _page("Link not valid", "<p>This link has expired or was already used. Subscribe again.</p>")
+    return _page("Subscribed", "<p>You will get status mail. Every mail has an unsubscribe link.</p>")
+
+
+@router.get("/status/unsubscribe", response_class=HTMLResponse, summary="The unsubscribe page (GET never acts)")
+async def unsubscribe_page(token: Annotated[str, Query(pattern=TOKEN)]) -> HTMLResponse:
+    return _confirm_form("/status/unsubscribe", token, "Unsubscribe from status mail", "Unsubscribe")
+
+
+@router.post("/status/unsubscribe", summary="Unsubscribe (also RFC 8058 one-click: token in the query)")
+async def unsubscribe(request: Request, token: Annotated[str | None, Query(pattern=TOKEN)] = None) -> Response:
+    form = await request.form()
+    given = token or str(form.get("token") or "")
+    if not given:
+        raise HTTPException(422, "token: missing (use the link from your mail)")
+    await (await _incidents(request)).subscription("unsubscribe", token=TokenInput(digest=token_digest(given)))
+    return _page("Unsubscribed", "<p>You will get no more status mail.</p>")
