@@ -10,8 +10,9 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from domain import timeline_markdown
 from domain.models.common import Phase, Role, Severity
-from domain.models.incident import IncidentPolicy, IncidentState, TimelineEvent
+from domain.models.incident import IncidentPolicy, IncidentState
 
 
 @dataclass(frozen=True)
@@ -132,26 +133,22 @@ def next_postmortem_reminder(state: IncidentState) -> datetime | None:
     return schedule[state.postmortem_reminders]
 
 
+def pages_at_declaration(policy: IncidentPolicy, severity: Severity) -> bool:
+    """Does declaring an incident of this severity start its escalation policy?
+
+    The incident workflow and `incidentflow drill` both ask this one function, so a drill shows what a
+    real declaration does (a drill of a severity that does not page pages nobody)."""
+    return severity in policy.page_severities
+
+
 def update_recipient(state: IncidentState) -> str | None:
     """Cadence reminders go to the comms lead, or the IC when nobody holds comms."""
     return state.roles.get(Role.comms) or state.roles.get(Role.ic)
 
 
 def render_markdown(state: IncidentState) -> str:
-    lines = [f"# {state.id}: {state.title}", "",
-             f"- Severity: {state.severity.value}", f"- Phase: {state.phase.value}",
-             f"- Service: {state.service or '-'}",
-             f"- Declared: {state.declared_at:%Y-%m-%d %H:%M} UTC by {state.declared_by}", ""]
-    if state.timeline_dropped:
-        lines.append(f"_{state.timeline_dropped} older low-priority events were dropped to bound the state._")
-        lines.append("")
-    lines += [markdown_line(e) for e in state.timeline]
-    return "\n".join(lines) + "\n"
-
-
-def markdown_line(event: TimelineEvent) -> str:
-    text = " ".join(event.text.split())
-    return f"{event.at:%H:%M} UTC - {event.actor}: {text}"
+    """The incident as Markdown, the raw material of its postmortem (see `domain.timeline_markdown`)."""
+    return timeline_markdown.render(state)
 
 
 _SLUG_RE = re.compile(r"[^a-z0-9]+")

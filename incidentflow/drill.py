@@ -1,5 +1,8 @@
 """`incidentflow drill`: run the real EscalationWorkflow on the time-skipping test server against your
-config and print who would be paged when, and through which channel. Nobody is paged."""
+config and print who would be paged when, and through which channel. Nobody is paged.
+
+Whether the escalation starts at all is the real incident's decision (`policy.pages_at_declaration`), so
+a drill of a severity that does not page shows that nobody would be paged, and why."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.paging import EscalationActivities
+from domain import policy
 from domain.config import IncidentflowConfig
 from domain.models import Severity
 from domain.models.messages import StopPaging
@@ -35,6 +39,26 @@ class DrillPage:
     level: int
     reason: str
     channel: str
+
+
+@dataclass
+class Drill:
+    """What the drill found: the pages, or why a declaration of this severity pages nobody."""
+
+    severity: Severity
+    pages: list[DrillPage]
+    silent: str | None = None  # set when the escalation would not start at all
+
+
+def silent_reason(config: IncidentflowConfig, severity: Severity) -> str | None:
+    """Why declaring `severity` starts no escalation (None when it does): the incident's own rule."""
+    incident_policy = config.incident_policy()
+    if policy.pages_at_declaration(incident_policy, severity):
+        return None
+    paging = ", ".join(s.value for s in incident_policy.page_severities) or "none"
+    return (f"{severity.value} pages nobody: declaring a {severity.value} incident starts no escalation "
+            f"(severities that page at declaration: {paging}).\n"
+            "  To page for one anyway: `incidentflow page ID PERSON`, or `incidentflow escalate ID --level 1`.")
 
 
 class _Recorder:
@@ -67,7 +91,15 @@ class _DrillActivities(EscalationActivities):
 
 
 async def run_drill(config: IncidentflowConfig, service: str | None, severity: Severity, at: datetime,
-                    ack_after: timedelta | None) -> list[DrillPage]:
+                    ack_after: timedelta | None) -> Drill:
+    silent = silent_reason(config, severity)
+    if silent is not None:
+        return Drill(severity, [], silent)
+    return Drill(severity, await _run_escalation(config, service, severity, at, ack_after))
+
+
+async def _run_escalation(config: IncidentflowConfig, service: str | None, severity: Severity, at: datetime,
+                          ack_after: timedelta | None) -> list[DrillPage]:
     binary = shutil.which("temporal-test-server", path=str(Path(sys.executable).parent)) or \
         shutil.which("temporal-test-server")
     if not binary:
@@ -98,11 +130,14 @@ async def run_drill(config: IncidentflowConfig, service: str | None, severity: S
         await env.shutdown()
 
 
-def render(pages: list[DrillPage], at: datetime, tz: ZoneInfo, ack_after: timedelta | None) -> str:
-    lines = [f"Escalation drill from {at.astimezone(tz):%Y-%m-%d %H:%M %Z} ({tz.key}); nobody was paged."]
-    if not pages:
+def render(drill: Drill, at: datetime, tz: ZoneInfo, ack_after: timedelta | None) -> str:
+    lines = [f"Escalation drill of a {drill.severity.value} from {at.astimezone(tz):%Y-%m-%d %H:%M %Z} ({tz.key}); "
+             "nobody was paged."]
+    if drill.silent is not None:
+        return "\n".join([*lines, f"  {drill.silent}"])
+    if not drill.pages:
         lines.append("  nobody would be paged (no policy, or no one on call for its targets)")
-    for p in pages:
+    for p in drill.pages:
         offset = p.at - at
         minutes = int(offset.total_seconds() // 60)
         label = f"L{p.level}" if p.level else "fallback"

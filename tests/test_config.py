@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from domain.config import ConfigError, Settings, load_config, parse_duration
+from domain.escalation_check import levels_adding_nobody
 from domain.models.incident import IncidentPolicy, Severity
 from incidentflow.cli import main
 
@@ -29,7 +30,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_example_loads() -> None:
     cfg = load_config(EXAMPLE)
     assert [s.name for s in cfg.services] == ["checkout", "search", "login"]
-    assert [p.id for p in cfg.people] == ["alice", "bob", "carol", "dan"]
+    assert [p.id for p in cfg.people] == ["alice", "bob", "carol", "dan", "erin", "frank"]
     assert cfg.service("checkout").owner == "payments"
     assert cfg.service("nope") is None
 
@@ -41,6 +42,27 @@ def test_example_policy_matches_the_defaults() -> None:
               "postmortem_overdue_every", "postmortem_max_overdue_reminders"]
     assert {f: getattr(got, f) for f in fields} == {f: getattr(default, f) for f in fields}
     assert got == default
+
+
+def test_every_escalation_level_of_the_example_reaches_someone_new() -> None:
+    """`incidentflow oncall` once showed primary dan / secondary dan: L2 re-paged L1's person."""
+    cfg = load_config(EXAMPLE)
+    assert levels_adding_nobody(cfg.schedules, cfg.escalation_policies, datetime(2026, 1, 1, tzinfo=UTC)) == []
+
+
+def test_a_level_that_only_repages_an_earlier_level_is_caught(tmp_path: Path) -> None:
+    text = EXAMPLE.read_text()
+    old_secondary = text.replace("participants: [erin, frank], handoff_time: \"10:30\"",
+                                 "participants: [carol, dan], handoff_time: \"10:30\"")
+    assert old_secondary != text
+    cfg = load_config(write(tmp_path, old_secondary, "example.yaml"))
+    problems = levels_adding_nobody(cfg.schedules, cfg.escalation_policies, datetime(2026, 1, 1, tzinfo=UTC))
+    assert any(p.startswith("escalation policy 'checkout' level 2 pages nobody new") and "only dan" in p
+               for p in problems), problems
+    assert any(p.startswith("escalation policy 'checkout' level 3") and "only carol" in p for p in problems)
+    gap = cfg.model_copy(update={"schedules": [s for s in cfg.schedules if s.name != "search-oncall"]})
+    assert any("'default' level 1 pages nobody new" in p and "resolves to nobody" in p
+               for p in levels_adding_nobody(gap.schedules, gap.escalation_policies, datetime(2026, 1, 1, tzinfo=UTC)))
 
 
 def test_no_config_file_means_defaults() -> None:
@@ -215,7 +237,7 @@ def test_invalid_api_port(monkeypatch: pytest.MonkeyPatch, port: str) -> None:
 def test_cli_config_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["config", "check", str(EXAMPLE)]) == 0
     out, err = capsys.readouterr()
-    assert out.strip() == f"{EXAMPLE}: ok (3 services, 4 people)"
+    assert out.strip() == f"{EXAMPLE}: ok (3 services, 6 people)"
     assert err == ""
 
 

@@ -9,12 +9,10 @@ import pytest
 
 from domain import policy
 from domain.models.incident import (
-    EventKind,
     IncidentPolicy,
     IncidentState,
     Phase,
     Severity,
-    TimelineEvent,
 )
 from domain.policy import NotAllowed
 
@@ -159,40 +157,15 @@ def test_no_postmortem_reminder_without_due_date() -> None:
     assert policy.next_postmortem_reminder(state(phase=Phase.postmortem)) is None
 
 
-# ---------------------------------------------------------------- markdown
+# ---------------------------------------------------------------- paging at declaration
+# (the Markdown rendering is tested in tests/test_timeline_markdown.py)
 
-def event(text: str, at: datetime = T0, actor: str = "bob") -> TimelineEvent:
-    return TimelineEvent(seq=1, at=at, kind=EventKind.note, actor=actor, text=text)
-
-
-def test_markdown_line_format() -> None:
-    assert policy.markdown_line(event("rolled back deploy 1234", T0 + 2 * MIN)) == \
-        "14:07 UTC - bob: rolled back deploy 1234"
-    assert policy.markdown_line(event("x", datetime(2026, 1, 2, 3, 4, tzinfo=UTC))) == "03:04 UTC - bob: x"
-
-
-def test_markdown_line_collapses_multiline_text() -> None:
-    line = policy.markdown_line(event("first line\n\nsecond\tline  \r\n third "))
-    assert line == "14:05 UTC - bob: first line second line third"
-    assert "\n" not in line
-
-
-def test_render_markdown() -> None:
-    s = state(timeline=[event("declared SEV1"), event("paged\non-call", T0 + MIN, "carol")])
-    md = policy.render_markdown(s)
-    lines = md.splitlines()
-    assert lines[0] == "# incident-x: Checkout down"
-    assert "- Severity: SEV1" in lines and "- Phase: triage" in lines and "- Service: checkout" in lines
-    assert "- Declared: 2026-03-06 14:05 UTC by alice" in lines
-    assert lines[-2:] == ["14:05 UTC - bob: declared SEV1", "14:06 UTC - carol: paged on-call"]
-    assert md.endswith("\n")
-    assert "dropped" not in md
-
-
-def test_render_markdown_notes_dropped_events() -> None:
-    md = policy.render_markdown(state(timeline=[event("x")], timeline_dropped=7))
-    assert "_7 older low-priority events were dropped to bound the state._" in md
-    assert md.index("dropped") < md.index("14:05 UTC - bob: x")
+@pytest.mark.parametrize("severity", list(Severity), ids=lambda s: s.value)
+def test_pages_at_declaration_follows_the_policy(severity: Severity) -> None:
+    assert policy.pages_at_declaration(IncidentPolicy(), severity) == (severity != Severity.SEV4)
+    only_sev1 = IncidentPolicy(page_severities=[Severity.SEV1])
+    assert policy.pages_at_declaration(only_sev1, severity) == (severity == Severity.SEV1)
+    assert not policy.pages_at_declaration(IncidentPolicy(page_severities=[]), severity)
 
 
 # ---------------------------------------------------------------- slugs and ids

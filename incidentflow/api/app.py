@@ -6,6 +6,7 @@ Thin by design: parse → `incidentflow.client` → Temporal.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -18,7 +19,7 @@ from temporalio.client import Client
 
 from domain.config import IncidentflowConfig, Settings
 from incidentflow import __version__
-from incidentflow.api import alerts, errors
+from incidentflow.api import alerts, docs, errors
 from incidentflow.api import incidents as incidents_api
 from incidentflow.api import oncall as oncall_api
 from incidentflow.api import pagerduty as pagerduty_api
@@ -90,7 +91,7 @@ def create_app(settings: Settings, client: Client | None = None,
             if socket is not None:
                 await socket.stop()
 
-    app = FastAPI(title="incidentflow", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="incidentflow", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Incident automation on durable Temporal workflows: alert webhooks in, incidents "
                               "driven over HTTP. Errors are JSON `{\"error\": \"…\"}` naming the bad field.")
     app.state.settings = settings
@@ -102,8 +103,9 @@ def create_app(settings: Settings, client: Client | None = None,
     app.state.circuit = circuit = Circuit(link.probe, f"Temporal at {settings.temporal_address}",
                                             suspect_after=PROBE_TIMEOUT, probe_timeout=PROBE_TIMEOUT)
 
-    async def incidents() -> Incidents:
-        """The door into Temporal for one request: 503 at once while the circuit is open."""
+    async def incidents(source: str = "api") -> Incidents:
+        """The door into Temporal for one request (503 at once while the circuit is open); `source` labels
+        the incidents it declares (incidentflow_incidents_declared_total)."""
         touch_temporal()
         await circuit.admit()
         try:
@@ -111,10 +113,12 @@ def create_app(settings: Settings, client: Client | None = None,
         except TemporalUnavailable as exc:
             circuit.trip(str(exc))
             raise
-        return Incidents(client, settings, app.state.config)
+        door = Incidents(client, settings, app.state.config)
+        door.source = source  # into the memo of incidents it declares
+        return door
 
     app.state.incidents = incidents
-    app.state.slack_gateway = slack_gateway(settings, incidents, lambda: app.state.config)
+    app.state.slack_gateway = slack_gateway(settings, functools.partial(incidents, "slack"), lambda: app.state.config)
     app.state.slack_pending = set()
     errors.install(app)
     # outermost last: metrics see every answer, the body limit holds for every route, then the circuit
@@ -135,9 +139,14 @@ def create_app(settings: Settings, client: Client | None = None,
 
 def _ops_routes(app: FastAPI, link: TemporalLink, settings: Settings) -> None:
     metrics: Metrics = app.state.metrics
+    docs.install(app)  # /docs and /redoc from local files: no CDN
 
     @app.get("/metrics", tags=["ops"], include_in_schema=False)
     async def prometheus_metrics() -> Response:
+        if app.state.circuit.is_open:  # Temporal is down: answer at once with the counts we have
+            metrics.incidents.up.set(0)
+        else:
+            await metrics.incidents.refresh(link.client)
         return metrics.render()
 
     @app.get("/healthz", tags=["ops"])

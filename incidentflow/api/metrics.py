@@ -4,9 +4,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 from fastapi import Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from incidentflow.api.metrics_incidents import IncidentsOpened
+
+
+class _Retired:
+    """The API-only count this replaced: `incidents_opened.inc()` does nothing now (every incident is
+    counted from Temporal at scrape time, see `metrics_incidents`)."""
+
+    def inc(self, amount: float = 1) -> None:
+        return None
 
 
 class Metrics:
@@ -14,8 +32,13 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.alerts = Counter("incidentflow_alerts_received", "Alert notifications received, by source and outcome",
                               ["source", "outcome"], registry=self.registry)
-        self.incidents_opened = Counter("incidentflow_incidents_declared",
-                                        "Incidents declared through the API", registry=self.registry)
+        declared = Counter("incidentflow_incidents_declared",
+                           "Incidents opened since this process started, by source (api, slack, cli, alertmanager, "
+                           "grafana, generic …), counted from Temporal", ["source"], registry=self.registry)
+        up = Gauge("incidentflow_incidents_declared_up", "1 when the last scrape counted incidents from Temporal "
+                   "visibility; 0 when it could not (the declared counts are then stale)", registry=self.registry)
+        self.incidents = IncidentsOpened(declared, up, datetime.now(UTC))
+        self.incidents_opened = _Retired()
         self.latency = Histogram("incidentflow_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route", "status"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
