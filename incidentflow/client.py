@@ -22,12 +22,13 @@ from temporalio.client import (
     ScheduleUpdate,
     ScheduleUpdateInput,
     WorkflowExecutionStatus,
+    WorkflowQueryFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import policy
+from domain import known, policy
 from domain.config import IncidentflowConfig, Settings
 from domain.ingest import group_workflow_id, resolved_only
 from domain.models import (
@@ -58,12 +59,14 @@ from incidentflow.client_base import (
     CommandRejected,
     IncidentflowError,
     IncidentNotFound,
+    InvalidInput,
     NoWorker,
     TemporalUnavailable,
     connect,
     quote,
     request_id,
     signal_name,
+    vet_person,
 )
 from incidentflow.client_declare import Declarations, Declared, KeyReused
 from incidentflow.client_health import worker_polling
@@ -75,10 +78,11 @@ from workflows.handoff import HandoffWorkflow
 from workflows.incident import IncidentWorkflow
 
 __all__ = ["CommandRejected", "Declared", "IncidentNotFound", "IncidentflowError", "Incidents", "IngestResult",
-           "KeyReused", "NoWorker", "TemporalUnavailable", "connect", "ensure_handoff_schedules",
-           "ensure_search_attributes", "worker_polling"]
+           "InvalidInput", "KeyReused", "NoWorker", "TemporalUnavailable", "connect", "ensure_handoff_schedules",
+           "ensure_search_attributes", "vet_person", "worker_polling"]
 
 WORKFLOW_TYPE = "IncidentWorkflow"
+GROUP_TYPE = "AlertGroupWorkflow"
 
 
 class IngestResult(BaseModel):
@@ -164,10 +168,12 @@ class Incidents(Declarations, RunbookRuns):
             AlertGroupWorkflow.alerts, batch, rpc_timeout=timedelta(seconds=5))
 
     async def alert_group(self, group_id: str) -> AlertGroupState | None:
-        """The group's state (its current incident), or None when no group run exists."""
+        """The group's state (its current incident), or None when no alert group has this id."""
         handle = self.client.get_workflow_handle_for(AlertGroupWorkflow.run, group_id)
         try:
             desc = await handle.describe()
+            if desc.workflow_type != GROUP_TYPE:
+                return None
             if desc.status == WorkflowExecutionStatus.RUNNING:
                 return await handle.query(AlertGroupWorkflow.get_state, rpc_timeout=timedelta(seconds=10))
             if desc.status == WorkflowExecutionStatus.COMPLETED:
@@ -177,6 +183,25 @@ class Incidents(Declarations, RunbookRuns):
             if exc.status == RPCStatusCode.NOT_FOUND:
                 return None
             raise self._rpc_error(exc, group_id) from None
+
+    async def group_incident(self, group_id: str, within: float) -> str | None:
+        """The incident an alert group has opened, waiting up to `within` seconds for the group to open it
+        (its worker starts the incident moments after the alert); None if it names none in that time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), 0.05)):
+                    state = await self.alert_group(group_id)
+            except TimeoutError:  # no worker answers the query: the group's answer keeps
+                return None
+            except (IncidentflowError, WorkflowQueryFailedError):  # e.g. not ready for queries yet: the alert is
+                state = None  # in Temporal all the same, so this never fails the webhook
+            if state is not None and state.incident_id:
+                return state.incident_id
+            if loop.time() + 0.1 >= deadline:
+                return None
+            await asyncio.sleep(0.1)
 
     # ------------------------------------------------------------------ commands (updates)
     async def acknowledge(self, incident_id: str, cmd: AckInput, key: str | None = None) -> CommandResult:
@@ -205,6 +230,12 @@ class Incidents(Declarations, RunbookRuns):
         return await self._update(incident_id, IncidentWorkflow.stand_down, cmd, key=key)
 
     async def escalate(self, incident_id: str, cmd: EscalateInput, key: str | None = None) -> CommandResult:
+        """Jump to a level of the incident's escalation policy: one the policy for its service and current
+        severity has (InvalidInput otherwise, while the config defines escalation policies)."""
+        attrs = (await self._require_incident(incident_id)).typed_search_attributes
+        problem = known.level_problem(self.config, attrs.get(sa.SERVICE), attrs.get(sa.SEVERITY), cmd.level)
+        if problem:
+            raise InvalidInput([problem])
         return await self._update(incident_id, IncidentWorkflow.escalate, cmd, key=key)
 
     async def page(self, incident_id: str, cmd: PageInput, key: str | None = None) -> CommandResult:

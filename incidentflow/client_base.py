@@ -2,7 +2,8 @@
 and sending one update or signal to an incident by method reference.
 
 Temporal errors become three exceptions whose message is shown as is: `TemporalUnavailable` (and its
-`NoWorker`), `IncidentNotFound`, `CommandRejected` (all `IncidentflowError`).
+`NoWorker`), `IncidentNotFound`, `CommandRejected` (all `IncidentflowError`). A name the config does not know
+(a person, a service, an escalation level) is `InvalidInput`, a `CommandRejected` naming the field.
 
 Idempotency: a command given an idempotency key is sent as a Temporal update whose id is derived from the
 key (and the command and its input), so a retry attaches to the first one and answers its result: Temporal
@@ -35,6 +36,7 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain import known
 from domain.config import IncidentflowConfig, Settings
 from domain.models import CommandResult, IncidentState
 from workflows.incident import IncidentWorkflow
@@ -65,6 +67,24 @@ class IncidentNotFound(IncidentflowError):
 
 class CommandRejected(IncidentflowError):
     pass
+
+
+class InvalidInput(CommandRejected):
+    """Input the config does not know: an unknown person, service or escalation level (HTTP 422). Each
+    problem starts with the field it is about (`person: 'zed' is not one of incidentflow's people …`)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def vet_person(config: IncidentflowConfig, field: str, name: str, acting: bool = False) -> str:
+    """The config person id `name` stands for (`acting`: the actor of a write, which `slack.allow_everyone`
+    lets be anyone). InvalidInput listing who is known otherwise."""
+    problem = (known.actor_problem if acting else known.person_problem)(config, field, name)
+    if problem:
+        raise InvalidInput([problem])
+    return known.person_id(config, name) or name
 
 
 async def connect(settings: Settings, timeout: float = 5.0, wait: bool = False) -> Client:
@@ -150,18 +170,24 @@ class Door:
                                    f"{desc.workflow_type}; incident ids look like incident-YYYYMMDD-HHMM-<name>)")
         return desc
 
+    async def require_incident(self, incident_id: str) -> None:
+        """IncidentNotFound unless an incident has this id: a door asks first, so a command to a non-incident is
+        `no incident with id …` whatever else is wrong with it."""
+        await self._require_incident(incident_id)
+
     async def get(self, incident_id: str) -> IncidentState:
         """The incident's state: its result once it has ended (no worker needed), else a query."""
         desc = await self._require_incident(incident_id)
         handle = self._incident(incident_id)
         try:
             if desc.status == WorkflowExecutionStatus.COMPLETED:
-                return await handle.result(rpc_timeout=timedelta(seconds=10))
+                return self._linked(await handle.result(rpc_timeout=timedelta(seconds=10)))
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 raise IncidentNotFound(
                     f"incident {incident_id} ended abnormally ({desc.status.name.lower() if desc.status else '?'}); "
                     "see it in the Temporal UI")
-            return await handle.query(IncidentWorkflow.get_state, rpc_timeout=timedelta(seconds=self.deadline))
+            return self._linked(await handle.query(IncidentWorkflow.get_state,
+                                                   rpc_timeout=timedelta(seconds=self.deadline)))
         except RPCError as exc:
             if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:
                 raise NoWorker(f"{incident_id}: no incidentflow worker answered within {self.deadline:g} s (does a "
@@ -171,6 +197,11 @@ class Door:
             raise IncidentflowError(f"incident {incident_id}: query failed: {exc}") from None
         except WorkflowFailureError as exc:
             raise IncidentflowError(f"incident {incident_id} failed: {exc.cause}") from None
+
+    def _linked(self, state: IncidentState) -> IncidentState:
+        """Every incident has its Web UI link, however it started (one opened from an alert has none in its
+        state: the alert group starts it, and has no settings)."""
+        return state if state.url else state.model_copy(update={"url": self.settings.workflow_url(state.id)})
 
     async def _update(self, incident_id: str,
                       update: workflow.UpdateMethodMultiParam[[IncidentWorkflow, M], CommandResult], arg: M,

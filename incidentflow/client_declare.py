@@ -33,14 +33,16 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import policy
+from domain import known, policy
 from domain.models import DeclareInput, IncidentStart, Phase
 from incidentflow.client_base import (
     INCIDENT_TYPE,
     CommandRejected,
     Door,
     IncidentflowError,
+    InvalidInput,
     TemporalUnavailable,
+    vet_person,
 )
 from workflows import search_attributes as sa
 from workflows.incident import IncidentWorkflow
@@ -77,6 +79,26 @@ def record_id(route: str, key: str) -> str:
 
 
 class Declarations(Door):
+    def vetted(self, cmd: DeclareInput) -> DeclareInput:
+        """A person's declaration checked against the config, as every door checks one before `declare`: who
+        declares (a config person, unless `slack.allow_everyone`), the commander (a config person) and the
+        service (a configured one). Names become person ids. InvalidInput names each bad field; alert groups
+        declare without this (their unknown services are routing's business)."""
+        problems, update = [], {}
+        for field, acting in (("declared_by", True), ("commander", False)):
+            name = getattr(cmd, field)
+            if name:
+                try:
+                    update[field] = vet_person(self.config, field, name, acting=acting)
+                except InvalidInput as exc:
+                    problems += exc.problems
+        service = known.service_problem(self.config, "service", cmd.service)
+        if service:
+            problems.append(service)
+        if problems:
+            raise InvalidInput(problems)
+        return cmd.model_copy(update=update)
+
     async def declare(self, cmd: DeclareInput, now: datetime | None = None, key: str | None = None) -> str:
         """Start the incident; returns its id. With `key`, at most once per key (see `declare_once`)."""
         if key:

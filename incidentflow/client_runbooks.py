@@ -65,6 +65,10 @@ class RunbookRuns(Door):
             raise IncidentNotFound(f"no runbook run with id {run_id!r} ({run_id} is a {desc.workflow_type}; "
                                    "run ids look like <incident id>-runbook-N)")
 
+    async def require_run(self, run_id: str) -> None:
+        """IncidentNotFound unless a runbook run has this id (a door asks before checking the decider)."""
+        await self._is_run(run_id)
+
     async def decide_runbook(self, run_id: str, decision: Decision, key: str | None = None) -> str:
         await self._is_run(run_id)
         handle = self.client.get_workflow_handle_for(RunbookWorkflow.run, run_id)

@@ -9,9 +9,12 @@ Adding a command is one `Command` here plus its workflow handler (and its `Incid
 - `args` are the input model's fields a person types, in order. The CLI makes them positionals (or
   `--field` flags when `flag`); chat reads them word by word, the last one taking the rest of the line;
   HTTP takes the whole model as the JSON body.
-- Who did it is never an argument: the CLI fills `by` from `--by`/INCIDENTFLOW_USER/$USER, Slack from the
-  caller's identity (the config person the Slack user maps to); over HTTP it is the body's `by`, vouched for
-  by the API token (the contract since v1).
+- Who did it is never an argument: the CLI fills `by` from `--by`/INCIDENTFLOW_USER/the OS user, Slack from
+  the caller's identity (the config person the Slack user maps to); over HTTP it is the token's person, or
+  the body's `by` with the act-as scope (the contract since v1).
+- `run` checks the people in the input against the door's config first, for every surface alike: the actor
+  must be a config person (unless `slack.allow_everyone`), and a `Kind.person` argument (who is paged, who
+  takes a role) always; names become person ids. A refusal is `InvalidInput` listing who is known.
 - Updates answer with a `CommandResult`; a signal (`accepted` set) answers nothing, so the surfaces say
   `accepted` instead (HTTP: 202).
 - Every surface sends an idempotency key with each command (HTTP: the `Idempotency-Key` header; the CLI: one
@@ -28,6 +31,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
+from domain.config import IncidentflowConfig
 from domain.models import (
     AckInput,
     CommandResult,
@@ -42,7 +46,7 @@ from domain.models import (
     StandDownInput,
     StatusUpdateInput,
 )
-from incidentflow.client import Incidents
+from incidentflow.client import Incidents, InvalidInput, vet_person
 
 M = TypeVar("M", bound=BaseModel)
 ACTOR_FIELD = "by"
@@ -115,9 +119,30 @@ class Command(Generic[M]):
         given = {a.field: values[a.field] if values.get(a.field) is not None else a.default for a in self.args}
         return self.model(**{k: v for k, v in given.items() if v is not None}, **{ACTOR_FIELD: by})
 
+    def vet(self, config: IncidentflowConfig, cmd: M) -> M:
+        """The input with its people checked against `config` and named by their ids (see the module doc).
+        InvalidInput names every bad field."""
+        people, problems = {}, []
+        fields = [(ACTOR_FIELD, True), *((a.field, False) for a in self.args if a.kind is Kind.person)]
+        for field, acting in fields:
+            name = getattr(cmd, field, None)
+            if not isinstance(name, str):
+                continue
+            try:
+                people[field] = vet_person(config, field, name, acting=acting)
+            except InvalidInput as exc:
+                problems += exc.problems
+        if problems:
+            raise InvalidInput(problems)
+        return cmd.model_copy(update=people)
+
     async def run(self, incidents: Incidents, incident_id: str, cmd: M,
                   key: str | None = None) -> CommandResult | None:
-        """Run it; `key` is the request's idempotency key (a retry with it is applied once)."""
+        """Vet it, then run it; `key` is the request's idempotency key (a retry with it is applied once). An
+        id that is no incident's is IncidentNotFound before anything else is checked."""
+        if self.needs_incident:
+            await incidents.require_incident(incident_id)
+        cmd = self.vet(incidents.config, cmd)
         # looked up on the instance rather than calling `self.call`, so a subclass or a test double answers
         method: Callable[..., Awaitable[CommandResult | None]] = getattr(incidents, self.operation)
         return await method(incident_id, cmd, key=key)
@@ -130,32 +155,39 @@ _TABLE = (  # not annotated, so mypy checks each entry's model against its `Inci
             route="acknowledge", aliases=("acknowledge",)),
     Command("severity", SeverityInput, "change the severity", Incidents.set_severity, chat="sev",
             aliases=("severity",),
-            args=(Arg("severity", Kind.severity, hint="Give a severity from 1 (worst) to 4."),
-                  Arg("reason", flag=True))),
+            args=(Arg("severity", Kind.severity, help="SEV1 (worst) to SEV4; 1-4 works too",
+                      hint="Give a severity from 1 (worst) to 4."),
+                  Arg("reason", flag=True, help="why (goes on the timeline)"))),
     Command("role", RoleInput, "assign a role", Incidents.assign_role, route="roles", aliases=("assign",),
             args=(Arg("role", Kind.role, help="ic, lead, comms or scribe", hint=_ROLE_HINT),
-                  Arg("person", Kind.person, label="@user|me", hint=_ROLE_HINT))),
+                  Arg("person", Kind.person, label="@user|me", help="who takes it: a person of the config",
+                      hint=_ROLE_HINT))),
     Command("phase", PhaseInput, "move the incident on", Incidents.set_phase, chat="status", aliases=("phase",),
-            args=(Arg("phase", Kind.phase,
+            args=(Arg("phase", Kind.phase, help="the phase to move to (`show` lists the allowed next ones)",
                       hint="Give a phase: investigating, identified, mitigating, monitoring."),
-                  Arg("note", flag=True))),
+                  Arg("note", flag=True, help="what changed (goes on the timeline)"))),
     Command("update", StatusUpdateInput, "post a status update (resets the update timer)",
             Incidents.post_status_update, route="status-updates",
-            args=(Arg("text", hint="A status update needs text."),)),
+            args=(Arg("text", help="the update: impact, what is known, what is being done",
+                      hint="A status update needs text."),)),
     Command("note", NoteInput, "add a note to the timeline", Incidents.add_note, route="notes",
-            args=(Arg("text", hint="A note needs text."),),
+            args=(Arg("text", help="the note", hint="A note needs text."),),
             accepted="note added", chat_accepted="Noted on `{incident_id}`."),
     Command("resolve", ResolveInput, "resolve the incident", Incidents.resolve,
-            args=(Arg("summary", flag=True),)),
+            args=(Arg("summary", flag=True, help="what fixed it"),)),
     Command("reopen", ReopenInput, "reopen a resolved incident", Incidents.reopen,
-            args=(Arg("reason", flag=True),)),
+            args=(Arg("reason", flag=True, help="why it is back"),)),
     Command("standdown", StandDownInput, "stand down: it was not an incident", Incidents.stand_down,
             route="stand-down", aliases=("stand-down", "stood-down"),
-            args=(Arg("reason", flag=True, hint="Standing down needs a reason."),)),
+            args=(Arg("reason", flag=True, help="why it was not an incident (required)",
+                      hint="Standing down needs a reason."),)),
     Command("page", PageInput, "page someone into the incident", Incidents.page,
-            args=(Arg("person", Kind.person, hint="Name who to page (`@user`)."), Arg("note", flag=True))),
+            args=(Arg("person", Kind.person, help="who to page: a person of the config",
+                      hint="Name who to page (`@user`)."),
+                  Arg("note", flag=True, help="what to tell them"))),
     Command("escalate", EscalateInput, "escalate now (default level 2)", Incidents.escalate,
-            args=(Arg("level", Kind.level, flag=True, default=2, help="escalation level, 1-based (default 2)",
+            args=(Arg("level", Kind.level, flag=True, default=2,
+                      help="a level of the incident's escalation policy, 1-based (default 2)",
                       hint="The level is a number, e.g. `escalate 3`."),)),
 )
 

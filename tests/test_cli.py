@@ -11,11 +11,24 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from domain.config import load_config
 from tests.conftest import running_worker
 
 CLI = [sys.executable, "-m", "incidentflow.cli"]
+PEOPLE = ("pat", "alice", "bob", "carol", "dan")
+
+
+def write_config(tmp_path: Path, service: str) -> Path:
+    """The CLI's config for a test: its people, its own service (visibility stays per test), a 4-level policy."""
+    path = tmp_path / "config.yaml"
+    path.write_text("people:\n" + "".join(f"  - {{id: {p}, name: {p.title()}}}\n" for p in PEOPLE)
+                    + f"services:\n  - {{name: {service}}}\n  - {{name: search}}\n"
+                    "escalation_policies:\n  - name: default\n    levels:\n"
+                    + "".join(f"      - {{wait: 1h, targets: [{{person: {p}}}]}}\n" for p in PEOPLE[1:]))
+    return path
 
 
 @dataclass
@@ -33,11 +46,13 @@ async def cli(*args: str, env: dict[str, str]) -> Run:
     return Run(proc.returncode or 0, out.decode(), err.decode())
 
 
-async def test_cli_drives_an_incident_through_every_phase(dev_env: WorkflowEnvironment) -> None:
+async def test_cli_drives_an_incident_through_every_phase(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     svc = f"cli-{uuid.uuid4().hex[:6]}"
-    async with running_worker(dev_env.client) as (settings, _):
+    config = write_config(tmp_path, svc)
+    async with running_worker(dev_env.client, config=lambda: load_config(config)) as (settings, _):
         env = {"INCIDENTFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-               "INCIDENTFLOW_TASK_QUEUE": settings.task_queue, "INCIDENTFLOW_USER": "pat"}
+               "INCIDENTFLOW_TASK_QUEUE": settings.task_queue, "INCIDENTFLOW_USER": "pat",
+               "INCIDENTFLOW_CONFIG": str(config)}
 
         async def ok(*args: str) -> Run:
             run = await cli(*args, env=env)
@@ -70,11 +85,19 @@ async def test_cli_drives_an_incident_through_every_phase(dev_env: WorkflowEnvir
         await ok("update", iid, "Checkout failing for ~40% of users; rollback in progress")
         await ok("phase", iid, "mitigating")
         await ok("phase", iid, "monitoring")
-        listed = await ok("list", "--open", "--severity", "SEV1", "--service", svc)
-        assert iid in listed.out and "alice" in listed.out
+        listed = (await ok("list", "--open", "--severity", "SEV1", "--service", svc)).out.splitlines()
+        assert listed[0].split() == ["ID", "SEV", "PHASE", "SERVICE", "IC", "AGE", "TITLE"], "a header row"
+        row = next(line for line in listed if line.startswith(iid))
+        assert row.split()[1:5] == ["SEV1", "monitoring", svc, "alice"] and row.endswith(" Checkout failing")
+        assert re.fullmatch(r"\d+[sm]", row.split()[5]), f"the age: {row}"
         shown = (await ok("show", iid)).out
         assert "SEV1  monitoring  Checkout failing" in shown and "ic=alice" in shown and "lead=bob" in shown
+        assert re.search(rf"^  link: http://\S+/workflows/{iid}$", shown, re.M), shown
+        assert re.search(r"^  last status update: \d\d:\d\d UTC by pat: Checkout failing for ~40% of users; "
+                         r"rollback in progress$", shown, re.M), shown
         assert "resolved" in (await ok("resolve", iid, "--summary", "rolled back deploy 4812")).out
+        assert re.search(r"^  resolved at \S+ \d\d:\d\d UTC: rolled back deploy 4812$", (await ok("show", iid)).out,
+                         re.M)
         assert iid not in (await ok("list", "--open", "--service", svc)).out
         await ok("reopen", iid, "--reason", "errors are back")
         await ok("resolve", iid, "--summary", "pool size raised")
@@ -92,6 +115,9 @@ async def test_cli_drives_an_incident_through_every_phase(dev_env: WorkflowEnvir
         quiet = (await ok("declare", "--no-page", "--service", svc, "Planned failover drill")).out.strip()
         state = json.loads((await ok("show", quiet, "--json")).out)
         assert state["escalations"] == 0 and state["severity"] == "SEV3"
+        assert state["url"].endswith(f"/workflows/{quiet}")
+        await ok("standdown", quiet, "--reason", "it was the drill")
+        assert re.search(r"^  stood down at \S+ \d\d:\d\d UTC: it was the drill$", (await ok("show", quiet)).out, re.M)
 
 
 async def test_cli_errors_are_one_clear_line(dev_env: WorkflowEnvironment) -> None:
@@ -108,3 +134,61 @@ async def test_cli_errors_are_one_clear_line(dev_env: WorkflowEnvironment) -> No
     assert blank.code == 2 and "title" in blank.err
     role = await cli("role", "x", "boss", "alice", env=env)
     assert role.code == 2 and "unknown role 'boss'" in role.err and "ic, lead, comms, scribe" in role.err
+
+
+async def test_cli_refuses_what_the_config_does_not_know(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    svc = f"cli-{uuid.uuid4().hex[:6]}"
+    config = write_config(tmp_path, svc)
+    async with running_worker(dev_env.client, config=lambda: load_config(config)) as (settings, _):
+        env = {"INCIDENTFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+               "INCIDENTFLOW_TASK_QUEUE": settings.task_queue, "INCIDENTFLOW_USER": "pat",
+               "INCIDENTFLOW_CONFIG": str(config)}
+        everyone = "(known: pat, alice, bob, carol, dan)"
+        known = f"is not one of incidentflow's people {everyone}"
+
+        async def refused(*args: str, says: str, run_env: dict[str, str] = env) -> None:
+            run = await cli(*args, env=run_env)
+            assert run.code == 1 and run.err.count("\n") == 1 and says in run.err, (args, run.code, run.err)
+
+        await refused("declare", "--service", "unknownsvc", "x", says=f"service: unknown service 'unknownsvc' "
+                                                                     f"(known: {svc}, search)")
+        await refused("declare", "--ic", "zed", "x", says=f"commander: 'zed' {known}")
+        declared = await cli("declare", "--severity", "SEV2", "--service", svc, "Checkout failing", env=env)
+        iid = declared.out.strip()
+        assert declared.code == 0 and iid, declared.err
+        await refused("page", iid, "zed", says=f"person: 'zed' {known}")
+        await refused("role", iid, "ic", "zed", says=f"person: 'zed' {known}")
+        people = f"is not one of incidentflow's people in {config} {everyone}"  # the CLI names its config
+        await refused("ack", iid, "--by", "zed", says=f"by: 'zed' (--by) {people}: give --by one of them")
+        os_user = {k: v for k, v in env.items() if k != "INCIDENTFLOW_USER"} | {"USER": "zed"}
+        await refused("ack", iid, run_env=os_user, says=f"by: 'zed' (your OS user) {people}: set INCIDENTFLOW_USER "
+                                                         "to your id among them (or pass --by)")
+        await refused("escalate", iid, "--level", "9",
+                      says="level: L9 is not a level of escalation policy 'default' at SEV2: it has L1–L4")
+        state = json.loads((await cli("show", iid, "--json", env=env)).out)
+        assert state["roles"] == {} and state["acknowledged_by"] is None
+        assert not [e for e in state["timeline"] if "zed" in e["text"] or e["actor"] == "zed"], "nothing happened"
+        assert "escalating at L4" in (await cli("escalate", iid, "--level", "4", env=env)).out
+        paged = await cli("page", iid, "Dan", env=env)  # a name is the person's id
+        assert paged.code == 0 and "paged dan via log" in paged.out, paged.err
+        assert (await cli("list", "--service", "unknownsvc", env=env)).err == "no incidents match\n"
+
+
+@pytest.mark.parametrize("args, says", [
+    (["drill", "--ack-after", "soon"], "argument --ack-after: cannot read 'soon' as a duration"),
+    (["drill", "--ack-after", "0s"], "argument --ack-after: '0s': give a duration above zero"),
+    (["oncall", "--at", "yesterday"], "argument --at: cannot read 'yesterday' as a moment"),
+    (["oncall", "--tz", "Mars/Olympus"], "argument --tz: unknown timezone 'Mars/Olympus'"),
+    (["drill", "--at", "soon"], "argument --at: cannot read 'soon'"),
+    (["escalate", "incident-x", "--level", "zero"], "argument --level: 'zero' is not an escalation level"),
+    (["escalate", "incident-x", "--level", "21"], "give a number from 1 to 20"),
+    (["list", "--service", "a b"], "argument --service: 'a b' is not a service name"),
+    (["declare", "--severity", "SEV9", "x"], "unknown severity 'SEV9'"),
+    (["timeline", "incident-x", "--by", "bob"], "unrecognized arguments: --by bob"),
+    (["page", "incident-x", " "], "argument person: give a person"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+async def test_a_bad_argument_is_one_line_and_exit_2(args: list[str], says: str) -> None:
+    run = await cli(*args, env={"INCIDENTFLOW_TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    assert run.code == 2 and run.err.count("\n") == 1 and says in run.err, (run.code, run.err)
+    assert run.err.startswith(f"incidentflow {args[0]}: error: ") or run.err.startswith("incidentflow: error: ")
+    assert run.err.rstrip().endswith("--help`)") and run.out == ""

@@ -17,7 +17,7 @@ import pytest
 from fastapi import APIRouter
 from fastapi.routing import APIRoute
 
-from domain.config import IncidentflowConfig, Settings
+from domain.config import IncidentflowConfig, Settings, SlackConfig
 from domain.models import CommandResult, NoteInput, Phase, Role, Severity
 from incidentflow import cli
 from incidentflow.api import create_app
@@ -33,7 +33,7 @@ from incidentflow.slack.syntax import help_text
 # what each surface has besides the table's commands (each shapes these itself)
 CLI_OWN = {"dev", "worker", "api", "temporal", "handoff", "config", "oncall", "drill", "runbook", "declare", "list",
            "show", "timeline"}
-HTTP_OWN = {"runbooks"}  # POST /v1/incidents/{incident_id}/runbooks
+HTTP_OWN = {"runbooks", "public-updates"}  # POST /v1/incidents/{incident_id}/runbooks, …/public-updates (status page)
 SLACK_OWN = {"declare", "runbook", "approve", "deny", "timeline", "help"}
 IID = "incident-20261123-0815-checkout"
 
@@ -117,13 +117,21 @@ def test_each_surface_takes_the_commands_input(command: Command[Any]) -> None:
 # ---------------------------------------------------------------------------------------------- same call
 
 
-class FakeIncidents:
-    """Records what each table command asks of `Incidents`."""
+PEOPLE = IncidentflowConfig.model_validate({"people": [{"id": "pat", "name": "Pat", "slack": "UPAT0001"},
+                                                       {"id": "bob", "name": "Bob Okafor"}]})
 
-    def __init__(self) -> None:
+
+class FakeIncidents:
+    """Records what each table command asks of `Incidents`; the door's config knows pat and bob."""
+
+    def __init__(self, config: IncidentflowConfig = PEOPLE) -> None:
         self.calls: list[tuple[str, str, dict[str, Any]]] = []
         self.keys: list[str | None] = []  # the idempotency key each call came with
         self.settings = Settings()
+        self.config = config
+
+    async def require_incident(self, incident_id: str) -> None:
+        assert incident_id == IID
 
     def __getattr__(self, operation: str) -> Any:
         async def call(incident_id: str, cmd: Any, key: str | None = None) -> CommandResult | None:
@@ -180,9 +188,7 @@ async def test_a_command_makes_the_same_call_from_every_surface(command: Command
                             headers={"Idempotency-Key": "http-key-1"})
     assert r.status_code == (202 if command.accepted else 200), r.text
 
-    config = IncidentflowConfig.model_validate({"people": [{"id": "pat", "name": "Pat", "slack": "UPAT0001"},
-                                                           {"id": "bob", "name": "Bob"}]})
-    gateway = SlackGateway(incidents, lambda: config, None)
+    gateway = SlackGateway(incidents, lambda: fake.config, None)
     reply = await gateway.command({"text": text, "user_id": "UPAT0001", "user_name": "pat", "channel_id": "C1",
                                    "trigger_id": "13345224609.738474920.8088930838d88f008e0"})
     said = (command.chat_accepted or "").format(incident_id=IID) if command.accepted else f"`{IID}`: done."
@@ -208,3 +214,116 @@ def test_a_command_without_an_incident_id_is_built_too() -> None:
     route = router.routes[-1]
     assert isinstance(route, APIRoute)
     assert (route.path, route.status_code, route.dependant.path_params) == ("/v1/incidents/broadcast", 202, [])
+
+
+# ---------------------------------------------------------------------------------------------- who is known
+
+
+async def on_every_surface(fake: FakeIncidents, argv: list[str], text: str, body: dict[str, Any], path: str,
+                           monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                           slack_user: str = "UPAT0001") -> tuple[tuple[int, str], httpx.Response, str]:
+    """One command given on the CLI, over HTTP and in Slack, against `fake`: (CLI exit and stderr, the HTTP
+    answer, the Slack reply)."""
+    async def incidents(*_: Any) -> Any:
+        return fake
+
+    monkeypatch.setattr(cli_incidents, "open_incidents", incidents)
+    capsys.readouterr()
+    code = await asyncio.to_thread(cli.main, argv)
+    err = capsys.readouterr().err
+    app = create_app(Settings(), config=fake.config)
+    app.state.incidents = incidents
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:
+        answer = await http.post(f"/v1/incidents/{IID}/{path}", json=body)
+    reply = await SlackGateway(incidents, lambda: fake.config, None).command(
+        {"text": text, "user_id": slack_user, "user_name": "someone", "channel_id": "C1"})
+    return (code, err), answer, reply.text
+
+
+KNOWN = "is not one of incidentflow's people (known: pat, bob)"
+
+
+@pytest.mark.parametrize("argv, text, body, path, field", [
+    (["page", IID, "zed", "--by", "pat"], f"page {IID} zed", {"person": "zed", "by": "pat"}, "page", "person"),
+    (["role", IID, "ic", "zed", "--by", "pat"], f"role {IID} ic zed", {"role": "ic", "person": "zed", "by": "pat"},
+     "roles", "person"),
+], ids=["page", "role"])
+async def test_an_unknown_person_is_refused_alike_everywhere(argv: list[str], text: str, body: dict[str, Any],
+                                                             path: str, field: str, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeIncidents()
+    (code, err), answer, reply = await on_every_surface(fake, argv, text, body, path, monkeypatch, capsys)
+    problem = f"{field}: 'zed' {KNOWN}"
+    assert code == 1 and err == f"error: {problem}\n", err
+    assert answer.status_code == 422 and answer.json() == {"error": problem, "fields": [problem]}, answer.text
+    assert reply.startswith(f"Rejected: {problem}\nUsage: `/incident "), reply
+    assert fake.calls == [], "nothing reached the incident"
+
+
+async def test_an_unknown_actor_is_refused_and_the_cli_says_how_to_set_it(monkeypatch: pytest.MonkeyPatch,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeIncidents()
+    (code, err), answer, reply = await on_every_surface(fake, ["ack", IID, "--by", "zed"], f"ack {IID}", {"by": "zed"},
+                                                        "acknowledge", monkeypatch, capsys, slack_user="UZED0001")
+    assert code == 1 and err == f"error: by: 'zed' (--by) {KNOWN}: give --by one of them\n", err
+    assert answer.status_code == 422 and answer.json()["fields"] == [f"by: 'zed' {KNOWN}"], answer.text
+    assert "only read-only commands work for you" in reply, reply
+    assert fake.calls == []
+
+    monkeypatch.delenv("INCIDENTFLOW_USER", raising=False)
+    monkeypatch.setenv("USER", "zed")
+    capsys.readouterr()
+    assert await asyncio.to_thread(cli.main, ["ack", IID]) == 1
+    assert capsys.readouterr().err == (f"error: by: 'zed' (your OS user) {KNOWN}: set INCIDENTFLOW_USER to your id "
+                                       "among them (or pass --by)\n")
+    monkeypatch.setenv("INCIDENTFLOW_USER", "zed")
+    assert await asyncio.to_thread(cli.main, ["ack", IID]) == 1
+    assert "by: 'zed' (INCIDENTFLOW_USER) is not one of" in capsys.readouterr().err
+    monkeypatch.setenv("INCIDENTFLOW_USER", "bob")
+    assert await asyncio.to_thread(cli.main, ["ack", IID]) == 0
+    assert fake.calls[-1] == ("acknowledge", IID, {"by": "bob"})
+
+
+async def test_a_name_becomes_the_person_id(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeIncidents()
+    (code, _), answer, reply = await on_every_surface(
+        fake, ["role", IID, "lead", "Bob Okafor", "--by", "Pat"], f"role {IID} lead Bob Okafor",
+        {"role": "lead", "person": "Bob Okafor", "by": "Pat"}, "roles", monkeypatch, capsys)
+    assert code == 0 and answer.status_code == 200 and reply == f"`{IID}`: done."
+    assert [c[2] for c in fake.calls] == [{"role": Role.lead, "person": "bob", "by": "pat"}] * 3
+
+
+async def test_allow_everyone_lets_anyone_act_but_targets_stay_people(monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    open_door = FakeIncidents(PEOPLE.model_copy(update={"slack": SlackConfig(allow_everyone=True)}))
+    (code, _), answer, reply = await on_every_surface(open_door, ["ack", IID, "--by", "zed"], f"ack {IID}",
+                                                      {"by": "zed"}, "acknowledge", monkeypatch, capsys,
+                                                      slack_user="UZED0001")
+    assert code == 0 and answer.status_code == 200 and reply == f"`{IID}`: done.", (answer.text, reply)
+    (code, _), answer, _ = await on_every_surface(open_door, ["page", IID, "zed", "--by", "zed"], f"page {IID} zed",
+                                                  {"person": "zed", "by": "zed"}, "page", monkeypatch, capsys)
+    assert code == 1 and answer.status_code == 422
+    no_people = FakeIncidents(IncidentflowConfig())  # nothing to check against: nobody is refused
+    (code, _), answer, _ = await on_every_surface(no_people, ["page", IID, "zed", "--by", "zed"], f"page {IID} zed",
+                                                  {"person": "zed", "by": "zed"}, "page", monkeypatch, capsys)
+    assert code == 0 and answer.status_code == 200
+
+
+def _parsers(parser: argparse.ArgumentParser, path: str = "incidentflow") -> dict[str, argparse.ArgumentParser]:
+    found = {path: parser}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(_parsers(sub, f"{path} {name}"))
+    return found
+
+
+def test_every_cli_argument_says_what_it_is_for() -> None:
+    parsers = _parsers(build_parser())
+    missing = [f"{path} {a.option_strings[0] if a.option_strings else a.dest}"
+               for path, parser in parsers.items() for a in parser._actions
+               if not isinstance(a, (argparse._HelpAction, argparse._SubParsersAction)) and not (a.help or "").strip()]
+    assert missing == []
+    for reader in ("show", "timeline"):  # reads have no actor: an option that did nothing is gone
+        assert "--by" not in parsers[f"incidentflow {reader}"]._option_string_actions

@@ -228,6 +228,10 @@ async def test_commands_drive_the_incident(stack: Stack) -> None:
     assert any(e.kind == EventKind.action and e.text == "Paging bob: please look at the db" for e in s.timeline)
     assert any(e.kind == EventKind.page and e.text.startswith("Paged bob (manual, by alice)") for e in s.timeline)
     await rejected("page", "Name who to page (`@user`).", "page")
+    known = "is not one of incidentflow's people (known: alice, bob)"
+    await rejected("page zed", f"Rejected: person: 'zed' {known}", "page")
+    await rejected(f"page <@{stack.ids['mallory']}|mallory> help", f"Rejected: person: 'mallory' {known}", "page")
+    await rejected(f"role comms <@{stack.ids['mallory']}|mallory>", f"Rejected: person: 'mallory' {known}", "role")
     assert "escalating at L3" in await run("escalate 3")
     s = await stack.state(iid)
     assert any(e.kind == EventKind.action and e.actor == "alice" and e.text.endswith("L3") for e in s.timeline)
@@ -303,9 +307,12 @@ async def test_allow_everyone_lets_anyone_act(dev_env: WorkflowEnvironment) -> N
             reply = await stack.command(f"role ic {iid} me", "mallory", user_name="mallory")
             assert "This channel is not an incident channel" in reply["text"], "the id goes right after the command"
             reply = await stack.command(f"role {iid} ic me", "mallory", user_name="mallory")
-            assert reply["text"] == f"`{iid}`: mallory is now incident commander."
+            assert reply["text"].startswith("Rejected: person: 'mallory' is not one of incidentflow's people "
+                                            "(known: alice, bob)"), "anyone may act, but roles go to people"
+            reply = await stack.command(f"role {iid} ic <@{ids['alice']}|alice>", "mallory", user_name="mallory")
+            assert reply["text"] == f"`{iid}`: alice is now incident commander."
             s = await stack.state(iid)
-            assert s.acknowledged_by == "mallory" and s.roles == {Role.ic: "mallory"}
+            assert s.acknowledged_by == "mallory" and s.roles == {Role.ic: "alice"}
 
 
 # ---------------------------------------------------------------------------------------------- modals

@@ -4,6 +4,7 @@ that makes them fast while Temporal is down."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import math
 import time
@@ -23,6 +24,7 @@ from incidentflow.client import (
     CommandRejected,
     IncidentflowError,
     IncidentNotFound,
+    InvalidInput,
     KeyReused,
     TemporalUnavailable,
 )
@@ -43,7 +45,8 @@ _TEXT = {400: "The body is not JSON (the message gives the line and column), or 
          404: "No such incident (or run, or schedule)",
          409: "The incident's state does not allow the command (the message says why)",
          413: "Request body larger than INCIDENTFLOW_MAX_BODY_BYTES (checked while it streams in)",
-         422: "Invalid input (the message names the field)",
+         422: "Invalid input (the message names the field; for a person, service or escalation level the config "
+              "does not know, it lists the known ones)",
          503: "Temporal unreachable or overloaded: retry after Retry-After seconds"}
 
 
@@ -61,15 +64,31 @@ def field_errors(errors: list[Any]) -> list[str]:
 
 
 def json_problem(exc: RequestValidationError) -> str | None:
-    """The body is not JSON: what is wrong and where (line, column), as the JSON parser saw it."""
+    """The body is not JSON: what is wrong and where (line, column), as the JSON parser saw it. A body sent
+    as another content type (curl's `-d` sends a form) is read as JSON here too, so its answer says the same."""
     for err in exc.errors():
         if err.get("type") == "json_invalid":
             doc = exc.body if isinstance(exc.body, str) else ""
             pos = err["loc"][-1] if isinstance(err["loc"][-1], int) else 0
-            line, column = doc.count("\n", 0, pos) + 1, pos - doc.rfind("\n", 0, pos)
-            reason = (err.get("ctx") or {}).get("error", "invalid JSON")
-            return f"body: not valid JSON: {reason} at line {line}, column {column} (character {pos + 1})"
+            return _where(doc, pos, str((err.get("ctx") or {}).get("error", "invalid JSON")))
+        if tuple(err.get("loc", ())) == ("body",) and isinstance(exc.body, bytes) and exc.body:
+            return _not_json(exc.body)
     return None
+
+
+def _where(doc: str, pos: int, reason: str) -> str:
+    line, column = doc.count("\n", 0, pos) + 1, pos - doc.rfind("\n", 0, pos)
+    return f"body: not valid JSON: {reason} at line {line}, column {column} (character {pos + 1})"
+
+
+def _not_json(raw: bytes) -> str:
+    try:
+        json.loads(raw)
+    except UnicodeDecodeError as exc:
+        return f"body: not valid JSON: not UTF-8 (byte {exc.start + 1})"
+    except json.JSONDecodeError as exc:
+        return _where(exc.doc, exc.pos, exc.msg)
+    return "body: send it as JSON, with Content-Type: application/json"
 
 
 # --------------------------------------------------------------------------------------- the circuit
@@ -249,6 +268,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(IncidentNotFound)
     async def _not_found(request: Request, exc: IncidentNotFound) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=404)
+
+    @app.exception_handler(InvalidInput)
+    async def _invalid_input(request: Request, exc: InvalidInput) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "fields": exc.problems}, status_code=422)
 
     @app.exception_handler(KeyReused)
     async def _key_reused(request: Request, exc: KeyReused) -> JSONResponse:

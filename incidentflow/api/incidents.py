@@ -62,11 +62,13 @@ async def list_incidents(inc: Inc, _: Reader, open: bool = False, phase: Phase |
 
 
 @router.post("", status_code=201, summary="Declare an incident",
-             description="With an `Idempotency-Key`, a retry answers with the incident the first request declared "
-                         "(the same key with another body: 422).")
+             description="`declared_by` defaults to the token's person (see the command routes); it, `commander` "
+                         "and `service` must be known to the config (422 naming the field and listing the known "
+                         "ones). With an `Idempotency-Key`, a retry answers with the incident the first request "
+                         "declared (the same key with another body: 422).")
 async def declare(body: DeclareBody, request: Request, inc: Inc, who: Writer,  # type: ignore[valid-type]
                   key: IdempotencyKey = None) -> JSONResponse:
-    cmd = bind_actor(DeclareInput, body, who, field="declared_by")
+    cmd = inc.vetted(bind_actor(DeclareInput, body, who, field="declared_by", config=inc.config))
     if key:
         try:
             declared = await inc.declare_once(cmd, key)
@@ -106,7 +108,9 @@ def add_command(api: APIRouter, command: Command[Any]) -> None:
 
 
 _ACCESS = {Access.responder: "Changes the incident (scope `write`), as the token's person: `by` may name "
-                             "someone else only with the `act-as` scope. Safe to retry with the same "
+                             "someone else only with the `act-as` scope. The actor, and anyone paged or given "
+                             "a role, must be a person of the config (else 422 naming the field and listing "
+                             "who is known; `slack.allow_everyone` lets anyone act). Safe to retry with the same "
                              "`Idempotency-Key`: applied once, the first answer again. 503 + Retry-After when "
                              "no worker accepts it in time (it may still apply: retry with the same key). A "
                              "non-incident id is 404.",
@@ -118,7 +122,7 @@ def _endpoint(command: Command[Any]) -> Callable[..., Awaitable[Any]]:
 
     async def endpoint(cmd: Any, inc: Incidents, who: Identity, incident_id: str = "", key: str | None = None) -> Any:
         if writes:
-            cmd = bind_actor(command.model, cmd, who)
+            cmd = bind_actor(command.model, cmd, who, config=inc.config)
         internal = {f: None for f in _SET_BY_THE_DOOR if f in type(cmd).model_fields}
         result = await command.run(inc, incident_id, cmd.model_copy(update=internal) if internal else cmd, key=key)
         return {"incident_id": incident_id, "text": command.accepted} if result is None else result

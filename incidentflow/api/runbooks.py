@@ -16,14 +16,15 @@ from domain.runbooks.render import ParamError, RenderError
 from incidentflow.api.errors import responses
 from incidentflow.api.incidents import IdempotencyKey
 from incidentflow.api.security import Identity, actor_for, caller, need
-from incidentflow.client import Incidents
+from incidentflow.client import Incidents, vet_person
 
 router = APIRouter(prefix="/v1", tags=["runbooks"], dependencies=[Depends(caller)],
                    responses=responses(400, 401, 403, 404, 409, 413, 422, 503))
 Reader = Annotated[Identity, Depends(need("read"))]
 Caller = Annotated[Identity, Depends(caller)]
 BY = Field(None, min_length=1, max_length=128,
-           description="who does it (a person id): only with the act-as scope; default: the token's person")
+           description="who does it (a config person's id): only with the act-as scope; default: the token's person "
+                       "(a token without one: its name)")
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
 
 
@@ -70,11 +71,13 @@ async def list_runbooks(request: Request, _: Reader) -> list[dict[str, Any]]:
              summary="Run a runbook on the incident; `ref` is the run id (destructive steps wait for approval)")
 async def run_runbook(incident_id: Annotated[str, Path(pattern=ID)], body: RunRequest,
                       request: Request, who: Caller, key: IdempotencyKey = None) -> CommandResult:
-    by = actor_for(who, body.by, "write")
+    by = actor_for(who, body.by, "write", config=request.app.state.config)
     inc = await _incidents(request)
     if body.name not in _runbooks(inc).runbooks:
         known = ", ".join(sorted(_runbooks(inc).runbooks)) or "none"
         raise HTTPException(422, f"name: unknown runbook {body.name!r} (known: {known})")
+    await inc.require_incident(incident_id)  # a non-incident id is 404 before the actor is checked
+    by = vet_person(inc.config, "by", by, acting=True)
     try:
         return await inc.run_runbook(incident_id, body.name, body.params, by, key=key)
     except (ParamError, RenderError) as exc:
@@ -89,16 +92,21 @@ async def get_run(run_id: Annotated[str, Path(pattern=ID)], request: Request, _:
 @router.post("/runbook-runs/{run_id}/approve", summary="Approve the step the run waits on (IC or configured approvers)")
 async def approve(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request,
                   who: Caller, key: IdempotencyKey = None) -> dict[str, str]:
-    by = actor_for(who, body.by, "approve")
-    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=True, by=by,
-                                                                              comment=body.comment), key=key)
-    return {"run_id": run_id, "text": text}
+    return await _decide(request, who, run_id, body, True, key)
 
 
 @router.post("/runbook-runs/{run_id}/deny", summary="Deny the step the run waits on: the run stops there")
 async def deny(run_id: Annotated[str, Path(pattern=ID)], body: DecisionRequest, request: Request,
                who: Caller, key: IdempotencyKey = None) -> dict[str, str]:
-    by = actor_for(who, body.by, "approve")
-    text = await (await _incidents(request)).decide_runbook(run_id, Decision(approve=False, by=by,
-                                                                              comment=body.comment), key=key)
+    return await _decide(request, who, run_id, body, False, key)
+
+
+async def _decide(request: Request, who: Identity, run_id: str, body: DecisionRequest, approve: bool,
+                  key: str | None) -> dict[str, str]:
+    """Approve or deny as the caller's person (a config person; the run then checks it is an approver)."""
+    by = actor_for(who, body.by, "approve", config=request.app.state.config)
+    inc = await _incidents(request)
+    await inc.require_run(run_id)
+    by = vet_person(inc.config, "by", by, acting=True)
+    text = await inc.decide_runbook(run_id, Decision(approve=approve, by=by, comment=body.comment), key=key)
     return {"run_id": run_id, "text": text}

@@ -4,7 +4,8 @@ shedding (503).
 Who calls is an `Identity`, from the bearer token: a named token of the config's `api_tokens` (compared by
 its SHA-256, in constant time), the shared INCIDENTFLOW_API_TOKEN (admin), a webhook source's own token, or
 anyone while no token is configured. Routes ask for a scope with `need(scope)`, and take the actor of a
-write from `actor_for` / `bind_actor`: the token's person; a `by` naming someone else needs `act-as`.
+write from `actor_for` / `bind_actor`: the token's person; a `by` naming someone else needs `act-as`; no `by`
+and no person: the caller's own name. The door then checks that actor is a config person (`domain.known`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, SecretStr, create_model
 from starlette.datastructures import Headers
 
-from domain.config import ApiToken, Settings, hash_token
+from domain import known
+from domain.config import ApiToken, IncidentflowConfig, Settings, hash_token
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -162,22 +164,32 @@ def need(scope: str) -> Callable[..., Awaitable[Identity]]:
     return check
 
 
-def actor_for(identity: Identity, by: str | None, scope: str = "write", field: str = "by") -> str:
+def actor_for(identity: Identity, by: str | None, scope: str = "write", field: str = "by",
+              config: IncidentflowConfig | None = None) -> str:
     """Who a write or an approval is done as: the token's person. A `by` naming someone else needs the
-    act-as scope (bots); a missing `by` is the token's person. 403 (or 422: no one to act as) otherwise."""
+    act-as scope (bots). A missing `by` is the token's person, else the caller's own name (a token without a
+    person, or `anyone` while the API is open), which the door then checks like any actor: with `config`,
+    a caller that is no config person gets a 422 asking for `by` here. 403 for a `by` the token may not give."""
     check_scope(identity, scope)
     if identity.can("act-as") and by:
         return by
     person = identity.person
     if person is None:
-        if identity.can("act-as"):
-            raise HTTPException(422, f"{field}: Field required (token {identity.name!r} names no person to act as)")
-        raise HTTPException(403, f"token {identity.name!r} names no person to act as: give it a `person` in "
-                                 "api_tokens, or the act-as scope")
+        if not identity.can("act-as"):
+            raise HTTPException(403, f"token {identity.name!r} names no person to act as: give it a `person` in "
+                                     "api_tokens, or the act-as scope")
+        if config is not None and known.actor_problem(config, field, identity.name):
+            raise HTTPException(422, f"{field}: Field required: {_caller(identity)} names no person to act as; "
+                                     f"give `{field}` (one of {known.listing(known.people(config))})")
+        return identity.name
     if by and by != person:
         raise HTTPException(403, f"{field}: token {identity.name!r} acts as {person!r}, not {by!r}: naming someone "
                                  f"else needs the act-as scope (leave `{field}` out to act as {person!r})")
     return person
+
+
+def _caller(identity: Identity) -> str:
+    return "the API (open: no token is configured)" if identity is ANYONE else f"token {identity.name!r}"
 
 
 _BODIES: dict[tuple[type[BaseModel], str], type[BaseModel]] = {}
@@ -187,16 +199,18 @@ def http_body(model: type[M], field: str = "by") -> type[M]:
     """The command's input model as an HTTP body: `field` (the actor) may be left out; the caller's token
     fills it (`bind_actor`). Same name (and one class per model), so the OpenAPI schema keeps the name."""
     if (model, field) not in _BODIES:
-        described = "who does it (a person id): only with the act-as scope; default: the token's person"
+        described = ("who does it (a config person's id): only with the act-as scope; default: the token's person "
+                     "(a token without one: its name)")
         optional: Any = (str | None, Field(None, min_length=1, max_length=128, description=described))
         _BODIES[model, field] = create_model(model.__name__, __base__=model, __module__=model.__module__,
                                              **{field: optional})
     return cast(type[M], _BODIES[model, field])
 
 
-def bind_actor(model: type[M], body: BaseModel, identity: Identity, scope: str = "write", field: str = "by") -> M:
+def bind_actor(model: type[M], body: BaseModel, identity: Identity, scope: str = "write", field: str = "by",
+               config: IncidentflowConfig | None = None) -> M:
     """`body` (an `http_body`) as `model`, its actor decided by `actor_for`."""
-    actor = actor_for(identity, getattr(body, field, None), scope, field)
+    actor = actor_for(identity, getattr(body, field, None), scope, field, config)
     return model.model_validate({**body.model_dump(), field: actor})
 
 

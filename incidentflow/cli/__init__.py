@@ -19,7 +19,7 @@ from domain.config import ConfigError, Settings
 from domain.runbooks.loader import RunbookError
 from domain.runbooks.render import ParamError, RenderError
 from incidentflow.cli import runbook
-from incidentflow.cli.incidents import actor, open_incidents, run_command
+from incidentflow.cli.incidents import open_incidents, run_command
 from incidentflow.cli.local import check_config, run_local
 from incidentflow.cli.ops import run_ops
 from incidentflow.cli.parser import build_parser
@@ -87,7 +87,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 async def _runbook(args: argparse.Namespace, settings: Settings) -> int:
     needs_temporal = not (args.action == "run" and args.dry_run and not args.incident)
     inc = await open_incidents(settings) if needs_temporal else None
-    return await runbook.remote(args, settings, inc, actor(args, settings))
+    return await runbook.remote(args, settings, inc)
 
 
 def entry() -> None:

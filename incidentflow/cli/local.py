@@ -5,12 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 from datetime import UTC, datetime
-from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from domain import oncall
+from domain import known, oncall
 from domain.config import ConfigError, Settings, load_config
-from domain.models.base import parse_duration
+from incidentflow.cli.actor import cli_config
 
 
 def check_config(args: argparse.Namespace) -> int:
@@ -19,32 +18,24 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def moment(text: str | None, tz_name: str) -> tuple[datetime, ZoneInfo]:
-    try:
-        tz = ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"--tz: unknown timezone {tz_name!r} (use an IANA name like Europe/London)") from None
-    if not text:
-        return datetime.now(UTC), tz
-    try:
-        at = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--at: cannot read {text!r}; use e.g. 2026-03-29T01:30") from None
+def moment(at: datetime | None, tz: ZoneInfo) -> datetime:
+    """`--at` (already parsed) in UTC: a time without an offset is read in `--tz`; none is now."""
+    if at is None:
+        return datetime.now(UTC)
     local = at.replace(tzinfo=tz) if at.tzinfo is None else at
-    return local.astimezone(UTC), tz  # compute in UTC: same-tzinfo arithmetic is wall-clock
+    return local.astimezone(UTC)  # compute in UTC: same-tzinfo arithmetic is wall-clock
 
 
 def run_local(args: argparse.Namespace, settings: Settings) -> int:
     """`oncall` and `drill`."""
-    if settings.config is None and Path("config/example.yaml").exists():
-        settings.config = Path("config/example.yaml")
-    config = load_config(settings.config)
-    at, tz = moment(args.at, args.tz)
+    config = cli_config(settings)
+    at, tz = moment(args.at, args.tz), args.tz
+    where = f" in {settings.config}" if settings.config else " (no config: set INCIDENTFLOW_CONFIG)"
     if args.command == "oncall":
         try:
             table = oncall.who_is_on_call(config.schedules, at, args.schedule)
         except KeyError:
-            raise ConfigError(f"no schedule named {args.schedule!r} in {settings.config}") from None
+            raise ConfigError(f"no schedule named {args.schedule!r}{where}") from None
         print(f"On call at {at.astimezone(tz):%Y-%m-%d %H:%M %Z} ({tz.key}):")
         for schedule, layers in table.items():
             for layer, person in layers.items():
@@ -54,7 +45,9 @@ def run_local(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from incidentflow.drill import render, run_drill  # the time-skipping server and a worker: drill only
 
-    ack = parse_duration(args.ack_after) if args.ack_after else None
-    pages = asyncio.run(run_drill(config, args.service, args.severity, at, ack))
-    print(render(pages, at, tz, ack))
+    unknown = known.service_problem(config, "--service", args.service)
+    if unknown:
+        raise ConfigError(f"{unknown}{where}")
+    drill = asyncio.run(run_drill(config, args.service, args.severity, at, args.ack_after))
+    print(render(drill, at, tz, args.ack_after))
     return 0

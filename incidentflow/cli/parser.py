@@ -8,30 +8,22 @@ from typing import Any
 
 from domain.models import Phase, Role, Severity
 from incidentflow.cli import runbook
+from incidentflow.cli.types import Parser, choice, duration, level, moment, person, service, timezone
 from incidentflow.commands import COMMANDS, Command, Kind
 
 DESCRIPTION = "`incidentflow`: drive incidents against any Temporal (the embedded dev server by default)."
-BY_HELP = "who does it (default: INCIDENTFLOW_USER or $USER)"
-
-
-def choice(enum: Any, label: str) -> Callable[[str], Any]:
-    def parse(value: str) -> Any:
-        try:
-            return enum.parse(value) if hasattr(enum, "parse") else enum(value.lower())
-        except ValueError:
-            allowed = ", ".join(m.value for m in enum)
-            raise argparse.ArgumentTypeError(f"unknown {label} {value!r}; use one of: {allowed}") from None
-    return parse
-
+BY_HELP = "who does it: a person of the config (default: INCIDENTFLOW_USER, else your OS user)"
+ID_HELP = "incident id, e.g. incident-20261123-0433-checkout"
+JSON_HELP = "print JSON instead of text"
 
 _TYPES: dict[Kind, Callable[[str], Any]] = {
-    Kind.text: str, Kind.person: str, Kind.level: int,
+    Kind.text: str, Kind.person: person, Kind.level: level,
     Kind.severity: choice(Severity, "severity"), Kind.phase: choice(Phase, "phase"), Kind.role: choice(Role, "role"),
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="incidentflow", description=DESCRIPTION)
+    p = Parser(prog="incidentflow", description=DESCRIPTION)
     p.add_argument("--idempotency-key", metavar="KEY", default=None,
                    help="names this command run: running it again with the same key and arguments applies it "
                         "once and prints the first result (default: a new key each run, printed when no worker "
@@ -45,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         add_command(sub, command)
     tl = _incident(sub, "timeline", "print the timeline")
     tl.add_argument("--markdown", action="store_true", help="HH:MM UTC - actor: text lines")
-    tl.add_argument("--json", action="store_true")
+    tl.add_argument("--json", action="store_true", help=JSON_HELP)
     return p
 
 
@@ -53,8 +45,8 @@ def add_command(sub: Any, command: Command[Any]) -> argparse.ArgumentParser:
     """A table command: `incidentflow NAME [ID] POSITIONALS… [--FLAG VALUE…] [--by WHO]`."""
     sp: argparse.ArgumentParser = sub.add_parser(command.name, help=command.help)
     if command.needs_incident:
-        sp.add_argument("id", help="incident id, e.g. incident-20261123-0433-checkout")
-    sp.add_argument("--by", help=BY_HELP)
+        sp.add_argument("id", help=ID_HELP)
+    sp.add_argument("--by", type=person, help=BY_HELP)
     for arg in command.args:
         kwargs: dict[str, Any] = {"type": _TYPES[arg.kind], "help": arg.help}
         if arg.flag:
@@ -65,9 +57,9 @@ def add_command(sub: Any, command: Command[Any]) -> argparse.ArgumentParser:
 
 
 def _incident(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A read of one incident (no actor: reads are anyone's)."""
     sp: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
-    sp.add_argument("id", help="incident id, e.g. incident-20261123-0433-checkout")
-    sp.add_argument("--by", help=BY_HELP)
+    sp.add_argument("id", help=ID_HELP)
     return sp
 
 
@@ -88,38 +80,42 @@ def _chores(sub: Any) -> None:
                     help="setup: create/update the Temporal Schedules; note: run one handoff note now")
     ho.add_argument("--schedule", help="the on-call schedule (note)")
     config = sub.add_parser("config", help="configuration chores")
-    config.add_argument("action", choices=["check"])
+    config.add_argument("action", choices=["check"], help="check: validate the file (file:line: field: problem)")
     config.add_argument("file", help="YAML config file to validate")
 
 
 def _local(sub: Any) -> None:
     oc = sub.add_parser("oncall", help="who is on call (from the config's schedules)")
-    oc.add_argument("--at", help="a moment, e.g. 2026-03-29T01:30 (default: now)")
-    oc.add_argument("--tz", default="UTC", help="IANA timezone of --at and of the output (default UTC)")
+    oc.add_argument("--at", type=moment, help="a moment, e.g. 2026-03-29T01:30 (default: now)")
+    oc.add_argument("--tz", type=timezone, default="UTC",
+                    help="IANA timezone of --at and of the output (default UTC)")
     oc.add_argument("--schedule", help="only this schedule")
     dr = sub.add_parser("drill", help="rehearse an escalation policy on the time-skipping server (pages nobody)")
-    dr.add_argument("--service", help="service whose escalation policy to drill")
-    dr.add_argument("--severity", "--sev", type=_TYPES[Kind.severity], default=Severity.SEV2)
-    dr.add_argument("--at", help="when the incident starts, e.g. 2026-03-29T01:30 (default: now)")
-    dr.add_argument("--tz", default="UTC", help="IANA timezone of --at and of the output")
-    dr.add_argument("--ack-after", help="acknowledge after this long, e.g. 20m")
+    dr.add_argument("--service", type=service, help="service whose escalation policy to drill")
+    dr.add_argument("--severity", "--sev", type=_TYPES[Kind.severity], default=Severity.SEV2,
+                    help="severity of the rehearsed incident (default SEV2)")
+    dr.add_argument("--at", type=moment, help="when the incident starts, e.g. 2026-03-29T01:30 (default: now)")
+    dr.add_argument("--tz", type=timezone, default="UTC", help="IANA timezone of --at and of the output")
+    dr.add_argument("--ack-after", type=duration, help="acknowledge after this long, e.g. 20m")
 
 
 def _bespoke(sub: Any) -> None:
     """declare, list and show: each surface shapes these itself (not table commands)."""
     d = sub.add_parser("declare", help="declare an incident")
-    d.add_argument("title")
-    d.add_argument("--severity", "--sev", type=_TYPES[Kind.severity], default=Severity.SEV3)
-    d.add_argument("--service")
-    d.add_argument("--description", default="")
-    d.add_argument("--ic", help="incident commander, if someone takes it now")
+    d.add_argument("title", help="what is wrong, in a line")
+    d.add_argument("--severity", "--sev", type=_TYPES[Kind.severity], default=Severity.SEV3,
+                   help="SEV1 (worst) to SEV4 (default SEV3)")
+    d.add_argument("--service", type=service, help="the affected service, one of the config's (its escalation "
+                                                   "policy pages)")
+    d.add_argument("--description", default="", help="more detail (the impact, what is known)")
+    d.add_argument("--ic", type=person, help="incident commander, if someone takes it now (a person of the config)")
     d.add_argument("--no-page", action="store_true", help="do not start the escalation policy")
-    d.add_argument("--by")
+    d.add_argument("--by", type=person, help=BY_HELP)
     ls = sub.add_parser("list", help="list incidents (from Temporal visibility)")
     ls.add_argument("--open", action="store_true", help="only incidents still being worked")
-    ls.add_argument("--severity", type=_TYPES[Kind.severity])
-    ls.add_argument("--service")
-    ls.add_argument("--phase", type=_TYPES[Kind.phase])
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--severity", type=_TYPES[Kind.severity], help="only this severity")
+    ls.add_argument("--service", type=service, help="only this service")
+    ls.add_argument("--phase", type=_TYPES[Kind.phase], help="only this phase")
+    ls.add_argument("--json", action="store_true", help=JSON_HELP)
     show = _incident(sub, "show", "show an incident's state")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("--json", action="store_true", help=JSON_HELP)

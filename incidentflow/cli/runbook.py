@@ -15,9 +15,14 @@ from domain.config import Settings
 from domain.models.runbook import Decision, RunbookState, StepPlan
 from domain.runbooks.loader import RunbookSet, check_runbooks, load_runbooks
 from domain.runbooks.render import ParamError, RenderedStep, coerce_params, fmt_duration, render_steps
+from incidentflow.cli.actor import acting
+from incidentflow.cli.types import person
 from incidentflow.client import Incidents
 
 EXIT_USAGE = 2
+NAME_HELP = "the runbook's name (`incidentflow runbook list`)"
+RUN_HELP = "the run id, <incident id>-runbook-N"
+BY_HELP = "who does it: a person of the config (default: INCIDENTFLOW_USER, else your OS user)"
 
 
 class UsageError(ValueError):
@@ -31,21 +36,21 @@ def add_parser(sub: Any) -> None:
     ck.add_argument("paths", nargs="*", help="files or directories (default: ./runbooks and INCIDENTFLOW_RUNBOOKS_DIR)")
     acts.add_parser("list", help="list the runbooks")
     sh = acts.add_parser("show", help="a runbook's parameters, causes, escalation and steps")
-    sh.add_argument("name")
+    sh.add_argument("name", help=NAME_HELP)
     run = acts.add_parser("run", help="run a runbook on an incident (destructive steps wait for approval)")
-    run.add_argument("name")
+    run.add_argument("name", help=NAME_HELP)
     run.add_argument("--incident", help="incident id (required unless --dry-run)")
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter (repeatable)")
     run.add_argument("--dry-run", action="store_true", help="print the plan (exact objects and changes); change nothing")
-    run.add_argument("--by")
+    run.add_argument("--by", type=person, help=BY_HELP)
     ap = acts.add_parser("approve", help="approve (or --deny) the step a run waits on")
-    ap.add_argument("run_id")
-    ap.add_argument("--deny", action="store_true")
-    ap.add_argument("--comment", default="")
-    ap.add_argument("--by")
+    ap.add_argument("run_id", help=RUN_HELP)
+    ap.add_argument("--deny", action="store_true", help="deny it instead: the run stops there")
+    ap.add_argument("--comment", default="", help="why (goes on the run's decisions)")
+    ap.add_argument("--by", type=person, help=BY_HELP)
     st = acts.add_parser("status", help="a run's steps, results and pending approval")
-    st.add_argument("run_id")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("run_id", help=RUN_HELP)
+    st.add_argument("--json", action="store_true", help="print JSON instead of text")
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -115,12 +120,18 @@ def _get(runbooks: RunbookSet, name: str) -> Any:
         raise UsageError(str(exc.args[0]) if exc.args else str(exc)) from None
 
 
-async def remote(args: argparse.Namespace, settings: Settings, inc: Incidents | None, by: str) -> int:
+async def remote(args: argparse.Namespace, settings: Settings, inc: Incidents | None) -> int:
     if args.action == "run" and args.dry_run:
         return await dry_run(args, settings, inc)
     assert inc is not None
     if args.action == "run":
-        _get(inc.runbooks(), args.name)  # an unknown name is a usage error (exit 2), as with --dry-run
+        rb = _get(inc.runbooks(), args.name)  # an unknown name is a usage error (exit 2), as with --dry-run
+        try:
+            coerce_params(rb, _params(args.param))  # so are bad parameters
+        except ParamError as exc:
+            raise UsageError(str(exc)) from None
+        await inc.require_incident(args.incident)  # then an unknown incident (exit 1), then who asks
+        by = acting(args, settings, inc.config)
         try:
             result = await inc.run_runbook(args.incident, args.name, _params(args.param), by,
                                            key=getattr(args, "idempotency_key", None))
@@ -131,6 +142,8 @@ async def remote(args: argparse.Namespace, settings: Settings, inc: Incidents | 
               f"`incidentflow runbook approve {result.ref}`", file=sys.stderr)
         return 0
     if args.action == "approve":
+        await inc.require_run(args.run_id)
+        by = acting(args, settings, inc.config)
         text = await inc.decide_runbook(args.run_id, Decision(approve=not args.deny, by=by, comment=args.comment),
                                         key=getattr(args, "idempotency_key", None))
         print(f"{args.run_id}: {text}")
