@@ -106,11 +106,22 @@ class PagerDutyPager:
             payload["group"] = request.service
         body["payload"] = payload
         body["client"] = self._client_name
-        if request.incident_url:
-            body["links"] = [{"href": request.incident_url, "text": f"Incident {request.incident_id}"}]
+        links = self.links(request)
+        if links:
+            body["links"] = links
         if request.incident_url or self._client_url:
             body["client_url"] = request.incident_url or self._client_url
         return body
+
+    @staticmethod
+    def links(request: PageRequest) -> list[dict[str, str]]:
+        """Where the responder goes from the PagerDuty incident: the incident channel and the Temporal UI."""
+        links = []
+        if request.channel is not None and request.channel.url:
+            links.append({"href": request.channel.url, "text": f"Slack #{request.channel.name}"})
+        if request.incident_url:
+            links.append({"href": request.incident_url, "text": f"Incident {request.incident_id} (Temporal UI)"})
+        return links
 
     async def send(self, request: PageRequest) -> PageResult:
         routing_key = self.routing_key(request.service)

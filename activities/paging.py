@@ -42,18 +42,24 @@ class LogPager:
             if len(self._seen) > 10_000:
                 self._seen.popitem(last=False)
             self.sent.append(request)
-            log.warning("PAGE %s → %s (%s): %s", request.action, request.target, request.reason, request.summary)
+            links = " ".join(link for link in (request.channel.url if request.channel else None,
+                                               request.incident_url) if link)
+            log.warning("PAGE %s → %s (%s): %s%s", request.action, request.target, request.reason, request.summary,
+                        f" {links}" if links else "")
         return PageResult(channel=self.name, detail="logged")
 
 
 class EscalationActivities:
     def __init__(self, config: Callable[[], IncidentflowConfig], pagers: Mapping[str, Pager],
                  default_channels: list[str] | None = None,
-                 shift: Callable[[datetime], datetime] | None = None) -> None:
+                 shift: Callable[[datetime], datetime] | None = None,
+                 incident_url: Callable[[str], str] | None = None) -> None:
         self._config = config  # called per activity: edits to schedules/overrides apply to the next level
         self._shift = shift or (lambda at: at)  # drills replay a policy at another moment
         self._pagers = dict(pagers)
         self._default = [c for c in (default_channels or list(self._pagers)) if c in self._pagers]
+        # The incident's link (Settings.workflow_url): every page carries it, whoever opened the incident.
+        self._incident_url = incident_url
 
     @activity.defn
     async def plan_escalation(self, start: EscalationStart) -> EscalationPlan:
@@ -84,6 +90,8 @@ class EscalationActivities:
 
     @activity.defn
     async def page(self, request: PageRequest) -> PageResult:
+        if self._incident_url is not None:
+            request = request.model_copy(update={"incident_url": self._incident_url(request.incident_id)})
         cfg = self._config()
         person = next((p for p in cfg.people if p.id == request.target), None)
         channels = [c for c in (person.notify if person and person.notify else self._default) if c in self._pagers]
@@ -100,7 +108,8 @@ class EscalationActivities:
             log.warning("page to %s: %s", request.target, "; ".join(failed))
         return PageResult(channel="+".join(r.channel for r in results) or "none",
                           delivered=bool(results) and not failed and all(r.delivered for r in results),
-                          detail="; ".join([*(r.detail for r in results if r.detail), *(f"failed {f}" for f in failed)]))
+                          detail="; ".join([*(r.detail for r in results if r.detail), *(f"failed {f}" for f in failed)]),
+                          messages=[m for r in results for m in r.messages])
 
     @activity.defn
     async def sync_pagers(self, request: PageRequest) -> PageResult:

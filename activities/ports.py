@@ -57,7 +57,8 @@ class Chat(Protocol):
         """Create or reuse the incident's channel, pin its context, post the summary, announce it."""
 
     async def sync(self, inp: ChatSyncInput) -> ChatSyncResult:
-        """Bring the channel up to date: summary, invites, new timeline events."""
+        """Bring the channel up to date: summary, pinned context, invites, new timeline events, and the
+        answered messages with buttons (`inp.close`) updated in place without their buttons."""
 
 
 class Cluster(Protocol):

@@ -6,6 +6,10 @@ Idempotency (a retried activity or a restarted worker never posts twice):
 - every post is made once per dedup key (activities/slack_api.py: message metadata, history lookups);
 - `chat.update`, `pins.add` (already_pinned) and `conversations.invite` (already_in_channel) repeat safely.
 
+Kept current: the summary, the pinned context, the topic and the announcement follow every change; the
+Temporal UI link comes from this worker's Settings; messages with buttons (a page's DM, an approval
+request) are updated once answered, their buttons removed.
+
 Errors: permanent ones (`channel_not_found`, `not_in_channel`, `invalid_auth`, …) are non-retryable and
 the workflow reports them on the timeline (activities/errors.py classifies them).
 """
@@ -13,7 +17,7 @@ the workflow reports them on the timeline (activities/errors.py classifies them)
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -25,7 +29,16 @@ from activities import errors
 from activities.slack_api import SlackApi, data_of, error_code, slack_error
 from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings
-from domain.models.chat import ChatOpenInput, ChatRoom, ChatSummary, ChatSyncInput, ChatSyncResult
+from domain.models.chat import (
+    ButtonMessage,
+    ChatOpenInput,
+    ChatRoom,
+    ChatSummary,
+    ChatSyncInput,
+    ChatSyncResult,
+    SentMessage,
+)
+from domain.models.common import EventKind
 from domain.models.paging import PageRequest, PageResult
 
 log = logging.getLogger("incidentflow.slack")
@@ -47,7 +60,7 @@ class SlackChat(SlackApi):
 
     # ------------------------------------------------------------------ the incident channel
     async def open(self, inp: ChatOpenInput) -> ChatRoom:
-        s = inp.summary
+        s = self._linked(inp.summary)
         key = s.incident_id
         bot = await self.identity()
         channel = await self.once(f"{key}:channel", lambda: self._create_or_reuse(s, bot["user_id"]))
@@ -56,18 +69,16 @@ class SlackChat(SlackApi):
         if (channel.get("purpose") or {}).get("value") != purpose:
             await self.once(f"{key}:purpose", lambda: self.call("conversations.setPurpose", channel=cid,
                                                                 purpose=purpose))
-        topic = f"{s.severity.value} · {s.title}"[:250]
+        topic = _topic(s)
         if (channel.get("topic") or {}).get("value") != topic:
-            await self.once(f"{key}:topic", lambda: self.call("conversations.setTopic", channel=cid, topic=topic))
+            await self.once(f"topic:{cid}:{topic}", lambda: self.call("conversations.setTopic", channel=cid,
+                                                                       topic=topic))
         warnings: list[str] = []
         people = list(dict.fromkeys([*inp.invite, *self.config().slack.invite]))
         invited = await self.invite(cid, people, warnings)
-        runbook = None
-        service = self.config().service(s.service)
-        if service is not None:
-            runbook = service.runbook
         mention = await self.mentions([s.declared_by, *s.roles.values(), s.acknowledged_by])
-        context_ts = await self.post_once(cid, f"{key}:context", *render.context_message(s, mention, runbook))
+        context_ts = await self.post_once(cid, f"{key}:context",
+                                          *render.context_message(s, mention, self._runbook(s.service)))
         await self.once(f"{key}:pin", lambda: self._pin(cid, context_ts))
         summary_ts = await self.post_once(cid, f"{key}:summary", *render.summary_message(s, mention))
         announce_id = announce_ts = None
@@ -82,6 +93,15 @@ class SlackChat(SlackApi):
         return ChatRoom(channel_id=cid, channel_name=str(channel["name"]), channel_url=await self.channel_url(cid),
                         context_ts=context_ts, summary_ts=summary_ts, announce_channel=announce_id,
                         announce_ts=announce_ts, invited=invited, warnings=warnings)
+
+    def _linked(self, s: ChatSummary) -> ChatSummary:
+        """The summary with the incident's Temporal UI link from this worker's Settings: every incident
+        gets it, however it started (the state's `url` is only set for some)."""
+        return s.model_copy(update={"url": self.settings.workflow_url(s.incident_id)})
+
+    def _runbook(self, service: str | None) -> str | None:
+        found = self.config().service(service)
+        return found.runbook if found is not None else None
 
     async def _create_or_reuse(self, s: ChatSummary, bot_user: str) -> dict[str, Any]:
         for n in range(1, 21):
@@ -120,59 +140,110 @@ class SlackChat(SlackApi):
                 raise slack_error("pins.add", exc) from None
 
     async def invite(self, channel: str, people: list[str], warnings: list[str]) -> list[str]:
+        """Invite each person with a Slack user; returns everyone handled (invited, already there, or
+        reported as not invitable), so nobody is tried twice. One call per user: Slack refuses a whole
+        batch when one of its users cannot be invited, and `already_in_channel` is then no answer."""
         bot = (await self.identity())["user_id"]
-        ids: dict[str, str] = {}
-        for person in people:
+        for person in dict.fromkeys(people):
             uid = await self.slack_user(person)
-            if uid and uid != bot:
-                ids[person] = uid
-            elif not uid:
+            if not uid:
                 warnings.append(f"{person} has no Slack user (set `slack:` or `email:` in the config): not invited")
-        if not ids:
-            return []
-        key = f"invite:{channel}:{','.join(sorted(ids.values()))}"
+            elif uid != bot:
+                await self._invite_one(channel, person, uid, warnings)
+        return list(dict.fromkeys(people))
+
+    async def _invite_one(self, channel: str, person: str, uid: str, warnings: list[str]) -> None:
         try:
-            await self.once(key, lambda: self.call("conversations.invite", channel=channel,
-                                                   users=",".join(sorted(set(ids.values())))))
+            await self.once(f"invite:{channel}:{uid}", lambda: self.call("conversations.invite", channel=channel,
+                                                                         users=uid))
         except ApplicationError as exc:
             code = errors.error_code(exc)
-            if code == "already_in_channel":
-                pass
-            elif code in ("user_not_found", "cant_invite", "user_is_restricted", "user_is_ultra_restricted"):
-                warnings.append(f"could not invite {', '.join(ids)}: {code}")
-            else:
-                raise
-        return list(ids)
+            if code == "already_in_channel":  # a retry, a replay, or they joined themselves: done
+                return
+            if code in ("user_not_found", "cant_invite", "user_is_restricted", "user_is_ultra_restricted"):
+                warnings.append(f"could not invite {person}: {code}")
+                return
+            raise
 
     async def sync(self, inp: ChatSyncInput) -> ChatSyncResult:
         room = inp.room
         result = ChatSyncResult()
-        people: list[str | None] = [*(p.actor for p in inp.posts), *(p.mention for p in inp.posts)]
+        people: list[str | None] = [*(p.actor for p in inp.posts), *(p.mention for p in inp.posts),
+                                    *(m for p in inp.posts for m in p.mentions)]
         if inp.summary is not None:
             people += [inp.summary.declared_by, inp.summary.acknowledged_by, *inp.summary.roles.values()]
         mention = await self.mentions(people)
-        if inp.summary is not None and room.summary_ts:
-            text, blocks = render.summary_message(inp.summary, mention)
-            key = f"update:{room.channel_id}:{room.summary_ts}:{hash(repr(blocks))}"
-            await self.once(key, lambda: self.call("chat.update", channel=room.channel_id, ts=room.summary_ts,
-                                                   text=text, blocks=blocks))
-            if room.announce_channel and room.announce_ts:
-                atext, ablocks = render.announcement(inp.summary, room.channel_id, mention)
-                akey = f"update:{room.announce_channel}:{room.announce_ts}:{hash(repr(ablocks))}"
-                try:
-                    await self.once(akey, lambda: self.call("chat.update", channel=room.announce_channel,
-                                                            ts=room.announce_ts, text=atext, blocks=ablocks))
-                except ApplicationError as exc:
-                    if not exc.non_retryable:
-                        raise
-                    result.warnings.append(f"announcement not updated: {exc.message}")
+        if inp.summary is not None:
+            await self._refresh(room, self._linked(inp.summary), mention, result)
         if inp.invite:
             result.invited = await self.invite(room.channel_id, inp.invite, result.warnings)
         for post in inp.posts:
             ptext, pblocks = render.post_message(post, mention)
-            result.posted.append(await self.post_once(room.channel_id, f"{inp.incident_id}:event:{post.seq}",
-                                                      ptext, pblocks))
+            ts = await self.post_once(room.channel_id, f"{inp.incident_id}:event:{post.seq}", ptext, pblocks)
+            result.posted.append(ts)
+            if post.kind == EventKind.approval and post.ref:  # its buttons go once the run has its decision
+                result.buttons.append(ButtonMessage(kind="approval", ref=post.ref, seq=post.seq, channel=room.channel_id,
+                                                    ts=ts, text=render.approval_question(post, mention)[:3000]))
+        for message in inp.close:
+            await self._close(message)
+            result.closed.append(message.ts)
         return result
+
+    async def _refresh(self, room: ChatRoom, s: ChatSummary, mention: render.Mention, result: ChatSyncResult) -> None:
+        """Everything that shows the incident's state, brought up to date: the summary, the pinned context,
+        the topic and the announcement. Each update is skipped when this process already made it."""
+        cid = room.channel_id
+        if room.summary_ts:
+            await self._update(cid, room.summary_ts, *render.summary_message(s, mention))
+        if room.context_ts:
+            context_ts = room.context_ts
+            await self._or_warn("pinned context not updated", result, lambda: self._update(
+                cid, context_ts, *render.context_message(s, mention, self._runbook(s.service))))
+        topic = _topic(s)
+        await self._or_warn("topic not updated", result,
+                            lambda: self.once(f"topic:{cid}:{topic}", lambda: self._set_topic(cid, topic)))
+        if room.announce_channel and room.announce_ts:
+            announce, announce_ts = room.announce_channel, room.announce_ts
+            await self._or_warn("announcement not updated", result, lambda: self._update(
+                announce, announce_ts, *render.announcement(s, cid, mention)), elsewhere=True)
+
+    @staticmethod
+    async def _or_warn(what: str, result: ChatSyncResult, step: Callable[[], Awaitable[object]],
+                       elsewhere: bool = False) -> None:
+        """A refused side update (its message deleted, …) is a warning: the posts still go out. A fatal
+        refusal in the incident channel itself (it is gone) still stops chat, unless `elsewhere`."""
+        try:
+            await step()
+        except ApplicationError as exc:
+            fatal = bool(exc.details) and isinstance(exc.details[0], dict) and bool(exc.details[0].get("fatal"))
+            if not exc.non_retryable or (fatal and not elsewhere):
+                raise
+            result.warnings.append(f"{what}: {exc.message}")
+
+    async def _update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
+        key = f"update:{channel}:{ts}:{hash(repr(blocks))}"
+        await self.once(key, lambda: self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks))
+
+    async def _set_topic(self, channel: str, topic: str) -> None:
+        """Set the topic when it differs (Slack posts a line in the channel for every setTopic)."""
+        info = await self.call("conversations.info", channel=channel)
+        if ((info.get("channel") or {}).get("topic") or {}).get("value") != topic:
+            await self.call("conversations.setTopic", channel=channel, topic=topic)
+
+    async def _close(self, message: ButtonMessage) -> None:
+        """An answered question: the message says what it asked and who did what, without buttons. A
+        message that is gone (deleted, its channel archived) counts as closed."""
+        text, blocks = render.closed_message(message.text, message.outcome or "answered", message.ok)
+        try:
+            await self._update(message.channel, message.ts, text, blocks)
+        except ApplicationError as exc:
+            if not exc.non_retryable:
+                raise
+            log.info("button message %s in %s not closed: %s", message.ts, message.channel, exc.message)
+
+
+def _topic(s: ChatSummary) -> str:
+    return f"{s.severity.value} · {s.title}"[:250]
 
 
 class SlackPager:
@@ -185,7 +256,7 @@ class SlackPager:
         self.chat = chat
 
     async def send(self, request: PageRequest) -> PageResult:
-        if request.action != "trigger":  # ack/resolve show in the incident channel; a DM per change is noise
+        if request.action != "trigger":  # ack/resolve close the DM in place (the incident's chat pump)
             return PageResult(channel=self.name, detail="not mirrored")
         user = await self.chat.slack_user(request.target)
         if not user:
@@ -193,12 +264,8 @@ class SlackPager:
                                  "them in the config, or another `notify:` channel")
         data = await self.chat.call("conversations.open", users=user)
         channel = str((data.get("channel") or {}).get("id") or "")
-        link = f" <{request.incident_url}|Temporal UI>" if request.incident_url else ""
-        text = (f"📟 You are paged for *{request.summary}* (`{request.incident_id}`, {request.reason or 'manual'})."
-                f"{link} Acknowledge to stop the escalation.")
-        blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
-                  {"type": "actions", "block_id": "incidentflow.page", "elements": [
-                      {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"},
-                       "action_id": render.ACK, "value": request.incident_id, "style": "primary"}]}]
+        said, text, blocks = render.page_message(request.incident_id, request.summary, request.reason,
+                                                 request.incident_url, request.channel)
         ts = await self.chat.post_once(channel, f"page:{request.dedup_key}", text, blocks)
-        return PageResult(channel=self.name, detail=f"direct message {ts}")
+        return PageResult(channel=self.name, detail=f"direct message {ts}",
+                          messages=[SentMessage(channel=channel, ts=ts, text=said[:3000])])

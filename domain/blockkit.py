@@ -11,8 +11,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from domain.models.chat import ChatPost, ChatSummary
+from domain.models.chat import ChannelLink, ChatPost, ChatSummary
 from domain.models.common import EventKind, Phase, Role
+from domain.text import sentence
 
 Mention = Callable[[str], str]
 MAX_CHANNEL_NAME = 80
@@ -34,6 +35,7 @@ _PHASE_ICON = {
     Phase.monitoring: "👀", Phase.resolved: "✅", Phase.postmortem: "📝", Phase.closed: "🔒",
     Phase.stood_down: "⏹️",
 }
+ENDED = (Phase.resolved, Phase.postmortem, Phase.closed, Phase.stood_down)
 _SEV_ICON = {"SEV1": "🔴", "SEV2": "🟠", "SEV3": "🟡", "SEV4": "🔵"}
 _KIND_ICON = {
     EventKind.status_update: "📣", EventKind.page: "📟", EventKind.reminder: "⏰", EventKind.warning: "⚠️",
@@ -99,7 +101,7 @@ def _role_line(s: ChatSummary, mention: Mention) -> str:
 
 def buttons(s: ChatSummary) -> dict[str, Any]:
     elements = []
-    if s.phase not in (Phase.resolved, Phase.postmortem, Phase.closed, Phase.stood_down):
+    if s.phase not in ENDED:
         if not s.acknowledged_by:
             elements.append(_button("Acknowledge", ACK, s.incident_id, style="primary"))
         if not s.roles.get(Role.ic):
@@ -140,13 +142,17 @@ def summary_message(s: ChatSummary, mention: Mention) -> tuple[str, list[dict[st
 
 
 def context_message(s: ChatSummary, mention: Mention, runbook: str | None) -> tuple[str, list[dict[str, Any]]]:
-    """The pinned context: what, how bad, who declared it, who leads, where to look."""
+    """The pinned context: what, how bad, who declared it, who leads, where to look. Kept current (the
+    adapter updates it whenever the summary changes), so the pin never says "unassigned" of a claimed role."""
     comms = s.roles.get(Role.comms)
     ic = s.roles.get(Role.ic)
+    open_ = s.phase not in ENDED
+    nobody_ic = "unassigned — claim it" if open_ else "none"
     lines = [
         f"*Severity:* {s.severity.value}", f"*Title:* {s.title}", f"*Service:* {s.service or '—'}",
+        f"*Phase:* {_PHASE_ICON.get(s.phase, '')} {s.phase.value}",
         f"*Declared by:* {mention(s.declared_by)} at {_when(s.declared_at)}",
-        f"*Incident commander:* {mention(ic) if ic else 'unassigned — claim it'}",
+        f"*Incident commander:* {mention(ic) if ic else nobody_ic}",
         f"*Comms lead:* {mention(comms) if comms else 'unassigned'}",
     ]
     links = []
@@ -160,7 +166,7 @@ def context_message(s: ChatSummary, mention: Mention, runbook: str | None) -> tu
         {"type": "context", "elements": [_mrkdwn("Type `/incident help` for commands. Updates are posted here; "
                                                  "the summary message below stays current.")]},
     ]
-    text = f"{headline(s)} — declared by {s.declared_by}; IC {ic or 'unassigned — claim it'}"
+    text = f"{headline(s)} — {s.phase.value}; declared by {s.declared_by}; IC {ic or nobody_ic}"
     return text, blocks
 
 
@@ -183,11 +189,7 @@ def post_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any
         text = f"📣 *Status update* from {who}:\n{p.text}"
         return text, [{"type": "section", "text": _mrkdwn(text)}]
     if p.kind == EventKind.approval and p.ref:  # a runbook waits: Approve / Deny right here
-        text = f"🛑 {p.text}"
-        return text, [{"type": "section", "text": _mrkdwn(text)},
-                      {"type": "actions", "block_id": f"incidentflow.approval.{p.seq}", "elements": [
-                          _button("Approve", APPROVE, p.ref, style="primary"),
-                          _button("Deny", DENY, p.ref, style="danger")]}]
+        return approval_message(p, mention)
     text = f"{icon} {p.text}"
     if p.mention:
         # the event text names the person ("→ alice", "Paged alice"): lead with the mention
@@ -195,6 +197,49 @@ def post_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any
     if p.actor not in ("incidentflow", "escalation") and p.kind not in (EventKind.alert,):
         text += f" — {who}"
     return text, None
+
+
+def approval_question(p: ChatPost, mention: Mention) -> str:
+    """What an approval request asks, with the approvers @-mentioned (what stays once it is answered)."""
+    asked = " ".join(mention(person) for person in dict.fromkeys(p.mentions))
+    return f"🛑 {asked + ' ' if asked else ''}{p.text}"
+
+
+def approval_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any]]]:
+    """An approval request: the approvers mentioned, the buttons, and the `/incident` way to decide."""
+    question = approval_question(p, mention)
+    how = (f"Approve or Deny with the buttons, or type `/incident approve {p.ref}` or "
+           f"`/incident deny {p.ref} [reason]` here.")
+    return f"{question}\n{how}", [
+        {"type": "section", "text": _mrkdwn(question)},
+        {"type": "actions", "block_id": f"incidentflow.approval.{p.seq}", "elements": [
+            _button("Approve", APPROVE, p.ref or "", style="primary"),
+            _button("Deny", DENY, p.ref or "", style="danger")]},
+        {"type": "context", "elements": [_mrkdwn(how)]}]
+
+
+def page_message(incident_id: str, summary: str, reason: str, incident_url: str | None,
+                 channel: ChannelLink | None) -> tuple[str, str, list[dict[str, Any]]]:
+    """A page as a direct message: (what it says for good, its text, its blocks with Acknowledge).
+
+    The first part is what stays once the page is answered (`closed_message`); the call to act goes."""
+    where = (f"Join <#{channel.id}>." if channel is not None
+             else "You will be invited to the incident channel once it is open.")
+    link = f" <{incident_url}|Temporal UI>" if incident_url else ""
+    said = f"📟 You are paged for *{summary}* (`{incident_id}`, {reason or 'manual'}). {where}{link}"
+    act = "Acknowledge to stop the escalation."
+    return said, f"{said}\n{act}", [
+        {"type": "section", "text": _mrkdwn(said)},
+        {"type": "actions", "block_id": "incidentflow.page", "elements": [
+            _button("Acknowledge", ACK, incident_id, style="primary")]},
+        {"type": "context", "elements": [_mrkdwn(act)]}]
+
+
+def closed_message(said: str, outcome: str, ok: bool) -> tuple[str, list[dict[str, Any]]]:
+    """A message whose question was answered: what it asked, then who did what and when; no buttons."""
+    done = f"{'✅' if ok else '⛔'} {sentence(outcome)}"
+    return f"{said}\n{done}", [{"type": "section", "text": _mrkdwn(said)},
+                                {"type": "context", "elements": [_mrkdwn(done)]}]
 
 
 def timeline_text(events: list[tuple[datetime, str, str, str]], limit: int = 20) -> str:

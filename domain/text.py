@@ -72,6 +72,16 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+_ENDS_SENTENCE = re.compile(r"[.!?…](?:[)\]\"'`*_~]*)$")
+
+
+def sentence(text: str) -> str:
+    """`text` ending as a sentence: a full stop is added unless it already ends in . ! ? or … (also
+    before closing quotes, brackets or Markdown marks), so "revision?" never becomes "revision?."."""
+    text = text.rstrip()
+    return text if not text or _ENDS_SENTENCE.search(text) else text + "."
+
+
 def _single_line_input(value: object) -> object:
     return single_line(value) if isinstance(value, str) else value
 

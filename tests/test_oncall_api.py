@@ -72,7 +72,7 @@ async def test_pagerduty_webhook_mirrors_ack_and_resolve(dev_env: WorkflowEnviro
         cfg = Settings.model_validate({**settings.model_dump(), "pagerduty_webhook_secrets": ["old", "new"]})
         app = create_app(cfg, dev_env.client, load_config(EXAMPLE))
         async with client_for(app) as http:
-            iid = (await http.post("/v1/incidents", json={"title": "x", "declared_by": "pat", "page": False})).json()["id"]
+            iid = (await http.post("/v1/incidents", json={"title": "x", "declared_by": "carol", "page": False})).json()["id"]
             body = pd_event("incident.acknowledged", f"incidentflow-{iid}")
             forged = await http.post("/v1/webhooks/pagerduty", content=body,
                                      headers={"X-PagerDuty-Signature": sign(body, "wrong")})

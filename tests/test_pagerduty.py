@@ -67,7 +67,8 @@ async def test_trigger_acknowledge_resolve(pd: FakePagerDuty, http: httpx.AsyncC
     assert sent["payload"]["custom_details"] == {"incident_id": "INC-42", "target": "alice", "level": 1,
                                                  "reason": "L1 primary of checkout", "service": "checkout"}
     assert sent["links"] == [{"href": "https://incidentflow.example/incidents/INC-42",
-                              "text": "Incident INC-42"}]
+                              "text": "Incident INC-42 (Temporal UI)"}]
+    assert sent["client"] == "incidentflow" and sent["client_url"] == "https://incidentflow.example/incidents/INC-42"
     await pager.send(page("acknowledge"))
     assert incident.status == "acknowledged"
     await pager.send(page("resolve"))

@@ -17,8 +17,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from domain.models import IncidentStart, IncidentState
+from domain.models.group import AlertGroupStart, AlertGroupState
+from domain.models.runbook import RunbookRequest
 from tests.record_histories import HISTORIES, record, recording_worker
 from workflows import WORKFLOWS
+from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 
 COMMITTED = sorted(HISTORIES.glob("*.json"))
@@ -102,3 +105,136 @@ async def test_an_unpatched_change_is_caught() -> None:
 
 async def test_a_patched_change_replays_the_baseline() -> None:
     await replayer(ChangedWithPatch).replay_workflow(load(BASELINE))
+
+
+# ---------------------------------------------------------------- mitigate-on-change and runbook-phase
+# Recorded with the code from before both patches (tests/record_prepatch_histories.py): run 1 moved the
+# incident to mitigating when it started and scaled once approved; run 2 was still waiting at the resolve.
+MITIGATION = HISTORIES / "incident-recorded-mitigation.before-mitigate-on-change.json"
+
+
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)
+class MitigationWithoutPatch(IncidentWorkflow):
+    """mitigate-on-change done carelessly: a run's start no longer moves the phase, whatever the history."""
+
+    @workflow.run
+    async def run(self, start: IncidentStart) -> IncidentState:
+        return await super().run(start)
+
+    def _mitigate_when_asked(self, request: RunbookRequest) -> None:
+        return None
+
+
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)
+class RunbookPhaseWithoutPatch(IncidentWorkflow):
+    """runbook-phase done carelessly: live runs are told the phase, whatever the history."""
+
+    @workflow.run
+    async def run(self, start: IncidentStart) -> IncidentState:
+        return await super().run(start)
+
+    def _runs_hear_the_phase(self) -> bool:
+        return True
+
+
+def test_the_runbook_histories_from_before_the_patches_are_kept() -> None:
+    names = {p.name for p in COMMITTED}
+    for run in ("", "-runbook-1", "-runbook-2"):
+        assert f"incident-recorded-mitigation{run}.before-mitigate-on-change.json" in names
+    assert workflow_type(load(MITIGATION)) == "IncidentWorkflow"
+
+
+@pytest.mark.parametrize("careless", [MitigationWithoutPatch, RunbookPhaseWithoutPatch])
+async def test_the_runbook_patches_are_needed(careless: type) -> None:
+    """Each patch guards a change that the recorded history would catch: unguarded, replay fails."""
+    with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
+        await replayer(careless).replay_workflow(load(MITIGATION))
+
+
+# ---------------------------------------------------------------- channel-first and chat-current
+ESCALATION = HISTORIES / "incident-recorded-escalation.baseline.json"
+
+
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)
+class ChannelFirstWithoutPatch(IncidentWorkflow):
+    """channel-first done carelessly: the channel opens before the first page, whatever the history."""
+
+    @workflow.run
+    async def run(self, start: IncidentStart) -> IncidentState:
+        return await super().run(start)
+
+    def _channel_first(self) -> bool:
+        return True
+
+
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)
+class ChatCurrentWithoutPatch(IncidentWorkflow):
+    """chat-current done carelessly: the escalation is told the channel (a signal), whatever the history."""
+
+    @workflow.run
+    async def run(self, start: IncidentStart) -> IncidentState:
+        return await super().run(start)
+
+    def _chat_current_patched(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("careless", [ChannelFirstWithoutPatch, ChatCurrentWithoutPatch])
+async def test_the_channel_patches_are_needed(careless: type) -> None:
+    """The baseline paged before its channel opened: either change unguarded breaks its replay."""
+    await replayer().replay_workflow(load(ESCALATION))
+    with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
+        await replayer(careless).replay_workflow(load(ESCALATION))
+
+
+async def test_histories_with_paged_invites_and_closed_buttons_replay(ts_env: WorkflowEnvironment,
+                                                                      tmp_path: Path) -> None:
+    """A run through the new paths (the channel first, a Slack DM page closed by an ack, an approval
+    request closed by its decision) replays on the code that made it."""
+    from domain.models import AckInput, DeclareInput, Severity
+    from domain.models.runbook import Decision
+    from tests.fakes.slack import FakeSlack
+    from tests.helpers import eventually
+    from tests.test_channel_buttons import config, stack
+
+    with FakeSlack() as slack:
+        cfg, _ = config(slack)
+        async with stack(ts_env, slack, cfg, tmp_path) as inc:
+            iid = await inc.declare(DeclareInput(title="Checkout down", severity=Severity.SEV1, service="checkout",
+                                                 declared_by="bob", commander="alice"))
+            await eventually(lambda: inc.get(iid), lambda s: any(b.kind == "page" for b in s.buttons))
+            await inc.acknowledge(iid, AckInput(by="alice"))
+            run_id = (await inc.run_runbook(iid, "roll-back", {}, by="alice")).ref
+            assert run_id
+            await eventually(lambda: inc.get(iid), lambda s: any(b.kind == "approval" for b in s.buttons))
+            await inc.decide_runbook(run_id, Decision(by="alice"))
+            await eventually(lambda: inc.get(iid), lambda s: len(s.buttons) == 2 and all(b.closed for b in s.buttons))
+            ids = [iid, f"{iid}-escalation-1", run_id]
+            histories = [await ts_env.client.get_workflow_handle(i).fetch_history() for i in ids]
+    for history in histories:
+        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
+
+
+# unknown-service: a batch routed by a newer API (route.unknown_service set) opened its incident on a worker
+# from before the patch, without the warning (tests/record_prepatch_histories.py).
+UNKNOWN_SERVICE = HISTORIES / "alertgroup-85001d9d4f56640d5f2547d5fcf80285.before-unknown-service.json"
+
+
+@workflow.defn(name="AlertGroupWorkflow", sandboxed=False)
+class WarningWithoutPatch(AlertGroupWorkflow):
+    """unknown-service done carelessly: the group warns whatever the history says."""
+
+    @workflow.run
+    async def run(self, start: AlertGroupStart) -> AlertGroupState:
+        return await super().run(start)
+
+    def _warns_of_unknown_services(self) -> bool:
+        return True
+
+
+async def test_the_unknown_service_patch_is_needed() -> None:
+    assert workflow_type(load(UNKNOWN_SERVICE)) == "AlertGroupWorkflow"
+    await replayer().replay_workflow(load(UNKNOWN_SERVICE))
+    with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
+        await replayer(WarningWithoutPatch).replay_workflow(load(UNKNOWN_SERVICE))

@@ -72,7 +72,7 @@ async def api(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[htt
 
 
 async def declare(http: httpx.AsyncClient, **extra: Any) -> str:
-    body = {"title": "Checkout errors", "declared_by": "pat", "page": False, **extra}
+    body = {"title": "Checkout errors", "declared_by": "dan", "page": False, **extra}
     resp = await http.post("/v1/incidents", json=body, headers=bearer(ADMIN))
     assert resp.status_code == 201, resp.text
     return str(resp.json()["id"])
@@ -219,8 +219,8 @@ async def test_approving_needs_the_approve_scope(api: httpx.AsyncClient) -> None
 
 
 async def test_the_shared_api_token_is_still_an_admin(api: httpx.AsyncClient) -> None:
-    iid = await declare(api)  # declared_by "pat": the admin token may name anyone
-    assert (await api.get(f"/v1/incidents/{iid}", headers=bearer(ADMIN))).json()["declared_by"] == "pat"
+    iid = await declare(api)  # declared_by "dan": the admin token may name anyone
+    assert (await api.get(f"/v1/incidents/{iid}", headers=bearer(ADMIN))).json()["declared_by"] == "dan"
     note = await api.post(f"/v1/incidents/{iid}/notes", json={"text": "ops note", "by": "carol"}, headers=bearer(ADMIN))
     assert note.status_code == 202 and (await timeline(api, iid, "ops note"))["actor"] == "carol"
     nobody = await api.post(f"/v1/incidents/{iid}/notes", json={"text": "x"}, headers=bearer(ADMIN))

@@ -52,7 +52,7 @@ def key() -> dict[str, str]:
 
 
 async def declare(api: httpx.AsyncClient, **fields: Any) -> str:
-    r = await api.post("/v1/incidents", json={"title": "Checkout down", "declared_by": "pat", "page": False, **fields})
+    r = await api.post("/v1/incidents", json={"title": "Checkout down", "declared_by": "carol", "page": False, **fields})
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
 

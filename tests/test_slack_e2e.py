@@ -125,9 +125,11 @@ def check_story(slack: FakeSlack, ids: dict[str, str], out: dict[str, Any]) -> N
     pinned = [slack.message(channel, ts) for ts in slack.pins(channel)]
     assert len(pinned) == 1 and pinned[0] is not None
     context = json.dumps(pinned[0].blocks, ensure_ascii=False)
-    for expected in ("SEV2", "Checkout latency high", f"<@{ids['alice']}>", "unassigned — claim it",
-                     "https://runbooks.example/checkout", iid):
+    for expected in ("SEV2", "Checkout latency high", f"<@{ids['alice']}>", "https://runbooks.example/checkout",
+                     iid, f"*Incident commander:* <@{ids['bob']}>", "resolved", "|Temporal UI>"):
         assert expected in context, expected
+    assert "claim it" not in context, "the pin is kept current: bob claimed IC"
+    assert "unassigned — claim it" in json.dumps(pinned[0].versions[0].blocks, ensure_ascii=False)
     # announced in #incidents with a link to the channel
     announced = [m for m in slack.messages("incidents") if f"<#{channel}>" in (m.text + json.dumps(m.blocks, ensure_ascii=False))]
     assert len(announced) == 1

@@ -152,7 +152,7 @@ async def test_two_workers_two_apis_one_worker_killed_mid_escalation(dev_env: Wo
         async with httpx.AsyncClient(headers=headers, timeout=30) as http:
             # declared through API 1
             r = await http.post(apis[0][1] + "/v1/incidents", json={
-                "title": "Checkout failing", "severity": "SEV2", "service": service, "declared_by": "pat"})
+                "title": "Checkout failing", "severity": "SEV2", "service": service, "declared_by": "alice"})
             assert r.status_code == 201, r.text
             iid = str(r.json()["id"])
             escalation_id = f"{iid}-escalation-1"

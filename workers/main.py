@@ -86,7 +86,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     pagers = dict(pagers or build_pagers(settings))
     chat = build_chat(settings, config, pagers, chat)
     incidents = IncidentActivities(notifier)
-    escalation = EscalationActivities(config, pagers)
+    escalation = EscalationActivities(config, pagers, incident_url=settings.workflow_url)
     chat_activities = ChatActivities(chat)
     runbooks = RunbookActivities(lazy_runbook_steps(settings, runbook_steps), RunbookSource(settings.runbook_paths()),
                                  config)

@@ -2,7 +2,9 @@
 
 Who is on call is resolved by an activity at the moment each level starts (so overrides added
 mid-incident count, and the answer is recorded in history: replay never depends on tzdata or config).
-Acknowledgement (a signal from the incident) stops every pending level at once.
+Acknowledgement (a signal from the incident) stops every pending level at once. Every page links the
+incident channel once it exists (`channel_opened`), and reports the messages with buttons it sent, so
+the incident can close them once answered.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from activities.paging import EscalationActivities
+    from domain.models.chat import ChannelLink, SentMessage
     from domain.models.common import EventKind
     from domain.models.incident import EventRecord
-    from domain.models.messages import EscalateTo, EscalationEnded, StopPaging
+    from domain.models.messages import ChannelOpened, EscalateTo, EscalationEnded, StopPaging
     from domain.models.paging import (
         EscalationPlan,
         EscalationStart,
@@ -35,6 +38,7 @@ class EscalationWorkflow:
         self.start = start
         self.s = EscalationState(incident_id=start.incident_id)
         self._jump: int | None = None
+        self._channel: ChannelLink | None = start.channel
 
     @workflow.signal
     def stop(self, cmd: StopPaging) -> None:
@@ -45,6 +49,11 @@ class EscalationWorkflow:
     @workflow.signal
     def escalate_to(self, cmd: EscalateTo) -> None:
         self._jump = max(1, cmd.level)
+
+    @workflow.signal
+    def channel_opened(self, opened: ChannelOpened) -> None:
+        """The incident channel exists now (it opened after this escalation started): later pages link it."""
+        self._channel = opened.channel
 
     @workflow.query
     def get_state(self) -> EscalationState:
@@ -122,7 +131,7 @@ class EscalationWorkflow:
                 incident_id=start.incident_id, dedup_key=f"{start.incident_id}:r{self.s.round}:{label}:{r.id}",
                 incident_key=f"incidentflow-{start.incident_id}", target=r.id, level=number,
                 reason=f"{label}, {r.via}" if r.via else label, summary=start.summary, severity=start.severity,
-                service=start.service, incident_url=start.incident_url)
+                service=start.service, incident_url=start.incident_url, channel=self._channel)
             result = await workflow.execute_activity_method(
                 EscalationActivities.page, request, summary=f"Page {r.id} ({label}, {r.via or r.kind})", **options.PAGE)
             if result.channel == "none":  # every channel refused (e.g. no Slack user): say so, go on
@@ -131,10 +140,12 @@ class EscalationWorkflow:
             self.s.pages += 1
             failed = "" if result.delivered else f" (partly: {result.detail})"
             await self._record(EventKind.page, f"Paged {r.id} ({label}, {r.via or r.kind}) via {result.channel}"
-                               + failed, subject=r.id)
+                               + failed, subject=r.id, messages=result.messages)
 
-    async def _record(self, kind: EventKind, text: str, subject: str | None = None) -> None:
-        record = EventRecord(kind=kind, actor="escalation", text=text[:4000], subject=subject)
+    async def _record(self, kind: EventKind, text: str, subject: str | None = None,
+                      messages: list[SentMessage] | None = None) -> None:
+        record = EventRecord(kind=kind, actor="escalation", text=text[:4000], subject=subject,
+                             messages=(messages or [])[:10])
         try:
             await workflow.get_external_workflow_handle(self.start.incident_id).signal(IncidentCore.record_event,
                                                                                        record)

@@ -11,6 +11,7 @@ alert group), `incident_runbooks` (runbook runs) and `chat_pump` (the Slack chan
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
@@ -45,6 +46,10 @@ with workflow.unsafe.imports_passed_through():
 # prompt-stop (0.1.1): a coroutine beside the run loop signals the escalation child as soon as a command
 # asks for it; before, an ack waited for the loop, which could be blocked on an activity for a minute.
 PATCH_PROMPT_STOP = "prompt-stop"
+# channel-first (0.1.2): the incident channel is opened (waiting at most CHANNEL_WAIT) before the first page
+# and before the run loop acts, so pages link the channel and it reads in order (opened, then diagnostics).
+PATCH_CHANNEL_FIRST = "channel-first"
+CHANNEL_WAIT = timedelta(seconds=10)  # Slack slow or down: page without the link rather than later
 NOTE_REQUESTS_KEPT = 500  # request ids of notes remembered to drop retries (carried across continue-as-new)
 
 
@@ -77,14 +82,19 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     # ---------------------------------------------------------------- run: the process
     @workflow.run
     async def run(self, start: IncidentStart) -> IncidentState:
-        """Page, open the channel, then act on every command and every deadline until the incident
+        """Open the channel, page, then act on every command and every deadline until the incident
         ends; then tell everyone, let the escalation stop and the channel catch up."""
-        if self._pages_at_declaration(start):
+        channel_first = self._channel_first()
+        if not channel_first and self._pages_at_declaration(start):
             await self._start_escalation(1)
         self._synced = current_search_attributes()  # set at start: upsert only what differs
         self._chat_task = asyncio.ensure_future(self._chat_pump())
         if workflow.patched(PATCH_PROMPT_STOP):  # children are told at once, not when the loop gets round
             asyncio.ensure_future(self._escalation_messenger())
+        if channel_first:
+            await self._channel_opens()
+            if self._pages_at_declaration(start):
+                await self._start_escalation(1)
         while self.s.phase not in policy.TERMINAL:
             self._publish()
             if self._history_is_long():
@@ -104,6 +114,19 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
         await self._chat_drain()
         self._messenger_stop = True
         return self.s
+
+    def _channel_first(self) -> bool:
+        return workflow.patched(PATCH_CHANNEL_FIRST)
+
+    async def _channel_opens(self) -> None:
+        """Wait (bounded) until the worker has opened the incident channel, or said chat is off."""
+        if self.s.chat_checked:
+            return
+        try:
+            await workflow.wait_condition(lambda: self.s.chat_checked, timeout=CHANNEL_WAIT,
+                                          timeout_summary="the incident channel opens")
+        except TimeoutError:
+            pass
 
     def _pages_at_declaration(self, start: IncidentStart) -> bool:
         """A fresh declaration of a paging severity pages, unless a command that arrived with it (handled

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.paging import EscalationActivities
     from domain.models.common import EventKind
     from domain.models.incident import CommandResult, EscalateInput, PageInput
-    from domain.models.messages import EscalateTo, StopPaging
+    from domain.models.messages import ChannelOpened, EscalateTo, StopPaging
     from domain.models.paging import EscalationStart, PageRequest
     from workflows import options
     from workflows.alert_group_core import AlertGroupCore
@@ -43,7 +43,7 @@ class IncidentChildren(IncidentRunbooks):
         handle = await workflow.start_child_workflow(
             EscalationWorkflow.run,
             EscalationStart(incident_id=s.id, summary=self._page_summary(), severity=s.severity, service=s.service,
-                            incident_url=s.url, start_level=level),
+                            incident_url=s.url, channel=self._channel_link(), start_level=level),
             id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             static_summary=f"Escalation {s.escalations} for {s.id}")
         s.escalation_id, s.escalation_active = child_id, True
@@ -74,7 +74,8 @@ class IncidentChildren(IncidentRunbooks):
         request = PageRequest(incident_id=s.id, dedup_key=f"{s.id}:manual:{s.seq + 1}:{cmd.person}",
                               incident_key=f"incidentflow-{s.id}", target=cmd.person, level=0,
                               reason=f"paged by {cmd.by}{note}", summary=self._page_summary(),
-                              severity=s.severity, service=s.service, incident_url=s.url)
+                              severity=s.severity, service=s.service, incident_url=s.url,
+                              channel=self._channel_link())
         self._event(EventKind.action, cmd.by, f"Paging {cmd.person}{note}")
         result = await workflow.execute_activity_method(
             EscalationActivities.page, request, summary=f"Page {cmd.person} (manual, by {cmd.by})", **options.PAGE)
@@ -83,8 +84,9 @@ class IncidentChildren(IncidentRunbooks):
                         subject=cmd.person)
             return self._result(f"could not page {cmd.person}", [result.detail])
         s.pages += 1
-        self._event(EventKind.page, "escalation", f"Paged {cmd.person} (manual, by {cmd.by}) via {result.channel}",
-                    subject=cmd.person)
+        event = self._event(EventKind.page, "escalation",
+                            f"Paged {cmd.person} (manual, by {cmd.by}) via {result.channel}", subject=cmd.person)
+        self._keep_page_messages(result.messages, event.seq)
         return self._result(f"paged {cmd.person} via {result.channel}", [] if result.delivered else [result.detail])
 
     async def _escalation_messenger(self) -> None:
@@ -108,6 +110,8 @@ class IncidentChildren(IncidentRunbooks):
             try:
                 if isinstance(message, StopPaging):
                     await child.signal(EscalationWorkflow.stop, message)
+                elif isinstance(message, ChannelOpened):
+                    await child.signal(EscalationWorkflow.channel_opened, message)
                 else:
                     await child.signal(EscalationWorkflow.escalate_to, message)
             except Exception:  # it already finished

@@ -19,11 +19,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from domain import policy
     from domain.models.alert import AlertRecord, AlertSignal
-    from domain.models.chat import ChatSummary
+    from domain.models.chat import ButtonMessage, ChannelLink, ChatSummary, SentMessage
     from domain.models.common import AlertStatus, EventKind, Phase, Role
     from domain.models.group import IncidentStatusSignal
     from domain.models.incident import CommandResult, EventRecord, IncidentState, TimelineEvent
-    from domain.models.messages import CommanderChanged, EscalateTo, EscalationEnded, StopPaging
+    from domain.models.messages import (
+        ChannelOpened,
+        CommanderChanged,
+        EscalateTo,
+        EscalationEnded,
+        StopPaging,
+    )
     from domain.models.paging import PageAction
     from domain.models.runbook import RunbookProgress, RunStatus
     from workflows import search_attributes as sa
@@ -32,6 +38,8 @@ SYSTEM = "incidentflow"
 BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
 DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
+MAX_PAGED = 50  # people remembered as paged (invited to the channel)
+MAX_BUTTONS = 50  # messages with buttons remembered until answered
 _UNSET = object()
 
 
@@ -42,7 +50,7 @@ class IncidentCore:
     _wake: bool  # set by every change: the run loop goes round again
     _synced: dict[str, object]  # search attributes as last upserted
     _outbox: list[IncidentStatusSignal]  # phase changes to tell the alert group
-    _escalation_signals: list[StopPaging | EscalateTo]  # for the running escalation child
+    _escalation_signals: list[StopPaging | EscalateTo | ChannelOpened]  # for the running escalation child
     _messenger_stop: bool  # the escalation messenger ends with the run
     _vendor_sync: list[PageAction]  # acknowledge/resolve to mirror on PagerDuty
     _children: set[str]  # escalations started by this run and still running
@@ -54,6 +62,7 @@ class IncidentCore:
     _chat_stop: bool
     _chat_sent: ChatSummary | None  # the summary as last shown in the channel
     _declared_seq: int | None  # timeline events the channel's context message covers
+    _chat_current: bool  # the chat-current patch applies to this run (workflows/chat_pump.py)
 
     def _init_runtime(self) -> None:
         """What is rebuilt on every run (and on replay) rather than carried in `s`."""
@@ -66,6 +75,7 @@ class IncidentCore:
         self._timer, self._armed = None, None
         self._chat_task, self._chat_stop, self._chat_sent = None, False, None
         self._declared_seq = None
+        self._chat_current = False
 
     # ---------------------------------------------------------------- reports from children
     @workflow.signal
@@ -73,7 +83,23 @@ class IncidentCore:
         """Timeline entries from children (escalation pages and warnings)."""
         if record.kind == EventKind.page:
             self.s.pages += 1
-        self._event(record.kind, record.actor, record.text, subject=record.subject)
+        event = self._event(record.kind, record.actor, record.text, subject=record.subject)
+        self._keep_page_messages(record.messages, event.seq)
+
+    def _keep_page_messages(self, messages: list[SentMessage], seq: int) -> None:
+        """A page's direct messages (an Acknowledge button each): the chat pump closes them once answered."""
+        for m in messages:
+            self._keep_buttons(ButtonMessage(kind="page", ref=self.s.id, seq=seq, channel=m.channel, ts=m.ts,
+                                             text=m.text))
+
+    def _keep_buttons(self, message: ButtonMessage) -> None:
+        buttons = self.s.buttons
+        if any(b.channel == message.channel and b.ts == message.ts for b in buttons):
+            return
+        buttons.append(message)
+        while len(buttons) > MAX_BUTTONS:  # closed ones go first, then the oldest
+            victim = next((i for i, b in enumerate(buttons) if b.closed), 0)
+            del buttons[victim]
 
     @workflow.signal
     def escalation_ended(self, ended: EscalationEnded) -> None:
@@ -82,7 +108,13 @@ class IncidentCore:
 
     @workflow.signal
     def runbook_progress(self, progress: RunbookProgress) -> None:
+        before = self.s.seq
         self._runbook_progressed(progress)
+        if progress.kind == EventKind.approval.value:  # chat @-mentions whoever may decide
+            approvers = approvers_of(progress)
+            for e in self.s.timeline[-5:]:
+                if e.seq > before and e.kind == EventKind.approval and e.ref == progress.run_id:
+                    e.mentions = approvers
 
     def _runbook_progressed(self, progress: RunbookProgress) -> None:
         """What a run's report changes (`workflows.incident_runbooks`)."""
@@ -99,6 +131,8 @@ class IncidentCore:
         event = TimelineEvent(seq=s.seq, at=workflow.now(), kind=kind, actor=actor, text=text, subject=subject,
                               ref=ref)
         s.timeline.append(event)
+        if kind == EventKind.page and subject and subject not in s.paged:  # the channel invites them
+            s.paged = [*s.paged[1 - MAX_PAGED:], subject]
         if len(s.timeline) > s.policy.max_timeline_events:
             victim = next((i for i, e in enumerate(s.timeline[1:], 1) if e.kind in DROPPABLE), 1)
             del s.timeline[victim]
@@ -168,6 +202,13 @@ class IncidentCore:
             self._event(EventKind.warning, SYSTEM, warnings[0])
         self._wake = True
         return warnings
+
+    def _channel_link(self) -> ChannelLink | None:
+        """The incident channel, for pages (None until it exists)."""
+        chat = self.s.chat
+        if chat is None or chat.broken:
+            return None
+        return ChannelLink(id=chat.channel_id, name=chat.channel_name, url=chat.channel_url)
 
     def _stop_paging(self, by: str, vendor_action: PageAction) -> None:
         if self.s.escalation_active and self.s.escalation_id:
@@ -254,6 +295,13 @@ def current_search_attributes() -> dict[str, object]:
         if value is not None:
             found[key.name] = value
     return found
+
+
+def approvers_of(progress: RunbookProgress) -> list[str]:
+    """Who may decide the approval the run asks for: the people the run resolved (its IC, named people),
+    from runs that report them (`RunbookProgress.approvers`); older runs report nobody."""
+    approvers = getattr(progress, "approvers", None) or []
+    return [str(a) for a in approvers][:10]
 
 
 def why(exc: ActivityError) -> str:

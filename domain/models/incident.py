@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from domain.models.alert import AlertRecord, AlertSignal
-from domain.models.chat import ChatRoom
+from domain.models.chat import ButtonMessage, ChatRoom, SentMessage
 from domain.models.common import SERVICE_NAME, EventKind, Phase, Role, Severity
 from domain.models.runbook import RunbookRun
 from domain.text import MultiLine, SingleLine
@@ -24,6 +24,7 @@ class TimelineEvent(BaseModel):
     text: str
     subject: str | None = None  # the person it concerns (reminder recipient, paged person): chat mentions them
     ref: str | None = None  # what it refers to (a runbook run id, for approval requests)
+    mentions: list[str] = Field(default_factory=list)  # people asked to act on it (an approval's approvers)
 
 
 class IncidentPolicy(BaseModel):
@@ -165,6 +166,8 @@ class IncidentState(BaseModel):
     pages: int = 0
     chat: ChatRoom | None = None  # the incident channel, once opened
     chat_checked: bool = False  # the worker was asked to open a channel (none when chat is not configured)
+    paged: list[str] = Field(default_factory=list)  # people paged (invited to the channel, bounded)
+    buttons: list[ButtonMessage] = Field(default_factory=list)  # sent messages with buttons (bounded)
     runbooks: list[RunbookRun] = Field(default_factory=list)  # runbook runs on this incident
     runbook_runs: int = 0
     note_requests: list[str] = Field(default_factory=list)  # request ids of the last notes (dedup, bounded)
@@ -240,3 +243,4 @@ class EventRecord(BaseModel):
     actor: str = Field(..., max_length=128)
     text: str = Field(..., max_length=4000)
     subject: str | None = Field(None, max_length=128)
+    messages: list[SentMessage] = Field(default_factory=list, max_length=10)  # a page's DMs with buttons

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from domain.models.alert import AlertSignal
+from domain.models.chat import ChannelLink
 
 
 class AlertsInput(BaseModel):
@@ -39,3 +40,9 @@ class CommanderChanged(BaseModel):
     """Incident → runbook run: the incident commander changed (runbooks wait for the IC's approval)."""
 
     person: str = Field(..., min_length=1, max_length=128)
+
+
+class ChannelOpened(BaseModel):
+    """Incident → escalation: the incident channel exists now; later pages link to it."""
+
+    channel: ChannelLink

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from domain.models.chat import ChannelLink, SentMessage
 from domain.models.common import Severity
 
 PageAction = Literal["trigger", "acknowledge", "resolve"]
@@ -26,13 +27,17 @@ class PageRequest(BaseModel):
     severity: Severity
     service: str | None = None
     action: PageAction = "trigger"
+    # Links put in the page: the Temporal UI (filled in by the page activity from the worker's Settings)
+    # and the incident channel (from the workflow, once the channel exists).
     incident_url: str | None = None
+    channel: ChannelLink | None = None
 
 
 class PageResult(BaseModel):
     channel: str  # pagerduty | webhook | log | …
     delivered: bool = True
     detail: str = ""  # e.g. the PagerDuty dedup_key and status message
+    messages: list[SentMessage] = Field(default_factory=list)  # messages with buttons (a Slack DM)
 
 
 class EscalationStart(BaseModel):
@@ -43,6 +48,7 @@ class EscalationStart(BaseModel):
     severity: Severity
     service: str | None = None
     incident_url: str | None = None
+    channel: ChannelLink | None = None  # the incident channel, when it was open before the escalation
     start_level: int = Field(1, ge=1)
     reason: str = "declared"
 

@@ -23,6 +23,7 @@ from domain.models import DeclareInput, Role, Severity, StatusUpdateInput
 from domain.models.runbook import Decision
 from domain.runbooks.loader import RunbookError
 from domain.runbooks.render import ParamError, RenderError
+from domain.text import sentence
 from incidentflow.client import (
     CommandRejected,
     IncidentflowError,
@@ -213,7 +214,8 @@ class SlackGateway:
         except (ParamError, RenderError) as exc:
             raise Usage(str(exc)) from None
         return Reply(f"`{iid}`: runbook `{words[0]}` started as `{result.ref}`. Steps that change things wait "
-                     f"for approval: the Approve button, or `/incident approve {result.ref}`.")
+                     f"for approval: the Approve button on the request in the channel, or "
+                     f"`/incident approve {result.ref}`.")
 
     async def decide(self, approve: bool, rest: str, caller: Caller) -> Reply:
         run_id, comment = first_word(rest)
@@ -222,7 +224,7 @@ class SlackGateway:
         inc = await self._incidents()
         text = await inc.decide_runbook(run_id, Decision(approve=approve, by=caller.actor, comment=comment),
                                         key=caller.request_key)
-        return Reply(f"`{run_id}`: {text}.")
+        return Reply(sentence(f"`{run_id}`: {text}"))  # the prompt may end in "?" or ".": no "?." or ".."
 
     # ------------------------------------------------------------------ buttons and forms
     async def interaction(self, payload: dict[str, Any],
@@ -259,14 +261,14 @@ class SlackGateway:
             inc = await self._incidents()
             text = await inc.decide_runbook(iid, Decision(approve=action_id == render.APPROVE, by=caller.actor),
                                             key=caller.request_key)
-            return Reply(f"`{iid}`: {text}.")
+            return Reply(sentence(f"`{iid}`: {text}"))
         button = _button(action_id, caller)
         if button is None:
             return None
         command, values = button
         inc = await self._incidents()
         result = await command.run(inc, iid, command.input(values, caller.actor), key=caller.request_key)
-        return Reply(f"`{iid}`: {result.text}." if result is not None else answer(command, iid, None))
+        return Reply(sentence(f"`{iid}`: {result.text}") if result is not None else answer(command, iid, None))
 
     async def _open_update_modal(self, trigger_id: str, iid: str) -> Reply:
         if self.web is None or not trigger_id:

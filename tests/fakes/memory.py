@@ -35,7 +35,8 @@ from activities.ports import (
     no_heartbeat,
 )
 from domain.models import IncidentSummary, NotifyInput
-from domain.models.chat import ChatOpenInput, ChatRoom, ChatSyncInput, ChatSyncResult
+from domain.models.chat import ButtonMessage, ChatOpenInput, ChatRoom, ChatSyncInput, ChatSyncResult
+from domain.models.common import EventKind
 from domain.models.paging import PageRequest, PageResult
 from domain.models.runbook import (
     HttpRequestArgs,
@@ -111,6 +112,7 @@ class Channel:
     posts: dict[str, str] = field(default_factory=dict)  # dedup key → text, in posting order
     summaries: list[str] = field(default_factory=list)  # each summary shown (open, then updates)
     members: list[str] = field(default_factory=list)
+    closed: dict[str, str] = field(default_factory=dict)  # ts of an answered button message → its outcome
 
 
 class MemoryChat:
@@ -143,12 +145,18 @@ class MemoryChat:
             channel.summaries.append(f"{inp.summary.severity.value} {inp.summary.title} "
                                      f"({inp.summary.phase.value})")
         channel.members = list(dict.fromkeys([*channel.members, *inp.invite]))
-        posted = []
+        posted, buttons = [], []
         for post in inp.posts:
             key = f"{inp.incident_id}:event:{post.seq}"
             channel.posts.setdefault(key, post.text)
             posted.append(f"ts-{post.seq}")
-        return ChatSyncResult(posted=posted, invited=list(inp.invite))
+            if post.kind == EventKind.approval and post.ref:
+                buttons.append(ButtonMessage(kind="approval", ref=post.ref, seq=post.seq, channel=channel.room.channel_id,
+                                             ts=f"ts-{post.seq}", text=post.text))
+        for message in inp.close:
+            channel.closed.setdefault(message.ts, message.outcome or "")
+        return ChatSyncResult(posted=posted, invited=list(inp.invite), closed=[m.ts for m in inp.close],
+                              buttons=buttons)
 
     def texts(self, incident_id: str) -> list[str]:
         return list(self.channels[incident_id].posts.values())
