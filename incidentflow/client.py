@@ -71,6 +71,7 @@ from incidentflow.client_base import (
 from incidentflow.client_declare import Declarations, Declared, KeyReused
 from incidentflow.client_health import worker_polling
 from incidentflow.client_runbooks import RunbookRuns
+from incidentflow.client_statuspage import StatusPages, Subscriptions
 from incidentflow.handoff import handoff_schedules
 from workflows import search_attributes as sa
 from workflows.alert_group import AlertGroupWorkflow
@@ -113,7 +114,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     return sorted(missing)
 
 
-class Incidents(Declarations, RunbookRuns):
+class Incidents(Declarations, RunbookRuns, StatusPages, Subscriptions):
     """Every incident command, read and alert, as the CLI, the HTTP API, Slack and the demo make them
     (declare: `Declarations`; runbook runs: `RunbookRuns`; plumbing and errors: `incidentflow.client_base.Door`).
 

@@ -147,10 +147,12 @@ def quote(value: str) -> str:
 class Door:
     """What every part of `Incidents` shares: the client, the settings, the config and the error mapping."""
 
-    def __init__(self, client: Client, settings: Settings, config: IncidentflowConfig | None = None) -> None:
+    def __init__(self, client: Client, settings: Settings, config: IncidentflowConfig | None = None,
+                 source: str | None = None) -> None:
         self.client = client
         self.settings = settings
         self.config = config or IncidentflowConfig()
+        self.source = source  # who opens incidents through this door (api, slack, cli): in their memo
         self.deadline = max(settings.command_deadline, 0.5)  # seconds a worker has to accept a command
 
     def _incident(self, incident_id: str) -> IncidentHandle:

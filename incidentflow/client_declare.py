@@ -151,7 +151,8 @@ class Declarations(Door):
     async def _start_incident(self, incident_id: str, cmd: DeclareInput, start_time: datetime,
                               request: str | None = None) -> bool:
         """Start the incident under this id; False when the id is taken (running or closed)."""
-        memo = {"title": cmd.title, **({"request": request} if request else {})}
+        memo = {"title": cmd.title, **({"request": request} if request else {}),
+                **({"source": self.source} if self.source else {})}
         try:
             await self.client.start_workflow(
                 IncidentWorkflow.run,

@@ -132,7 +132,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
         """A fresh declaration of a paging severity pages, unless a command that arrived with it (handled
         before `run` starts) already acknowledged or ended the incident."""
         d, s = start.declare, self.s
-        return (start.carried is None and d is not None and d.page and s.severity in s.policy.page_severities
+        return (start.carried is None and d is not None and d.page
+                and policy.pages_at_declaration(s.policy, s.severity)
                 and s.phase in policy.ACTIVE and s.acknowledged_by is None)
 
     def _publish(self) -> None:

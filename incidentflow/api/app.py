@@ -25,6 +25,8 @@ from incidentflow.api import oncall as oncall_api
 from incidentflow.api import pagerduty as pagerduty_api
 from incidentflow.api import runbooks as runbooks_api
 from incidentflow.api import slack as slack_api
+from incidentflow.api import status as status_api
+from incidentflow.api import subscribe as subscribe_api
 from incidentflow.api.errors import Circuit, TemporalGuard, touch_temporal
 from incidentflow.api.metrics import Metrics
 from incidentflow.api.security import BodyLimit, LoadShedder
@@ -113,9 +115,7 @@ def create_app(settings: Settings, client: Client | None = None,
         except TemporalUnavailable as exc:
             circuit.trip(str(exc))
             raise
-        door = Incidents(client, settings, app.state.config)
-        door.source = source  # into the memo of incidents it declares
-        return door
+        return Incidents(client, settings, app.state.config, source=source)
 
     app.state.incidents = incidents
     app.state.slack_gateway = slack_gateway(settings, functools.partial(incidents, "slack"), lambda: app.state.config)
@@ -132,6 +132,10 @@ def create_app(settings: Settings, client: Client | None = None,
     app.include_router(oncall_api.router)
     app.include_router(slack_api.router)
     app.include_router(runbooks_api.router)
+    app.include_router(status_api.router)
+    app.include_router(status_api.public)
+    app.include_router(subscribe_api.router)
+    app.state.subscribe_throttle = subscribe_api.Throttle()
 
     _ops_routes(app, link, settings)
     return app

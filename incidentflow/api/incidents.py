@@ -74,11 +74,9 @@ async def declare(body: DeclareBody, request: Request, inc: Inc, who: Writer,  #
             declared = await inc.declare_once(cmd, key)
         except KeyReused as exc:
             raise HTTPException(422, str(exc)) from None
-        incident_id, created = declared.incident_id, declared.created
+        incident_id = declared.incident_id
     else:
-        incident_id, created = await inc.declare(cmd), True
-    if created:
-        request.app.state.metrics.incidents_opened.inc()
+        incident_id = await inc.declare(cmd)
     return JSONResponse({"id": incident_id, "url": inc.settings.workflow_url(incident_id)}, status_code=201,
                         headers={"Location": f"/v1/incidents/{incident_id}"})
 

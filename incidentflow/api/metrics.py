@@ -19,14 +19,6 @@ from prometheus_client import (
 from incidentflow.api.metrics_incidents import IncidentsOpened
 
 
-class _Retired:
-    """The API-only count this replaced: `incidents_opened.inc()` does nothing now (every incident is
-    counted from Temporal at scrape time, see `metrics_incidents`)."""
-
-    def inc(self, amount: float = 1) -> None:
-        return None
-
-
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
@@ -38,7 +30,6 @@ class Metrics:
         up = Gauge("incidentflow_incidents_declared_up", "1 when the last scrape counted incidents from Temporal "
                    "visibility; 0 when it could not (the declared counts are then stale)", registry=self.registry)
         self.incidents = IncidentsOpened(declared, up, datetime.now(UTC))
-        self.incidents_opened = _Retired()
         self.latency = Histogram("incidentflow_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route", "status"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

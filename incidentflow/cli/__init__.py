@@ -78,6 +78,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return run_local(args, settings)
     if args.command == "config":
         return check_config(args)
+    if args.command in ("statuspage", "maintenance"):
+        return asyncio.run(_statuspage(args, settings))
     if args.command == "runbook":
         code = runbook.local(args, settings)
         return code if code is not None else asyncio.run(_runbook(args, settings))
@@ -88,6 +90,12 @@ async def _runbook(args: argparse.Namespace, settings: Settings) -> int:
     needs_temporal = not (args.action == "run" and args.dry_run and not args.incident)
     inc = await open_incidents(settings) if needs_temporal else None
     return await runbook.remote(args, settings, inc)
+
+
+async def _statuspage(args: argparse.Namespace, settings: Settings) -> int:
+    from incidentflow.cli import statuspage
+
+    return await statuspage.run(args, settings, await open_incidents(settings))
 
 
 def entry() -> None:

@@ -18,7 +18,7 @@ __all__ = ["actor", "open_incidents", "print_state", "run_command"]
 
 
 async def open_incidents(settings: Settings) -> Incidents:
-    return Incidents(await connect(settings), settings, cli_config(settings))
+    return Incidents(await connect(settings), settings, cli_config(settings), source="cli")
 
 
 async def run_command(args: argparse.Namespace, settings: Settings) -> int:

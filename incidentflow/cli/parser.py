@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.models import Phase, Role, Severity
-from incidentflow.cli import runbook
+from incidentflow.cli import runbook, statuspage
 from incidentflow.cli.types import Parser, choice, duration, level, moment, person, service, timezone
 from incidentflow.commands import COMMANDS, Command, Kind
 
@@ -32,11 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
     _chores(sub)
     _local(sub)
     runbook.add_parser(sub)
+    statuspage.add_parsers(sub)
     _bespoke(sub)
     for command in COMMANDS:
         add_command(sub, command)
     tl = _incident(sub, "timeline", "print the timeline")
-    tl.add_argument("--markdown", action="store_true", help="HH:MM UTC - actor: text lines")
+    tl.add_argument("--markdown", action="store_true",
+                    help="the incident as Markdown for its postmortem (header, summary, timeline)")
     tl.add_argument("--json", action="store_true", help=JSON_HELP)
     return p
 

@@ -11,6 +11,7 @@ from domain.config import Settings
 from domain.statuspage import render_json
 from domain.statuspage.models import ComponentStatus, MaintenanceInput, PublicStatus
 from incidentflow.cli.actor import acting
+from incidentflow.cli.runbook import UsageError
 from incidentflow.cli.types import person
 from incidentflow.client import Incidents
 
@@ -133,7 +134,7 @@ async def _maintenance(args: argparse.Namespace, settings: Settings, inc: Incide
             cmd = MaintenanceInput(title=args.title, body=args.body, components=args.component, start=args.start,
                                    end=args.end, by=by)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc).splitlines()[-1].strip()) from None
+            raise UsageError(str(exc).splitlines()[-1].strip()) from None
         m = await inc.schedule_maintenance(cmd, key=key)
         print(f"{m.id}: {m.title}, {m.scheduled_for:%Y-%m-%d %H:%M}–{m.scheduled_until:%H:%M} UTC, announced")
         return 0
