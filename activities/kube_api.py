@@ -128,6 +128,14 @@ class KubeApi:
         self.request_timeout = request_timeout
         self.poll_interval = poll_interval
 
+    def warm(self) -> None:
+        """Create the ApiClient now (reads the kubeconfig; blocking). A config that does not load is left
+        for the first call to report, as a classified error."""
+        try:
+            self._client()
+        except ApplicationError:
+            pass
+
     def close(self) -> None:
         with self._lock:
             if self._api is not None:

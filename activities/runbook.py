@@ -8,7 +8,9 @@ after it succeeded cannot undo the undo, and a scale sets the same absolute coun
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -56,34 +58,70 @@ class RunbookSource:
         return self._set
 
 
+class _Once:
+    """The step adapters, built once by whichever thread asks first (the warm-up or an activity)."""
+
+    def __init__(self, build: Callable[[], RunbookSteps]) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self.value: RunbookSteps | None = None
+
+    def __call__(self) -> RunbookSteps:
+        with self._lock:
+            if self.value is None:
+                self.value = self._build()
+            return self.value
+
+
 class RunbookActivities:
+    """Runbook steps and auto-run matching. `warm` (the worker's default) builds the step adapters and
+    reads the runbooks in a background thread at once: loading the `kubernetes` package took 1.0-1.4 s
+    on our 2-core machines (more while the worker is busy), and done by the first step it held up that
+    step and, on the event loop, every other activity of the worker."""
+
     def __init__(self, steps: Callable[[], RunbookSteps], runbooks: Callable[[], RunbookSet],
-                 config: Callable[[], IncidentflowConfig]) -> None:
-        self._steps = steps
+                 config: Callable[[], IncidentflowConfig], *, warm: bool = True) -> None:
+        self._steps = _Once(steps)
         self._runbooks = runbooks
         self._config = config
+        if warm:
+            threading.Thread(target=self._warm, name="incidentflow-runbooks-warm-up", daemon=True).start()
+
+    def _warm(self) -> None:
+        try:
+            self._runbooks()
+            self._steps().warm()
+        except Exception as exc:  # the first step that needs them reports the problem
+            log.warning("runbook adapters not prepared in advance: %s", exc)
+
+    async def _ready(self) -> RunbookSteps:
+        """The adapters, without blocking the event loop while they are built (or still warming up)."""
+        ready = self._steps.value
+        return ready if ready is not None else await asyncio.to_thread(self._steps)
 
     @activity.defn
     async def plan_step(self, inp: StepInput) -> StepPlan:
-        return await self._steps().plan(inp.step)
+        return await (await self._ready()).plan(inp.step)
 
     @activity.defn
     async def apply_step(self, inp: StepInput) -> StepOutcome:
-        return await self._steps().apply(inp, heartbeat=lambda detail: activity.heartbeat(detail))
+        return await (await self._ready()).apply(inp, heartbeat=lambda detail: activity.heartbeat(detail))
 
     @activity.defn
     async def match_runbooks(self, inp: MatchInput) -> list[RunbookRequest]:
         """Runbooks whose `applies_to` matches the alert: requests to auto-run (diagnostics unless `all`).
 
-        Parameters come from the alert's labels, except those that become (part of) a URL: anyone who
-        can send an alert could otherwise choose where the worker sends a request, and its secrets.
-        They keep their defaults; a runbook that needs one given is skipped, with the reason logged."""
+        Parameters come from the alert's labels (an alert without a `service` label has the incident's
+        service), except those that become (part of) a URL: anyone who can send an alert could otherwise
+        choose where the worker sends a request, and its secrets. They keep their defaults; a runbook that
+        needs one given is skipped, with the reason logged."""
         out: list[RunbookRequest] = []
-        for rb in self._runbooks().matching(inp.labels, inp.service):
+        labels = {**({"service": inp.service} if inp.service else {}), **inp.labels}
+        for rb in self._runbooks().matching(labels, inp.service):
             if rb.name in inp.already or rb.auto_run == "none":
                 continue
             urls = rb.url_params()
-            ignored = sorted(k for k in inp.labels if k in urls)
+            ignored = sorted(k for k in labels if k in urls)
             if ignored:
                 log.warning("runbook %s on %s: alert labels %s not used, a URL never comes from an alert "
                             "(the parameters keep their defaults)", rb.name, inp.incident_id, ", ".join(ignored))
@@ -93,7 +131,7 @@ class RunbookActivities:
                             "have no default (a URL never comes from an alert label)", rb.name, inp.incident_id,
                             ", ".join(required))
                 continue
-            given = {k: v for k, v in inp.labels.items() if k in rb.parameters and k not in urls}
+            given = {k: v for k, v in labels.items() if k in rb.parameters and k not in urls}
             try:
                 params = coerce_params(rb, given)
                 steps = render_steps(rb, params, {"id": inp.incident_id, "service": inp.service or "",

@@ -10,6 +10,7 @@ the workflow's history, so a retried or replayed apply works toward the same tar
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
@@ -70,15 +71,19 @@ class RunbookSteps:
 
     @classmethod
     def from_settings(cls, settings: Settings, client: httpx.AsyncClient | None = None) -> RunbookSteps:
-        """The adapters from Settings (the Kubernetes client loads its config on first use)."""
+        """The adapters from Settings. The Kubernetes adapter only when a cluster is configured: loading the
+        `kubernetes` package takes a second or more, which nobody without a cluster should pay."""
         import httpx
 
-        from activities.kubernetes import KubernetesCluster
         from activities.probes import HttpProbe, PrometheusProbe
 
         http = client or httpx.AsyncClient(timeout=30)
-        cluster = KubernetesCluster.from_settings(str(settings.kubeconfig) if settings.kubeconfig else None,
-                                                  settings.kube_context)
+        kubeconfig = str(settings.kubeconfig) if settings.kubeconfig else None
+        cluster: Cluster | None = None
+        if kube_configured(kubeconfig):
+            from activities.kubernetes import KubernetesCluster
+
+            cluster = KubernetesCluster.from_settings(kubeconfig, settings.kube_context)
         for name, secret in settings.runbook_secrets.items():
             if not secret.hosts:
                 log.warning("runbook secret %r is bound to no host, so steps that use it are refused: give it "
@@ -86,6 +91,13 @@ class RunbookSteps:
         token = settings.prometheus_token.get_secret_value() if settings.prometheus_token else None
         return cls(cluster, HttpProbe(http, settings.runbook_secrets),
                    PrometheusProbe(http, settings.prometheus_url, token))
+
+    def warm(self) -> None:
+        """Build the cluster's client now (blocking: call it off the event loop), so the first step of
+        the first run does not wait for it. A cluster that cannot be reached fails later, in its step."""
+        warm = getattr(self._cluster, "warm", None)
+        if callable(warm):
+            warm()
 
     @property
     def cluster(self) -> Cluster:
@@ -106,6 +118,14 @@ class RunbookSteps:
         if kind is None or not kind.applies:
             raise errors.unknown_step(f"step kind {inp.step.kind!r} does not run as an activity")
         return await kind.apply(self, inp, heartbeat)
+
+
+def kube_configured(kubeconfig: str | None) -> bool:
+    """Whether this worker has Kubernetes access to use: a kubeconfig named by Settings or $KUBECONFIG,
+    ~/.kube/config, or a pod's service account (the API server's address in the environment)."""
+    if kubeconfig or os.environ.get("KUBECONFIG") or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return True
+    return os.path.exists(os.path.expanduser("~/.kube/config"))
 
 
 def _parse(model: type[M], data: object, what: str) -> M:

@@ -14,7 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.models import IncidentPolicy, Severity
 from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
 from domain.models.oncall import EscalationPolicy, Schedule
-from domain.routing import Router, Rule, parse_matchers
+from domain.routing_config import Routing as Routing
+from domain.routing_config import RoutingRule as RoutingRule
 
 
 class RunbookSecret(_Strict):
@@ -166,42 +167,6 @@ class ProcessPolicy(_Strict):
         return {**IncidentPolicy().update_every, **v}  # severities not named keep their default
 
 
-class RoutingRule(_Strict):
-    name: str | None = None
-    match: list[str] | str = Field(default_factory=list, description='matchers: label="v", !=, =~, !~')
-    action: Literal["open", "annotate", "drop"] = "open"
-    service: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=63)
-    severity: SeverityKey | None = None
-    escalation_policy: str | None = None
-
-    @field_validator("match")
-    @classmethod
-    def _matchers(cls, v: list[str] | str) -> list[str] | str:
-        parse_matchers(v)  # raises with the bad matcher named
-        return v
-
-
-class Routing(_Strict):
-    reopen_window: Duration = timedelta(minutes=30)
-    default_action: Literal["open", "annotate", "drop"] = "open"
-    default_severity: SeverityKey = Severity.SEV3
-    severity_label: str = "severity"
-    override_label: str = "incident_severity"
-    service_label: str = "service"
-    severity_map: dict[str, SeverityKey] = Field(default_factory=lambda: dict(Router().severity_map))
-    rules: list[RoutingRule] = Field(default_factory=list)
-
-    def router(self) -> Router:
-        rules = tuple(
-            Rule(name=r.name or f"rule-{i + 1}", matchers=tuple(parse_matchers(r.match)), action=r.action,
-                 service=r.service, severity=r.severity, escalation_policy=r.escalation_policy)
-            for i, r in enumerate(self.rules))
-        return Router(rules=rules, default_action=self.default_action, default_severity=self.default_severity,
-                      severity_label=self.severity_label, override_label=self.override_label,
-                      service_label=self.service_label,
-                      severity_map=tuple((k.lower(), v) for k, v in self.severity_map.items()))
-
-
 def hash_token(token: str) -> str:
     """What `api_tokens[].hash` holds: the SHA-256 of the token (the config never holds the token)."""
     return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
@@ -253,6 +218,11 @@ class IncidentflowConfig(_Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict, description="named groups of people, e.g. "
                                          "runbook approvers (`approvers: [group:sre-leads]`)")
     api_tokens: list[ApiToken] = Field(default_factory=list, description="named HTTP API tokens (hashed)")
+
+    @model_validator(mode="after")
+    def _routing_knows_services(self) -> IncidentflowConfig:
+        self.routing.know_services([s.name for s in self.services])
+        return self
 
     def problems(self) -> list[str]:
         """Cross-references that field validation cannot see (unknown people, schedules, policies)."""

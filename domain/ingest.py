@@ -15,10 +15,11 @@ from domain.models import (
     AlertStatus,
     GenericAlert,
     GrafanaPayload,
+    RouteDecision,
 )
+from domain.models.alert import ALERT_SEVERITIES
 from domain.policy import slugify
 from domain.routing import Router
-from domain.text import single_line
 
 MAX_LABELS = 32
 MAX_LABEL_VALUE = 256
@@ -47,15 +48,16 @@ def _bounded(labels: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _title(common_annotations: Mapping[str, str], common_labels: Mapping[str, str],
-           alerts: Sequence[AlertmanagerAlert], fallback: str = "") -> str:
-    first = alerts[0] if alerts else None
-    for candidate in (common_annotations.get("summary"), first and first.annotations.get("summary"),
-                      common_labels.get("alertname"), first and first.labels.get("alertname"), fallback):
-        cleaned = single_line(candidate or "")
-        if cleaned:
-            return cleaned[:200].rstrip()
-    return "Alert"
+def _title(router: Router, route: RouteDecision, labels: Mapping[str, str]) -> str:
+    """The incident's title: from labels through the routing config's template, never from a summary (its
+    live value would stay in the title, topic and pages long after it changed)."""
+    return router.title_for(route.rule, labels, route.service) or "Alert"
+
+
+def _description(summary: str, description: str) -> str:
+    """The alert's summary and description (the summary's live value belongs here, as of the first alert)."""
+    parts = [p.strip() for p in (summary, description) if p and p.strip()]
+    return "\n\n".join(dict.fromkeys(parts))[:4000]
 
 
 def _signals(source: str, alerts: Sequence[AlertmanagerAlert], now: datetime) -> list[AlertSignal]:
@@ -66,12 +68,21 @@ def _signals(source: str, alerts: Sequence[AlertmanagerAlert], now: datetime) ->
             for a in alerts]
 
 
+def _common(common_labels: Mapping[str, str], alerts: Sequence[AlertmanagerAlert]) -> Mapping[str, str]:
+    return common_labels or (alerts[0].labels if alerts else {})
+
+
+def _summary(common_annotations: Mapping[str, str], alerts: Sequence[AlertmanagerAlert]) -> str:
+    return common_annotations.get("summary") or (alerts[0].annotations.get("summary", "") if alerts else "")
+
+
 def from_alertmanager(payload: AlertmanagerPayload, router: Router, now: datetime) -> AlertBatch:
     route = router.route((a.labels, a.status) for a in payload.alerts)
     return AlertBatch(
         source="alertmanager", group_key=f"alertmanager|{payload.receiver}|{payload.groupKey}",
-        title=_title(payload.commonAnnotations, payload.commonLabels, payload.alerts),
-        description=payload.commonAnnotations.get("description", "")[:4000],
+        title=_title(router, route, _common(payload.commonLabels, payload.alerts)),
+        description=_description(_summary(payload.commonAnnotations, payload.alerts),
+                                 payload.commonAnnotations.get("description", "")),
         route=route, alerts=_signals("alertmanager", payload.alerts, now),
         truncated=payload.truncatedAlerts + max(0, len(payload.alerts) - MAX_BATCH_ALERTS))
 
@@ -80,24 +91,31 @@ def from_grafana(payload: GrafanaPayload, router: Router, now: datetime) -> Aler
     route = router.route((a.labels, a.status) for a in payload.alerts)
     return AlertBatch(
         source="grafana", group_key=f"grafana|{payload.orgId}|{payload.receiver}|{payload.groupKey}",
-        title=_title(payload.commonAnnotations, payload.commonLabels, payload.alerts, payload.title),
-        description=(payload.commonAnnotations.get("description") or payload.message)[:4000],
+        title=_title(router, route, _common(payload.commonLabels, payload.alerts)),
+        description=_description(_summary(payload.commonAnnotations, payload.alerts),
+                                 payload.commonAnnotations.get("description") or payload.message),
         route=route, alerts=_signals("grafana", payload.alerts, now),
         truncated=payload.truncatedAlerts + max(0, len(payload.alerts) - MAX_BATCH_ALERTS))
 
 
 def from_generic(alert: GenericAlert, router: Router, now: datetime) -> AlertBatch:
+    """One alert as small JSON. Its title is the sender's own, unless the matching rule has a title template.
+    A severity word goes in the severity label, so the routing config maps it as it maps Alertmanager's."""
     labels = {**alert.labels, "alertname": alert.labels.get("alertname", alert.title)}
     if alert.service:
         labels[router.service_label] = alert.service
-    if alert.severity:
-        labels[router.override_label] = alert.severity.value
+    if alert.severity in ALERT_SEVERITIES:
+        labels[router.severity_label] = alert.severity
+    elif alert.severity:
+        labels[router.override_label] = alert.severity
     route = router.route([(labels, alert.status)])
     key = alert.dedup_key or f"{alert.service or '-'}|{slugify(alert.title, 80)}"
     signal = AlertSignal(source="generic", fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16],
                          status=alert.status, title=alert.title, labels=_bounded(labels), received_at=now)
     links = "\n".join(alert.links)
-    return AlertBatch(source="generic", group_key=f"generic|{key}", title=alert.title,
+    templated = any(r.name == route.rule and r.title for r in router.rules)
+    title = (router.title_for(route.rule, labels, route.service) if templated else None) or alert.title
+    return AlertBatch(source="generic", group_key=f"generic|{key}", title=title,
                       description="\n\n".join(p for p in (alert.description, links) if p)[:4000],
                       route=route, alerts=[signal])
 

@@ -1,4 +1,5 @@
-"""Alert routing: Alertmanager-style label matchers decide what an alert does. Pure functions."""
+"""Alert routing: Alertmanager-style label matchers decide what an alert does, and what its incident is
+called. Pure functions."""
 
 from __future__ import annotations
 
@@ -7,6 +8,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from domain.models import AlertStatus, RouteDecision, Severity
+from domain.models.alert import ALERT_SEVERITIES
+from domain.models.common import SERVICE_NAME
+from domain.text import single_line
+
+# An incident's title comes from labels, never from an annotation: a summary such as "5xx ratio above 5%
+# (currently 100%)" holds a live value that is wrong a minute later, while labels name what is alerting.
+DEFAULT_TITLE = "{alertname} on {service}"
+FALLBACK_TITLES = ("{alertname}", "Alert on {service}")
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _MATCHER = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"((?:[^"\\]|\\.)*)"|([^"\s,{}]*))\s*$')
 _RANK = {Severity.SEV1: 1, Severity.SEV2: 2, Severity.SEV3: 3, Severity.SEV4: 4}
@@ -76,6 +86,31 @@ def _split_commas(text: str) -> list[str]:
     return parts
 
 
+def check_title(template: str) -> str:
+    """A title template: text with `{label}` placeholders (`{service}` is the routed service). ValueError
+    names what is wrong."""
+    rest = _PLACEHOLDER.sub("", template)
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"invalid title template {template!r}: placeholders are label names in braces, "
+                         'e.g. "{alertname} on {service}"')
+    if not single_line(_PLACEHOLDER.sub("x", template)):
+        raise ValueError("the title template is empty")
+    return template
+
+
+def render_title(template: str, labels: Mapping[str, str]) -> str | None:
+    """The template filled from labels, or None when a placeholder has no value."""
+    missing: list[str] = []
+
+    def fill(found: re.Match[str]) -> str:
+        value = single_line(labels.get(found.group(1), ""))
+        if not value:
+            missing.append(found.group(1))
+        return value
+    title = single_line(_PLACEHOLDER.sub(fill, template))[:200].rstrip()
+    return None if missing or not title else title
+
+
 @dataclass(frozen=True)
 class Rule:
     name: str
@@ -84,6 +119,7 @@ class Rule:
     service: str | None = None
     severity: Severity | None = None
     escalation_policy: str | None = None
+    title: str | None = None  # a title template for the incidents this rule opens
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         return all(m.matches(labels) for m in self.matchers)
@@ -97,18 +133,39 @@ class Router:
     severity_label: str = "severity"
     override_label: str = "incident_severity"
     service_label: str = "service"
-    severity_map: tuple[tuple[str, Severity], ...] = (
-        ("page", Severity.SEV1), ("critical", Severity.SEV2), ("error", Severity.SEV2),
-        ("warning", Severity.SEV3), ("info", Severity.SEV4), ("none", Severity.SEV4),
-    )
+    severity_map: tuple[tuple[str, Severity], ...] = tuple(ALERT_SEVERITIES.items())
+    title: str = DEFAULT_TITLE  # the incident's title, unless the matching rule has its own
+    services: frozenset[str] | None = None  # the config's services; None: every service is known
 
     def route_one(self, labels: Mapping[str, str]) -> RouteDecision:
         rule = next((r for r in self.rules if r.matches(labels)), None)
         severity = self._severity(labels, rule)
-        service = (rule.service if rule and rule.service else None) or labels.get(self.service_label) or None
+        service, unknown = self._service(rule.service if rule and rule.service else labels.get(self.service_label))
         return RouteDecision(action=rule.action if rule else self.default_action,
                              rule=rule.name if rule else "default", service=service, severity=severity,
-                             escalation_policy=rule.escalation_policy if rule else None)
+                             escalation_policy=rule.escalation_policy if rule else None, unknown_service=unknown)
+
+    def _service(self, name: str | None) -> tuple[str | None, str | None]:
+        """(the incident's service, the name to warn about when it is not a configured service). A value that
+        is no service name at all (spaces, too long) is dropped, so the alert still opens an incident."""
+        if not name:
+            return None, None
+        if len(name) > 63 or not re.match(SERVICE_NAME, name):
+            return None, single_line(name)[:100] or None
+        if self.services is not None and name not in self.services:
+            return name, name
+        return name, None
+
+    def title_for(self, rule: str, labels: Mapping[str, str], service: str | None) -> str | None:
+        """The incident's title from the rule's template (else the router's), with the labels and the routed
+        service; then `{alertname}` alone. None when no template can be filled."""
+        values = {**labels, "service": service or ""}
+        chosen = next((r.title for r in self.rules if r.name == rule and r.title), None)
+        for template in (chosen, self.title, *FALLBACK_TITLES):
+            title = render_title(template, values) if template else None
+            if title:
+                return title
+        return None
 
     def route(self, alerts: Iterable[tuple[Mapping[str, str], AlertStatus]]) -> RouteDecision:
         """A notification's decision: open if any alert opens (at its most severe), else annotate, else drop."""

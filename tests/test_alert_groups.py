@@ -56,7 +56,9 @@ async def test_one_incident_per_group_and_repeats_only_count(ts_env: WorkflowEnv
         await send(inc, payload("alertmanager-firing-two.json", "g1"))
         state = await eventually(lambda: inc.get(iid), lambda s: s.alerts_received == 7)
         assert state.severity == Severity.SEV2 and state.service == "checkout"  # severity=critical → SEV2
-        assert state.title == "Checkout error rate above 5%" and state.declared_by == "alertmanager"
+        assert state.title == "CheckoutErrorRate on checkout" and state.declared_by == "alertmanager"
+        assert state.description == "Checkout error rate above 5%", "the summary is the description, not the title"
+        assert "Alert firing: Checkout error rate above 5%" in [e.text for e in events(state, EventKind.alert)]
         assert {f: a.count for f, a in state.alerts.items()} == {"g1-web-1": 6, "g1-web-2": 1}
         assert len(events(state, EventKind.alert)) == 2, "repeats do not flood the timeline"
         group = await inc.alert_group(group_id)

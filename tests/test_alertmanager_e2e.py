@@ -37,7 +37,8 @@ async def test_real_alertmanager_fires_repeats_and_resolves(api_url: str, tmp_pa
 
             await asyncio.to_thread(am.fire, web1, notes)
             rows = await eventually(incidents, lambda r: len(r) == 1, timeout=30)
-            assert rows[0]["severity"] == "SEV2" and rows[0]["title"] == "Checkout error rate above 5%"
+            assert rows[0]["severity"] == "SEV2" and rows[0]["title"] == f"CheckoutErrorRate on {svc}", \
+                "the title comes from labels; the summary goes to the description and the timeline"
             iid = rows[0]["id"]
 
             await asyncio.to_thread(am.fire, web1, notes)  # the same alert again
@@ -55,6 +56,8 @@ async def test_real_alertmanager_fires_repeats_and_resolves(api_url: str, tmp_pa
             timeline = (await http.get(f"/v1/incidents/{iid}/timeline", params={"format": "markdown"})).text
             assert "alertmanager: Declared SEV2 on " + svc in timeline
             assert "alertmanager: Alert resolved: Checkout error rate above 5%" in timeline
+            assert f"The alert names service '{svc}', which is not in the config's services" in timeline, \
+                "a service the config does not list still opens an incident, with a warning"
             assert "every alert has resolved: the monitoring window starts" in timeline
             assert len(await incidents()) == 1
             metrics = (await http.get("/metrics")).text

@@ -412,7 +412,9 @@ async def test_api_lists_the_runbooks(api: httpx.AsyncClient) -> None:
     assert {s["name"]: s["destructive"] for s in flag["steps"]} == {
         "flag-state": False, "approve": False, "disable": True, "announce": False}, \
         "a POST is destructive, a GET is not"
-    assert by_name["checkout-high-error-rate"]["applies_to"]["services"] == ["checkout"]
+    checkout = by_name["checkout-high-error-rate"]
+    assert checkout["applies_to"]["services"] == [], "the service comes from the alert's labels"
+    assert checkout["parameters"]["status_label"]["default"] == "code"
 
 
 async def test_api_rejects_bad_runs(api: httpx.AsyncClient, kube: tuple[FakeKubernetes, Path]) -> None:
@@ -469,7 +471,7 @@ async def test_api_approve_and_deny(api: httpx.AsyncClient, kube: tuple[FakeKube
     result = resp.json()
     run_id = result["ref"]
     assert run_id == f"{iid}-runbook-1" and result["incident_id"] == iid
-    assert result["phase"] == "mitigating", "running a fix nudges the incident to mitigating"
+    assert result["phase"] == "triage", "asking for a fix changes nothing yet: mitigating comes with the change"
 
     waiting = await run_state(api, run_id, lambda s: s["status"] == "awaiting_approval")
     assert waiting["pending"]["prompt"].startswith(f"Roll back {NS}/{DEPLOY}?")
@@ -493,6 +495,7 @@ async def test_api_approve_and_deny(api: httpx.AsyncClient, kube: tuple[FakeKube
     assert done["pending"] is None
     assert "approved by alice" in done["decisions"][0] and ": go" in done["decisions"][0]
     assert image(fake) == f"{IMAGE}:v2" and fake.revision(NS, DEPLOY) == 4
+    assert (await api.get(f"/v1/incidents/{iid}")).json()["phase"] == "mitigating", "the rollback mitigates"
     again = await api.post(f"/v1/runbook-runs/{run_id}/approve", json={"by": "alice"})
     assert again.status_code == 409 and NOTHING_PENDING.search(again.json()["error"]), again.text
 

@@ -123,7 +123,7 @@ async def test_rollback_waits_for_the_ic_then_rolls_back(ts_env: WorkflowEnviron
         assert run_id == f"{iid}-runbook-1"
         await awaiting(inc, run_id)
         state = await inc.get(iid)
-        assert state.phase == Phase.mitigating, "running a fix nudges the incident to mitigating"
+        assert state.phase == Phase.triage, "asking to roll back changes nothing yet, the phase included"
         asks = [e for e in state.timeline if e.kind == EventKind.approval]
         assert asks and asks[-1].ref == run_id and "the incident commander (alice)" in asks[-1].text
         assert not kube.writes(), "nothing changes before approval"
@@ -138,6 +138,8 @@ async def test_rollback_waits_for_the_ic_then_rolls_back(ts_env: WorkflowEnviron
         assert kube.revision(NS, DEPLOY) == 4
         undo = next(r for r in run.results if r.kind == "kubernetes.rollout_undo")
         assert undo.status == "ok" and undo.data.get("target_revision") == 2
+        phases = [e.text for e in (await inc.get(iid)).timeline if e.kind == EventKind.phase]
+        assert phases == ["Phase triage → mitigating: runbook rollback-deployment applied its first change"]
         timeline = "\n".join(e.text for e in (await inc.get(iid)).timeline)
         assert "approved by alice at" in timeline and ": go" in timeline
         assert "from revision 3 to the template of revision 2" in timeline
@@ -167,6 +169,7 @@ async def test_denied_and_timed_out_approvals_change_nothing(ts_env: WorkflowEnv
         assert not kube.writes(), "neither run touched the cluster"
         state = await inc.get(iid)
         assert {r.run_id: r.status for r in state.runbooks} == {denied: RunStatus.denied, timed: RunStatus.denied}
+        assert state.phase == Phase.triage, "a denied change leaves the phase where it was"
 
 
 class FailAfterSuccess(Interceptor):
@@ -312,3 +315,25 @@ async def test_a_matching_alert_runs_the_diagnostics_only(ts_env: WorkflowEnviro
                                                labels={"alertname": "CheckoutHighErrorRate", "service": "checkout"}))
         await eventually(lambda: inc.get(iid), lambda s: s.alerts_received == 2)
         assert len((await inc.get(iid)).runbooks) == 1
+
+
+async def test_an_alert_for_checkout_service_runs_the_checkout_diagnostics_on_its_labels(
+        ts_env: WorkflowEnvironment, fakes: dict[str, Any]) -> None:
+    """The shipped runbook on a service named checkout-service whose metric labels the status `status`."""
+    kube, prom = fakes["kube"], fakes["prom"]
+    ratio = ('sum(rate(http_requests_total{service="checkout-service",status=~"5.."}[5m])) / '
+             'sum(rate(http_requests_total{service="checkout-service"}[5m]))')
+    prom.set(ratio, 0.3)
+    async with stack(ts_env, fakes) as inc:
+        iid = await declare(inc, service="checkout-service")
+        await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint="cs", title="HighErrorRate",
+                                               labels={"alertname": "HighErrorRate", "namespace": NS,
+                                                       "status_label": "status"}))
+        state = await eventually(lambda: inc.get(iid), lambda s: bool(s.runbooks) and s.runbooks[0].status
+                                 in (RunStatus.succeeded, RunStatus.failed))
+        run = await inc.runbook_run(state.runbooks[0].run_id)
+        assert run.runbook == "checkout-high-error-rate"
+        assert [r.status for r in run.results[:3]] == ["ok"] * 3, run.results
+        assert run.results[0].data["pods"] == 3 and "app=checkout-service" in run.results[0].summary
+        assert "0.3" in run.results[2].summary and prom.calls(ratio) == 1
+        assert not kube.writes()

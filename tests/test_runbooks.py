@@ -102,7 +102,9 @@ def test_shipped_step_sequences() -> None:
 def test_checkout_runbook() -> None:
     rb = load_runbooks([RUNBOOKS]).get("checkout-high-error-rate")
     steps = render_steps(rb, coerce_params(rb, {}))
-    assert steps[0].title == "List pods app=checkout in payments"
+    assert steps[0].title == "List pods app=checkout-service in payments"
+    assert steps[2].args["query"] == ('sum(rate(http_requests_total{service="checkout",code=~"5.."}[5m])) / '
+                                      'sum(rate(http_requests_total{service="checkout"}[5m]))')
     assert steps[4].title == "Roll back payments/checkout-service to the previous revision"
     assert steps[4].args == {"namespace": "payments", "deployment": "checkout-service", "to_revision": None}
     verify = steps[-1].args
@@ -110,6 +112,35 @@ def test_checkout_runbook() -> None:
     assert 'code=~"5.."' in verify["query"]
     assert [s.diagnostic for s in steps] == [True, True, True, False, False, True, True]
     assert [s.destructive for s in steps] == [False, False, False, False, True, False, False]
+
+
+def test_checkout_runbook_takes_its_targets_from_the_alert() -> None:
+    """A service named checkout-service whose metric labels the status `status`: the shipped runbook matches
+    its alert and queries, lists and rolls back what the labels and parameters name, not `checkout`."""
+    rb = load_runbooks([RUNBOOKS]).get("checkout-high-error-rate")
+    labels = {"alertname": "HighErrorRate", "service": "checkout-service", "namespace": "shop",
+              "deployment": "checkout-api", "status_label": "status", "severity": "critical"}
+    assert rb.applies(labels, "checkout-service")
+    assert rb.applies({"alertname": "CheckoutHighErrorRate", "service": "checkout"}, None)
+    assert not rb.applies({"alertname": "HighErrorRate", "service": "search"}, "search")
+    steps = render_steps(rb, coerce_params(rb, {k: v for k, v in labels.items() if k in rb.parameters}))
+    assert steps[0].args == {"namespace": "shop", "selector": "app=checkout-api"}
+    assert steps[2].args["query"] == (
+        'sum(rate(http_requests_total{service="checkout-service",status=~"5.."}[5m])) / '
+        'sum(rate(http_requests_total{service="checkout-service"}[5m]))')
+    assert steps[2].title == "checkout-service 5xx ratio (last 5 minutes)"
+    assert steps[4].args == {"namespace": "shop", "deployment": "checkout-api", "to_revision": None}
+    assert 'status=~"5.."' in steps[6].args["query"]
+    custom = render_steps(rb, coerce_params(rb, {"pod_label": "app.kubernetes.io/name", "metric": "requests"}))
+    assert custom[0].args["selector"] == "app.kubernetes.io/name=checkout-service"
+    assert custom[2].args["query"].startswith('sum(rate(requests{service="checkout",code=~"5.."}')
+    with pytest.raises(ParamError, match="service"):  # a label value never breaks out of the query
+        coerce_params(rb, {"service": 'x"} or vector(1) #'})
+    with pytest.raises(ParamError, match="status_label"):
+        coerce_params(rb, {"status_label": "code!~"})
+    restart = load_runbooks([RUNBOOKS]).get("restart-pods")
+    pods = render_steps(restart, coerce_params(restart, {"deployment": "api", "pod_label": "app.kubernetes.io/name"}))
+    assert pods[0].args["selector"] == "app.kubernetes.io/name=api"
 
 
 def test_disable_feature_flag_keeps_the_secret_placeholder() -> None:
@@ -641,15 +672,17 @@ def test_invalid_condition(text: str) -> None:
 
 def test_applies() -> None:
     rbs = load_runbooks([RUNBOOKS])
-    checkout = rbs.get("checkout-high-error-rate")
-    assert checkout.applies({"alertname": "CheckoutHighErrorRate"}, "checkout")
-    assert checkout.applies({"alertname": "HighErrorRate", "severity": "page"}, "checkout")
-    assert not checkout.applies({"alertname": "HighErrorRate"}, "search")
+    checkout = rbs.get("checkout-high-error-rate")  # the service comes from the alert's `service` label
+    assert checkout.applies({"alertname": "CheckoutHighErrorRate", "service": "checkout"}, "checkout")
+    assert checkout.applies({"alertname": "HighErrorRate", "severity": "page", "service": "checkout"}, None)
+    assert checkout.applies({"alertname": "HighErrorRate", "service": "checkout-service"}, "checkout-service")
+    assert not checkout.applies({"alertname": "HighErrorRate", "service": "search"}, "search")
+    assert not checkout.applies({"alertname": "HighErrorRate", "service": "checkouts"}, None)
     assert not checkout.applies({"alertname": "HighErrorRate"}, None)
-    assert not checkout.applies({"alertname": "CheckoutHighErrorRateX"}, "checkout")  # anchored regex
+    assert not checkout.applies({"alertname": "CheckoutHighErrorRateX", "service": "checkout"}, "checkout")
     # no applies_to: never applies on its own
     assert not rbs.get("scale-up").applies({"alertname": "CheckoutHighErrorRate"}, "checkout")
-    assert [rb.name for rb in rbs.matching({"alertname": "HighErrorRate"}, "checkout")] == [
+    assert [rb.name for rb in rbs.matching({"alertname": "HighErrorRate", "service": "checkout"}, "checkout")] == [
         "checkout-high-error-rate"]
 
     both = runbook("  - kind: approval\n", header="""\

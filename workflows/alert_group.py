@@ -13,9 +13,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from domain import policy
-    from domain.models.common import Phase
+    from domain.models.common import EventKind, Phase
     from domain.models.group import AlertBatch, AlertGroupStart, AlertGroupState
-    from domain.models.incident import DeclareInput, IncidentStart
+    from domain.models.incident import DeclareInput, EventRecord, IncidentStart
     from domain.models.messages import AlertsInput
     from workflows.alert_group_core import AlertGroupCore
     from workflows.incident import IncidentWorkflow
@@ -23,6 +23,9 @@ with workflow.unsafe.imports_passed_through():
 MAX_FORWARD = 500  # alerts per forwarded signal (queued batches are merged: one signal, one incident task)
 MAX_FORWARD_BYTES = 256 * 1024  # … and roughly this much payload (Temporal refuses payloads over ~2 MB)
 MAX_CARRIED = 20  # batches carried over continue-as-new; with more queued, drain first
+# unknown-service (0.1.2): an alert naming a service the config does not list opens its incident as before
+# (on the default escalation policy), and the group tells the incident so with a timeline warning.
+PATCH_UNKNOWN_SERVICE = "unknown-service"
 
 
 @workflow.defn(name="AlertGroupWorkflow")
@@ -90,6 +93,7 @@ class AlertGroupWorkflow(AlertGroupCore):
             if await self._start_incident(incident_id, batch):
                 self.s.incident_id, self.s.incident_phase, self.s.resolved_at = incident_id, Phase.triage, None
                 self.s.incidents_opened += 1
+                await self._warn_unknown_service(incident_id, batch)
                 return
         raise RuntimeError(f"no free incident id for {batch.title!r}")  # retried as a workflow task
 
@@ -113,6 +117,25 @@ class AlertGroupWorkflow(AlertGroupCore):
         except WorkflowAlreadyStartedError:
             return False
         return True
+
+    async def _warn_unknown_service(self, incident_id: str, batch: AlertBatch) -> None:
+        """An alert is never lost for naming a service nobody configured: its incident says so instead."""
+        unknown = batch.route.unknown_service
+        if not unknown or not self._warns_of_unknown_services():
+            return
+        kept = "" if unknown == batch.route.service else " (not a valid service name, so none is set)"
+        text = (f"The alert names service {unknown!r}{kept}, which is not in the config's services: this incident "
+                "follows the default escalation policy. Add the service to the config (services:) or map the "
+                "alert to one with a routing rule.")
+        try:
+            await workflow.get_external_workflow_handle_for(IncidentWorkflow.run, incident_id).signal(
+                IncidentWorkflow.record_event, EventRecord(kind=EventKind.warning, actor="incidentflow", text=text))
+        except Exception as exc:  # terminated at once by hand: nothing to warn
+            workflow.logger.warning("could not warn %s about service %r: %s", incident_id, unknown, exc)
+
+
+    def _warns_of_unknown_services(self) -> bool:
+        return workflow.patched(PATCH_UNKNOWN_SERVICE)  # a worker from before it opened the incident silently
 
 
 def _size(batch: AlertBatch) -> int:

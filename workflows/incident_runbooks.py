@@ -1,5 +1,10 @@
 """The incident's runbook runs (a mixin of IncidentWorkflow): starting them (by command, or automatically
-for a firing alert's diagnostics), telling them of a new commander, and what their reports change."""
+for a firing alert's diagnostics), telling them of a new commander or phase, and what their reports change.
+
+A run that would change something (a rollback, a scale …) is refused once the incident is resolved or
+ended: rolling back there re-deploys what was fixed. Diagnostics still run on a resolved incident. The
+incident moves to mitigating when a run applies its first change, not when it asks for approval.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +16,26 @@ with workflow.unsafe.imports_passed_through():
     from domain import policy
     from domain.models.common import EventKind, Phase, Role
     from domain.models.incident import CommandResult
-    from domain.models.runbook import MatchInput, RunbookProgress, RunbookRequest, RunbookRun, RunbookStart
+    from domain.models.runbook import (
+        IncidentPhaseChanged,
+        MatchInput,
+        RunbookProgress,
+        RunbookRequest,
+        RunbookRun,
+        RunbookStart,
+        RunStatus,
+    )
     from workflows import options
     from workflows.incident_core import BEFORE_MONITORING, SYSTEM, IncidentCore, why
-    from workflows.runbook import RunbookWorkflow
+    from workflows.runbook import PATCH_RUNBOOK_PHASE, RunbookWorkflow
+
+# mitigate-on-change (0.1.2): starting a runbook with changes no longer moves the incident to mitigating;
+# the run's first applied change does (RunbookProgress.changed). Before, a denial left it in mitigating.
+PATCH_MITIGATE_ON_CHANGE = "mitigate-on-change"
+# runbook-phase (0.1.2, workflows/runbook.py): live runs are told when the incident leaves (or comes back
+# to) the worked phases, so an approval given after the incident resolved changes nothing.
+BEFORE_MITIGATING = (Phase.triage, Phase.investigating, Phase.identified)
+LIVE = (RunStatus.running, RunStatus.awaiting_approval)
 
 
 class IncidentRunbooks(IncidentCore):
@@ -28,6 +49,18 @@ class IncidentRunbooks(IncidentCore):
         policy.check_not_ended(self.s, "run a runbook")
         if not request.steps:
             raise policy.NotAllowed(f"runbook {request.runbook} has no steps")
+        refused = self._changes_refused(request)
+        if refused:
+            raise policy.NotAllowed(refused)
+
+    def _changes_refused(self, request: RunbookRequest) -> str | None:
+        """Why a run that changes things may not start now (the incident is not being worked), or None."""
+        s, changes = self.s, request.changes()
+        if not changes or s.phase in policy.ACTIVE:
+            return None
+        return (f"cannot run {request.runbook} on a {s.phase.value} incident: it changes things "
+                f"({changes[0].title}). Reopen the incident first (`incidentflow reopen {s.id}`); "
+                "runbooks that only read (diagnostics) still run")
 
     def _runbook_progressed(self, progress: RunbookProgress) -> None:
         s = self.s
@@ -35,6 +68,10 @@ class IncidentRunbooks(IncidentCore):
         if run is not None:
             run.status, run.awaiting = progress.status, progress.awaiting
         self._event(EventKind(progress.kind), "runbook", progress.text, ref=progress.run_id)
+        if progress.changed and s.phase in BEFORE_MITIGATING and workflow.patched(PATCH_MITIGATE_ON_CHANGE):
+            name = run.runbook if run is not None else progress.run_id
+            self._set_phase(Phase.mitigating, run.by if run is not None else SYSTEM,
+                            f"runbook {name} applied its first change")
         if progress.verified and s.phase in BEFORE_MONITORING:
             self._event(EventKind.suggestion, SYSTEM, f"The runbook's verification passed: consider moving to "
                         f"monitoring (`incidentflow phase {s.id} monitoring`)")
@@ -45,20 +82,28 @@ class IncidentRunbooks(IncidentCore):
         s.runbook_runs += 1
         run_id = f"{s.id}-runbook-{s.runbook_runs}"
         s.runbooks.append(RunbookRun(run_id=run_id, runbook=request.runbook, title=request.title, by=request.by,
-                                     started_at=workflow.now(), auto=request.auto))
-        changes = any(step.destructive for step in request.steps) and not request.auto
-        if changes and s.phase in (Phase.triage, Phase.investigating, Phase.identified):
-            self._set_phase(Phase.mitigating, request.by, f"runbook {request.runbook} is running")
+                                     started_at=workflow.now(), auto=request.auto,
+                                     incident_active=s.phase in policy.ACTIVE))
+        self._mitigate_when_asked(request)
         causes = "; ".join(request.likely_causes[:5])
         self._event(EventKind.action, request.by, f"Runbook {request.runbook} ({request.title}) requested"
                     + (f". Likely causes: {causes}" if causes else "")
                     + (f". Escalation: {request.escalation}" if request.escalation else ""), ref=run_id)
         await workflow.start_child_workflow(
             RunbookWorkflow.run, RunbookStart(run_id=run_id, incident_id=s.id, request=request,
-                                              commander=s.roles.get(Role.ic)),
+                                              commander=s.roles.get(Role.ic), incident_phase=s.phase),
             id=run_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             static_summary=f"Runbook {request.runbook} on {s.id}"[:200])
         return run_id
+
+    def _mitigate_when_asked(self, request: RunbookRequest) -> None:
+        """Before mitigate-on-change, a run with changes moved the incident to mitigating at its start;
+        histories recorded then replay that way."""
+        if workflow.patched(PATCH_MITIGATE_ON_CHANGE):
+            return
+        changes = any(step.destructive for step in request.steps) and not request.auto
+        if changes and self.s.phase in BEFORE_MITIGATING:
+            self._set_phase(Phase.mitigating, request.by, f"runbook {request.runbook} is running")
 
     async def _flush_runbooks(self) -> None:
         while self._runbook_signals:
@@ -68,8 +113,28 @@ class IncidentRunbooks(IncidentCore):
                     RunbookWorkflow.commander_changed, change)
             except Exception:  # the run has finished
                 pass
+        await self._tell_runs_the_phase()
         while self._match_queue:
             await self._run_matching_runbooks(self._match_queue.pop(0))
+
+    async def _tell_runs_the_phase(self) -> None:
+        """Live runs learn when the incident is resolved (no more changes) or reopened (changes again)."""
+        s = self.s
+        active = s.phase in policy.ACTIVE
+        for run in s.runbooks:
+            if run.status not in LIVE or run.incident_active == active:
+                continue
+            if not self._runs_hear_the_phase():
+                return
+            run.incident_active = active
+            try:
+                await workflow.get_external_workflow_handle_for(RunbookWorkflow.run, run.run_id).signal(
+                    RunbookWorkflow.incident_phase_changed, IncidentPhaseChanged(phase=s.phase))
+            except Exception:  # the run has finished
+                pass
+
+    def _runs_hear_the_phase(self) -> bool:
+        return workflow.patched(PATCH_RUNBOOK_PHASE)  # histories from before it sent runs no phase
 
     async def _run_matching_runbooks(self, labels: dict[str, str]) -> None:
         """A new firing alert: start the runbooks it matches (diagnostics only; see RunbookRequest.auto)."""
@@ -83,6 +148,6 @@ class IncidentRunbooks(IncidentCore):
         except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
             self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
             return
-        for request in matches:
+        for request in matches:  # only while the incident is worked: nothing runs on its own after resolve
             if request.runbook not in [r.runbook for r in s.runbooks] and s.phase in policy.ACTIVE:
                 await self._start_runbook(request)

@@ -4,6 +4,7 @@ Each step is an activity (its UI summary says exactly what it does); results go 
 timeline. Destructive steps (rollback, scale, restart, non-GET HTTP) run only once a permitted approver
 said yes: an `approval` step covers the steps after it up to the next one, and an uncovered
 destructive step gets a gate of its own. An approval that times out follows `on_approval_timeout`.
+No change is approved or applied while the incident is resolved or ended (it tells the run its phase).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.runbook import RunbookActivities
+    from domain import policy
     from domain.models.messages import CommanderChanged
     from domain.models.runbook import (
         Approval,
         Decision,
+        IncidentPhaseChanged,
         RenderedStep,
         RunbookProgress,
         RunbookStart,
@@ -33,6 +36,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident_core import IncidentCore
 
 StepStatus = Literal["ok", "failed", "skipped", "denied"]
+# runbook-phase (0.1.2): the incident tells its live runs when it is resolved or ended (and reopened); a run
+# then approves and applies no change. Here it guards stopping a run that a history let go on.
+PATCH_RUNBOOK_PHASE = "runbook-phase"
 CHANGES = ("kubernetes.rollout_undo", "kubernetes.scale", "kubernetes.restart")
 
 
@@ -48,7 +54,8 @@ class RunbookWorkflow:
         self.start = start
         self.s = RunbookState(run_id=start.run_id, incident_id=start.incident_id, runbook=r.runbook, title=r.title,
                               started_by=r.by, started_at=workflow.now(), commander=start.commander,
-                              approvers=r.approvers, steps=r.steps, auto=r.auto)
+                              approvers=r.approvers, steps=r.steps, auto=r.auto,
+                              incident_phase=start.incident_phase)
         self._decision: Decision | None = None
 
     @workflow.run
@@ -69,11 +76,15 @@ class RunbookWorkflow:
                 continue
             if step.kind == "approval":
                 covers = _covered(r.steps, step.index)
+                if self._changes_barred(covers) and workflow.patched(PATCH_RUNBOOK_PHASE):
+                    return await self._stop_barred(step)
                 if not await self._gate(step, str(step.args.get("prompt") or step.title), covers):
                     return await self._end(RunStatus.denied, step)
                 approved.update(covers)
                 self._record(step, "ok", s.decisions[-1])
                 continue
+            if self._changes_barred([step.index]) and workflow.patched(PATCH_RUNBOOK_PHASE):
+                return await self._stop_barred(step)  # resolved after the approval: nothing changes now
             if step.destructive and step.index not in approved:
                 if not await self._gate(step, f"Run {step.title}?", [step.index]):
                     return await self._end(RunStatus.denied, step)
@@ -90,10 +101,11 @@ class RunbookWorkflow:
                 return await self._end(RunStatus.failed, step)
             self._record(step, "ok", outcome.summary, outcome, started)
             out = f"\n```\n{outcome.output[:1500]}\n```" if outcome.output else ""
-            await self._tell(f"{label} {step.title}: {outcome.summary}{out}")
+            changed = step.destructive and not outcome.data.get("noop")
+            await self._tell(f"{label} {step.title}: {outcome.summary}{out}", changed=changed)
             if step.kind == "prometheus.query" and outcome.data.get("verified"):
                 verified = True
-        return await self._end(RunStatus.succeeded, None, verified)
+        return await self._end(RunStatus.succeeded, None, verified=verified)
 
     async def _execute(self, step: RenderedStep) -> StepOutcome:
         s, a = self.s, step.args
@@ -110,7 +122,7 @@ class RunbookWorkflow:
                 RunbookActivities.plan_step, inp, summary=f"Plan: {step.title}",
                 start_to_close_timeout=timedelta(seconds=60), retry_policy=options.STEP_RETRY)
             if plan.noop:
-                return StepOutcome(summary=f"nothing to do: {plan.summary}", data=plan.data)
+                return StepOutcome(summary=f"nothing to do: {plan.summary}", data={**plan.data, "noop": True})
             inp = inp.model_copy(update={"plan": plan})
             self._note_plan(step, plan.summary, plan.changes)
             return await workflow.execute_activity_method(
@@ -187,10 +199,31 @@ class RunbookWorkflow:
             raise DecisionRejected(f"nothing awaits approval in run {self.s.run_id} (status: {self.s.status.value})")
         if decision.by not in self._allowed():
             raise DecisionRejected(f"{decision.by} may not approve this run: approvers are {self._who()}")
+        if decision.approve and self._changes_barred(self.s.pending.covers):
+            raise DecisionRejected(f"cannot approve: {self._barred()}; deny it, or reopen the incident first")
 
     @workflow.signal
     def commander_changed(self, change: CommanderChanged) -> None:
         self.s.commander = change.person
+
+    @workflow.signal
+    def incident_phase_changed(self, change: IncidentPhaseChanged) -> None:
+        self.s.incident_phase = change.phase
+
+    def _changes_barred(self, indexes: list[int]) -> bool:
+        """Whether these steps would change something while the incident is resolved or ended."""
+        phase = self.s.incident_phase
+        if phase is None or phase in policy.ACTIVE:
+            return False
+        return any(self.start.request.steps[i].destructive for i in indexes if i < len(self.start.request.steps))
+
+    async def _stop_barred(self, step: RenderedStep) -> RunbookState:
+        self._record(step, "denied", self._barred())
+        return await self._end(RunStatus.denied, step, self._barred())
+
+    def _barred(self) -> str:
+        phase = self.s.incident_phase.value if self.s.incident_phase else "ended"
+        return f"the incident is {phase}, and a change to a {phase} incident could undo its fix"
 
     @workflow.query
     def get_state(self) -> RunbookState:
@@ -204,7 +237,8 @@ class RunbookWorkflow:
             summary=summary, output=outcome.output if outcome else "", data=outcome.data if outcome else {},
             started_at=started or workflow.now(), finished_at=workflow.now()))
 
-    async def _end(self, status: RunStatus, step: RenderedStep | None, verified: bool = False) -> RunbookState:
+    async def _end(self, status: RunStatus, step: RenderedStep | None, why: str = "not approved",
+                   verified: bool = False) -> RunbookState:
         s = self.s
         s.status, ended_at = status, workflow.now()
         if status == RunStatus.succeeded:
@@ -215,7 +249,7 @@ class RunbookWorkflow:
             if verified:
                 text += "; the verification passed"
         elif status == RunStatus.denied:
-            text = f"Runbook {s.runbook} stopped before {step.title if step else 'a step'}: not approved"
+            text = f"Runbook {s.runbook} stopped before {step.title if step else 'a step'}: {why}"
         else:
             text = f"Runbook {s.runbook} failed at {step.title if step else 'a step'}"
             if self.start.request.escalation:
@@ -225,9 +259,10 @@ class RunbookWorkflow:
         s.ended_at = ended_at
         return s
 
-    async def _tell(self, text: str, kind: str = "action", awaiting: str | None = None, verified: bool = False) -> None:
+    async def _tell(self, text: str, kind: str = "action", awaiting: str | None = None, verified: bool = False,
+                    changed: bool = False) -> None:
         progress = RunbookProgress(run_id=self.s.run_id, status=self.s.status, text=text[:3900], kind=kind,
-                                   awaiting=awaiting, verified=verified)
+                                   awaiting=awaiting, verified=verified, changed=changed)
         try:
             await workflow.get_external_workflow_handle(self.s.incident_id).signal(IncidentCore.runbook_progress,
                                                                                    progress)

@@ -3,11 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from domain.models.common import SERVICE_NAME, AlertStatus, Severity
 from domain.text import MultiLine, SingleLine
+
+# The severity words alert rules put in their `severity` label, and the incident severity each maps to by
+# default (the routing config's `severity_map` starts from these; domain/routing.py).
+ALERT_SEVERITIES: dict[str, Severity] = {
+    "page": Severity.SEV1, "critical": Severity.SEV2, "error": Severity.SEV2,
+    "warning": Severity.SEV3, "info": Severity.SEV4, "none": Severity.SEV4,
+}
+
+
+def _severity(value: Any) -> Any:
+    """SEV1..SEV4 (any case), or a word of ALERT_SEVERITIES (any case); anything else names what is accepted."""
+    if value is None or isinstance(value, Severity):
+        return value.value if isinstance(value, Severity) else None
+    text = str(value).strip()
+    if text.lower() in ALERT_SEVERITIES:
+        return text.lower()
+    try:
+        return Severity.parse(text).value
+    except ValueError:
+        accepted = ", ".join([s.value for s in Severity] + list(ALERT_SEVERITIES))
+        raise PydanticCustomError("severity", f"unknown severity {str(value)[:40]!r}: use one of {accepted}") from None
+
+
+AlertSeverity = Annotated[
+    Literal["SEV1", "SEV2", "SEV3", "SEV4", "page", "critical", "error", "warning", "info", "none"],
+    BeforeValidator(_severity)]
 
 
 class AlertSignal(BaseModel):
@@ -97,7 +125,9 @@ class GenericAlert(BaseModel):
 
     title: SingleLine = Field(..., min_length=1, max_length=200)
     service: str | None = Field(None, max_length=63, pattern=SERVICE_NAME)
-    severity: Severity | None = None
+    severity: AlertSeverity | None = Field(
+        None, description="SEV1..SEV4 as is, or an alert severity word (page, critical, error, warning, info, none) "
+                          "mapped by the routing config's severity_map, as Alertmanager's severity label is")
     dedup_key: str | None = Field(None, min_length=1, max_length=256,
                                   description="alerts with the same key belong to one incident; "
                                               "defaults to service + title")

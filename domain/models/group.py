@@ -21,6 +21,7 @@ class RouteDecision(BaseModel):
     service: str | None = None
     severity: Severity = Severity.SEV3
     escalation_policy: str | None = None
+    unknown_service: str | None = None  # the alert names a service the config does not list (warned about)
 
 
 class AlertBatch(BaseModel):

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
+from domain.models.common import Phase
 from domain.text import SingleLine
 
 ACTOR_FIELD = Field(..., min_length=1, max_length=128)
@@ -155,12 +156,26 @@ class RunbookRequest(BaseModel):
     likely_causes: list[str] = Field(default_factory=list)
     escalation: str = ""
 
+    def changes(self) -> list[RenderedStep]:
+        """The steps this run would let change something (an automatic run skips them unless `all_steps`)."""
+        if self.auto and not self.all_steps:
+            return []
+        return [step for step in self.steps if step.destructive]
+
 
 class RunbookStart(BaseModel):
     run_id: str
     incident_id: str
     request: RunbookRequest
     commander: str | None = None  # the IC at start; role changes are forwarded
+    incident_phase: Phase | None = None  # the incident's phase at start (None: started before it was sent)
+
+
+class IncidentPhaseChanged(BaseModel):
+    """Incident → runbook run: the incident left (or came back to) the phases where it is worked. A run
+    applies no change while its incident is resolved or ended."""
+
+    phase: Phase
 
 
 class StepPlan(BaseModel):
@@ -229,6 +244,7 @@ class RunbookState(BaseModel):
     pending: Approval | None = None
     decisions: list[str] = Field(default_factory=list)  # "approved by alice at 08:15 UTC: step 3 (…)"
     auto: bool = False
+    incident_phase: Phase | None = None  # as last told by the incident (None: being worked)
 
 
 class RunbookProgress(BaseModel):
@@ -240,6 +256,7 @@ class RunbookProgress(BaseModel):
     kind: str = "action"  # an EventKind value
     awaiting: str | None = None  # the approval prompt while waiting
     verified: bool = False  # a verification step passed: suggest monitoring
+    changed: bool = False  # a step changed something: the first change moves the incident to mitigating
 
 
 class RunbookRun(BaseModel):
@@ -253,6 +270,7 @@ class RunbookRun(BaseModel):
     started_at: datetime
     awaiting: str | None = None
     auto: bool = False
+    incident_active: bool = True  # what the run was last told: may it change things (the incident is worked)
 
 
 class MatchInput(BaseModel):
