@@ -15,6 +15,7 @@ from domain.models import IncidentPolicy, Severity
 from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
 from domain.models.oncall import EscalationPolicy, Schedule
 from domain.routing_config import Routing as Routing
+from domain.statuspage.models import StatusPageConfig
 from domain.routing_config import RoutingRule as RoutingRule
 
 
@@ -94,6 +95,14 @@ class Settings(BaseSettings):
     prometheus_token: SecretStr | None = None
     # JSON {"NAME": {"value": "…", "hosts": ["flags.internal"]}}: ${secret:NAME} in step headers, sent only there
     runbook_secrets: dict[str, RunbookSecret] = Field(default_factory=dict)
+    # Status page: the records store (subscribers), status mail, and an optional Atlassian Statuspage mirror
+    database_url: SecretStr | None = None  # default sqlite under data_dir; postgresql+psycopg://… for production
+    smtp_url: SecretStr | None = None  # smtp://user:pass@host:587?starttls=true&from=status@example.com
+    subscriber_key: SecretStr | None = None  # derives unsubscribe links: keep stable, keep secret
+    statuspage_io_url: str = "https://api.statuspage.io"
+    statuspage_io_page_id: str | None = None
+    statuspage_io_api_key: SecretStr | None = None
+    statuspage_io_components: dict[str, str] = Field(default_factory=dict)  # JSON: our id -> Statuspage's
 
     def runbook_secret_hosts(self) -> dict[str, list[str]]:
         """Each runbook secret's host patterns (no values): for `runbook check` and render-time checks."""
@@ -218,6 +227,8 @@ class IncidentflowConfig(_Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict, description="named groups of people, e.g. "
                                          "runbook approvers (`approvers: [group:sre-leads]`)")
     api_tokens: list[ApiToken] = Field(default_factory=list, description="named HTTP API tokens (hashed)")
+    statuspage: StatusPageConfig = Field(default_factory=StatusPageConfig,
+                                         description="the public status page: components, templates")
 
     @model_validator(mode="after")
     def _routing_knows_services(self) -> IncidentflowConfig:
@@ -242,6 +253,11 @@ class IncidentflowConfig(_Strict):
             for who in members:
                 if who not in people:
                     found.append(f"groups.{group}: {who!r} is not in people")
+        names = {s.name for s in self.services}
+        for comp in self.statuspage.components:
+            for name in comp.services:
+                if names and name not in names:
+                    found.append(f"statuspage.components.{comp.id}: service {name!r} is not in services")
         return found + self._token_problems(people)
 
     def _token_problems(self, people: set[str]) -> list[str]:

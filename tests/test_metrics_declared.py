@@ -108,8 +108,6 @@ async def test_every_incident_opened_is_counted_whoever_opened_it(fresh_dev_env:
             assert again == counted, "a second scrape counts nothing twice"
 
 
-@pytest.mark.xfail(strict=True, reason="needs the source recorded in the incident memo (client_declare.py, "
-                                       "client_base.Door, workflows/alert_group.py): see helper B's report")
 async def test_the_source_label_names_the_door(fresh_dev_env: WorkflowEnvironment) -> None:
     async with running_worker(fresh_dev_env.client, config=lambda: CONFIG) as (settings, _):
         app = create_app(settings, fresh_dev_env.client, CONFIG)

@@ -24,6 +24,7 @@ from activities.paging import EscalationActivities, LogPager
 from activities.ports import Chat, IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from domain.config import ConfigSource, IncidentflowConfig, Settings
+from workers.statuspage import statuspage_activities
 from workflows import WORKFLOWS
 
 log = logging.getLogger("incidentflow.worker")
@@ -98,7 +99,8 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
         activities=[incidents.send_notification, escalation.plan_escalation, escalation.resolve_targets,
                     escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff,
                     chat_activities.open_chat, chat_activities.sync_chat,
-                    runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks],
+                    runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks,
+                    *statuspage_activities(settings, config)],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

@@ -110,7 +110,7 @@ class AlertGroupWorkflow(AlertGroupCore):
                 id=incident_id,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                memo={"title": batch.title},
+                memo={"title": batch.title, "source": batch.source},
                 static_summary=f"{route.severity.value} {batch.title}"[:200],
                 static_details=f"Opened by {batch.source} (rule {route.rule})\n\n{batch.description}"[:2000],
             )

@@ -110,6 +110,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush_outbox()
         await self._flush_escalation()
+        await self._tell_runs_the_phase()  # a stood-down incident's waiting runs can no longer be approved
         await self._await_escalations()
         await self._chat_drain()
         self._messenger_stop = True

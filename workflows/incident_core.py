@@ -300,8 +300,7 @@ def current_search_attributes() -> dict[str, object]:
 def approvers_of(progress: RunbookProgress) -> list[str]:
     """Who may decide the approval the run asks for: the people the run resolved (its IC, named people),
     from runs that report them (`RunbookProgress.approvers`); older runs report nobody."""
-    approvers = getattr(progress, "approvers", None) or []
-    return [str(a) for a in approvers][:10]
+    return [str(a) for a in progress.approvers][:10]
 
 
 def why(exc: ActivityError) -> str:

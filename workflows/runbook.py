@@ -63,7 +63,7 @@ class RunbookWorkflow:
         r, s = start.request, self.s
         n = len(r.steps)
         how = " automatically (alert matched; diagnostics only)" if r.auto and not r.all_steps else ""
-        await self._tell(f"Runbook {r.runbook} started{how} by {r.by}: {n} steps (run {s.run_id})")
+        await self._tell(f"Runbook {r.runbook} started{how} by {r.by}: {_steps(n)} (run {s.run_id})")
         approved: set[int] = set()
         verified = False
         manual_from: int | None = None  # auto runs stop at the first step that needs a human
@@ -151,7 +151,7 @@ class RunbookWorkflow:
         await self._tell(f"Approval needed from {self._who()}: {prompt} (run {s.run_id}; "
                          f"`incidentflow runbook approve {s.run_id}` or `--deny`; "
                          f"{_minutes(r.approval_timeout)} to decide, then {r.on_approval_timeout})",
-                         kind="approval", awaiting=prompt)
+                         kind="approval", awaiting=prompt, approvers=self._allowed())
         try:
             await workflow.wait_condition(lambda: self._decision is not None, timeout=r.approval_timeout,
                                           timeout_summary=f"approval: {prompt}"[:200])
@@ -245,11 +245,12 @@ class RunbookWorkflow:
             ran = sum(1 for r in s.results if r.status == "ok")
             skipped = sum(1 for r in s.results if r.status == "skipped")
             extra = f", {skipped} skipped" if skipped else ""
-            text = f"Runbook {s.runbook} finished: {ran} steps done{extra}"
+            text = f"Runbook {s.runbook} finished: {_steps(ran)} done{extra}"
             if verified:
                 text += "; the verification passed"
         elif status == RunStatus.denied:
-            text = f"Runbook {s.runbook} stopped before {step.title if step else 'a step'}: {why}"
+            where = f"step {step.index + 1} ({step.name})" if step else "a step"
+            text = f"Runbook {s.runbook} stopped at {where}: {why}"
         else:
             text = f"Runbook {s.runbook} failed at {step.title if step else 'a step'}"
             if self.start.request.escalation:
@@ -260,14 +261,19 @@ class RunbookWorkflow:
         return s
 
     async def _tell(self, text: str, kind: str = "action", awaiting: str | None = None, verified: bool = False,
-                    changed: bool = False) -> None:
+                    changed: bool = False, approvers: list[str] | None = None) -> None:
         progress = RunbookProgress(run_id=self.s.run_id, status=self.s.status, text=text[:3900], kind=kind,
-                                   awaiting=awaiting, verified=verified, changed=changed)
+                                   awaiting=awaiting, verified=verified, changed=changed,
+                                   approvers=(approvers or [])[:10])
         try:
             await workflow.get_external_workflow_handle(self.s.incident_id).signal(IncidentCore.runbook_progress,
                                                                                    progress)
         except Exception as exc:  # the incident has ended: the run's own state still says it all
             workflow.logger.info("could not tell %s: %s", self.s.incident_id, exc)
+
+
+def _steps(n: int) -> str:
+    return f"{n} step" if n == 1 else f"{n} steps"
 
 
 def _covered(steps: list[RenderedStep], approval_index: int) -> list[int]:

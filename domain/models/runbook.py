@@ -257,6 +257,7 @@ class RunbookProgress(BaseModel):
     awaiting: str | None = None  # the approval prompt while waiting
     verified: bool = False  # a verification step passed: suggest monitoring
     changed: bool = False  # a step changed something: the first change moves the incident to mitigating
+    approvers: list[str] = Field(default_factory=list)  # with an approval request: who may decide (mentioned)
 
 
 class RunbookRun(BaseModel):

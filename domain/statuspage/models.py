@@ -79,6 +79,18 @@ class StatusPageConfig(_Strict):
     history_days: int = Field(90, ge=7, le=366)
     mirror: bool = False  # set by the worker, not in YAML: it has Atlassian Statuspage credentials
 
+    @field_validator("templates")
+    @classmethod
+    def _templates_compile(cls, v: dict[PublicStatus, str]) -> dict[PublicStatus, str]:
+        from domain.statuspage.drafts import check_template  # drafts renders with these models
+
+        for status, text in v.items():
+            try:
+                check_template(text)
+            except ValueError as exc:
+                raise ValueError(f"{status.value}: {exc}") from None
+        return v
+
     @model_validator(mode="after")
     def _unique_ids(self) -> StatusPageConfig:
         ids = [c.id for c in self.components]

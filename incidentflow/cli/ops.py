@@ -37,7 +37,9 @@ async def _worker(settings: Settings) -> None:
     from workers.main import run_worker  # every adapter (Slack, Kubernetes …): loaded for `worker` only
 
     client = await connect(settings)
-    await run_worker(client, settings, directory=Incidents(client, settings, load_config(settings.config)))
+    door = Incidents(client, settings, load_config(settings.config))
+    await door.ensure_statuspage()  # one per cluster: started if not running
+    await run_worker(client, settings, directory=door)
 
 
 async def _handoff(args: argparse.Namespace, settings: Settings) -> int:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from domain.models import CommandResult, Phase, Role, Severity
+from domain.text import sentence
 from incidentflow.commands import COMMANDS as TABLE
 from incidentflow.commands import Access, Command, Kind
 from incidentflow.slack.reply import Caller, Usage, first_word
@@ -108,4 +109,4 @@ def answer(command: Command[Any], incident_id: str, result: CommandResult | None
             return command.chat_accepted.format(incident_id=incident_id)
         return f"`{incident_id}`: {command.accepted}."
     warn = "".join(f"\n⚠️ {w}" for w in result.warnings)
-    return f"`{incident_id}`: {result.text}.{warn}"
+    return f"`{incident_id}`: {sentence(result.text)}{warn}"

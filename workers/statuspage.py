@@ -1,0 +1,65 @@
+"""The status page's activities, built from Settings: the page writer, the Atlassian Statuspage mirror (when
+its page id and key are set), and status mail (the records store opens on first use, so a worker that never
+mails never touches a database; SMTP only when INCIDENTFLOW_SMTP_URL is set)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from activities.statuspage import StatusPageActivities
+from activities.statuspage_mirror import StatuspageMirrorActivities
+from activities.subscribers import StatusMailActivities
+from domain.config import IncidentflowConfig, Settings
+from domain.statuspage.models import StatusPageConfig
+
+
+class LazyStore:
+    """The subscriber store, opened (and migrated) the first time an activity needs it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                from activities.records import RecordStore, database_url
+
+                url = database_url(self._settings.data_dir, self._settings.database_url.get_secret_value()
+                                   if self._settings.database_url else None)
+                key = self._settings.subscriber_key
+                self._store = RecordStore.open(url, subscriber_key=key.get_secret_value().encode() if key else None)
+            return self._store.subscribers
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._open(), name)
+
+
+def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowConfig],
+                          http: httpx.AsyncClient | None = None) -> list[Callable[..., Any]]:
+    mirror = None
+    if settings.statuspage_io_page_id and settings.statuspage_io_api_key:
+        from activities.statuspage_io import AtlassianStatuspage
+
+        mirror = AtlassianStatuspage(http or httpx.AsyncClient(timeout=10), page_id=settings.statuspage_io_page_id,
+                                     api_key=settings.statuspage_io_api_key, base_url=settings.statuspage_io_url,
+                                     component_ids=settings.statuspage_io_components)
+
+    def page_config() -> StatusPageConfig:
+        return config().statuspage.model_copy(update={"mirror": mirror is not None})
+
+    page = StatusPageActivities(page_config, settings.data_dir)
+    mailer = None
+    if settings.smtp_url:
+        from activities.mail import SmtpMailer
+
+        mailer = SmtpMailer.from_url(settings.smtp_url.get_secret_value())
+    mail = StatusMailActivities(LazyStore(settings), mailer, lambda: config().statuspage)  # type: ignore[arg-type]
+    mirrors = StatuspageMirrorActivities(mirror)
+    return [page.load_statuspage_config, page.publish_page, mail.request_subscription, mail.confirm_subscription,
+            mail.unsubscribe, mail.notify_subscribers, mirrors.mirror_update, mirrors.mirror_maintenance]
