@@ -15,8 +15,8 @@ from domain.models import IncidentPolicy, Severity
 from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
 from domain.models.oncall import EscalationPolicy, Schedule
 from domain.routing_config import Routing as Routing
-from domain.statuspage.models import StatusPageConfig
 from domain.routing_config import RoutingRule as RoutingRule
+from domain.statuspage.models import StatusPageConfig
 
 
 class RunbookSecret(_Strict):
