@@ -13,16 +13,16 @@ from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpda
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.models import Phase
+from domain.models import Phase, Role
 from domain.statuspage.drafts import Draft, DraftContext, draft
 from domain.statuspage.mail import SubscriptionRequest, SubscriptionResult, TokenInput
 from domain.statuspage.messages import (
-    STATUSPAGE_ID,
     ComponentsInput,
     MaintenanceExtend,
     MaintenanceStepInput,
     PublishResult,
     StatusPageStart,
+    statuspage_id,
 )
 from domain.statuspage.models import (
     ComponentChange,
@@ -46,25 +46,29 @@ class StatusPages(Door):
     def statuspage_config(self) -> StatusPageConfig:
         return self.config.statuspage
 
+    @property
+    def _page_id(self) -> str:
+        return statuspage_id(self.settings.task_queue)
+
     def _page(self) -> WorkflowHandle[StatusPageWorkflow, None]:
-        return self.client.get_workflow_handle_for(StatusPageWorkflow.run, STATUSPAGE_ID)
+        return self.client.get_workflow_handle_for(StatusPageWorkflow.run, self._page_id)
 
     async def ensure_statuspage(self) -> None:
         """Start the StatusPageWorkflow unless it runs (idempotent: every door and the worker may call it)."""
         try:
             await self.client.start_workflow(
-                StatusPageWorkflow.run, StatusPageStart(), id=STATUSPAGE_ID, task_queue=self.settings.task_queue,
+                StatusPageWorkflow.run, StatusPageStart(), id=self._page_id, task_queue=self.settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE, static_summary="The public status page")
         except RPCError as exc:
-            raise self._rpc_error(exc, STATUSPAGE_ID) from None
+            raise self._rpc_error(exc, self._page_id) from None
 
     async def statuspage_state(self) -> StatusPageState:
         await self.ensure_statuspage()
         try:
             return await self._page().query(StatusPageWorkflow.get_state, rpc_timeout=timedelta(seconds=self.deadline))
         except RPCError as exc:
-            raise self._rpc_error(exc, STATUSPAGE_ID) from None
+            raise self._rpc_error(exc, self._page_id) from None
 
     async def public_draft(self, incident_id: str, now: datetime | None = None) -> Draft:
         """The public update the incident asks for now (the comms lead edits and publishes it)."""
@@ -88,7 +92,15 @@ class StatusPages(Door):
                                     status: PublicStatus | None = None,
                                     components: dict[str, ComponentStatus] | None = None,
                                     key: str | None = None) -> PublishResult:
-        """Publish the draft, or `text`; `status` and `components` override the draft's."""
+        """Publish the draft, or `text`; `status` and `components` override the draft's. Only the incident's
+        comms lead or commander publishes (the IC may delegate it: that is what the comms lead is for)."""
+        state = await self.get(incident_id)
+        allowed = {p for p in (state.roles.get(Role.comms), state.roles.get(Role.ic)) if p}
+        if by not in allowed:
+            holders = ", ".join(f"{r.value} {state.roles[r]}" for r in (Role.comms, Role.ic) if r in state.roles)
+            raise CommandRejected(f"by: only the comms lead or the incident commander publishes to the status page "
+                                  f"({holders or 'neither is assigned'}); take the role first: "
+                                  f"`incidentflow role {incident_id} comms {by}`")
         try:
             base = await self.public_draft(incident_id)
             changes = {c.component: c.status for c in base.components}
@@ -140,7 +152,7 @@ class StatusPages(Door):
         except RPCError as exc:
             if exc.status == RPCStatusCode.NOT_FOUND:
                 raise IncidentNotFound("the status page workflow is not running") from None
-            raise self._rpc_error(exc, STATUSPAGE_ID) from None
+            raise self._rpc_error(exc, self._page_id) from None
         except WorkflowUpdateFailedError as exc:  # pragma: no cover - _send_update turns these into CommandRejected
             raise CommandRejected(str(exc.cause)) from None
 

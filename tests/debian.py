@@ -27,10 +27,19 @@ def ensure(package: str, names: Iterable[str], dirs: Iterable[str] = ()) -> str:
     found = _find(names, dirs)
     if found:
         return found
+    apt_install(package, f"{' or '.join(names)} not found")
+    found = _find(names, dirs)
+    if not found:
+        raise RuntimeError(f"`apt-get install {package}` did not provide {' or '.join(names)}")
+    return found
+
+
+def apt_install(package: str, why: str) -> None:
+    """Install a Debian package (as root, with apt-get), or raise saying how to."""
     apt = shutil.which("apt-get")
     is_root = hasattr(os, "geteuid") and os.geteuid() == 0
     if not (apt and is_root):
-        raise RuntimeError(f"{' or '.join(names)} not found; install it with `apt-get install -y {package}` "
+        raise RuntimeError(f"{why}; install it with `apt-get install -y {package}` "
                            f"(apt-get available: {bool(apt)}, root: {is_root})")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = [apt, "install", "-y", "--no-install-recommends", package]
@@ -38,11 +47,9 @@ def ensure(package: str, names: Iterable[str], dirs: Iterable[str] = ()) -> str:
     if result.returncode != 0:  # stale or missing package lists: refresh once, then retry
         subprocess.run([apt, "update"], env=env, capture_output=True, text=True, timeout=900)
         result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-    found = _find(names, dirs)
-    if result.returncode != 0 or not found:
+    if result.returncode != 0:
         raise RuntimeError(f"`{' '.join(install)}` failed (exit {result.returncode}):\n"
                            f"{(result.stdout + result.stderr)[-2000:]}")
-    return found
 
 
 def chromium() -> str:

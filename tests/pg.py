@@ -19,12 +19,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.debian import apt_install
 from tests.helpers import free_port
 
 INSTALL = "apt-get install -y postgresql (Debian/Ubuntu), or set PG_BIN to a directory holding initdb and pg_ctl"
 
 
-def pg_bin() -> Path:
+def pg_bin(installing: bool = False) -> Path:
     candidates = [Path(os.environ["PG_BIN"])] if os.environ.get("PG_BIN") else []
     candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda p: _major(p.parent.name),
                          reverse=True)
@@ -33,6 +34,12 @@ def pg_bin() -> Path:
     for directory in candidates:
         if (directory / "initdb").exists() and (directory / "pg_ctl").exists():
             return directory
+    if not installing:
+        try:  # a clean machine (CI): install Debian's server once, then look again
+            apt_install("postgresql", "PostgreSQL server binaries (initdb, pg_ctl) not found")
+        except RuntimeError as exc:
+            pytest.fail(f"{exc}; or set PG_BIN to a directory holding initdb and pg_ctl")
+        return pg_bin(installing=True)
     pytest.fail(f"PostgreSQL server binaries (initdb, pg_ctl) not found: {INSTALL}")
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from domain.models.common import Phase, Severity
 from domain.statuspage import render_json
-from domain.statuspage.drafts import DraftContext, check_template, draft, public_status
+from domain.statuspage.drafts import DraftContext, draft, public_status
 from domain.statuspage.models import (
     ComponentChange,
     ComponentStatus,
@@ -21,6 +21,7 @@ from domain.statuspage.models import (
     PublishInput,
     StatusPageConfig,
     StatusPageState,
+    check_template,
 )
 from domain.statuspage.render_html import Links, render_feed, render_page, static_files
 from domain.statuspage.state import (

@@ -14,7 +14,6 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from domain.statuspage.messages import (
         MAINTENANCE_DUE,
-        STATUSPAGE_ID,
         MaintenanceChange,
         MaintenanceStart,
         MaintenanceStepInput,
@@ -27,6 +26,7 @@ class MaintenanceWorkflow:
     @workflow.init
     def __init__(self, start: MaintenanceStart) -> None:
         self.id = start.maintenance.id
+        self.page_id = start.page_id
         self.begin = start.maintenance.scheduled_for
         self.end = start.maintenance.scheduled_until
         self.cancelled = False
@@ -78,5 +78,5 @@ class MaintenanceWorkflow:
         return True
 
     async def _report(self, status: MaintenanceStatus, body: str) -> None:
-        page = workflow.get_external_workflow_handle(STATUSPAGE_ID)
+        page = workflow.get_external_workflow_handle(self.page_id)
         await page.signal(MAINTENANCE_DUE, MaintenanceStepInput(maintenance_id=self.id, status=status, body=body))

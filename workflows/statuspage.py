@@ -21,7 +21,6 @@ with workflow.unsafe.imports_passed_through():
     from domain.statuspage import state as page
     from domain.statuspage.messages import (
         MAINTENANCE_DUE,
-        STATUSPAGE_ID,
         ComponentsInput,
         MaintenanceChange,
         MaintenanceExtend,
@@ -47,7 +46,7 @@ INCIDENT_RECORD_EVENT = "record_event"  # IncidentCore.record_event (by name: th
 
 
 def maintenance_workflow_id(maintenance_id: str) -> str:
-    return f"{STATUSPAGE_ID}-{maintenance_id}"
+    return f"{workflow.info().workflow_id}-{maintenance_id}"
 REQUESTS_KEPT = 500
 CHANGES_PER_RUN = 1000  # continue as new after this many changes even if Temporal has not suggested it
 
@@ -141,7 +140,7 @@ class StatusPageWorkflow(StatusPageOutbox):
         self._changed()
         self._tell_maintenance(m.id)
         await workflow.start_child_workflow(
-            MaintenanceWorkflow.run, MaintenanceStart(maintenance=m), id=maintenance_workflow_id(m.id),
+            MaintenanceWorkflow.run, MaintenanceStart(maintenance=m, page_id=workflow.info().workflow_id), id=maintenance_workflow_id(m.id),
             parent_close_policy=workflow.ParentClosePolicy.ABANDON, static_summary=f"Maintenance: {m.title}"[:200])
         return m
 

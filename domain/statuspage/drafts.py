@@ -8,12 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field
 
 from domain.models.common import Phase, Severity
-from domain.statuspage.models import ComponentChange, ComponentStatus, Impact, PublicStatus, StatusPageConfig
+from domain.statuspage.models import (
+    ComponentChange,
+    ComponentStatus,
+    Impact,
+    PublicStatus,
+    StatusPageConfig,
+)
 
 DEFAULTS: dict[PublicStatus, str] = {
     PublicStatus.investigating: (
@@ -67,15 +73,6 @@ def public_status(phase: Phase) -> PublicStatus:
     if phase in (Phase.identified, Phase.mitigating):
         return PublicStatus.identified
     return PublicStatus.investigating
-
-
-def check_template(text: str) -> str:
-    """Config validation: the template must compile (its error names the line)."""
-    try:
-        _ENV.from_string(text)
-    except TemplateSyntaxError as exc:
-        raise ValueError(f"template line {exc.lineno}: {exc.message}") from None
-    return text
 
 
 def when(t: datetime | None) -> str:

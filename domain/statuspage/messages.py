@@ -15,7 +15,12 @@ from domain.statuspage.models import (
     StatusPageState,
 )
 
-STATUSPAGE_ID = "incidentflow-statuspage"
+STATUSPAGE_ID = "incidentflow-statuspage"  # the page of the default task queue
+
+
+def statuspage_id(task_queue: str) -> str:
+    """One page per deployment (task queue): several incidentflows may share a Temporal namespace."""
+    return STATUSPAGE_ID if task_queue == "incidentflow" else f"{task_queue}-statuspage"[:200]
 MAINTENANCE_DUE = "maintenance_due"  # the signal a MaintenanceWorkflow sends the StatusPageWorkflow
 
 
@@ -55,6 +60,7 @@ class MaintenanceStart(BaseModel):
     """The MaintenanceWorkflow's input: the window, and when to remind before it."""
 
     maintenance: Maintenance
+    page_id: str = STATUSPAGE_ID  # the StatusPageWorkflow to report to
     remind_before: list[int] = Field(default_factory=lambda: [24 * 60, 60])  # minutes before the start
 
 

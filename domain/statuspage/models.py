@@ -9,6 +9,8 @@ import re
 from datetime import datetime, timedelta
 from enum import Enum
 
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.models.base import Duration, SeverityKey
@@ -56,6 +58,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+_TEMPLATES = SandboxedEnvironment(autoescape=False)
+
+
+def check_template(text: str) -> str:
+    """Config validation: the template must compile (its error names the line)."""
+    try:
+        _TEMPLATES.from_string(text)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"template line {exc.lineno}: {exc.message}") from None
+    return text
+
+
 # ---------------------------------------------------------------------------- config (statuspage: in the YAML)
 class ComponentConfig(_Strict):
     id: str = Field(..., pattern=COMPONENT_ID)
@@ -82,8 +96,6 @@ class StatusPageConfig(_Strict):
     @field_validator("templates")
     @classmethod
     def _templates_compile(cls, v: dict[PublicStatus, str]) -> dict[PublicStatus, str]:
-        from domain.statuspage.drafts import check_template  # drafts renders with these models
-
         for status, text in v.items():
             try:
                 check_template(text)

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from activities.statuspage import VERSION_FILE
 from domain.statuspage import render_json
@@ -79,6 +79,12 @@ class CancelRequest(BaseModel):
 class ExtendRequest(BaseModel):
     until: datetime
     by: str | None = BY
+
+
+def problems(exc: ValidationError) -> str:
+    """One line naming each bad field (a model validator's message names its own)."""
+    return "; ".join((f"{'.'.join(map(str, e['loc']))}: " if e["loc"] else "") + e["msg"].removeprefix("Value error, ")
+                     for e in exc.errors())
 
 
 async def _incidents(request: Request) -> Incidents:
@@ -181,8 +187,8 @@ async def schedule(body: MaintenanceRequest, request: Request, who: Caller,
     try:
         cmd = MaintenanceInput(title=body.title, body=body.body, components=body.components, start=body.start,
                                end=body.end, by=by)
-    except ValueError as exc:
-        raise HTTPException(422, str(exc).splitlines()[-1]) from None
+    except ValidationError as exc:
+        raise HTTPException(422, problems(exc)) from None
     return await inc.schedule_maintenance(cmd, key=key)
 
 

@@ -21,6 +21,7 @@ from domain.statuspage.mail import (
     normalize_email,
     token_digest,
 )
+from incidentflow.api.status import problems
 from incidentflow.client import Incidents
 
 router = APIRouter(tags=["status page"])
@@ -65,9 +66,10 @@ async def subscribe(body: SubscribeRequest, request: Request) -> SubscriptionRes
     try:
         email = normalize_email(body.email)
         req = SubscriptionRequest(email=email, components=body.components)
-    except (ValueError, ValidationError) as exc:
-        raise HTTPException(422, str(exc).splitlines()[-1].strip() if isinstance(exc, ValidationError)
-                            else str(exc)) from None
+    except ValidationError as exc:
+        raise HTTPException(422, problems(exc)) from None
+    except ValueError as exc:
+        raise HTTPException(422, f"email: {exc}" if not str(exc).startswith("email") else str(exc)) from None
     inc = await _incidents(request)
     known = {c.id for c in inc.config.statuspage.components}
     unknown = [c for c in req.components if c not in known]

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from domain.config import Settings
 from domain.statuspage import render_json
 from domain.statuspage.models import ComponentStatus, MaintenanceInput, PublicStatus
@@ -133,8 +135,8 @@ async def _maintenance(args: argparse.Namespace, settings: Settings, inc: Incide
         try:
             cmd = MaintenanceInput(title=args.title, body=args.body, components=args.component, start=args.start,
                                    end=args.end, by=by)
-        except ValueError as exc:
-            raise UsageError(str(exc).splitlines()[-1].strip()) from None
+        except ValidationError as exc:
+            raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
         m = await inc.schedule_maintenance(cmd, key=key)
         print(f"{m.id}: {m.title}, {m.scheduled_for:%Y-%m-%d %H:%M}–{m.scheduled_until:%H:%M} UTC, announced")
         return 0

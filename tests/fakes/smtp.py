@@ -130,8 +130,10 @@ class SmtpServer:
 def _self_signed(directory: Path) -> tuple[str, Any]:
     import ssl
 
+    from tests.debian import ensure
+
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+    subprocess.run([ensure("openssl", ["openssl"]), "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
                     str(cert), "-days", "1", "-subj", "/CN=localhost",
                     "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
                    check=True, capture_output=True, timeout=60)
