@@ -32,6 +32,7 @@ from incidentflow.slack.syntax import help_text
 
 # what each surface has besides the table's commands (each shapes these itself)
 CLI_OWN = {"dev", "worker", "api", "temporal", "handoff", "config", "oncall", "drill", "runbook", "declare", "list",
+           "statuspage", "maintenance",
            "show", "timeline"}
 HTTP_OWN = {"runbooks", "public-updates"}  # POST /v1/incidents/{incident_id}/runbooks, …/public-updates (status page)
 SLACK_OWN = {"declare", "runbook", "approve", "deny", "timeline", "help"}

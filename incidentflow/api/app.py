@@ -126,15 +126,10 @@ def create_app(settings: Settings, client: Client | None = None,
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.middleware("http")(metrics.middleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer (413, 503 …) carries X-Request-ID
-    app.include_router(alerts.router)
-    app.include_router(incidents_api.router)
-    app.include_router(pagerduty_api.router)
-    app.include_router(oncall_api.router)
-    app.include_router(slack_api.router)
-    app.include_router(runbooks_api.router)
-    app.include_router(status_api.router)
+    for module in (alerts, incidents_api, pagerduty_api, oncall_api, slack_api, runbooks_api, status_api,
+                   subscribe_api):
+        app.include_router(module.router)
     app.include_router(status_api.public)
-    app.include_router(subscribe_api.router)
     app.state.subscribe_throttle = subscribe_api.Throttle()
 
     _ops_routes(app, link, settings)

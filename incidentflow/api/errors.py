@@ -47,6 +47,7 @@ _TEXT = {400: "The body is not JSON (the message gives the line and column), or 
          413: "Request body larger than INCIDENTFLOW_MAX_BODY_BYTES (checked while it streams in)",
          422: "Invalid input (the message names the field; for a person, service or escalation level the config "
               "does not know, it lists the known ones)",
+         429: "Too many requests from this client or for this address: retry after Retry-After seconds",
          503: "Temporal unreachable or overloaded: retry after Retry-After seconds"}
 
 

@@ -14,13 +14,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError
 
 from activities.statuspage import VERSION_FILE
 from domain.statuspage import render_json
 from domain.statuspage.drafts import Draft
 from domain.statuspage.messages import PublishResult
 from domain.statuspage.models import (
+    COMPONENT_ID,
     ComponentStatus,
     Maintenance,
     MaintenanceInput,
@@ -35,7 +36,7 @@ from incidentflow.api.incidents import IdempotencyKey
 from incidentflow.api.security import Identity, actor_for, caller, need
 from incidentflow.client import Incidents
 
-public = APIRouter(tags=["status page"])
+public = APIRouter(tags=["status page"], responses=responses(400, 404, 413, 422, 503))
 router = APIRouter(prefix="/v1", tags=["status page"], dependencies=[Depends(caller)],
                    responses=responses(400, 401, 403, 404, 409, 413, 422, 503))
 Reader = Annotated[Identity, Depends(need("read"))]
@@ -43,6 +44,7 @@ Caller = Annotated[Identity, Depends(caller)]
 ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$"
 JSON_DOCS = ("summary", "status", "components", "incidents", "incidents/unresolved", "scheduled-maintenances",
              "scheduled-maintenances/upcoming", "scheduled-maintenances/active")
+ComponentId = Annotated[str, StringConstraints(pattern=COMPONENT_ID)]
 BY = Field(None, min_length=1, max_length=128,
            description="who does it (a person id): only with the act-as scope; default: the token's person")
 
@@ -51,21 +53,21 @@ class PublishRequest(BaseModel):
     text: MultiLine | None = Field(None, max_length=5000, description="the update's text (default: the draft)")
     status: PublicStatus | None = Field(None, description="investigating, identified, monitoring or resolved "
                                                           "(default: from the incident's phase)")
-    components: dict[str, ComponentStatus] = Field(
+    components: dict[ComponentId, ComponentStatus] = Field(
         default_factory=dict, description="component id → status, over the draft's (operational, "
                                           "degraded_performance, partial_outage, major_outage, under_maintenance)")
     by: str | None = BY
 
 
 class ComponentsRequest(BaseModel):
-    components: dict[str, ComponentStatus] = Field(..., min_length=1)
+    components: dict[ComponentId, ComponentStatus] = Field(..., min_length=1)
     by: str | None = BY
 
 
 class MaintenanceRequest(BaseModel):
     title: SingleLine = Field(..., min_length=1, max_length=200)
     body: MultiLine = Field("", max_length=5000)
-    components: list[str] = Field(..., min_length=1)
+    components: list[ComponentId] = Field(..., min_length=1)
     start: datetime
     end: datetime
     by: str | None = BY

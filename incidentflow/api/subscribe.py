@@ -21,17 +21,18 @@ from domain.statuspage.mail import (
     normalize_email,
     token_digest,
 )
-from incidentflow.api.status import problems
+from incidentflow.api.errors import responses
+from incidentflow.api.status import ComponentId, problems
 from incidentflow.client import Incidents
 
-router = APIRouter(tags=["status page"])
+router = APIRouter(tags=["status page"], responses=responses(400, 413, 422, 429, 503))
 TOKEN = r"^[A-Za-z0-9_~.%-]{16,200}$"
 PER_IP, PER_EMAIL, WINDOW = 10, 3, 3600.0  # subscribe requests per hour
 
 
 class SubscribeRequest(BaseModel):
     email: str = Field(..., max_length=254, description="where status mail goes (a confirmation link first)")
-    components: list[str] = Field(default_factory=list, description="component ids to hear about (none: all)")
+    components: list[ComponentId] = Field(default_factory=list, description="component ids to hear about (none: all)")
 
 
 class Throttle:
