@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.models import IncidentPolicy, Severity
 from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
+from domain.models.incident import PublicPolicy
 from domain.models.oncall import EscalationPolicy, Schedule
 from domain.routing_config import Routing as Routing
 from domain.routing_config import RoutingRule as RoutingRule
@@ -294,7 +295,19 @@ class IncidentflowConfig(_Strict):
             postmortem_remind_before=p.postmortem.remind_before,
             postmortem_overdue_every=p.postmortem.overdue_every,
             postmortem_max_overdue_reminders=p.postmortem.max_overdue_reminders,
+            public=self._public_policy(),
         )
+
+    def _public_policy(self) -> PublicPolicy | None:
+        sp = self.statuspage
+        by_service: dict[str, list[str]] = {}
+        for comp in sp.components:
+            for name in comp.services:
+                by_service.setdefault(name, []).append(comp.id)
+        if not by_service:
+            return None
+        return PublicPolicy(components=by_service, first_update=sp.first_update, cadence=sp.cadence,
+                            auto_publish=sp.auto_publish)
 
 
 class ConfigError(ValueError):

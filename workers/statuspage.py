@@ -61,5 +61,6 @@ def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowC
         mailer = SmtpMailer.from_url(settings.smtp_url.get_secret_value())
     mail = StatusMailActivities(LazyStore(settings), mailer, lambda: config().statuspage)  # type: ignore[arg-type]
     mirrors = StatuspageMirrorActivities(mirror)
-    return [page.load_statuspage_config, page.publish_page, mail.request_subscription, mail.confirm_subscription,
-            mail.unsubscribe, mail.notify_subscribers, mirrors.mirror_update, mirrors.mirror_maintenance]
+    return [page.load_statuspage_config, page.publish_page, page.draft_public_update,
+            mail.request_subscription, mail.confirm_subscription, mail.unsubscribe, mail.notify_subscribers,
+            mirrors.mirror_update, mirrors.mirror_maintenance]

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.chat_pump import ChatPump
     from workflows.incident_children import IncidentChildren
     from workflows.incident_core import current_search_attributes, minutes, utc
+    from workflows.incident_public import IncidentPublic
     from workflows.incident_timers import IncidentTimers
 
 # From the baseline on, running logic changes behind patches (README "Versioning running incidents").
@@ -49,12 +50,15 @@ PATCH_PROMPT_STOP = "prompt-stop"
 # channel-first (0.1.2): the incident channel is opened (waiting at most CHANNEL_WAIT) before the first page
 # and before the run loop acts, so pages link the channel and it reads in order (opened, then diagnostics).
 PATCH_CHANNEL_FIRST = "channel-first"
+# public-updates (0.2): an incident on a service with status page components owes public updates (drafts,
+# cadence, reminders; `workflows.incident_public`). Histories from before it never set `IncidentState.public`.
+PATCH_PUBLIC_UPDATES = "public-updates"
 CHANNEL_WAIT = timedelta(seconds=10)  # Slack slow or down: page without the link rather than later
 NOTE_REQUESTS_KEPT = 500  # request ids of notes remembered to drop retries (carried across continue-as-new)
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
+class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPublic):
     @workflow.init
     def __init__(self, start: IncidentStart) -> None:
         self._init_runtime()
@@ -84,6 +88,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump):
     async def run(self, start: IncidentStart) -> IncidentState:
         """Open the channel, page, then act on every command and every deadline until the incident
         ends; then tell everyone, let the escalation stop and the channel catch up."""
+        if start.carried is None and workflow.patched(PATCH_PUBLIC_UPDATES):
+            self._setup_public()
         channel_first = self._channel_first()
         if not channel_first and self._pages_at_declaration(start):
             await self._start_escalation(1)

@@ -31,6 +31,7 @@ class IncidentChildren(IncidentRunbooks):
         await self._flush_outbox()
         await self._flush_escalation()
         await self._flush_runbooks()
+        await self._flush_public()
 
     # ---------------------------------------------------------------- escalation and pages
     def _page_summary(self) -> str:

@@ -62,6 +62,7 @@ class IncidentCore:
     _chat_stop: bool
     _chat_sent: ChatSummary | None  # the summary as last shown in the channel
     _declared_seq: int | None  # timeline events the channel's context message covers
+    _public_queue: list[Phase]  # public updates to draft (the phase each is for)
     _chat_current: bool  # the chat-current patch applies to this run (workflows/chat_pump.py)
 
     def _init_runtime(self) -> None:
@@ -75,6 +76,7 @@ class IncidentCore:
         self._timer, self._armed = None, None
         self._chat_task, self._chat_stop, self._chat_sent = None, False, None
         self._declared_seq = None
+        self._public_queue = []
         self._chat_current = False
 
     # ---------------------------------------------------------------- reports from children
@@ -118,6 +120,13 @@ class IncidentCore:
 
     def _runbook_progressed(self, progress: RunbookProgress) -> None:
         """What a run's report changes (`workflows.incident_runbooks`)."""
+        raise NotImplementedError
+
+    def _public_phase(self, old: Phase, target: Phase) -> None:
+        """A phase change asks the public side for a draft (`workflows.incident_public`)."""
+        raise NotImplementedError
+
+    async def _flush_public(self) -> None:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- state changes
@@ -174,6 +183,7 @@ class IncidentCore:
             self._stop_paging(by, "resolve")
         if s.group_id:
             self._outbox.append(IncidentStatusSignal(incident_id=s.id, phase=target, resolved_at=s.resolved_at))
+        self._public_phase(old, target)
         self._wake = True
 
     def _reopened_at(self) -> datetime | None:

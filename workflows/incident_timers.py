@@ -21,6 +21,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.incident_core import SYSTEM, IncidentCore, minutes
 
 
+PUBLIC_OWED = (*policy.ACTIVE, Phase.resolved)  # the resolution update is owed once resolved
+
+
 class IncidentTimers(IncidentCore):
     def _next_deadline(self) -> tuple[datetime | None, str | None]:
         s = self.s
@@ -34,6 +37,8 @@ class IncidentTimers(IncidentCore):
             candidates.append((reminder, "postmortem reminder"))
         if s.auto_close_at and s.phase == Phase.resolved:
             candidates.append((s.auto_close_at, "auto-close"))
+        if s.public and s.public.due and s.phase in PUBLIC_OWED:
+            candidates.append((s.public.due, "public update due"))
         if not candidates:
             return None, None
         return min(candidates, key=lambda c: c[0])
@@ -71,6 +76,8 @@ class IncidentTimers(IncidentCore):
         reminder = policy.next_postmortem_reminder(s)
         if reminder and s.postmortem_due and now >= reminder:
             await self._remind_postmortem(now, s.postmortem_due)
+        if s.public and s.public.due and s.phase in PUBLIC_OWED and now >= s.public.due:
+            await self._remind_public_update(now, s.public.due)
         if s.phase == Phase.resolved and s.auto_close_at and now >= s.auto_close_at:
             self._set_phase(Phase.closed, SYSTEM, "closed automatically: resolved with no postmortem required")
 
@@ -84,6 +91,18 @@ class IncidentTimers(IncidentCore):
         await self._notify("status_update_due", policy.update_recipient(s),
                            f"A status update is due{overdue}: {s.severity.value} updates every "
                            f"{minutes(interval)}. Post one with `incidentflow update {s.id} \"…\"`.")
+
+    async def _remind_public_update(self, now: datetime, due: datetime) -> None:
+        s = self.s
+        assert s.public is not None and s.policy.public is not None
+        s.public.reminders += 1
+        more = s.public.reminders < s.policy.public.max_reminders
+        s.public.due = now + s.policy.public.remind_every if more else None
+        what = "the resolution" if s.phase == Phase.resolved else "an update"
+        await self._notify("public_update_due", policy.update_recipient(s),
+                           f"The status page owes the public {what} (due {due:%H:%M} UTC): "
+                           f"`incidentflow statuspage draft {s.id}`, then `incidentflow statuspage publish {s.id}` "
+                           f"(or `/incident publish`).")
 
     async def _remind_postmortem(self, now: datetime, due: datetime) -> None:
         self.s.postmortem_reminders += 1

@@ -16,16 +16,17 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.statuspage import StatusPageActivities
-    from domain.models.common import EventKind
-    from domain.models.incident import EventRecord
     from domain.statuspage import state as page
     from domain.statuspage.messages import (
         MAINTENANCE_DUE,
+        PUBLIC_UPDATE_PUBLISHED,
+        PUBLISH_REQUESTED,
         ComponentsInput,
         MaintenanceChange,
         MaintenanceExtend,
         MaintenanceStart,
         MaintenanceStepInput,
+        PublicPublished,
         PublishFiles,
         PublishResult,
         StatusPageStart,
@@ -41,9 +42,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.maintenance import MaintenanceWorkflow
     from workflows.statuspage_outbox import StatusPageOutbox
-
-INCIDENT_RECORD_EVENT = "record_event"  # IncidentCore.record_event (by name: the incident imports much more)
-
 
 def maintenance_workflow_id(maintenance_id: str) -> str:
     return f"{workflow.info().workflow_id}-{maintenance_id}"
@@ -93,6 +91,20 @@ class StatusPageWorkflow(StatusPageOutbox):
     # ---------------------------------------------------------------- commands
     @workflow.update
     async def publish(self, cmd: PublishInput) -> PublishResult:
+        try:
+            return await self._publish_once(cmd)
+        except page.StatusPageError as exc:
+            raise refused(exc) from None
+
+    @workflow.signal(name=PUBLISH_REQUESTED)
+    async def publish_requested(self, cmd: PublishInput) -> None:
+        """An incident auto-publishes its draft (a severity in `auto_publish`)."""
+        try:
+            await self._publish_once(cmd)
+        except page.StatusPageError as exc:
+            workflow.logger.warning("auto-publish for %s refused: %s", cmd.incident_id, exc)
+
+    async def _publish_once(self, cmd: PublishInput) -> PublishResult:
         config = await self._config()
         if cmd.request_id and cmd.request_id in self.requests:
             incident = self.state.incident(cmd.incident_id)
@@ -101,16 +113,12 @@ class StatusPageWorkflow(StatusPageOutbox):
             if done is not None:
                 return PublishResult(incident_id=cmd.incident_id, update=done, version=self.state.version,
                                      duplicate=True)
-        try:
-            update = page.publish(self.state, config, cmd, workflow.now())
-        except page.StatusPageError as exc:
-            raise refused(exc) from None
+        update = page.publish(self.state, config, cmd, workflow.now())
         self._remember(cmd.request_id, update.id)
         self._changed()
         self._tell_update(cmd.incident_id, update.id)
-        await self._tell_incident(cmd.incident_id, EventRecord(
-            kind=EventKind.action, actor=cmd.by, subject="status page",
-            text=f"Published a public update ({cmd.status.value}): {cmd.body}"[:4000]))
+        await self._tell_incident(cmd.incident_id, PublicPublished(
+            update_id=update.id, status=cmd.status.value, by=cmd.by, at=workflow.now(), body=cmd.body[:3000]))
         return PublishResult(incident_id=cmd.incident_id, update=update, version=self.state.version)
 
     @workflow.update
@@ -195,10 +203,10 @@ class StatusPageWorkflow(StatusPageOutbox):
         return self.state
 
     # ---------------------------------------------------------------- internals
-    async def _tell_incident(self, incident_id: str, record: EventRecord) -> None:
-        """Who published what goes on the incident's timeline (the incident may have ended: then only here)."""
+    async def _tell_incident(self, incident_id: str, done: PublicPublished) -> None:
+        """The incident records who published what, and restarts its public cadence (it may have ended)."""
         try:
-            await workflow.get_external_workflow_handle(incident_id).signal(INCIDENT_RECORD_EVENT, record)
+            await workflow.get_external_workflow_handle(incident_id).signal(PUBLIC_UPDATE_PUBLISHED, done)
         except Exception as exc:
             workflow.logger.info("incident %s not told of its public update: %s", incident_id, exc)
 

@@ -52,6 +52,29 @@ class IncidentPolicy(BaseModel):
     max_alerts: int = Field(200, ge=1)
     max_text_length: int = Field(4000, ge=100)
     continue_as_new_after_events: int = Field(8000, ge=20)
+    public: PublicPolicy | None = None  # the status page's cadence (None: no public updates, as before)
+
+
+class PublicPolicy(BaseModel):
+    """When the public hears about an incident on a service that affects status page components."""
+
+    components: dict[str, list[str]] = Field(default_factory=dict)  # service -> component ids
+    first_update: timedelta = timedelta(minutes=10)
+    cadence: dict[Severity, timedelta] = Field(default_factory=dict)
+    auto_publish: list[Severity] = Field(default_factory=list)
+    remind_every: timedelta = timedelta(minutes=10)
+    max_reminders: int = Field(6, ge=0, le=50)
+
+
+class PublicState(BaseModel):
+    """The incident's public side: which components, what was published last, when the next update is due."""
+
+    components: list[str]
+    due: datetime | None = None  # the next public update (reminders to the comms lead until it is posted)
+    reminders: int = 0
+    last_status: str | None = None  # the public status last published
+    last_at: datetime | None = None
+    drafts: int = 0
 
 
 class DeclareInput(BaseModel):
@@ -171,6 +194,7 @@ class IncidentState(BaseModel):
     runbooks: list[RunbookRun] = Field(default_factory=list)  # runbook runs on this incident
     runbook_runs: int = 0
     note_requests: list[str] = Field(default_factory=list)  # request ids of the last notes (dedup, bounded)
+    public: PublicState | None = None  # on the status page (components affected), else None
 
     @property
     def commander(self) -> str | None:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from domain.models.common import Phase, Severity
 from domain.statuspage.models import (
     ComponentChange,
     Maintenance,
@@ -22,6 +23,8 @@ def statuspage_id(task_queue: str) -> str:
     """One page per deployment (task queue): several incidentflows may share a Temporal namespace."""
     return STATUSPAGE_ID if task_queue == "incidentflow" else f"{task_queue}-statuspage"[:200]
 MAINTENANCE_DUE = "maintenance_due"  # the signal a MaintenanceWorkflow sends the StatusPageWorkflow
+PUBLISH_REQUESTED = "publish_requested"  # an incident auto-publishes its draft (a signal: workflows send no updates)
+PUBLIC_UPDATE_PUBLISHED = "public_update_published"  # the StatusPageWorkflow tells the incident
 
 
 class StatusPageStart(BaseModel):
@@ -70,6 +73,30 @@ class MaintenanceChange(BaseModel):
     until: datetime | None = None
     cancel: bool = False
     by: str = ""
+
+
+class DraftRequest(BaseModel):
+    """The incident asks the worker for the public update it owes (rendered with the config's templates)."""
+
+    incident_id: str
+    title: str
+    severity: Severity
+    phase: Phase
+    service: str | None = None
+    components: list[str]
+    summary: str = ""
+    next_update: datetime | None = None
+    resolved_at: datetime | None = None
+
+
+class PublicPublished(BaseModel):
+    """Status page → incident: a public update went out (the cadence restarts from it)."""
+
+    update_id: str
+    status: str
+    by: str
+    at: datetime
+    body: str = ""
 
 
 class PublishFiles(BaseModel):

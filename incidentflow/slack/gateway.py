@@ -138,6 +138,10 @@ class SlackGateway:
                          + render.timeline_text(events))
         if name == "runbook":
             return await self.run_runbook(iid, rest, caller)
+        if name == "publish":
+            result = await inc.publish_public_update(iid, caller.actor, rest.strip() or None, key=caller.request_key)
+            return Reply(f"`{iid}`: published to the status page ({result.update.status.value}): "
+                         f"{result.update.body}")
         command = COMMANDS[name].command
         if command is None:  # pragma: no cover - every other chat command is a table command
             raise Usage(f"`{name}` is not implemented")

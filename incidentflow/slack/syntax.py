@@ -53,6 +53,8 @@ COMMANDS: dict[str, Spec] = {
                     needs_incident=False),
     **{command.chat_name: _spec(command) for command in TABLE},
     "runbook": Spec("runbook [NAME [key=value …]]", "list the runbooks, or run one (changes wait for approval)"),
+    "publish": Spec("publish [text]", "publish the public status page update (the draft, or your text); "
+                                      "comms lead or IC"),
     "approve": Spec("approve <run-id> [comment]", "approve the step a runbook run waits on", needs_incident=False),
     "deny": Spec("deny <run-id> [reason]", "deny it: the run stops there", needs_incident=False),
     "timeline": Spec("timeline", "show the latest timeline events", read_only=True),
