@@ -129,11 +129,13 @@ class Incidents(Declarations, RunbookRuns, StatusPages, Subscriptions):
         route = batch.route
         if route.action == "drop":
             return IngestResult(outcome="dropped", rule=route.rule)
-        if route.action == "annotate":
+        maintenance = await self.maintenance_for(route.service, route.severity) if route.action == "open" else None
+        if route.action == "annotate" or maintenance:
             open_ones = await self.list(open_only=True, service=route.service, limit=20) if route.service else []
             if not open_ones:
-                return IngestResult(outcome="ignored", rule=route.rule,
-                                    reason=f"no open incident for service {route.service or '(none)'} to annotate")
+                why = (f"component under scheduled maintenance {maintenance}: annotates, does not page"
+                       if maintenance else f"no open incident for service {route.service or '(none)'} to annotate")
+                return IngestResult(outcome="ignored", rule=route.rule, reason=why)
             target = open_ones[0].id
             await self._signal(target, IncidentWorkflow.alerts, AlertsInput(alerts=batch.alerts), check=False)
             return IngestResult(outcome="annotated", rule=route.rule, incident_id=target)

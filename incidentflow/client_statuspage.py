@@ -9,11 +9,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import WorkflowFailureError, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.models import Phase, Role
+from domain.models import Phase, Role, Severity
 from domain.statuspage.drafts import Draft, DraftContext, draft
 from domain.statuspage.mail import SubscriptionRequest, SubscriptionResult, TokenInput
 from domain.statuspage.messages import (
@@ -144,6 +149,21 @@ class StatusPages(Door):
         m: Maintenance = await self._page_update(StatusPageWorkflow.extend_maintenance, MaintenanceExtend(
             maintenance_id=maintenance_id, until=until, by=by), key)
         return m
+
+    async def maintenance_for(self, service: str | None, severity: Severity) -> str | None:
+        """The maintenance under way on the service's components (its id), if an alert for it should only
+        annotate: a component under maintenance does not page, except a SEV1 unless
+        `statuspage.maintenance_pages_sev1` is false."""
+        cfg = self.statuspage_config
+        components = cfg.components_for(service)
+        if not components or (severity == Severity.SEV1 and cfg.maintenance_pages_sev1):
+            return None
+        try:
+            state = await self._page().query(StatusPageWorkflow.get_state, rpc_timeout=timedelta(seconds=2))
+        except (RPCError, WorkflowQueryFailedError):  # no page (or it is busy): page as usual
+            return None
+        active = [m.id for m in state.maintenances if m.active and set(m.components) & set(components)]
+        return active[0] if active else None
 
     async def _page_update(self, update: Any, arg: BaseModel, key: str | None) -> Any:
         await self.ensure_statuspage()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,29 @@ async def test_publish_subscribe_and_the_public_page(dev_env: WorkflowEnvironmen
                                                   lambda d: d["scheduled_maintenances"]))
         assert upcoming["scheduled_maintenances"][0]["name"] == "DB upgrade"
         assert (await api.get("/api/v2/nope.json")).status_code == 404
+
+
+async def test_alerts_for_a_component_under_maintenance_do_not_page(dev_env: WorkflowEnvironment,
+                                                                    tmp_path: Path) -> None:
+    async with serve_api(dev_env, config=config(), data_dir=tmp_path) as url, \
+            httpx.AsyncClient(base_url=url, timeout=30) as api:
+        now = datetime.now(UTC)
+        m = await api.post("/v1/maintenances", json={
+            "title": "Auth database upgrade", "components": ["login"], "by": "alice",
+            "start": (now + timedelta(seconds=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat()})
+        assert m.status_code == 201, m.text
+        await eventually(lambda: _json(api, "/api/v2/components.json", lambda d: any(
+            c["id"] == "login" and c["status"] == "under_maintenance" for c in d["components"])))
+        quiet = await api.post("/v1/alerts/generic", json={"title": "Login errors", "service": "login",
+                                                           "severity": "SEV3", "dedup_key": "login-errors"})
+        assert quiet.status_code == 202 and quiet.json()["outcome"] == "ignored", quiet.text
+        assert m.json()["id"] in quiet.json()["reason"] and "does not page" in quiet.json()["reason"]
+        loud = await api.post("/v1/alerts/generic", json={"title": "Login down", "service": "login",
+                                                          "severity": "SEV1", "dedup_key": "login-down"})
+        assert loud.json()["outcome"] == "accepted", loud.text  # a SEV1 still pages
+        other = await api.post("/v1/alerts/generic", json={"title": "Search slow", "service": "search",
+                                                           "severity": "SEV3", "dedup_key": "search-slow"})
+        assert other.json()["outcome"] == "accepted"
 
 
 async def _json(api: httpx.AsyncClient, path: str, ok: Any) -> dict[str, Any] | None:
