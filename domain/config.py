@@ -13,11 +13,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.models import IncidentPolicy, Severity
 from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
-from domain.models.incident import PublicPolicy
 from domain.models.oncall import EscalationPolicy, Schedule
 from domain.routing_config import Routing as Routing
 from domain.routing_config import RoutingRule as RoutingRule
 from domain.statuspage.models import StatusPageConfig
+from domain.statuspage.policy import public_policy
 
 
 class RunbookSecret(_Strict):
@@ -145,6 +145,7 @@ class Service(_Strict):
     runbook: str | None = None
     dashboard: str | None = None
     escalation_policy: str | None = None
+    stakeholder_channel: str | None = None  # internal updates for this service (else slack.stakeholder_channel)
 
 
 class PostmortemPolicy(_Strict):
@@ -214,6 +215,7 @@ class SlackConfig(_Strict):
 
     allow_everyone: bool = False  # let Slack users who are not in `people` run every command
     invite: list[str] = Field(default_factory=list, description="people invited to every incident channel")
+    stakeholder_channel: str | None = None  # internal status updates and resolutions for stakeholders
 
 
 class IncidentflowConfig(_Strict):
@@ -228,6 +230,7 @@ class IncidentflowConfig(_Strict):
     groups: dict[str, list[str]] = Field(default_factory=dict, description="named groups of people, e.g. "
                                          "runbook approvers (`approvers: [group:sre-leads]`)")
     api_tokens: list[ApiToken] = Field(default_factory=list, description="named HTTP API tokens (hashed)")
+    stakeholder_emails: list[str] = Field(default_factory=list, description="internal updates by mail")
     statuspage: StatusPageConfig = Field(default_factory=StatusPageConfig,
                                          description="the public status page: components, templates")
 
@@ -295,19 +298,11 @@ class IncidentflowConfig(_Strict):
             postmortem_remind_before=p.postmortem.remind_before,
             postmortem_overdue_every=p.postmortem.overdue_every,
             postmortem_max_overdue_reminders=p.postmortem.max_overdue_reminders,
-            public=self._public_policy(),
+            public=public_policy(self.statuspage),
+            stakeholders=bool(self.slack.stakeholder_channel or self.stakeholder_emails
+                              or any(s.stakeholder_channel for s in self.services)),
         )
 
-    def _public_policy(self) -> PublicPolicy | None:
-        sp = self.statuspage
-        by_service: dict[str, list[str]] = {}
-        for comp in sp.components:
-            for name in comp.services:
-                by_service.setdefault(name, []).append(comp.id)
-        if not by_service:
-            return None
-        return PublicPolicy(components=by_service, first_update=sp.first_update, cadence=sp.cadence,
-                            auto_publish=sp.auto_publish)
 
 
 class ConfigError(ValueError):

@@ -79,6 +79,7 @@ class Arg:
     help: str | None = None  # CLI help of the argument
     label: str | None = None  # chat usage: `<label>` / `[label]` (default: by kind, else the field name)
     hint: str = ""  # chat: what to say when it is missing or not understood
+    chat: bool = True  # chat reads it (False: CLI flag and HTTP field only; chat's last argument takes the rest)
 
 
 @dataclass(frozen=True)
@@ -169,12 +170,17 @@ _TABLE = (  # not annotated, so mypy checks each entry's model against its `Inci
     Command("update", StatusUpdateInput, "post a status update (resets the update timer)",
             Incidents.post_status_update, route="status-updates",
             args=(Arg("text", help="the update: impact, what is known, what is being done",
-                      hint="A status update needs text."),)),
+                      hint="A status update needs text."),
+                  Arg("impact", flag=True, chat=False, help="who or what is affected, how much (with --theory "
+                      "or --next-action: the stakeholders' template, also sent to the stakeholders)"),
+                  Arg("theory", flag=True, chat=False, help="the current theory of the cause"),
+                  Arg("next_action", flag=True, chat=False, help="what is being done next"))),
     Command("note", NoteInput, "add a note to the timeline", Incidents.add_note, route="notes",
             args=(Arg("text", help="the note", hint="A note needs text."),),
             accepted="note added", chat_accepted="Noted on `{incident_id}`."),
     Command("resolve", ResolveInput, "resolve the incident", Incidents.resolve,
-            args=(Arg("summary", flag=True, help="what fixed it"),)),
+            args=(Arg("summary", flag=True, help="what fixed it"),
+                  Arg("root_cause", flag=True, chat=False, help="for the stakeholders' resolution message"))),
     Command("reopen", ReopenInput, "reopen a resolved incident", Incidents.reopen,
             args=(Arg("reason", flag=True, help="why it is back"),)),
     Command("standdown", StandDownInput, "stand down: it was not an incident", Incidents.stand_down,

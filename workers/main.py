@@ -100,7 +100,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff,
                     chat_activities.open_chat, chat_activities.sync_chat,
                     runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks,
-                    *statuspage_activities(settings, config)],
+                    *statuspage_activities(settings, config, chat)],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

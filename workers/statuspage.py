@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from activities.stakeholders import StakeholderActivities
 from activities.statuspage import StatusPageActivities
 from activities.statuspage_mirror import StatuspageMirrorActivities
 from activities.subscribers import StatusMailActivities
@@ -40,8 +41,10 @@ class LazyStore:
         return getattr(self._open(), name)
 
 
-def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowConfig],
+def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowConfig], chat: object = None,
                           http: httpx.AsyncClient | None = None) -> list[Callable[..., Any]]:
+    """The status page's activities, and the stakeholders' (their channel is posted to through `chat` when it
+    is Slack)."""
     mirror = None
     if settings.statuspage_io_page_id and settings.statuspage_io_api_key:
         from activities.statuspage_io import AtlassianStatuspage
@@ -61,6 +64,9 @@ def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowC
         mailer = SmtpMailer.from_url(settings.smtp_url.get_secret_value())
     mail = StatusMailActivities(LazyStore(settings), mailer, lambda: config().statuspage)  # type: ignore[arg-type]
     mirrors = StatuspageMirrorActivities(mirror)
+    poster = chat if hasattr(chat, "post_once") and hasattr(chat, "channel_id") else None
+    stakeholders = StakeholderActivities(config, poster, mailer)  # type: ignore[arg-type]
     return [page.load_statuspage_config, page.publish_page, page.draft_public_update,
+            stakeholders.send_stakeholder_update,
             mail.request_subscription, mail.confirm_subscription, mail.unsubscribe, mail.notify_subscribers,
             mirrors.mirror_update, mirrors.mirror_maintenance]

@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
     )
     from domain.models.messages import AlertsInput
+    from domain.stakeholders import internal_update
     from workflows.chat_pump import ChatPump
     from workflows.incident_children import IncidentChildren
     from workflows.incident_core import current_search_attributes, minutes, utc
@@ -239,7 +240,12 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
     def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
         s = self.s
         s.last_update_at = workflow.now()
-        self._event(EventKind.status_update, cmd.by, cmd.text)
+        if cmd.structured:  # the stakeholders' template (its "next update" is the one this sets)
+            s.next_update_due = policy.next_update_due(s)
+            event = self._event(EventKind.status_update, cmd.by, internal_update(s, cmd, workflow.now()))
+            self._tell_stakeholders(event.text, f"{s.severity.value} update: {s.title}", event.seq)
+        else:
+            self._event(EventKind.status_update, cmd.by, cmd.text)
         s.next_update_due = policy.next_update_due(s)
         due = f"; next due {s.next_update_due:%H:%M} UTC" if s.next_update_due else ""
         return self._result(f"status update posted{due}")
@@ -252,6 +258,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
 
     @workflow.update
     def resolve(self, cmd: ResolveInput) -> CommandResult:
+        self._root_cause = cmd.root_cause
         self._set_phase(Phase.resolved, cmd.by, cmd.summary)
         pm = f"; postmortem due {self.s.postmortem_due:%Y-%m-%d} UTC" if self.s.postmortem_due else ""
         return self._result(f"resolved{pm}")

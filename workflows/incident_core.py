@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.models.paging import PageAction
     from domain.models.runbook import RunbookProgress, RunStatus
+    from domain.stakeholders import StakeholderUpdate
     from workflows import search_attributes as sa
 
 SYSTEM = "incidentflow"
@@ -63,6 +64,8 @@ class IncidentCore:
     _chat_sent: ChatSummary | None  # the summary as last shown in the channel
     _declared_seq: int | None  # timeline events the channel's context message covers
     _public_queue: list[Phase]  # public updates to draft (the phase each is for)
+    _stakeholder_queue: list[StakeholderUpdate]  # internal updates to send to stakeholders
+    _root_cause: str  # given with the resolve command, for the stakeholders' resolution message
     _chat_current: bool  # the chat-current patch applies to this run (workflows/chat_pump.py)
 
     def _init_runtime(self) -> None:
@@ -76,7 +79,7 @@ class IncidentCore:
         self._timer, self._armed = None, None
         self._chat_task, self._chat_stop, self._chat_sent = None, False, None
         self._declared_seq = None
-        self._public_queue = []
+        self._public_queue, self._stakeholder_queue, self._root_cause = [], [], ""
         self._chat_current = False
 
     # ---------------------------------------------------------------- reports from children

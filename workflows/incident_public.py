@@ -15,10 +15,12 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.stakeholders import StakeholderActivities
     from activities.statuspage import StatusPageActivities
     from domain import policy
     from domain.models.common import EventKind, Phase
     from domain.models.incident import PublicState
+    from domain.stakeholders import StakeholderUpdate, resolution
     from domain.statuspage.drafts import Draft
     from domain.statuspage.messages import PUBLISH_REQUESTED, DraftRequest, PublicPublished, statuspage_id
     from domain.statuspage.models import PublishInput
@@ -55,8 +57,29 @@ class IncidentPublic(IncidentCore):
         s.public = PublicState(components=components, due=s.declared_at + pp.first_update)
         self._public_queue.append(s.phase)
 
+    # ---------------------------------------------------------------- stakeholders inside the company
+    def _tell_stakeholders(self, text: str, subject: str, seq: int) -> None:
+        s = self.s
+        if s.policy.stakeholders:
+            self._stakeholder_queue.append(StakeholderUpdate(
+                incident_id=s.id, service=s.service, dedup_key=f"{s.id}:stakeholders:{seq}", subject=subject,
+                text=text))
+
+    async def _flush_stakeholders(self) -> None:
+        while self._stakeholder_queue:
+            update = self._stakeholder_queue.pop(0)
+            try:
+                await workflow.execute_activity_method(
+                    StakeholderActivities.send_stakeholder_update, update, summary=f"Stakeholders: {update.subject}"[:200],
+                    **options.NOTIFY)
+            except ActivityError as exc:
+                self._event(EventKind.warning, SYSTEM, f"Stakeholders not told ({update.subject}): {why(exc)}")
+
+    # ---------------------------------------------------------------- the public
     def _public_phase(self, old: Phase, target: Phase) -> None:
         s = self.s
+        if target == Phase.resolved:
+            self._tell_stakeholders(resolution(s, self._root_cause, workflow.now()), f"Resolved: {s.title}", s.seq)
         if s.public is None:
             return
         reopened = old == Phase.resolved and target == Phase.investigating
@@ -68,6 +91,7 @@ class IncidentPublic(IncidentCore):
             s.public.due = None
 
     async def _flush_public(self) -> None:
+        await self._flush_stakeholders()
         while self._public_queue and self.s.public is not None:
             phase = self._public_queue.pop(0)
             s, public = self.s, self.s.public

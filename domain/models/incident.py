@@ -53,6 +53,7 @@ class IncidentPolicy(BaseModel):
     max_text_length: int = Field(4000, ge=100)
     continue_as_new_after_events: int = Field(8000, ge=20)
     public: PublicPolicy | None = None  # the status page's cadence (None: no public updates, as before)
+    stakeholders: bool = False  # the config names a stakeholder channel or list: internal updates go there too
 
 
 class PublicPolicy(BaseModel):
@@ -126,13 +127,25 @@ class NoteInput(BaseModel):
 
 
 class StatusUpdateInput(BaseModel):
+    """A status update. With any of impact, theory or next action it is a structured internal update: the
+    stakeholders' template (severity and title, status, impact, duration, team, theory, next action, next
+    update) goes to the channel, the stakeholder channel and the stakeholder list."""
+
     text: MultiLine = Field(..., min_length=1, max_length=20000)
     by: SingleLine = ACTOR
+    impact: SingleLine = Field("", max_length=500, description="who or what is affected, how much")
+    theory: SingleLine = Field("", max_length=500, description="the current theory of the cause")
+    next_action: SingleLine = Field("", max_length=500, description="what is being done next")
+
+    @property
+    def structured(self) -> bool:
+        return bool(self.impact or self.theory or self.next_action)
 
 
 class ResolveInput(BaseModel):
     by: SingleLine = ACTOR
     summary: MultiLine = Field("", max_length=4000)
+    root_cause: SingleLine = Field("", max_length=1000, description="for the stakeholders' resolution message")
     # When the outside event asking for it happened (a PagerDuty webhook's occurred_at): refused if the
     # incident was reopened after that, so an old event can never resolve a reopened incident.
     event_at: SkipJsonSchema[datetime | None] = None

@@ -52,7 +52,8 @@ def add_command(sub: Any, command: Command[Any]) -> argparse.ArgumentParser:
     for arg in command.args:
         kwargs: dict[str, Any] = {"type": _TYPES[arg.kind], "help": arg.help}
         if arg.flag:
-            sp.add_argument(f"--{arg.field}", required=command.required(arg), default=arg.default, **kwargs)
+            sp.add_argument(f"--{arg.field.replace('_', '-')}", dest=arg.field, required=command.required(arg),
+                            default=arg.default, **kwargs)
         else:
             sp.add_argument(arg.field, **kwargs)
     return sp

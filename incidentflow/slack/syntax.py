@@ -15,7 +15,7 @@ from typing import Any
 from domain.models import CommandResult, Phase, Role, Severity
 from domain.text import sentence
 from incidentflow.commands import COMMANDS as TABLE
-from incidentflow.commands import Access, Command, Kind
+from incidentflow.commands import Access, Arg, Command, Kind
 from incidentflow.slack.reply import Caller, Usage, first_word
 
 ROLE_WORDS = {"ic": Role.ic, "commander": Role.ic, "lead": Role.lead, "tech": Role.lead, "comms": Role.comms,
@@ -35,9 +35,13 @@ class Spec:
     command: Command[Any] | None = None  # the table command it runs (None: a chat-only command)
 
 
+def chat_args(command: Command[Any]) -> tuple[Arg, ...]:
+    return tuple(a for a in command.args if a.chat)
+
+
 def usage(command: Command[Any]) -> str:
     words = [command.chat_name]
-    for arg in command.args:
+    for arg in chat_args(command):
         label = arg.label or _LABELS.get(arg.kind, arg.field)
         words.append(f"<{label}>" if command.required(arg) else f"[{label}]")
     return " ".join(words)
@@ -80,8 +84,9 @@ async def read_args(command: Command[Any], rest: str, caller: Caller, person: Pe
     """The command's arguments from the words after it; `Usage` (with the argument's hint) when one is
     missing or not understood."""
     values: dict[str, Any] = {}
-    for i, arg in enumerate(command.args):
-        word, rest = (rest.strip(), "") if i == len(command.args) - 1 else first_word(rest)
+    args = chat_args(command)
+    for i, arg in enumerate(args):
+        word, rest = (rest.strip(), "") if i == len(args) - 1 else first_word(rest)
         if not word:
             if command.required(arg):
                 raise Usage(arg.hint)

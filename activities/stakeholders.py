@@ -1,0 +1,59 @@
+"""Internal updates to stakeholders: the stakeholder Slack channel (the service's own, else
+`slack.stakeholder_channel`) and the stakeholder mail list (`stakeholder_emails`, over INCIDENTFLOW_SMTP_URL).
+
+A channel post carries its dedup key (Slack message metadata, looked up on a retry: posted once); the mail goes
+as one message to the list with a Message-ID from the dedup key, so a repeat folds in mail clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any, Protocol
+
+from temporalio import activity
+
+from domain.config import IncidentflowConfig
+from domain.stakeholders import StakeholderUpdate
+
+
+class ChannelPoster(Protocol):
+    async def channel_id(self, name_or_id: str) -> str: ...
+
+    async def post_once(self, channel: str, dedup: str, text: str, blocks: list[dict[str, Any]] | None,
+                        join: bool = False) -> str: ...
+
+
+class MessageSender(Protocol):
+    @property
+    def sender(self) -> str: ...
+
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class StakeholderActivities:
+    def __init__(self, config: Callable[[], IncidentflowConfig], chat: ChannelPoster | None,
+                 mailer: MessageSender | None) -> None:
+        self._config, self._chat, self._mailer = config, chat, mailer
+
+    @activity.defn
+    async def send_stakeholder_update(self, update: StakeholderUpdate) -> list[str]:
+        """Where it went (channel ids and `mail`); a destination not configured is skipped."""
+        cfg = self._config()
+        service = cfg.service(update.service)
+        channel = (service.stakeholder_channel if service else None) or cfg.slack.stakeholder_channel
+        sent: list[str] = []
+        if channel and self._chat is not None:
+            cid = await self._chat.channel_id(channel.lstrip("#"))
+            await self._chat.post_once(cid, update.dedup_key, f"*{update.subject}*\n{update.text}", None, join=True)
+            sent.append(cid)
+        if cfg.stakeholder_emails and self._mailer is not None:
+            msg = EmailMessage()
+            msg["From"], msg["To"], msg["Subject"] = self._mailer.sender, ", ".join(cfg.stakeholder_emails), \
+                update.subject
+            msg["Message-ID"] = make_msgid(idstring=update.dedup_key.replace(":", "."), domain="incidentflow")
+            msg["Auto-Submitted"] = "auto-generated"
+            msg.set_content(update.text)
+            await self._mailer.send(msg)
+            sent.append("mail")
+        return sent
