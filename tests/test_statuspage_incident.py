@@ -16,7 +16,16 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from domain.config import IncidentflowConfig, Settings
-from domain.models import DeclareInput, Phase, PhaseInput, ReopenInput, ResolveInput, Role, RoleInput, Severity
+from domain.models import (
+    DeclareInput,
+    Phase,
+    PhaseInput,
+    ReopenInput,
+    ResolveInput,
+    Role,
+    RoleInput,
+    Severity,
+)
 from domain.models.common import EventKind
 from domain.statuspage.messages import statuspage_id
 from incidentflow.client import Incidents
