@@ -35,7 +35,7 @@ CLI_OWN = {"dev", "worker", "api", "temporal", "handoff", "config", "oncall", "d
            "statuspage", "maintenance",
            "show", "timeline"}
 HTTP_OWN = {"runbooks", "public-updates"}  # POST /v1/incidents/{incident_id}/runbooks, …/public-updates (status page)
-SLACK_OWN = {"declare", "runbook", "approve", "deny", "timeline", "help"}
+SLACK_OWN = {"declare", "runbook", "publish", "approve", "deny", "timeline", "help"}
 IID = "incident-20261123-0815-checkout"
 
 
@@ -97,7 +97,7 @@ def test_each_surface_takes_the_commands_input(command: Command[Any]) -> None:
     positionals = [a.dest for a in parser._actions if not a.option_strings]
     assert positionals == ["id", *[a.field for a in command.args if not a.flag]]
     flags = {s for a in parser._actions for s in a.option_strings} - {"-h", "--help"}
-    assert flags == {"--by", *[f"--{a.field}" for a in command.args if a.flag]}
+    assert flags == {"--by", *[f"--{a.field.replace('_', '-')}" for a in command.args if a.flag]}
     assert cli_help()[command.name] == command.help
 
     # HTTP: the input model as the JSON body, its answer and status
@@ -110,9 +110,10 @@ def test_each_surface_takes_the_commands_input(command: Command[Any]) -> None:
     # Slack: the help line and the usage (required <…>, optional […])
     usage, help_ = slack_commands()[command.chat_name]
     assert help_ == command.help
-    assert len(usage.split()) == 1 + len(command.args)
-    optional = [a.field for a in command.args if not command.required(a)]
-    assert [w.startswith("[") for w in usage.split()[1:]] == [a.field in optional for a in command.args]
+    spoken = [a for a in command.args if a.chat]  # flags chat does not read (`chat=False`) are CLI/HTTP only
+    assert len(usage.split()) == 1 + len(spoken)
+    optional = [a.field for a in spoken if not command.required(a)]
+    assert [w.startswith("[") for w in usage.split()[1:]] == [a.field in optional for a in spoken]
 
 
 # ---------------------------------------------------------------------------------------------- same call
@@ -162,9 +163,10 @@ def sample(arg: Arg, last: bool) -> tuple[str, str, Any]:
 
 def surface_inputs(command: Command[Any]) -> tuple[list[str], str, dict[str, Any]]:
     argv, words, body = [command.name, IID, "--by", "pat"], [command.chat_name, IID], {"by": "pat"}
-    for i, arg in enumerate(command.args):
-        cli_word, chat_word, value = sample(arg, i == len(command.args) - 1)
-        argv += [f"--{arg.field}", cli_word] if arg.flag else [cli_word]
+    spoken = [a for a in command.args if a.chat]  # chat cannot give the others: compare what all three can
+    for i, arg in enumerate(spoken):
+        cli_word, chat_word, value = sample(arg, i == len(spoken) - 1)
+        argv += [f"--{arg.field.replace('_', '-')}", cli_word] if arg.flag else [cli_word]
         words.append(chat_word)
         body[arg.field] = value
     return argv, " ".join(words), body
