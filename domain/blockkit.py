@@ -26,9 +26,13 @@ POST_UPDATE = "incidentflow.post_update"
 RESOLVE = "incidentflow.resolve"
 APPROVE = "incidentflow.runbook_approve"
 DENY = "incidentflow.runbook_deny"
+PUBLISH_PUBLIC = "incidentflow.public_publish"  # a public update draft: publish it as it is
+EDIT_PUBLIC = "incidentflow.public_edit"  # ... or edit it first (a form)
 # Modal callback ids
 DECLARE_VIEW = "incidentflow.declare"
 UPDATE_VIEW = "incidentflow.update"
+PUBLIC_VIEW = "incidentflow.public"
+PUBLIC_DRAFT_REF = "public:"  # the ref of a draft's timeline event: "public:<incident id>"
 
 _PHASE_ICON = {
     Phase.triage: "🔎", Phase.investigating: "🔎", Phase.identified: "🎯", Phase.mitigating: "🛠️",
@@ -190,6 +194,8 @@ def post_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any
         return text, [{"type": "section", "text": _mrkdwn(text)}]
     if p.kind == EventKind.approval and p.ref:  # a runbook waits: Approve / Deny right here
         return approval_message(p, mention)
+    if p.kind == EventKind.suggestion and p.ref and p.ref.startswith(PUBLIC_DRAFT_REF):
+        return public_draft_message(p, mention)
     text = f"{icon} {p.text}"
     if p.mention:
         # the event text names the person ("→ alice", "Paged alice"): lead with the mention
@@ -197,6 +203,16 @@ def post_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any
     if p.actor not in ("incidentflow", "escalation") and p.kind not in (EventKind.alert,):
         text += f" — {who}"
     return text, None
+
+
+def public_draft_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any]]]:
+    """A public update draft for the comms lead: Publish as it is, or Edit it first."""
+    iid = (p.ref or "").removeprefix(PUBLIC_DRAFT_REF)
+    text = f"📰 {mention(p.mention) + ' ' if p.mention else ''}{p.text}"
+    return text, [
+        {"type": "section", "text": _mrkdwn(text)},
+        {"type": "actions", "block_id": f"incidentflow.public.{p.seq}", "elements": [
+            _button("Publish", PUBLISH_PUBLIC, iid, style="primary"), _button("Edit", EDIT_PUBLIC, iid)]}]
 
 
 def approval_question(p: ChatPost, mention: Mention) -> str:

@@ -4,10 +4,12 @@ as it is, or the words given; the reply says what the public now reads."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
+from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings
 from domain.models import Role, RoleInput
 from incidentflow.client import Incidents
@@ -41,3 +43,31 @@ async def test_publish_from_slack(dev_env: WorkflowEnvironment, tmp_path: Path) 
                                       lambda r: r.status_code == 200 and r.json()["incidents"])
             update = listed.json()["incidents"][0]["incident_updates"][0]
             assert update["body"] == "Payments fail for some cards; we are on it." and update["status"] == "investigating"
+
+            # the draft in the channel carries Publish / Edit for the comms lead
+            def drafts() -> list[Any]:
+                return [m for m in slack.messages(channel) if m.blocks and any(
+                    e.get("action_id") == render.PUBLISH_PUBLIC for b in m.blocks for e in b.get("elements", []))]
+            draft = (await eventually(_async(drafts), lambda d: bool(d)))[0]
+            assert "Public update to publish (investigating" in draft.text
+            pressed = await stack.press(render.PUBLISH_PUBLIC, iid, user="bob")
+            assert "published to the status page (investigating)" in pressed.get("text", ""), pressed
+            trigger = slack.new_trigger_id(ids["bob"])
+            await stack.press(render.EDIT_PUBLIC, iid, user="bob", trigger_id=trigger)
+            opened = [v for v in slack.views if v.trigger_id == trigger]
+            assert len(opened) == 1 and opened[0].view["callback_id"] == render.PUBLIC_VIEW
+            prefilled = opened[0].view["blocks"][0]["element"]["initial_value"]
+            assert "Payments" in prefilled
+            done = await stack.submit(opened[0].view, "bob", {"text": {"value": {
+                "type": "plain_text_input", "value": "Card payments work again for most customers."}}})
+            assert done.status_code == 200 and not done.content.strip(b"{} "), done.text
+            listed = await eventually(lambda: http.get("/api/v2/incidents.json"),
+                                      lambda r: len(r.json()["incidents"][0]["incident_updates"]) == 3)
+            assert listed.json()["incidents"][0]["incident_updates"][0]["body"] == \
+                "Card payments work again for most customers."
+
+
+def _async(fn: Any) -> Any:
+    async def call() -> Any:
+        return fn()
+    return call

@@ -152,6 +152,9 @@ async def test_maintenance_timers_move_the_components(page: tuple[WorkflowHandle
     await ts_env.sleep(timedelta(hours=2, minutes=1))
     state = await handle.query(StatusPageWorkflow.get_state)
     assert state.components["api"].status == ComponentStatus.under_maintenance
+    steps = [u.body for u in reversed(state.maintenance(m.id).updates)]  # type: ignore[union-attr]
+    assert steps[1].startswith("Reminder: this maintenance starts in 60 min"), steps  # not the 24 h one: too late
+    assert steps[2] == "The scheduled maintenance has started."
     assert state.maintenance(m.id).status == MaintenanceStatus.in_progress  # type: ignore[union-attr]
     await handle.execute_update(StatusPageWorkflow.extend_maintenance, MaintenanceExtend(
         maintenance_id=m.id, until=now + timedelta(hours=5), by="dave"))

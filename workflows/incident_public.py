@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.stakeholders import StakeholderActivities
     from activities.statuspage import StatusPageActivities
     from domain import policy
+    from domain.blockkit import PUBLIC_DRAFT_REF
     from domain.models.common import EventKind, Phase
     from domain.models.incident import PublicState
     from domain.stakeholders import StakeholderUpdate, resolution
@@ -116,7 +117,7 @@ class IncidentPublic(IncidentCore):
                             f"Public update to publish ({draft.status.value}; {listed}): \"{draft.body}\" "
                             f"Publish it with `/incident publish` or `incidentflow statuspage publish {s.id}`, "
                             f"or in your words: `incidentflow statuspage publish {s.id} \"…\"`.",
-                            subject=policy.update_recipient(s), ref=f"public-draft-{public.drafts}")
+                            subject=policy.update_recipient(s), ref=f"{PUBLIC_DRAFT_REF}{s.id}")
 
     async def _auto_publish(self, draft: Draft, n: int) -> None:
         s = self.s

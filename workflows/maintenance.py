@@ -35,11 +35,19 @@ class MaintenanceWorkflow:
 
     @workflow.run
     async def run(self, start: MaintenanceStart) -> str:
+        scheduled_at = workflow.now()
         for minutes in sorted(start.remind_before, reverse=True):
+            if self.begin - timedelta(minutes=minutes) <= scheduled_at:
+                continue  # already that close when announced: the announcement says it
             if await self._sleep_until(self._before(minutes)):
                 return "cancelled"
-            if workflow.now() < self.begin:
-                self.reminded.append(minutes)  # subscribers are told by the page's notifier (see README)
+            if workflow.now() < self.begin:  # the page records the reminder, and mails its subscribers
+                self.reminded.append(minutes)
+                left = self.begin - workflow.now()
+                when = f"{left.total_seconds() / 3600:.0f} h" if left >= timedelta(hours=2) else \
+                    f"{left.total_seconds() / 60:.0f} min"
+                await self._report(MaintenanceStatus.scheduled,
+                                   f"Reminder: this maintenance starts in {when}, at {self.begin:%Y-%m-%d %H:%M} UTC.")
         if await self._sleep_until(lambda: self.begin):
             return "cancelled"
         await self._report(MaintenanceStatus.in_progress, "The scheduled maintenance has started.")

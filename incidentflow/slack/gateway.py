@@ -261,6 +261,8 @@ class SlackGateway:
     async def _press(self, action_id: str, iid: str, caller: Caller, trigger_id: str) -> Reply | None:
         if action_id == render.POST_UPDATE:
             return await self._open_update_modal(trigger_id, iid)
+        if action_id in (render.PUBLISH_PUBLIC, render.EDIT_PUBLIC):
+            return await self._public(action_id == render.EDIT_PUBLIC, iid, caller, trigger_id)
         if action_id in (render.APPROVE, render.DENY):
             inc = await self._incidents()
             text = await inc.decide_runbook(iid, Decision(approve=action_id == render.APPROVE, by=caller.actor),
@@ -273,6 +275,19 @@ class SlackGateway:
         inc = await self._incidents()
         result = await command.run(inc, iid, command.input(values, caller.actor), key=caller.request_key)
         return Reply(sentence(f"`{iid}`: {result.text}") if result is not None else answer(command, iid, None))
+
+    async def _public(self, edit: bool, iid: str, caller: Caller, trigger_id: str) -> Reply:
+        inc = await self._incidents()
+        if edit and self.web is not None and trigger_id:
+            draft = await inc.public_draft(iid)
+            try:
+                await self.web.views_open(trigger_id=trigger_id, view=modals.public_view(iid, draft.body,
+                                                                                        draft.status.value))
+                return Reply("", extra={"modal": True})
+            except SLACK_ERRORS as exc:
+                return Reply(f"Could not open the form ({slack_error(exc)}): type `/incident publish <text>`.")
+        result = await inc.publish_public_update(iid, caller.actor, key=caller.request_key)
+        return Reply(f"`{iid}`: published to the status page ({result.update.status.value}): {result.update.body}")
 
     async def _open_update_modal(self, trigger_id: str, iid: str) -> Reply:
         if self.web is None or not trigger_id:
@@ -290,6 +305,17 @@ class SlackGateway:
             return None, modals.errors(next(iter(given), "title"), "You are not in incidentflow's people config.")
         if view.get("callback_id") == render.UPDATE_VIEW:
             return None, await self._submit_update(str(view.get("private_metadata") or ""), given, caller)
+        if view.get("callback_id") == render.PUBLIC_VIEW:
+            text = (given.get("text") or "").strip()
+            if not text:
+                return None, modals.errors("text", "A public update needs text.")
+            inc = await self._incidents()
+            try:
+                await inc.publish_public_update(str(view.get("private_metadata") or ""), caller.actor, text,
+                                                key=caller.request_key)
+            except CommandRejected as exc:
+                return None, modals.errors("text", str(exc))
+            return None, {}
         if view.get("callback_id") == render.DECLARE_VIEW:
             return await self._submit_declare(str(view.get("private_metadata") or ""), given, caller)
         return None, {}

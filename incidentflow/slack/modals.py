@@ -49,6 +49,17 @@ def update_view(incident_id: str) -> dict[str, Any]:
                         "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}}]}
 
 
+def public_view(incident_id: str, draft: str, status: str) -> dict[str, Any]:
+    """Edit a public update before it goes out (the draft filled in)."""
+    return {"type": "modal", "callback_id": render.PUBLIC_VIEW, "private_metadata": incident_id,
+            "title": {"type": "plain_text", "text": "Public update"},
+            "submit": {"type": "plain_text", "text": "Publish"},
+            "blocks": [{"type": "input", "block_id": "text",
+                        "label": {"type": "plain_text", "text": f"What the status page says ({status})"},
+                        "element": {"type": "plain_text_input", "action_id": "value", "multiline": True,
+                                    "initial_value": draft[:3000], "max_length": 5000}}]}
+
+
 def values(view: dict[str, Any]) -> dict[str, str]:
     """A submitted view's input values by block id (a select's chosen value, a text input's text)."""
     out: dict[str, str] = {}
