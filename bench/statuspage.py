@@ -5,7 +5,10 @@
 
 Publish latency:
 * incidentflow: `StatusPageWorkflow.publish` updates, one after another; each is timed from the client's
-  update call until `version.txt` in the publish directory says that version (every page file written).
+  update call until `version.txt` in the publish directory says that version (every page file written). The
+  worker is registered as deployed: each publish also starts its StatusMailWorkflow child (nobody to mail).
+  A failed update is counted and retried with the same request id, as a door would; files not on disk 10 s
+  after the command are counted, not timed (bench/README.md: the continue-as-new defect).
 * raw: a workflow whose update runs one plain activity writing one file; timed from the update call until
   the file is there.
 
@@ -140,13 +143,17 @@ async def run_incidentflow(client: Client, n: int, directory: Path) -> Publishes
     return out
 
 
+NOT_WRITTEN_AFTER = 10.0  # seconds: a publish whose files are not on disk by then is counted, not timed
+
+
 @dataclass
 class Publishes:
     ms: list[float]  # command → files on disk, per publish (a failed command: until its retry's files)
-    failed: list[str]  # commands whose update failed (see README: continue-as-new with an update in flight)
+    failed: list[int] = field(default_factory=list)  # publishes whose update failed (bench/README.md: continue-as-new)
+    errors: list[str] = field(default_factory=list)
     kept: int = 0  # failed ones the retry found already applied (same request id: duplicate=True)
     on_page: int = 0  # updates in the page's state at the end (every publish once: N)
-    stale: list[int] = field(default_factory=list)  # versions not on disk 5 s after the retry (left out of ms)
+    stale: list[str] = field(default_factory=list)  # not on disk NOT_WRITTEN_AFTER s later (left out of ms)
 
 
 async def publish_all(handle: Any, n: int, page_dir: Path) -> Publishes:
@@ -156,7 +163,7 @@ async def publish_all(handle: Any, n: int, page_dir: Path) -> Publishes:
     from domain.statuspage.models import ComponentChange, ComponentStatus, PublicStatus, PublishInput
     from workflows.statuspage import StatusPageWorkflow
 
-    statuses, out = list(PublicStatus), Publishes([], [])
+    statuses, out = list(PublicStatus), Publishes([])
     for i in range(n):
         cmd = PublishInput(
             incident_id=f"inc-{i // 4}", name=f"Incident {i // 4}", status=statuses[i % 4],
@@ -167,15 +174,15 @@ async def publish_all(handle: Any, n: int, page_dir: Path) -> Publishes:
         try:
             result = await handle.execute_update(StatusPageWorkflow.publish, cmd)
         except WorkflowUpdateFailedError as exc:
-            out.failed.append(f"publish {i}: {error_key(exc, root_cause=True)}")
+            out.failed.append(i)
+            out.errors.append(error_key(exc, root_cause=True))
             result = await handle.execute_update(StatusPageWorkflow.publish, cmd)  # a door retrying, same request id
             out.kept += result.duplicate
-            try:
-                await wait_for(lambda v=result.version: published_version(page_dir) >= v, limit=5)
-            except TimeoutError:
-                out.stale.append(result.version)  # the next change writes it
-                continue
-        await wait_for(lambda v=result.version: published_version(page_dir) >= v)
+        try:
+            await wait_for(lambda v=result.version: published_version(page_dir) >= v, limit=NOT_WRITTEN_AFTER)
+        except TimeoutError:
+            out.stale.append(f"publish {i} (version {result.version}{', retried' if out.failed[-1:] == [i] else ''})")
+            continue  # the next change writes it
         out.ms.append((time.perf_counter() - t0) * 1000)
     state = await handle.query(StatusPageWorkflow.get_state)
     out.on_page = sum(len(incident.updates) for incident in state.incidents)
@@ -320,10 +327,12 @@ def print_publish(pub: Publishes, raw: list[float]) -> dict[str, Any]:
                 [row("incidentflow", flow), row("raw (one activity, one file)", raw),
                  ["incidentflow / raw", "", ratio(percentile(flow, 50), percentile(raw, 50)),
                   ratio(percentile(flow, 99), percentile(raw, 99)), ratio(max(flow), max(raw))]]))
-    print(f"publish commands failed: {len(pub.failed)}"
-          + (f" ({'; '.join(pub.failed[:3])}); retried with the same request id: {pub.kept} already applied"
-             if pub.failed else "") + f"; updates on the page at the end: {pub.on_page} of {len(flow) + len(pub.stale)}"
-          + (f"; versions not written until the next change (left out above): {pub.stale}" if pub.stale else ""))
+    failed = f"publish commands failed: {len(pub.failed)}"
+    if pub.failed:
+        failed += (f" (publish {', '.join(map(str, pub.failed))}: {pub.errors[0]}); retried with the same request id: "
+                   f"{pub.kept} already applied")
+    print(f"{failed}\nupdates on the page at the end: {pub.on_page} of {len(flow) + len(pub.stale)}; files not on "
+          f"disk {NOT_WRITTEN_AFTER:.0f} s after the command (left out above): {', '.join(pub.stale) or 'none'}")
     return {"publish_p50_ms": round(percentile(flow, 50), 2), "publish_p99_ms": round(percentile(flow, 99), 2),
             "raw_publish_p50_ms": round(percentile(raw, 50), 2), "raw_publish_p99_ms": round(percentile(raw, 99), 2),
             "publish_p99_ratio": round(percentile(flow, 99) / percentile(raw, 99), 2), "publishes": len(flow) + len(pub.stale),

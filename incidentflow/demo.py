@@ -23,6 +23,7 @@ from domain.models import (
     Severity,
     StatusUpdateInput,
 )
+from domain.statuspage.messages import PublishResult
 from incidentflow.client import Incidents
 
 
@@ -63,6 +64,9 @@ async def _demo(incidents: Incidents, stop: asyncio.Event, pause: float) -> str:
             command.close()
             continue
         result = await command
+        if isinstance(result, PublishResult):
+            say(f"{label}: {result.update.status.value}: {result.update.body}")
+            continue
         say(f"{label}: {result.text}")
         for warning in result.warnings:
             say(f"  warning: {warning}")
@@ -78,7 +82,7 @@ async def _demo(incidents: Incidents, stop: asyncio.Event, pause: float) -> str:
     return iid
 
 
-def _steps(incidents: Incidents, iid: str) -> list[tuple[str, Coroutine[Any, Any, CommandResult]]]:
+def _steps(incidents: Incidents, iid: str) -> list[tuple[str, Coroutine[Any, Any, CommandResult | PublishResult]]]:
     """The incident's life, one command at a time (created now, awaited one by one)."""
     return [
         ("alice acknowledges", incidents.acknowledge(iid, AckInput(by="alice"))),
@@ -88,7 +92,9 @@ def _steps(incidents: Incidents, iid: str) -> list[tuple[str, Coroutine[Any, Any
         ("dan is scribe", incidents.assign_role(iid, RoleInput(role=Role.scribe, person="dan", by="alice"))),
         ("phase → investigating", incidents.set_phase(iid, PhaseInput(phase=Phase.investigating, by="alice"))),
         ("first status update", incidents.post_status_update(iid, StatusUpdateInput(
-            by="carol", text="Investigating elevated checkout errors (~6% of payments). Next update in 30 min."))),
+            by="carol", text="Investigating elevated checkout errors (~6% of payments). Next update in 30 min.",
+            impact="about 6% of card payments fail", theory="deploy 4812", next_action="check the DB pool"))),
+        ("carol publishes the public update (/status)", incidents.publish_public_update(iid, "carol")),
         ("phase → identified", incidents.set_phase(iid, PhaseInput(
             phase=Phase.identified, by="bob", note="DB connection pool exhausted after deploy 4812"))),
         ("phase → mitigating", incidents.set_phase(iid, PhaseInput(
@@ -98,5 +104,7 @@ def _steps(incidents: Incidents, iid: str) -> list[tuple[str, Coroutine[Any, Any
         ("status update", incidents.post_status_update(iid, StatusUpdateInput(
             by="carol", text="Rollback done; error rate back to baseline. Monitoring for 15 min."))),
         ("resolve", incidents.resolve(iid, ResolveInput(
-            by="alice", summary="Rolled back deploy 4812; pool sizing fix tracked as action item"))),
+            by="alice", summary="Rolled back deploy 4812; pool sizing fix tracked as action item",
+            root_cause="the connection pool was sized for the old query plan"))),
+        ("carol publishes the resolution", incidents.publish_public_update(iid, "carol")),
     ]

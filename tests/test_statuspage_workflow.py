@@ -208,3 +208,35 @@ async def test_each_update_mails_subscribers_once_and_mirrors_to_statuspage(
     state = await handle.query(StatusPageWorkflow.get_state)
     assert state.incident("inc-1").mirror_id == sp.incidents[0]["id"]  # type: ignore[union-attr]
     assert len(sp.incidents) == 1 and len(sp.incidents[0]["incident_updates"]) == 2
+
+
+async def test_publishes_across_continue_as_new_all_land(tmp_path: Path) -> None:
+    """The page continues as new when Temporal suggests it (here after 40 events): a publish arriving while the
+    old run writes its last version is neither failed nor left unwritten (bench/statuspage.py found both)."""
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    from tests.conftest import binary
+
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=binary("temporal"), data_converter=pydantic_data_converter, ui=False,
+        dev_server_extra_args=["--dynamic-config-value", "limit.historyCount.suggestContinueAsNew=40"])
+    try:
+        acts = StatusPageActivities(lambda: CONFIG, tmp_path)
+        no_mail = StatusMailActivities(None, None, lambda: CONFIG)  # type: ignore[arg-type]  # no SMTP: sends nothing
+        queue = f"sp-{uuid.uuid4().hex[:8]}"
+        async with Worker(env.client, task_queue=queue, workflows=[StatusPageWorkflow, MaintenanceWorkflow,
+                                                                   StatusMailWorkflow],
+                          activities=[acts.load_statuspage_config, acts.publish_page, no_mail.notify_subscribers]):
+            handle = await env.client.start_workflow(StatusPageWorkflow.run, StatusPageStart(), id=f"page-{queue}",
+                                                     task_queue=queue)
+            last = 0
+            for i in range(60):
+                result = await handle.execute_update(StatusPageWorkflow.publish, publish_input(
+                    incident_id=f"inc-{i}", request_id=f"r{i}"))
+                last = result.version
+            directory = tmp_path / "statuspage"
+            await until(lambda: published_version(directory) >= last, env, tries=200)
+            assert (await handle.describe()).run_id != handle.first_execution_run_id  # it continued as new
+            assert len(summary(directory)["incidents"]) == 60
+    finally:
+        await env.shutdown()

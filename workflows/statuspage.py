@@ -83,8 +83,7 @@ class StatusPageWorkflow(StatusPageOutbox):
                 self._bump()  # a new UTC day: the uptime bars move on
             await self._publish()
             if workflow.info().is_continue_as_new_suggested() or self.changes >= CHANGES_PER_RUN:
-                await workflow.wait_condition(workflow.all_handlers_finished)
-                await self._publish()
+                await self._settle()
                 workflow.continue_as_new(StatusPageStart(state=self.state, requests=self.requests,
                                                          outbox=self.outbox))
 
@@ -209,6 +208,15 @@ class StatusPageWorkflow(StatusPageOutbox):
             await workflow.get_external_workflow_handle(incident_id).signal(PUBLIC_UPDATE_PUBLISHED, done)
         except Exception as exc:
             workflow.logger.info("incident %s not told of its public update: %s", incident_id, exc)
+
+    async def _settle(self) -> None:
+        """Before continuing as new: no handler running and the last version on disk (a publish arriving
+        during the last write would otherwise reach the new run unwritten)."""
+        while True:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            if self.published >= self.state.version:
+                return
+            await self._publish()
 
     async def _tell_window(self, maintenance_id: str, change: MaintenanceChange) -> None:
         handle: workflow.ExternalWorkflowHandle[MaintenanceWorkflow] = workflow.get_external_workflow_handle_for(
