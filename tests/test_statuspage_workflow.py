@@ -211,8 +211,9 @@ async def test_each_update_mails_subscribers_once_and_mirrors_to_statuspage(
 
 
 async def test_publishes_across_continue_as_new_all_land(tmp_path: Path) -> None:
-    """The page continues as new when Temporal suggests it (here after 40 events): a publish arriving while the
-    old run writes its last version is neither failed nor left unwritten (bench/statuspage.py found both)."""
+    """The page continues as new (when Temporal suggests it, here after 40 events, or after 12 changes): a
+    publish arriving while the old run writes its last version is neither failed nor left unwritten
+    (bench/statuspage.py found both)."""
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     from tests.conftest import binary
@@ -227,8 +228,8 @@ async def test_publishes_across_continue_as_new_all_land(tmp_path: Path) -> None
         async with Worker(env.client, task_queue=queue, workflows=[StatusPageWorkflow, MaintenanceWorkflow,
                                                                    StatusMailWorkflow],
                           activities=[acts.load_statuspage_config, acts.publish_page, no_mail.notify_subscribers]):
-            handle = await env.client.start_workflow(StatusPageWorkflow.run, StatusPageStart(), id=f"page-{queue}",
-                                                     task_queue=queue)
+            handle = await env.client.start_workflow(StatusPageWorkflow.run, StatusPageStart(changes_per_run=12),
+                                                     id=f"page-{queue}", task_queue=queue)
             last = 0
             for i in range(60):
                 result = await handle.execute_update(StatusPageWorkflow.publish, publish_input(

@@ -46,7 +46,6 @@ with workflow.unsafe.imports_passed_through():
 def maintenance_workflow_id(maintenance_id: str) -> str:
     return f"{workflow.info().workflow_id}-{maintenance_id}"
 REQUESTS_KEPT = 500
-CHANGES_PER_RUN = 1000  # continue as new after this many changes even if Temporal has not suggested it
 
 
 def refused(exc: Exception) -> ApplicationError:
@@ -62,6 +61,7 @@ class StatusPageWorkflow(StatusPageOutbox):
         self.config: StatusPageConfig | None = None
         self.published = self.state.version if start.state else -1
         self.changes = 0
+        self.changes_per_run = start.changes_per_run
         self.outbox = list(start.outbox)
         self.mirror = False
 
@@ -77,15 +77,15 @@ class StatusPageWorkflow(StatusPageOutbox):
             try:
                 await workflow.wait_condition(
                     lambda: self.published < self.state.version or workflow.info().is_continue_as_new_suggested()
-                    or self.changes >= CHANGES_PER_RUN,
+                    or self.changes >= self.changes_per_run,
                     timeout=self._until_midnight(), timeout_summary="daily refresh of the uptime bars")
             except TimeoutError:
                 self._bump()  # a new UTC day: the uptime bars move on
             await self._publish()
-            if workflow.info().is_continue_as_new_suggested() or self.changes >= CHANGES_PER_RUN:
+            if workflow.info().is_continue_as_new_suggested() or self.changes >= self.changes_per_run:
                 await self._settle()
                 workflow.continue_as_new(StatusPageStart(state=self.state, requests=self.requests,
-                                                         outbox=self.outbox))
+                                                         outbox=self.outbox, changes_per_run=self.changes_per_run))
 
     # ---------------------------------------------------------------- commands
     @workflow.update

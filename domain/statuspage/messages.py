@@ -31,6 +31,7 @@ class StatusPageStart(BaseModel):
     state: StatusPageState | None = None  # carried across continue-as-new
     requests: dict[str, str] = Field(default_factory=dict)  # request id -> what it did (retries applied once)
     outbox: list[tuple[str, str, str]] = Field(default_factory=list)  # notices not yet sent (mail, mirror)
+    changes_per_run: int = Field(1000, ge=5)  # continue as new after this many changes, if Temporal did not ask
 
 
 class PublishResult(BaseModel):
