@@ -87,13 +87,13 @@ FUZZ_TOKEN = "fuzz-token-not-a-secret"
 
 
 @pytest.fixture
-async def live_api(dev_env: WorkflowEnvironment) -> AsyncIterator[str]:
+async def live_api(fresh_dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[str]:
     """The example config plus one named token (alice; read, write, approve; no act-as), so a generated
     `by` naming someone else meets the 403 the spec documents, and a missing one acts as alice."""
     token = {"name": "fuzz", "person": "alice", "scopes": ["read", "write", "approve"], "hash": hash_token(FUZZ_TOKEN)}
     config = load_config(ROOT / "config/example.yaml").model_copy(update={"api_tokens": [ApiToken(**token)]})
-    async with serve_api(dev_env, config=config) as url:
-        yield url
+    async with serve_api(fresh_dev_env, config=config, data_dir=tmp_path) as url:  # a server of its own: a
+        yield url  # fuzz run's hundreds of incidents never load the session server the other tests share
 
 
 async def test_schemathesis_finds_no_server_error(live_api: str, tmp_path: Path) -> None:
