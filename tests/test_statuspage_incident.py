@@ -95,7 +95,8 @@ async def test_drafts_reminders_and_the_cadence(ts_env: WorkflowEnvironment, tmp
         await inc.resolve(iid, ResolveInput(by="alice", summary="rolled back"))
         state = await until(inc, iid, lambda s: any("(resolved; pay operational)" in t
                                                     for t in texts(s, EventKind.suggestion)))
-        assert state.public.due is not None  # the resolution is owed now
+        assert state.public.due is not None  # the resolution is owed: the draft first, reminders 10 min on
+        assert not any("owes the public the resolution" in t for t in texts(state, EventKind.reminder))
         await inc.publish_public_update(iid, "bob")
         state = await until(inc, iid, lambda s: s.public.last_status == "resolved")
         assert state.public.due is None

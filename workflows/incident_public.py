@@ -86,8 +86,8 @@ class IncidentPublic(IncidentCore):
         reopened = old == Phase.resolved and target == Phase.investigating
         if target in DRAFTED_ON or reopened:
             self._public_queue.append(target)
-        if target == Phase.resolved or reopened:  # the resolution (or the reopening) is owed now
-            s.public.due, s.public.reminders = workflow.now(), 0
+        if (target == Phase.resolved or reopened) and s.policy.public:  # owed now: the draft comes at once,
+            s.public.due, s.public.reminders = workflow.now() + s.policy.public.remind_every, 0  # reminders after
         elif target not in policy.ACTIVE:
             s.public.due = None
 
