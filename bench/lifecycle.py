@@ -335,7 +335,7 @@ async def run_bounded(client: Client, c: int, token: str, alerts: int, notes: in
         # What a cache eviction or worker restart costs: replaying the largest run from scratch.
         from temporalio.worker import Replayer
 
-        from workflows import WORKFLOWS
+        from workers.registry import WORKFLOWS
         history = await client.get_workflow_handle(iid, run_id=fig.replay_run).fetch_history()
         t0 = time.perf_counter()
         try:

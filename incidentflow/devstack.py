@@ -27,7 +27,7 @@ from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, Telemetr
 from temporalio.worker import Replayer
 
 from domain.config import Settings
-from workflows import WORKFLOWS
+from workers.registry import WORKFLOWS
 from workflows import search_attributes as sa
 
 _TYPE_NAMES = {1: "Text", 2: "Keyword", 3: "Int", 4: "Double", 5: "Bool", 6: "Datetime", 7: "KeywordList"}

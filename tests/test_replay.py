@@ -20,7 +20,7 @@ from domain.models import IncidentStart, IncidentState
 from domain.models.group import AlertGroupStart, AlertGroupState
 from domain.models.runbook import RunbookRequest
 from tests.record_histories import HISTORIES, record, recording_worker
-from workflows import WORKFLOWS
+from workers.registry import WORKFLOWS
 from workflows.alert_group import AlertGroupWorkflow
 from workflows.incident import IncidentWorkflow
 

@@ -24,8 +24,8 @@ from activities.paging import EscalationActivities, LogPager
 from activities.ports import Chat, IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from domain.config import ConfigSource, IncidentflowConfig, Settings
+from workers.registry import WORKFLOWS
 from workers.statuspage import statuspage_activities
-from workflows import WORKFLOWS
 
 log = logging.getLogger("incidentflow.worker")
 
