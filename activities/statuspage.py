@@ -15,7 +15,7 @@ from pathlib import Path
 from temporalio import activity
 
 from domain.statuspage.drafts import Draft, DraftContext, draft
-from domain.statuspage.messages import DraftRequest, PublishFiles
+from domain.statuspage.messages import PublishFiles
 from domain.statuspage.models import StatusPageConfig
 from domain.statuspage.render_html import static_files
 
@@ -64,12 +64,9 @@ class StatusPageActivities:
         return self._config()
 
     @activity.defn
-    async def draft_public_update(self, request: DraftRequest) -> Draft:
+    async def draft_public_update(self, request: DraftContext) -> Draft:
         """The public update an incident owes, from the config's templates (or the built-in ones)."""
-        return draft(self._config(), DraftContext(
-            incident_id=request.incident_id, title=request.title, severity=request.severity, phase=request.phase,
-            service=request.service, components=request.components, summary=request.summary,
-            next_update=request.next_update, resolved_at=request.resolved_at))
+        return draft(self._config(), request)
 
     @activity.defn
     async def publish_page(self, request: PublishFiles) -> int:

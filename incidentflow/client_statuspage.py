@@ -18,7 +18,7 @@ from temporalio.client import (
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain.models import Phase, Role, Severity
+from domain.models import IncidentState, Phase, Role, Severity
 from domain.statuspage.drafts import Draft, DraftContext, draft
 from domain.statuspage.mail import SubscriptionRequest, SubscriptionResult, TokenInput
 from domain.statuspage.messages import (
@@ -77,7 +77,10 @@ class StatusPages(Door):
 
     async def public_draft(self, incident_id: str, now: datetime | None = None) -> Draft:
         """The public update the incident asks for now (the comms lead edits and publishes it)."""
-        state = await self.get(incident_id)
+        return self._draft_of(await self.get(incident_id), now)
+
+    def _draft_of(self, state: IncidentState, now: datetime | None = None) -> Draft:
+        incident_id = state.id
         cfg = self.statuspage_config
         components = cfg.components_for(state.service)
         if not components:
@@ -107,12 +110,11 @@ class StatusPages(Door):
                                   f"({holders or 'neither is assigned'}); take the role first: "
                                   f"`incidentflow role {incident_id} comms {by}`")
         try:
-            base = await self.public_draft(incident_id)
+            base = self._draft_of(state)
             changes = {c.component: c.status for c in base.components}
         except CommandRejected:
             if not components:
                 raise
-            state = await self.get(incident_id)
             base = Draft(incident_id=state.id, name=state.title, status=status or PublicStatus.investigating,
                          impact=Impact.none, body=text or "", components=[])
             changes = {}

@@ -21,8 +21,6 @@ from __future__ import annotations
 import atexit
 import ctypes
 import json
-import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -41,43 +39,17 @@ from typing import Any
 
 import yaml
 
+from tests.debian import ensure
+
 BINARY_NAMES = ("prometheus-alertmanager", "alertmanager")
 DEBIAN_PACKAGE = "prometheus-alertmanager"
 RECEIVER = "incidentflow"
 
 
 # --------------------------------------------------------------------------------------------- binary
-def _which() -> str | None:
-    for name in BINARY_NAMES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def alertmanager_binary() -> str:
     """Path of the Alertmanager binary; apt-installs `prometheus-alertmanager` when missing and root."""
-    found = _which()
-    if found:
-        return found
-    apt = shutil.which("apt-get")
-    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    if not (apt and is_root):
-        raise RuntimeError(
-            "Alertmanager not found on PATH (looked for "
-            f"{', '.join(BINARY_NAMES)}); install it with `apt-get install -y {DEBIAN_PACKAGE}` "
-            f"(apt-get available: {bool(apt)}, root: {is_root})")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "--no-install-recommends", DEBIAN_PACKAGE]
-    result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:  # stale or missing package lists: refresh once, then retry
-        subprocess.run([apt, "update"], env=env, capture_output=True, text=True, timeout=600)
-        result = subprocess.run(install, env=env, capture_output=True, text=True, timeout=600)
-    found = _which()
-    if result.returncode != 0 or not found:
-        tail = (result.stdout + result.stderr)[-2000:]
-        raise RuntimeError(f"`{' '.join(install)}` failed (exit {result.returncode}):\n{tail}")
-    return found
+    return ensure(DEBIAN_PACKAGE, BINARY_NAMES)
 
 
 # ---------------------------------------------------------------------------------------------- utils

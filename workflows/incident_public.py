@@ -22,8 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.models.common import EventKind, Phase
     from domain.models.incident import PublicState
     from domain.stakeholders import StakeholderUpdate, resolution
-    from domain.statuspage.drafts import Draft
-    from domain.statuspage.messages import PUBLISH_REQUESTED, DraftRequest, PublicPublished, statuspage_id
+    from domain.statuspage.drafts import Draft, DraftContext
+    from domain.statuspage.messages import PUBLISH_REQUESTED, PublicPublished, statuspage_id
     from domain.statuspage.models import PublishInput
     from workflows import options
     from workflows.incident_core import SYSTEM, IncidentCore, why
@@ -97,7 +97,7 @@ class IncidentPublic(IncidentCore):
             phase = self._public_queue.pop(0)
             s, public = self.s, self.s.public
             public.drafts += 1
-            request = DraftRequest(
+            request = DraftContext(
                 incident_id=s.id, title=s.title, severity=s.severity, phase=phase, service=s.service,
                 components=public.components, summary=s.resolution_summary,
                 next_update=self._public_next(workflow.now()), resolved_at=s.resolved_at)

@@ -6,7 +6,6 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from domain.models.common import Phase, Severity
 from domain.statuspage.models import (
     ComponentChange,
     Maintenance,
@@ -74,20 +73,6 @@ class MaintenanceChange(BaseModel):
     until: datetime | None = None
     cancel: bool = False
     by: str = ""
-
-
-class DraftRequest(BaseModel):
-    """The incident asks the worker for the public update it owes (rendered with the config's templates)."""
-
-    incident_id: str
-    title: str
-    severity: Severity
-    phase: Phase
-    service: str | None = None
-    components: list[str]
-    summary: str = ""
-    next_update: datetime | None = None
-    resolved_at: datetime | None = None
 
 
 class PublicPublished(BaseModel):
