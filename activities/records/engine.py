@@ -75,8 +75,9 @@ def _sqlite_engine(url: URL) -> Engine:
         # to write locks mid-transaction, which fails at once under contention instead of waiting).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000"):
+        for pragma in ("busy_timeout=30000", "synchronous=NORMAL", "foreign_keys=ON"):
             cursor.execute(f"PRAGMA {pragma}")
+        _wal(cursor)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -84,6 +85,25 @@ def _sqlite_engine(url: URL) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: waits, never deadlocks
 
     return engine
+
+
+def _wal(cursor: Any) -> None:
+    """Switch the file to WAL. Several processes opening a new database at once race for the exclusive
+    lock this takes, and SQLite answers "database is locked" there without waiting on busy_timeout:
+    retry for a while (the winner's switch is persistent, so the others then find WAL and stop)."""
+    import sqlite3
+    import time
+
+    for attempt in range(200):
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == 199:
+                raise
+            time.sleep(0.05)
 
 
 def migrate(url: str | Engine, migrations: Path = MIGRATIONS) -> None:
