@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from domain.actions.models import TicketChange, TicketInput, TicketRef
 from domain.models import IncidentSummary, NotifyInput
 from domain.models.chat import ChatOpenInput, ChatRoom, ChatSyncInput, ChatSyncResult
 from domain.models.paging import PageRequest, PageResult
 from domain.models.runbook import HttpRequestArgs, KubeReadArgs, PrometheusQueryArgs, StepOutcome, StepPlan
+from domain.postmortem.models import SinkRef, WriteInput
 
 Heartbeat = Callable[[str], None]
 """Long steps report progress through this (the activity heartbeats; tests collect the lines)."""
@@ -122,3 +124,29 @@ class MetricsProbe(Protocol):
 
 class Probe(RequestProbe, MetricsProbe, Protocol):
     """Looking at a service from outside: its HTTP endpoints and its metrics."""
+
+
+class PostmortemSink(Protocol):
+    """Where postmortem documents live while people edit them: a directory, a GitHub pull request, a
+    webhook receiver. Writes are idempotent: the same text written again changes nothing."""
+
+    kind: str
+
+    async def write(self, doc: WriteInput) -> SinkRef:
+        """Create or update the document; `doc.ref` is the earlier write (None the first time)."""
+
+    async def read(self, ref: SinkRef) -> str:
+        """The document's text as people left it (read back on publish)."""
+
+
+class Tracker(Protocol):
+    """A ticket tracker (GitHub Issues, Jira Cloud). `create` is idempotent on `ticket.aid`: a retried
+    activity finds the ticket an earlier attempt made instead of creating a second one."""
+
+    kind: str
+
+    async def create(self, ticket: TicketInput) -> TicketRef:
+        """Create the item's ticket, or return the one that already carries its aid."""
+
+    async def change(self, change: TicketChange) -> None:
+        """Close (or reopen) the ticket; closing a closed ticket is fine."""

@@ -1,0 +1,1 @@
+"""Action items: follow-ups tracked to completion."""
