@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from domain.actions.models import TicketChange, TicketInput, TicketRef
+from domain.actions.models import ActionItem, TicketChange, TicketInput, TicketRef
 from domain.models import IncidentSummary, NotifyInput
 from domain.models.chat import ChatOpenInput, ChatRoom, ChatSyncInput, ChatSyncResult
 from domain.models.paging import PageRequest, PageResult
@@ -150,3 +150,10 @@ class Tracker(Protocol):
 
     async def change(self, change: TicketChange) -> None:
         """Close (or reopen) the ticket; closing a closed ticket is fine."""
+
+
+class ActionDirectory(Protocol):
+    """Lists action items from Temporal visibility; `incidentflow.client.Incidents` is one."""
+
+    async def action_items(self, *, open_only: bool = True) -> list[ActionItem]:
+        """The items, open ones only unless asked otherwise."""

@@ -14,6 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from domain.models import IncidentPolicy, Severity
 from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
 from domain.models.oncall import EscalationPolicy, Schedule
+from domain.postmortem.config import ActionItemsConfig, PostmortemConfig
 from domain.routing_config import Routing as Routing
 from domain.routing_config import RoutingRule as RoutingRule
 from domain.statuspage.models import StatusPageConfig
@@ -136,6 +137,8 @@ class Person(_Strict):
     slack: str | None = None
     timezone: str = "UTC"
     notify: list[str] = Field(default_factory=list, description="paging channels: log, pagerduty, webhook, slack (a direct message)")
+    github: str | None = None  # login: assignee of the action item tickets they own
+    jira: str | None = None  # Jira Cloud accountId, likewise
 
 
 class Service(_Strict):
@@ -233,6 +236,8 @@ class IncidentflowConfig(_Strict):
     stakeholder_emails: list[str] = Field(default_factory=list, description="internal updates by mail")
     statuspage: StatusPageConfig = Field(default_factory=StatusPageConfig,
                                          description="the public status page: components, templates")
+    postmortem: PostmortemConfig = Field(default_factory=PostmortemConfig)  # templates by severity, the sink
+    action_items: ActionItemsConfig = Field(default_factory=ActionItemsConfig)  # reminders, tracker, digest
 
     @model_validator(mode="after")
     def _routing_knows_services(self) -> IncidentflowConfig:

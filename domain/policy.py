@@ -123,7 +123,7 @@ def postmortem_required(state: IncidentState) -> bool:
 def next_postmortem_reminder(state: IncidentState) -> datetime | None:
     """Reminder schedule: `remind_before` the deadline, at the deadline, then every `overdue_every`."""
     due = state.postmortem_due
-    if due is None or state.phase not in (Phase.resolved, Phase.postmortem):
+    if due is None or state.phase not in (Phase.resolved, Phase.postmortem) or state.postmortem_published_at:
         return None
     schedule = [due - state.policy.postmortem_remind_before, due]
     schedule += [due + state.policy.postmortem_overdue_every * (i + 1)

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.models.paging import PageAction
     from domain.models.runbook import RunbookProgress, RunStatus
+    from domain.postmortem.models import PostmortemEvent
     from domain.stakeholders import StakeholderUpdate
     from workflows import search_attributes as sa
 
@@ -67,6 +68,7 @@ class IncidentCore:
     _stakeholder_queue: list[StakeholderUpdate]  # internal updates to send to stakeholders
     _root_cause: str  # given with the resolve command, for the stakeholders' resolution message
     _chat_current: bool  # the chat-current patch applies to this run (workflows/chat_pump.py)
+    _postmortem_queue: list[str]  # the postmortem to start or refresh (workflows/incident_postmortem.py)
 
     def _init_runtime(self) -> None:
         """What is rebuilt on every run (and on replay) rather than carried in `s`."""
@@ -81,6 +83,7 @@ class IncidentCore:
         self._declared_seq = None
         self._public_queue, self._stakeholder_queue, self._root_cause = [], [], ""
         self._chat_current = False
+        self._postmortem_queue = []
 
     # ---------------------------------------------------------------- reports from children
     @workflow.signal
@@ -123,6 +126,14 @@ class IncidentCore:
 
     def _runbook_progressed(self, progress: RunbookProgress) -> None:
         """What a run's report changes (`workflows.incident_runbooks`)."""
+        raise NotImplementedError
+
+    @workflow.signal
+    def postmortem_event(self, event: PostmortemEvent) -> None:
+        """From the PostmortemWorkflow: its draft is there, or it was published."""
+        self._postmortem_event(event)
+
+    def _postmortem_event(self, event: PostmortemEvent) -> None:
         raise NotImplementedError
 
     def _public_phase(self, old: Phase, target: Phase) -> None:
@@ -187,6 +198,8 @@ class IncidentCore:
         if s.group_id:
             self._outbox.append(IncidentStatusSignal(incident_id=s.id, phase=target, resolved_at=s.resolved_at))
         self._public_phase(old, target)
+        if target == Phase.resolved and policy.postmortem_required(s) or target == Phase.postmortem:
+            self._postmortem_queue.append(target.value)  # drafted (or refreshed) by the run loop
         self._wake = True
 
     def _reopened_at(self) -> datetime | None:

@@ -88,3 +88,20 @@ STATUSPAGE_MIRROR: dict[str, Any] = {
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                                 maximum_interval=timedelta(minutes=2), non_retryable_error_types=FINAL),
 }
+
+# Postmortem documents and tickets (GitHub, Jira, a webhook, a directory): worth retrying through a vendor's
+# bad hour, since the work waits for nobody; the adapters make a retry find what an earlier attempt made.
+TRACKER: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "schedule_to_close_timeout": timedelta(hours=6),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(minutes=5), non_retryable_error_types=FINAL),
+}
+
+# A person waits for it (`postmortem set`, `postmortem publish`): a few tries, then the error is theirs to see.
+DOCUMENT: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(seconds=10), non_retryable_error_types=FINAL),
+}

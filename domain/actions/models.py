@@ -4,7 +4,7 @@ ActionItemWorkflow each (pure models: the contract between the workflow, the tra
 from __future__ import annotations
 
 import hashlib
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import Enum
 
 from pydantic import BaseModel, Field
@@ -66,6 +66,7 @@ class ActionItem(BaseModel):
 class ActionItemStart(BaseModel):
     item: ActionItem
     tracker: bool = True  # create a ticket when a tracker is configured
+    remind_at: time = time(9, 0)  # UTC time of day of the reminders (config action_items.remind_at)
 
 
 class DoneInput(BaseModel):

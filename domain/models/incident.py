@@ -208,6 +208,9 @@ class IncidentState(BaseModel):
     runbook_runs: int = 0
     note_requests: list[str] = Field(default_factory=list)  # request ids of the last notes (dedup, bounded)
     public: PublicState | None = None  # on the status page (components affected), else None
+    postmortem_id: str | None = None  # the PostmortemWorkflow, once started
+    postmortem_link: str | None = None  # where its document lives (the sink's link)
+    postmortem_published_at: datetime | None = None  # published: the deadline reminders stop
 
     @property
     def commander(self) -> str | None:

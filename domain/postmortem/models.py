@@ -3,7 +3,7 @@ and the state the PostmortemWorkflow owns (pure models, the contract between dra
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from enum import Enum
 
 from pydantic import BaseModel, Field
@@ -173,6 +173,7 @@ class PostmortemState(BaseModel):
     published_by: str | None = None
     link: str | None = None
     items: list[str] = Field(default_factory=list)  # action item ids created from the published table
+    final_text: str = ""  # the document as published (read back from the sink)
     history: list[str] = Field(default_factory=list)  # "2026-12-07 10:00 UTC alice: set root cause" (bounded)
 
 
@@ -201,8 +202,69 @@ class PostmortemPublishInput(BaseModel):
 class PostmortemResult(BaseModel):
     incident_id: str
     status: PostmortemStatus
+    message: str = ""  # what happened, for a person
     link: str | None = None
-    text: str = ""
+    text: str = ""  # the document as published
     items: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
 PostmortemStart.model_rebuild()
+
+
+# ---------------------------------------------------------------------------- activity and signal messages
+class DraftRequest(BaseModel):
+    """Render and write the whole document (the first draft; later only while nobody edited it)."""
+
+    draft: DraftInput
+    ref: SinkRef | None = None
+
+
+class Drafted(BaseModel):
+    ref: SinkRef
+    template: str  # the template used (chosen by severity when the request named none)
+    edited: bool = False  # people changed the document in the sink: it was left as they left it
+
+
+class FieldsRequest(BaseModel):
+    """Replace only the sections of these fields in the document as people left it."""
+
+    incident_id: str
+    title: str
+    ref: SinkRef
+    updates: dict[str, str]
+    status: PostmortemStatus = PostmortemStatus.draft
+
+
+class CollectRequest(BaseModel):
+    """Read the final text back and turn its action items table into rows (owners vetted, dates checked)."""
+
+    incident_id: str
+    ref: SinkRef
+    today: date
+
+
+class Collected(BaseModel):
+    text: str
+    remind_at: time = time(9, 0)  # the config's action item reminder time (for the items it becomes)
+    rows: list[ActionRow] = Field(default_factory=list)
+    problems: list[str] = Field(default_factory=list)  # publishing is refused while there are any
+
+
+class PostmortemEvent(BaseModel):
+    """The postmortem tells its incident: a draft is there, or it was published."""
+
+    kind: str  # drafted | published
+    link: str | None = None
+    by: str = "incidentflow"
+    template: str = ""
+    items: list[str] = Field(default_factory=list)
+
+
+class PostmortemRequest(BaseModel):
+    """`postmortem start ID` on an incident (any severity on request)."""
+
+    by: SingleLine = Field(..., min_length=1, max_length=128)
+    template: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def postmortem_id(incident_id: str) -> str:
+    return f"postmortem-{incident_id}"
