@@ -63,9 +63,18 @@ def _description(summary: str, description: str) -> str:
 def _signals(source: str, alerts: Sequence[AlertmanagerAlert], now: datetime) -> list[AlertSignal]:
     alerts = alerts[:MAX_BATCH_ALERTS]  # the rest are counted in AlertBatch.truncated
     return [AlertSignal(source=source, fingerprint=(a.fingerprint or label_fingerprint(a.labels))[:256],
-                        status=a.status, received_at=now, labels=_bounded(a.labels),
+                        status=a.status, received_at=now, labels=_bounded(a.labels), starts_at=_started(a, now),
                         title=(a.annotations.get("summary") or a.labels.get("alertname") or "")[:500])
             for a in alerts]
+
+
+def _started(alert: AlertmanagerAlert, now: datetime) -> datetime | None:
+    """startsAt, when it is a real time (Alertmanager's zero time is year 1); never after we received it."""
+    at = alert.startsAt
+    if at is None or at.year < 2000:
+        return None
+    at = at if at.tzinfo else at.replace(tzinfo=now.tzinfo)
+    return min(at, now)
 
 
 def _common(common_labels: Mapping[str, str], alerts: Sequence[AlertmanagerAlert]) -> Mapping[str, str]:

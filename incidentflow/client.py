@@ -70,6 +70,7 @@ from incidentflow.client_base import (
 )
 from incidentflow.client_declare import Declarations, Declared, KeyReused
 from incidentflow.client_health import worker_polling
+from incidentflow.client_learning import ActionItems, Postmortems
 from incidentflow.client_runbooks import RunbookRuns
 from incidentflow.client_statuspage import StatusPages, Subscriptions
 from incidentflow.handoff import handoff_schedules
@@ -114,7 +115,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     return sorted(missing)
 
 
-class Incidents(Declarations, RunbookRuns, StatusPages, Subscriptions):
+class Incidents(Declarations, RunbookRuns, StatusPages, Subscriptions, Postmortems, ActionItems):
     """Every incident command, read and alert, as the CLI, the HTTP API, Slack and the demo make them
     (declare: `Declarations`; runbook runs: `RunbookRuns`; plumbing and errors: `incidentflow.client_base.Door`).
 

@@ -118,6 +118,7 @@ async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, serve
     await ensure_search_attributes(client, settings.temporal_namespace)
     await _check_stale(client, settings, server, terminate_stale)
     await ensure_handoff_schedules(client, settings, config)
+    await Incidents(client, settings, config).setup_digest()  # the weekly action items review
     await Incidents(client, settings, config).ensure_statuspage()  # the public page is written from the start
     worker = build_worker(client, settings, directory=Incidents(client, settings, config))
     api = _api_server(settings, create_app(settings, client, config))

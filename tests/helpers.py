@@ -56,3 +56,11 @@ async def uvicorn_serving(app: Any, port: int | None = None) -> AsyncIterator[in
     finally:
         server.should_exit = True
         await task
+
+
+def add_action_row(document: str, row: str) -> str:
+    """What a person does in a postmortem: a row in the first table (Fix) of its action items."""
+    start = document.index("<!-- incidentflow:actions -->")
+    separator = document.index("|---", start)
+    end = document.index("\n", separator) + 1
+    return document[:end] + row.rstrip("\n") + "\n" + document[end:]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -229,8 +230,31 @@ async def handoff(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
     return [wid]
 
 
+async def learning(env: WorkflowEnvironment, inc: Incidents) -> list[str]:
+    """A SEV1 resolves: its postmortem is drafted, filled, published with one action item (then done)."""
+    from domain.actions.models import DoneInput
+    from domain.postmortem.models import PostmortemPublishInput, PostmortemSetInput
+    from tests.helpers import add_action_row
+
+    iid = "incident-recorded-learning"
+    await start(env, inc, iid, DeclareInput(title="Checkout errors", severity=Severity.SEV1, service="checkout",
+                                            declared_by="alice", page=False))
+    await inc.acknowledge(iid, AckInput(by="alice"))
+    await inc.resolve(iid, ResolveInput(by="alice", summary="rolled back"))
+    pm = await inc._first_draft(iid, wait=30)
+    assert pm.sink is not None
+    await inc.set_postmortem(iid, PostmortemSetInput(by="alice", root_cause="a timeout of 2 s on the fraud check"))
+    doc = Path(pm.sink.ref)  # the directory sink's file
+    due = (datetime.now(UTC) + timedelta(days=14)).date()
+    doc.write_text(add_action_row(doc.read_text(), f"| Alert on fraud check latency | bob | {due:%Y-%m-%d} | P1 |"))
+    published = await inc.publish_postmortem(iid, PostmortemPublishInput(by="alice"))
+    await inc.action_done(published.items[0], DoneInput(by="bob"))
+    await env.client.get_workflow_handle(published.items[0]).result()
+    return [iid, f"postmortem-{iid}", *published.items]
+
+
 SCENARIOS: list[Scenario] = [lifecycle, alerts_reopen_standdown, continued, escalation, runbook, alert_group,
-                             handoff]
+                             handoff, learning]
 
 
 async def histories_of(env: WorkflowEnvironment, inc: Incidents, workflow_id: str) -> dict[str, WorkflowHistory]:
@@ -249,10 +273,11 @@ async def histories_of(env: WorkflowEnvironment, inc: Incidents, workflow_id: st
     return out
 
 
-async def record(env: WorkflowEnvironment, inc: Incidents) -> dict[str, WorkflowHistory]:
-    """Run every scenario; returns the histories by file stem."""
+async def record(env: WorkflowEnvironment, inc: Incidents,
+                 scenarios: list[Scenario] | None = None) -> dict[str, WorkflowHistory]:
+    """Run every scenario (or those given); returns the histories by file stem."""
     out: dict[str, WorkflowHistory] = {}
-    for scenario in SCENARIOS:
+    for scenario in scenarios or SCENARIOS:
         try:
             ids = await asyncio.wait_for(scenario(env, inc), SCENARIO_TIMEOUT)
         except TimeoutError:
@@ -287,11 +312,12 @@ async def recording_worker(env: WorkflowEnvironment) -> AsyncIterator[Incidents]
         for person in ("alice", "bob", "carol", "dan"):
             slack.add_user(name=person, email=f"{person}@example.com")
         async with running_worker(env.client, config=lambda: config, directory=RecordedIncidents(),
-                                  slack_bot_token=slack.bot_token, slack_api_url=slack.base_url) as (settings, _):
+                                  slack_bot_token=slack.bot_token, slack_api_url=slack.base_url,
+                                  data_dir=tempfile.mkdtemp(prefix="incidentflow-recording-")) as (settings, _):
             yield Incidents(env.client, settings, config)
 
 
-async def _main() -> None:
+async def _main(only: str | None = None, version: str = VERSION) -> None:
     from temporalio.contrib.pydantic import pydantic_data_converter
 
     from tests.conftest import binary, register_search_attributes
@@ -301,14 +327,16 @@ async def _main() -> None:
     try:
         await register_search_attributes(env)
         async with recording_worker(env) as inc:
-            histories = await record(env, inc)
+            histories = await record(env, inc, [s for s in SCENARIOS if only in (None, s.__name__)])
     finally:
         await env.shutdown()
     HISTORIES.mkdir(exist_ok=True)
     for stem, history in sorted(histories.items()):
-        (HISTORIES / f"{stem}.{VERSION}.json").write_text(history.to_json())
-        print(f"wrote {stem}.{VERSION}.json ({len(history.events)} events)")
+        (HISTORIES / f"{stem}.{version}.json").write_text(history.to_json())
+        print(f"wrote {stem}.{version}.json ({len(history.events)} events)")
 
 
-if __name__ == "__main__":
-    asyncio.run(_main())
+if __name__ == "__main__":  # python -m tests.record_histories [SCENARIO VERSION]: one scenario, a new release
+    import sys
+
+    asyncio.run(_main(*sys.argv[1:3]) if len(sys.argv) > 2 else _main())

@@ -16,7 +16,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from domain.models import IncidentStart, IncidentState
+from domain.models import IncidentStart, IncidentState, Phase
 from domain.models.group import AlertGroupStart, AlertGroupState
 from domain.models.runbook import RunbookRequest
 from tests.record_histories import HISTORIES, record, recording_worker
@@ -71,10 +71,11 @@ async def test_fresh_histories_replay(ts_env: WorkflowEnvironment) -> None:
         assert result.replay_failure is None, f"{history.workflow_id}: {result.replay_failure}"
     assert {workflow_type(h) for h in histories.values()} == {"IncidentWorkflow", "EscalationWorkflow",
                                                               "RunbookWorkflow", "AlertGroupWorkflow",
-                                                              "HandoffWorkflow"}
-    # as many workflows as the baseline holds (how often an incident continues-as-new may vary)
-    baseline = {p.name.split(".")[0] for p in COMMITTED if p.name.endswith(".baseline.json")}
-    assert len({stem.split(".")[0] for stem in histories}) == len(baseline)
+                                                              "HandoffWorkflow", "PostmortemWorkflow",
+                                                              "ActionItemWorkflow"}
+    # as many workflows as the recorded releases hold (how often an incident continues-as-new may vary)
+    recorded = {p.name.split(".")[0] for p in COMMITTED if p.name.endswith((".baseline.json", ".release-0.3.json"))}
+    assert len({stem.split(".")[0] for stem in histories}) == len(recorded)
 
 
 @workflow.defn(name="IncidentWorkflow", sandboxed=False)  # a test double: no sandbox re-imports
@@ -238,3 +239,28 @@ async def test_the_unknown_service_patch_is_needed() -> None:
     await replayer().replay_workflow(load(UNKNOWN_SERVICE))
     with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
         await replayer(WarningWithoutPatch).replay_workflow(load(UNKNOWN_SERVICE))
+
+
+# ---------------------------------------------------------------- postmortem-draft
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)
+class PostmortemWithoutPatch(IncidentWorkflow):
+    """postmortem-draft done carelessly: every resolved SEV1/SEV2 starts its postmortem, whatever the history."""
+
+    @workflow.run
+    async def run(self, start: IncidentStart) -> IncidentState:
+        return await super().run(start)
+
+    async def _flush_postmortem(self) -> None:
+        if self._postmortem_queue and self.s.postmortem_id is None and self.s.phase == Phase.resolved:
+            self._postmortem_queue.clear()
+            await self._start_postmortem("incidentflow", None)
+
+
+async def test_the_postmortem_patch_keeps_incidents_resolved_before_it() -> None:
+    resolved = load(BASELINE)  # a SEV1 that resolved before postmortems were drafted
+    assert any(e.HasField("workflow_execution_update_accepted_event_attributes")
+               and e.workflow_execution_update_accepted_event_attributes.accepted_request.input.name == "resolve"
+               for e in resolved.events)
+    with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
+        await replayer(PostmortemWithoutPatch).replay_workflow(resolved)
+    await replayer().replay_workflow(resolved)

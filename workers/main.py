@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -24,6 +25,7 @@ from activities.paging import EscalationActivities, LogPager
 from activities.ports import Chat, IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from domain.config import ConfigSource, IncidentflowConfig, Settings
+from workers.learning import learning_activities
 from workers.registry import WORKFLOWS
 from workers.statuspage import statuspage_activities
 
@@ -77,9 +79,10 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                  interceptors: Sequence[Interceptor] = (), fail_fast: bool = False,
                  pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None,
                  chat: Chat | None = None, runbook_steps: RunbookSteps | None = None,
-                 directory: IncidentDirectory | None = None) -> Worker:
+                 directory: IncidentDirectory | None = None, learning: dict[str, Any] | None = None) -> Worker:
     """Ports given here (tests pass in-memory fakes) win over the adapters Settings would build.
-    `directory` lists incidents for handoff notes (the doors pass `incidentflow.client.Incidents`).
+    `directory` lists incidents for handoff notes and action items for the digest (the doors pass
+    `incidentflow.client.Incidents`); `learning` overrides the postmortem sink, tracker or secrets.
     `fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang."""
     notifier = notifier or LogNotifier()
@@ -100,7 +103,8 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff,
                     chat_activities.open_chat, chat_activities.sync_chat,
                     runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks,
-                    *statuspage_activities(settings, config, chat)],
+                    *statuspage_activities(settings, config, chat),
+                    *learning_activities(settings, config, chat, directory, **(learning or {}))],
         interceptors=interceptors,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

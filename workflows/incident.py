@@ -37,10 +37,12 @@ with workflow.unsafe.imports_passed_through():
         StatusUpdateInput,
     )
     from domain.models.messages import AlertsInput
+    from domain.postmortem.models import PostmortemRequest
     from domain.stakeholders import internal_update
     from workflows.chat_pump import ChatPump
     from workflows.incident_children import IncidentChildren
     from workflows.incident_core import current_search_attributes, minutes, utc
+    from workflows.incident_postmortem import IncidentPostmortem
     from workflows.incident_public import IncidentPublic
     from workflows.incident_timers import IncidentTimers
 
@@ -59,7 +61,7 @@ NOTE_REQUESTS_KEPT = 500  # request ids of notes remembered to drop retries (car
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPublic):
+class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPublic, IncidentPostmortem):
     @workflow.init
     def __init__(self, start: IncidentStart) -> None:
         self._init_runtime()
@@ -109,6 +111,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
             self._wake = False  # a command arriving while we act below must not be slept through
             await self._fire_due(workflow.now())
             await self._tell_others()
+            await self._flush_postmortem()
             if self.s.phase in policy.TERMINAL:  # auto-closed just now
                 break
             if not self._wake:  # nothing changed meanwhile: sleep until a command or the next deadline
@@ -117,6 +120,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._flush_outbox()
         await self._flush_escalation()
+        await self._flush_postmortem()
         await self._tell_runs_the_phase()  # a stood-down incident's waiting runs can no longer be approved
         await self._await_escalations()
         await self._chat_drain()
@@ -295,6 +299,14 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
             raise policy.NotAllowed(f"cannot stand down: the incident is {self.s.phase.value}")
         if not cmd.reason.strip():
             raise policy.NotAllowed("standing down needs a reason")
+
+    @workflow.update
+    async def start_postmortem(self, cmd: PostmortemRequest) -> CommandResult:
+        return await self._request_postmortem(cmd)
+
+    @start_postmortem.validator
+    def _check_start_postmortem(self, cmd: PostmortemRequest) -> None:
+        self._check_postmortem_request(cmd)
 
     @workflow.update
     async def escalate(self, cmd: EscalateInput) -> CommandResult:

@@ -258,7 +258,7 @@ class IncidentCore:
                 return
             s.alerts[alert.fingerprint] = AlertRecord(
                 fingerprint=alert.fingerprint, source=alert.source, title=name, status=alert.status,
-                first_seen=now, last_seen=now)
+                first_seen=now, last_seen=now, starts_at=alert.starts_at)
             if alert.status == AlertStatus.firing and len(self._match_queue) < 20:
                 self._match_queue.append({**alert.labels, "alertname": alert.labels.get("alertname", name)})
             changed = True

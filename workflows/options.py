@@ -93,6 +93,7 @@ STATUSPAGE_MIRROR: dict[str, Any] = {
 # bad hour, since the work waits for nobody; the adapters make a retry find what an earlier attempt made.
 TRACKER: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
+    "heartbeat_timeout": timedelta(seconds=10),  # the activities heartbeat: a dead worker's attempt retries soon
     "schedule_to_close_timeout": timedelta(hours=6),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                                 maximum_interval=timedelta(minutes=5), non_retryable_error_types=FINAL),

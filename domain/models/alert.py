@@ -47,6 +47,7 @@ class AlertSignal(BaseModel):
     title: SingleLine = Field("", max_length=500)
     labels: dict[str, str] = Field(default_factory=dict)
     received_at: datetime | None = None  # set by the edge; the workflow falls back to workflow.now()
+    starts_at: datetime | None = None  # when the sender says the problem began (Alertmanager's startsAt): MTTD
 
 
 class AlertRecord(BaseModel):
@@ -59,6 +60,7 @@ class AlertRecord(BaseModel):
     first_seen: datetime
     last_seen: datetime
     count: int = 1
+    starts_at: datetime | None = None  # the sender's start of the problem, when it said (time to detect)
 
 
 # ---------------------------------------------------------------------------- vendor payloads
