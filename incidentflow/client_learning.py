@@ -9,17 +9,10 @@ from __future__ import annotations
 import asyncio
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import (
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleAlreadyRunningError,
-    ScheduleCalendarSpec,
-    ScheduleRange,
-    ScheduleSpec,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -35,7 +28,6 @@ from temporalio.common import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.action_items import DigestSent
 from domain import known
 from domain.actions.models import (
     AID_PATTERN,
@@ -51,7 +43,7 @@ from domain.actions.models import (
     action_id,
 )
 from domain.actions.schedule import overdue
-from domain.postmortem.config import WEEKDAYS
+from domain.postmortem.config import BUILTIN_TEMPLATES
 from domain.postmortem.models import (
     PostmortemPublishInput,
     PostmortemRequest,
@@ -75,12 +67,13 @@ from incidentflow.client_base import (
     vet_person,
 )
 from incidentflow.client_declare import KeyReused
+from incidentflow.client_digest import DIGEST_SCHEDULE, Digests, digest_schedule
 from workflows import search_attributes as sa
-from workflows.action_digest import ActionDigestWorkflow
 from workflows.action_item import ActionItemWorkflow, memo_of
 from workflows.incident import IncidentWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
+__all__ = ["DIGEST_SCHEDULE", "ActionItems", "Postmortems", "digest_schedule"]
 ITEM_TYPE = "ActionItemWorkflow"
 # what `postmortem set` can fill (the input model's names; the doors spell them --root-cause, root-cause, …)
 SETTABLE = ("summary", "impact", "root_cause", "trigger", "detection", "resolution", "went_well", "improve",
@@ -96,6 +89,9 @@ class Postmortems(Door):
         """Start the incident's postmortem (any severity) and wait (bounded) for its first draft."""
         desc = await self._require_incident(incident_id)
         cmd = cmd.model_copy(update={"by": vet_person(self.config, "by", cmd.by, acting=True)})
+        templates = self.templates()
+        if cmd.template and templates and cmd.template not in templates:  # the draft would fail for good
+            raise InvalidInput([f"template: no template {cmd.template!r} (known: {', '.join(templates)})"])
         if desc.status == WorkflowExecutionStatus.RUNNING:
             await self._update(incident_id, IncidentWorkflow.start_postmortem, cmd, key=key)
         else:  # the incident has ended: the postmortem starts from its final state
@@ -116,6 +112,18 @@ class Postmortems(Door):
                 if type(exc).__name__ != "WorkflowAlreadyStartedError":
                     raise
         return await self._first_draft(incident_id, wait)
+
+    def templates(self) -> list[str]:
+        """The template names a draft can use: the built-in ones and `<name>.md.j2` in the config's template_dir
+        (relative to the config file); [] when that directory is not readable here (the worker may see it)."""
+        folder = self.config.postmortem.template_dir
+        found = set(BUILTIN_TEMPLATES)
+        if folder:
+            path = (self.settings.config.parent if self.settings.config else Path.cwd()) / folder
+            if not path.is_dir():
+                return []
+            found |= {f.name.removesuffix(".md.j2") for f in path.glob("*.md.j2")}
+        return sorted(found)
 
     async def _first_draft(self, incident_id: str, wait: float) -> PostmortemState:
         loop = asyncio.get_running_loop()
@@ -186,46 +194,7 @@ class Postmortems(Door):
             raise self._rpc_error(exc, incident_id) from None
 
 
-DIGEST_SCHEDULE = "action-items-digest"
-
-
-def digest_schedule(settings: Any, config: Any) -> Schedule:
-    """The weekly review: `action_items.digest` day and time, in its time zone (Temporal follows DST)."""
-    d = config.action_items.digest
-    calendar = ScheduleCalendarSpec(
-        hour=[ScheduleRange(d.time.hour)], minute=[ScheduleRange(d.time.minute)], second=[ScheduleRange(0)],
-        day_of_week=[ScheduleRange((WEEKDAYS.index(d.day) + 1) % 7)])  # Temporal: Sunday = 0
-    return Schedule(action=ScheduleActionStartWorkflow(ActionDigestWorkflow.run, id=DIGEST_SCHEDULE,
-                                                       task_queue=settings.task_queue),
-                    spec=ScheduleSpec(calendars=[calendar], time_zone_name=d.timezone))
-
-
-class ActionItems(Door):
-    async def setup_digest(self) -> str | None:
-        """Create, update or (when disabled) delete the digest's Schedule; its id, or None. Idempotent."""
-        handle = self.client.get_schedule_handle(DIGEST_SCHEDULE)
-        if not self.config.action_items.digest.enabled:
-            try:
-                await handle.delete()
-            except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
-                    raise
-            return None
-        wanted = digest_schedule(self.settings, self.config)
-        try:
-            await self.client.create_schedule(DIGEST_SCHEDULE, wanted)
-        except ScheduleAlreadyRunningError:
-            async def replace(_: ScheduleUpdateInput) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=wanted)
-            await handle.update(replace)
-        return DIGEST_SCHEDULE
-
-    async def run_digest(self) -> DigestSent:
-        """Send the review now (what the schedule does each week)."""
-        return await self.client.execute_workflow(
-            ActionDigestWorkflow.run, id=f"{DIGEST_SCHEDULE}-manual-{datetime.now(UTC):%Y%m%d%H%M%S%f}",
-            task_queue=self.settings.task_queue)
-
+class ActionItems(Digests):
     def _item(self, aid: str) -> WorkflowHandle[ActionItemWorkflow, ActionItem]:
         return self.client.get_workflow_handle_for(ActionItemWorkflow.run, aid)
 

@@ -21,6 +21,7 @@ from domain.config import IncidentflowConfig, Settings
 from incidentflow import __version__
 from incidentflow.api import alerts, docs, errors
 from incidentflow.api import incidents as incidents_api
+from incidentflow.api import learning as learning_api
 from incidentflow.api import oncall as oncall_api
 from incidentflow.api import pagerduty as pagerduty_api
 from incidentflow.api import runbooks as runbooks_api
@@ -127,8 +128,9 @@ def create_app(settings: Settings, client: Client | None = None,
     app.middleware("http")(metrics.middleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer (413, 503 …) carries X-Request-ID
     for module in (alerts, incidents_api, pagerduty_api, oncall_api, slack_api, runbooks_api, status_api,
-                   subscribe_api):
+                   subscribe_api, learning_api):
         app.include_router(module.router)
+    app.include_router(learning_api.hooks)
     app.include_router(status_api.public)
     app.state.subscribe_throttle = subscribe_api.Throttle()
 

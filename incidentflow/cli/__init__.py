@@ -80,6 +80,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return check_config(args)
     if args.command in ("statuspage", "maintenance"):
         return asyncio.run(_statuspage(args, settings))
+    if args.command in ("postmortem", "action"):
+        return asyncio.run(_learning(args, settings))
     if args.command == "runbook":
         code = runbook.local(args, settings)
         return code if code is not None else asyncio.run(_runbook(args, settings))
@@ -96,6 +98,12 @@ async def _statuspage(args: argparse.Namespace, settings: Settings) -> int:
     from incidentflow.cli import statuspage
 
     return await statuspage.run(args, settings, await open_incidents(settings))
+
+
+async def _learning(args: argparse.Namespace, settings: Settings) -> int:
+    from incidentflow.cli import learning
+
+    return await learning.run(args, settings, await open_incidents(settings))
 
 
 def entry() -> None:

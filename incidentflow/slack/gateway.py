@@ -33,7 +33,7 @@ from incidentflow.client import (
     TemporalUnavailable,
 )
 from incidentflow.commands import Command, by_name
-from incidentflow.slack import modals
+from incidentflow.slack import learning, modals
 from incidentflow.slack.people import SlackDirectory
 from incidentflow.slack.reply import SLACK_ERRORS, Caller, Reply, Usage, first_error, first_word, slack_error
 from incidentflow.slack.syntax import COMMANDS, answer, help_text, read_args, resolve_name
@@ -80,6 +80,8 @@ class SlackGateway:
             return Reply(f"Unknown command `{name}`.\n{help_text()}")
         if name == "help":
             return Reply(help_text())
+        if name in learning.WORDS:  # postmortems and action items: their own syntax and checks
+            return await learning.command(self, name, rest, caller, form.get("channel_id", ""))
         if not spec.read_only and not self._may_act(caller):
             return Reply(f"<@{caller.user_id}> is not in incidentflow's people (add `slack: {caller.user_id}` or "
                          "your email to your entry in the config), so only read-only commands work for you: "

@@ -16,6 +16,7 @@ from domain.models import CommandResult, Phase, Role, Severity
 from domain.text import sentence
 from incidentflow.commands import COMMANDS as TABLE
 from incidentflow.commands import Access, Arg, Command, Kind
+from incidentflow.slack.learning import HELP, WORDS
 from incidentflow.slack.reply import Caller, Usage, first_word
 
 ROLE_WORDS = {"ic": Role.ic, "commander": Role.ic, "lead": Role.lead, "tech": Role.lead, "comms": Role.comms,
@@ -62,6 +63,7 @@ COMMANDS: dict[str, Spec] = {
     "approve": Spec("approve <run-id> [comment]", "approve the step a runbook run waits on", needs_incident=False),
     "deny": Spec("deny <run-id> [reason]", "deny it: the run stops there", needs_incident=False),
     "timeline": Spec("timeline", "show the latest timeline events", read_only=True),
+    **{word: Spec(*HELP[word]) for word in WORDS},  # postmortems and action items (incidentflow.slack.learning)
     "help": Spec("help", "this list", read_only=True, needs_incident=False),
 }
 ALIASES = {alias: command.chat_name for command in TABLE for alias in command.aliases}
