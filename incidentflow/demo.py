@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import traceback
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import quote
 
@@ -24,7 +24,7 @@ from domain.models import (
     StatusUpdateInput,
 )
 from domain.statuspage.messages import PublishResult
-from incidentflow.client import Incidents
+from incidentflow.client import IncidentflowError, Incidents
 
 
 async def run_demo(incidents: Incidents, stop: asyncio.Event, pause: float = 1.5) -> str | None:
@@ -76,10 +76,35 @@ async def _demo(incidents: Incidents, stop: asyncio.Event, pause: float) -> str:
     say("timeline (incidentflow timeline ID --markdown):")
     for line in policy.render_markdown(state).splitlines():
         print(f"    {line}", flush=True)
+    await _learning(incidents, iid, say)
     say(f"done: {iid} is {state.phase.value}; postmortem due "
         f"{state.postmortem_due:%Y-%m-%d} UTC. The stack keeps running: try the CLI "
         f"(`.venv/bin/incidentflow list`) or the UI. Ctrl-C to stop.")
     return iid
+
+
+async def _learning(incidents: Incidents, iid: str, say: Callable[[str], None]) -> None:
+    """The resolved SEV2's postmortem draft (written by the worker) and one action item from it."""
+    from datetime import UTC, datetime, timedelta
+
+    from domain.actions.models import ActionItemInput
+    from domain.postmortem.models import ItemKind, Priority
+
+    for _ in range(50):
+        try:
+            pm = await incidents.postmortem(iid)
+        except IncidentflowError:
+            pm = None
+        if pm is not None and pm.sink is not None:
+            say(f"postmortem drafted ({pm.template} template): {pm.sink.link}")
+            say(f"  fill it in: incidentflow postmortem set {iid} --root-cause \"…\"; then "
+                f"incidentflow postmortem publish {iid}")
+            break
+        await asyncio.sleep(0.2)
+    item = await incidents.add_action(iid, ActionItemInput(
+        text="Size the DB pool from the query plan", owner="bob", due=datetime.now(UTC).date() + timedelta(days=7),
+        priority=Priority.P1, kind=ItemKind.prevent, by="alice"), key=f"demo-{iid}")
+    say(f"action item {item.aid} for bob, due {item.due:%Y-%m-%d}: `incidentflow action list`")
 
 
 def _steps(incidents: Incidents, iid: str) -> list[tuple[str, Coroutine[Any, Any, CommandResult | PublishResult]]]:

@@ -39,6 +39,7 @@ async def _worker(settings: Settings) -> None:
     client = await connect(settings)
     door = Incidents(client, settings, load_config(settings.config))
     await door.ensure_statuspage()  # one per cluster: started if not running
+    await door.setup_digest()  # the weekly action items review (created, updated, or removed when disabled)
     await run_worker(client, settings, directory=door)
 
 
