@@ -2,7 +2,8 @@
 
 A postmortem is one PostmortemWorkflow per incident (`postmortem-<incident id>`): started by the incident
 while it runs, or here from the ended incident's final state. Action items are one ActionItemWorkflow each,
-listed from visibility (search attributes and memo), so `action list` needs no worker."""
+listed from visibility (search attributes and memo), so `action list` needs no worker. The weekly review's
+schedule is `incidentflow.client_digest`."""
 
 from __future__ import annotations
 

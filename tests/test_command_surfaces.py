@@ -31,11 +31,11 @@ from incidentflow.slack.gateway import SlackGateway
 from incidentflow.slack.syntax import help_text
 
 # what each surface has besides the table's commands (each shapes these itself)
-CLI_OWN = {"dev", "worker", "api", "temporal", "handoff", "config", "oncall", "drill", "runbook", "declare", "list",
+CLI_OWN = {"postmortem", "action", "dev", "worker", "api", "temporal", "handoff", "config", "oncall", "drill", "runbook", "declare", "list",
            "statuspage", "maintenance",
            "show", "timeline"}
-HTTP_OWN = {"runbooks", "public-updates"}  # POST /v1/incidents/{incident_id}/runbooks, …/public-updates (status page)
-SLACK_OWN = {"declare", "runbook", "publish", "approve", "deny", "timeline", "help"}
+HTTP_OWN = {"runbooks", "public-updates", "postmortem", "action-items"}  # POST /v1/incidents/{incident_id}/runbooks, …/public-updates (status page)
+SLACK_OWN = {"declare", "runbook", "publish", "approve", "deny", "timeline", "help", "postmortem", "action"}
 IID = "incident-20261123-0815-checkout"
 
 

@@ -23,7 +23,7 @@ from domain.postmortem.models import (
 )
 from incidentflow.client import CommandRejected, Incidents
 from tests.conftest import running_worker
-from tests.helpers import add_action_row, events
+from tests.helpers import add_action_row, events, eventually
 from workflows.action_item import ActionItemWorkflow
 from workflows.incident import IncidentWorkflow
 
@@ -93,3 +93,22 @@ async def test_a_sev3_has_a_postmortem_only_on_request(ts_env: WorkflowEnvironme
         assert pm.template == "google-sre" and (tmp_path / "postmortems" / f"{iid}.md").is_file()
         with pytest.raises(CommandRejected, match="already started"):
             await inc.start_postmortem(iid, PostmortemRequest(by="alice"))
+
+
+async def test_a_refused_first_draft_is_said_and_the_next_command_drafts(ts_env: WorkflowEnvironment,
+                                                                        tmp_path: Path) -> None:
+    cfg = config(tmp_path)
+    cfg.postmortem.templates = {Severity.SEV2: "missing-template"}
+    async with running_worker(ts_env.client, config=lambda: cfg, data_dir=tmp_path) as (settings, _):
+        inc = Incidents(ts_env.client, settings, cfg)
+        iid = await inc.declare(DeclareInput(title="Cart slow", severity=Severity.SEV2, service="checkout",
+                                             declared_by="alice", page=False))
+        await inc.resolve(iid, ResolveInput(by="alice", summary="cache warmed"))
+        state = await eventually(lambda: inc.get(iid), lambda s: any(
+            e.text.startswith("Postmortem not drafted") for e in s.timeline))
+        warning = next(e.text for e in state.timeline if e.text.startswith("Postmortem not drafted"))
+        assert "missing-template" in warning and "not found" in warning
+        cfg.postmortem.templates = {}
+        await inc.set_postmortem(iid, PostmortemSetInput(by="alice", root_cause="cold cache after deploy"))
+        pm = await inc.postmortem(iid)
+        assert pm.sink is not None and "cold cache after deploy" in Path(pm.sink.ref).read_text()

@@ -36,6 +36,9 @@ class IncidentPostmortem(IncidentCore):
                         f"Postmortem drafted ({event.template} template): {event.link}. Fill it in there or with "
                         f"`incidentflow postmortem set {s.id} --root-cause \"…\"`, then "
                         f"`incidentflow postmortem publish {s.id}`.", subject=s.roles.get(Role.ic))
+        elif event.kind == "failed":  # the first draft was refused (template, sink): say so, where people look
+            self._event(EventKind.warning, SYSTEM, f"Postmortem not drafted: {event.detail}. Fix the config, "
+                        f"then `incidentflow postmortem set {s.id} …` drafts it.", subject=s.roles.get(Role.ic))
         elif event.kind == "published":
             first = s.postmortem_published_at is None
             s.postmortem_published_at = s.postmortem_published_at or workflow.now()

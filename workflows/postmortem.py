@@ -68,7 +68,12 @@ class PostmortemWorkflow:
     async def run(self, start: PostmortemStart) -> PostmortemState:
         if self.s.sink is None:
             async with self._lock:
-                await self._draft(start.requested_by)
+                try:
+                    await self._draft(start.requested_by)
+                except ApplicationError as exc:  # a refused template or sink: `set`/`publish` draft again
+                    self._note(start.requested_by, f"not drafted: {exc.message}")
+                    await self._tell_incident(PostmortemEvent(kind="failed", by=start.requested_by,
+                                                              detail=exc.message[:1000]))
         while True:
             if workflow.info().get_current_history_length() > CONTINUE_AFTER:
                 await workflow.wait_condition(workflow.all_handlers_finished)

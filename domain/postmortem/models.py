@@ -252,8 +252,9 @@ class Collected(BaseModel):
 class PostmortemEvent(BaseModel):
     """The postmortem tells its incident: a draft is there, or it was published."""
 
-    kind: str  # drafted | published
+    kind: str  # drafted | failed (the first draft was refused) | published
     link: str | None = None
+    detail: str = Field("", max_length=1000)  # why it failed
     by: str = "incidentflow"
     template: str = ""
     items: list[str] = Field(default_factory=list)

@@ -42,7 +42,7 @@ _TEXT = {400: "The body is not JSON (the message gives the line and column), or 
          401: "Missing or wrong bearer token / signature",
          403: "The token lacks the scope the route needs, or `by` names someone other than the token's person "
               "without the act-as scope",
-         404: "No such incident (or run, or schedule)",
+         404: "No such incident, run, schedule, postmortem or action item (or a webhook receiver not configured)",
          409: "The incident's state does not allow the command (the message says why)",
          413: "Request body larger than INCIDENTFLOW_MAX_BODY_BYTES (checked while it streams in)",
          422: "Invalid input (the message names the field; for a person, service or escalation level the config "
