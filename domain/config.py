@@ -15,6 +15,7 @@ from domain.models import IncidentPolicy, Severity
 from domain.models.base import Duration, SeverityKey, _Strict, parse_duration
 from domain.models.oncall import EscalationPolicy, Schedule
 from domain.postmortem.config import ActionItemsConfig, PostmortemConfig
+from domain.reports.config import ReportsConfig
 from domain.routing_config import Routing as Routing
 from domain.routing_config import RoutingRule as RoutingRule
 from domain.statuspage.models import StatusPageConfig
@@ -139,6 +140,7 @@ class Person(_Strict):
     notify: list[str] = Field(default_factory=list, description="paging channels: log, pagerduty, webhook, slack (a direct message)")
     github: str | None = None  # login: assignee of the action item tickets they own
     jira: str | None = None  # Jira Cloud accountId, likewise
+    team: str | None = None  # reports group action item follow-through by the owner's team
 
 
 class Service(_Strict):
@@ -238,6 +240,7 @@ class IncidentflowConfig(_Strict):
                                          description="the public status page: components, templates")
     postmortem: PostmortemConfig = Field(default_factory=PostmortemConfig)  # templates by severity, the sink
     action_items: ActionItemsConfig = Field(default_factory=ActionItemsConfig)  # reminders, tracker, digest
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)  # targets shown as met or missed
 
     @model_validator(mode="after")
     def _routing_knows_services(self) -> IncidentflowConfig:

@@ -55,6 +55,7 @@ from domain.models import (
 from domain.models.common import SERVICE_NAME
 from domain.models.handoff import HandoffInput, HandoffNote
 from domain.models.messages import AlertsInput
+from incidentflow.client_archive import Archives
 from incidentflow.client_base import (
     CommandRejected,
     IncidentflowError,
@@ -115,7 +116,7 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     return sorted(missing)
 
 
-class Incidents(Declarations, RunbookRuns, StatusPages, Subscriptions, Postmortems, ActionItems):
+class Incidents(Archives, Declarations, RunbookRuns, StatusPages, Subscriptions, Postmortems, ActionItems):
     """Every incident command, read and alert, as the CLI, the HTTP API, Slack and the demo make them
     (declare: `Declarations`; runbook runs: `RunbookRuns`; plumbing and errors: `incidentflow.client_base.Door`).
 
@@ -301,8 +302,10 @@ class Incidents(Declarations, RunbookRuns, StatusPages, Subscriptions, Postmorte
                     running=wf.status == WorkflowExecutionStatus.RUNNING))
         except RPCError as exc:
             raise self._rpc_error(exc, "") from None
+        if not open_only:  # what Temporal's retention deleted, the archive still lists
+            rows += await self._archived_rows({r.id for r in rows}, severity, service, phase, limit)
         epoch = datetime.min.replace(tzinfo=UTC)
-        return sorted(rows, key=lambda r: r.declared_at or epoch, reverse=True)
+        return sorted(rows, key=lambda r: r.declared_at or epoch, reverse=True)[:limit]
 
     async def find_by_channel(self, channel_id: str) -> str | None:
         """The incident whose Slack channel this is (the IncidentChannel search attribute), if any."""

@@ -15,6 +15,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.action_items import ActionActivities
+from activities.archive import ArchiveActivities
 from activities.notify import IncidentActivities, LogNotifier
 from domain.actions.models import (
     ActionItem,
@@ -34,6 +35,7 @@ from domain.postmortem.models import ItemKind, Priority
 from workflows.action_item import ActionItemWorkflow
 
 AT = time(9, 0)
+ARCHIVE: MemoryArchive  # set below the class
 
 
 class CountingTracker:
@@ -60,9 +62,10 @@ async def item_worker(env: WorkflowEnvironment, tracker: CountingTracker | None 
     notifier = LogNotifier()
     cfg = config or IncidentflowConfig.model_validate({"people": [{"id": "alice", "name": "Alice", "github": "alice-gh"}]})
     actions = ActionActivities(lambda: cfg, tracker)
+    archive = ArchiveActivities(lambda: ARCHIVE, lambda: cfg)
     async with Worker(env.client, task_queue=queue, workflows=[ActionItemWorkflow],
                       activities=[IncidentActivities(notifier).send_notification, actions.open_ticket,
-                                  actions.change_ticket, actions.send_digest],
+                                  actions.change_ticket, actions.send_digest, archive.archive_action],
                       workflow_failure_exception_types=[Exception]):
         yield queue, notifier
 
@@ -126,6 +129,8 @@ async def test_reminders_before_on_the_day_and_weekly_overdue_until_done(ts_env:
         assert len(await reminders(notifier)) == 4, "no reminder after done"
         assert len(tracker.created) == 1 and tracker.created[0].owner_handle == "alice-gh"
         assert tracker.changes == [TicketChange(ticket=final.ticket, close=True, comment="Done (incidentflow, bob).")]
+        archived = ARCHIVE.items[item.aid]
+        assert archived.status == ItemStatus.done and archived.ticket == final.ticket, "the archive has the outcome"
 
 
 def m_recipient(notifier: LogNotifier) -> str | None:
@@ -174,3 +179,16 @@ async def test_the_tracker_closing_the_ticket_finishes_the_item_once(ts_env: Wor
         final = await handle.result()
         assert final.status == ItemStatus.done and final.closed_by == "github:octocat"
         assert tracker.changes == [], "the tracker closed it: not closed again"
+
+
+class MemoryArchive:
+    """The archive port of the worker (the records store has its own tests): what was written, by aid."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, ActionItem] = {}
+
+    def put_action(self, item: ActionItem, team: str | None) -> None:
+        self.items[item.aid] = item
+
+
+ARCHIVE = MemoryArchive()

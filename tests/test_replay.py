@@ -7,6 +7,7 @@ fails here goes behind `workflow.patched(...)` (see README, "Changing workflow c
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -264,3 +265,23 @@ async def test_the_postmortem_patch_keeps_incidents_resolved_before_it() -> None
     with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
         await replayer(PostmortemWithoutPatch).replay_workflow(resolved)
     await replayer().replay_workflow(resolved)
+
+
+# ---------------------------------------------------------------- archive
+@workflow.defn(name="IncidentWorkflow", sandboxed=False)
+class ArchiveWithoutPatch(IncidentWorkflow):
+    """archive done carelessly: every incident writes its record, whatever the history."""
+
+    @workflow.run
+    async def run(self, start: IncidentStart) -> IncidentState:
+        return await super().run(start)
+
+    def _start_archiving(self) -> None:
+        self._archive_task = asyncio.ensure_future(self._archive_pump())
+
+
+async def test_the_archive_patch_keeps_incidents_from_before_it() -> None:
+    for history in (load(BASELINE), load(HISTORIES / "incident-recorded-learning.release-0.3.json")):
+        with pytest.raises(Exception, match="[Nn]ondeterminism|TMPRL1100"):
+            await replayer(ArchiveWithoutPatch).replay_workflow(history)
+        await replayer().replay_workflow(history)

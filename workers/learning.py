@@ -4,6 +4,7 @@ the weekly digest (Slack channel and stakeholder mail through the ports the stak
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 
 from activities.action_items import ActionActivities
+from activities.archive import ArchiveActivities
 from activities.ports import ActionDirectory, PostmortemSink, Tracker
 from activities.postmortem import PostmortemActivities
 from domain.config import IncidentflowConfig, Settings
@@ -38,5 +40,26 @@ def learning_activities(settings: Settings, config: Callable[[], IncidentflowCon
         mailer = SmtpMailer.from_url(settings.smtp_url.get_secret_value())
     listing: ActionDirectory | None = directory if hasattr(directory, "action_items") else None  # type: ignore[assignment]
     actions = ActionActivities(config, tracker, listing, poster, mailer)  # type: ignore[arg-type]
+    archive = ArchiveActivities(LazyArchive(settings), config)
     return [postmortems.draft_postmortem, postmortems.update_postmortem, postmortems.collect_postmortem,
-            actions.open_ticket, actions.change_ticket, actions.send_digest]
+            actions.open_ticket, actions.change_ticket, actions.send_digest,
+            archive.archive_incident, archive.archive_postmortem, archive.archive_action]
+
+
+class LazyArchive:
+    """The archive of the records store, opened (and migrated) the first time an activity writes to it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._store: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> Any:
+        with self._lock:
+            if self._store is None:
+                from activities.records import RecordStore, database_url
+
+                url = database_url(self._settings.data_dir, self._settings.database_url.get_secret_value()
+                                   if self._settings.database_url else None)
+                self._store = RecordStore.open(url)
+            return self._store.archive

@@ -17,6 +17,7 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from activities.action_items import ActionActivities
+    from activities.archive import ArchiveActivities
     from activities.notify import IncidentActivities
     from domain.actions.models import (
         ActionItem,
@@ -35,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows import search_attributes as sa
 
+PATCH_ARCHIVE = "archive"  # 0.3: items are written to the archive (histories from before never were)
 HISTORY_KEPT = 50  # lines of the item's own history
 CONTINUE_AFTER = 2000  # history events: a long-overdue item's weekly reminders never grow it without bound
 
@@ -53,6 +55,7 @@ class ActionItemWorkflow:
         self._changed = False
         self._tracker_closed = False  # the tracker closed the ticket: do not close it again
         self._events: set[str] = set()  # webhook deliveries seen (a redelivery changes nothing)
+        self._archive_due = True  # the archive has it as it is now? (reports count open items too)
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
@@ -60,6 +63,7 @@ class ActionItemWorkflow:
         if start.tracker and self.item.ticket is None:
             await self._open_ticket()
         while self.item.status == ItemStatus.open:
+            await self._archive()
             if workflow.info().get_current_history_length() > CONTINUE_AFTER:
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(ActionItemStart(item=self.item, tracker=False, remind_at=self._remind_at))
@@ -82,6 +86,8 @@ class ActionItemWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._sync_ticket()
         self._publish()
+        self._archive_due = True
+        await self._archive()
         return self.item
 
     # ---------------------------------------------------------------- commands
@@ -113,7 +119,7 @@ class ActionItemWorkflow:
         # a new date: its reminders start over (before, on the day, overdue), from the next one still ahead
         self.item.reminders = sum(1 for at in reminder_schedule(cmd.due, self._remind_at) if at <= workflow.now())
         self._note(cmd.by, f"due {old:%Y-%m-%d} → {cmd.due:%Y-%m-%d}")
-        self._changed = True
+        self._changed = self._archive_due = True
         self._publish()
         return self._result()
 
@@ -152,6 +158,17 @@ class ActionItemWorkflow:
         self._note(by, text)
         self._changed = True
         self._publish()
+
+    async def _archive(self) -> None:
+        """The archive keeps every item (open ones too: reports count them); a write per change."""
+        if not self._archive_due or not workflow.patched(PATCH_ARCHIVE):
+            return
+        self._archive_due = False
+        try:
+            await workflow.execute_activity_method(ArchiveActivities.archive_action, self.item,
+                                                   summary=f"Archive {self.item.aid}", **options.ARCHIVE)
+        except ActivityError:
+            self._note("incidentflow", "not archived (the records store is unavailable)")
 
     def _note(self, by: str, text: str) -> None:
         stamp = workflow.now().astimezone(UTC).strftime("%Y-%m-%d %H:%M")

@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.postmortem.models import PostmortemRequest
     from domain.stakeholders import internal_update
     from workflows.chat_pump import ChatPump
+    from workflows.incident_archive import IncidentArchive
     from workflows.incident_children import IncidentChildren
     from workflows.incident_core import current_search_attributes, minutes, utc
     from workflows.incident_postmortem import IncidentPostmortem
@@ -61,7 +62,8 @@ NOTE_REQUESTS_KEPT = 500  # request ids of notes remembered to drop retries (car
 
 
 @workflow.defn(name="IncidentWorkflow")
-class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPublic, IncidentPostmortem):
+class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPublic, IncidentPostmortem,
+                       IncidentArchive):
     @workflow.init
     def __init__(self, start: IncidentStart) -> None:
         self._init_runtime()
@@ -98,6 +100,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
             await self._start_escalation(1)
         self._synced = current_search_attributes()  # set at start: upsert only what differs
         self._chat_task = asyncio.ensure_future(self._chat_pump())
+        self._start_archiving()
         if workflow.patched(PATCH_PROMPT_STOP):  # children are told at once, not when the loop gets round
             asyncio.ensure_future(self._escalation_messenger())
         if channel_first:
@@ -125,6 +128,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         await self._await_escalations()
         await self._chat_drain()
         self._messenger_stop = True
+        await self._archive_drain()  # the whole record, as it ended
         return self.s
 
     def _channel_first(self) -> bool:
@@ -160,6 +164,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
     async def _continue_as_new(self) -> NoReturn:
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._chat_drain()
+        await self._archive_drain()
         workflow.continue_as_new(IncidentStart(carried=self.s))
 
     # ---------------------------------------------------------------- signals and queries

@@ -40,6 +40,7 @@ SYSTEM = "incidentflow"
 BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
 DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
+MILESTONES = (EventKind.declared, EventKind.acknowledged, EventKind.severity, EventKind.phase)  # archived
 MAX_PAGED = 50  # people remembered as paged (invited to the channel)
 MAX_BUTTONS = 50  # messages with buttons remembered until answered
 _UNSET = object()
@@ -69,6 +70,7 @@ class IncidentCore:
     _root_cause: str  # given with the resolve command, for the stakeholders' resolution message
     _chat_current: bool  # the chat-current patch applies to this run (workflows/chat_pump.py)
     _postmortem_queue: list[str]  # the postmortem to start or refresh (workflows/incident_postmortem.py)
+    _archive_due: bool  # a milestone happened: the archive gets the incident as it is now (incident_archive.py)
 
     def _init_runtime(self) -> None:
         """What is rebuilt on every run (and on replay) rather than carried in `s`."""
@@ -84,6 +86,7 @@ class IncidentCore:
         self._public_queue, self._stakeholder_queue, self._root_cause = [], [], ""
         self._chat_current = False
         self._postmortem_queue = []
+        self._archive_due = False
 
     # ---------------------------------------------------------------- reports from children
     @workflow.signal
@@ -154,6 +157,8 @@ class IncidentCore:
         event = TimelineEvent(seq=s.seq, at=workflow.now(), kind=kind, actor=actor, text=text, subject=subject,
                               ref=ref)
         s.timeline.append(event)
+        if kind in MILESTONES:
+            self._archive_due = True
         if kind == EventKind.page and subject and subject not in s.paged:  # the channel invites them
             s.paged = [*s.paged[1 - MAX_PAGED:], subject]
         if len(s.timeline) > s.policy.max_timeline_events:
@@ -258,7 +263,7 @@ class IncidentCore:
                 return
             s.alerts[alert.fingerprint] = AlertRecord(
                 fingerprint=alert.fingerprint, source=alert.source, title=name, status=alert.status,
-                first_seen=now, last_seen=now, starts_at=alert.starts_at)
+                first_seen=now, last_seen=now, starts_at=alert.starts_at, rule=alert.labels.get("alertname"))
             if alert.status == AlertStatus.firing and len(self._match_queue) < 20:
                 self._match_queue.append({**alert.labels, "alertname": alert.labels.get("alertname", name)})
             changed = True

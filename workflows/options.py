@@ -106,3 +106,12 @@ DOCUMENT: dict[str, Any] = {
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                                 maximum_interval=timedelta(seconds=10), non_retryable_error_types=FINAL),
 }
+
+# The archive (the records store: a local SQLite file or PostgreSQL): quick, retried through a database restart;
+# the incident's run loop waits for it, so a broken database is a timeline warning after a few minutes, not a stall.
+ARCHIVE: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "schedule_to_close_timeout": timedelta(minutes=5),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                                maximum_interval=timedelta(seconds=30), non_retryable_error_types=FINAL),
+}

@@ -19,9 +19,11 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.archive import ArchiveActivities
     from activities.errors import REJECTED
     from activities.postmortem import PostmortemActivities
     from domain.actions.models import ActionItem, ActionItemStart, action_id
+    from domain.archive.models import PostmortemArchive
     from domain.postmortem.models import (
         ActionRow,
         CollectRequest,
@@ -154,6 +156,7 @@ class PostmortemWorkflow:
             self._note(cmd.by, f"published ({len(created)} new action items)")
             await self._tell_incident(PostmortemEvent(kind="published", link=s.link, by=cmd.by, items=created,
                                                       template=s.template))
+            await self._archive()
             text = "published" if first else "published again"
             return self._result(f"{text}; {len(created)} new action item(s)", items=created, text=collected.text)
 
@@ -230,6 +233,19 @@ class PostmortemWorkflow:
                                                                                    event)
         except Exception:  # noqa: BLE001 - the incident has ended: the postmortem goes on without it
             pass
+
+    async def _archive(self) -> None:
+        """The published text and link go to the archive (they outlive Temporal's retention)."""
+        if not workflow.patched("archive"):
+            return
+        s = self.s
+        record = PostmortemArchive(incident_id=s.incident_id, link=s.link, status=s.status.value, text=s.final_text,
+                                   published_at=s.published_at, items=s.items)
+        try:
+            await workflow.execute_activity_method(ArchiveActivities.archive_postmortem, record,
+                                                   summary="Archive the postmortem", **options.ARCHIVE)
+        except ActivityError:
+            self._note("incidentflow", "not archived (the records store is unavailable)")
 
     def _note(self, by: str, text: str) -> None:
         stamp = workflow.now().astimezone(UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,8 +1,9 @@
 """The records store: what incidentflow keeps outside Temporal (status page subscribers and the
-deliveries ledger today; the postmortem archive later), in SQLite or PostgreSQL.
+deliveries ledger; the incident archive), in SQLite or PostgreSQL.
 
     store = RecordStore.open(database_url(settings.data_dir))   # migrates, then connects
     tokens = store.subscribers.subscribe("alice@example.com", ["api"])
+    store.archive.put_incident(record)                          # an ArchivedIncident
 
 Importing this package loads SQLAlchemy: modules the workflows import must not."""
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
+from activities.records.archive import ArchivedPostmortem, ArchiveStore
 from activities.records.engine import current_revision, database_url, make_engine, migrate, normalize_url
 from activities.records.subscribers import Confirmed, Recipient, SubscriberStore, SubscribeTokens
 
-__all__ = ["Confirmed", "Recipient", "RecordStore", "SubscribeTokens", "SubscriberStore", "current_revision",
+__all__ = ["ArchiveStore", "ArchivedPostmortem", "Confirmed", "Recipient", "RecordStore", "SubscribeTokens", "SubscriberStore", "current_revision",
            "database_url", "make_engine", "migrate", "normalize_url"]
 
 
@@ -23,6 +25,7 @@ class RecordStore:
     def __init__(self, engine: Engine, subscriber_key: bytes | None = None) -> None:
         self.engine = engine
         self.subscribers = SubscriberStore(engine, key=subscriber_key)
+        self.archive = ArchiveStore(engine)
 
     @classmethod
     def open(cls, url: str, subscriber_key: bytes | None = None) -> RecordStore:

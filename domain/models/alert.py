@@ -61,6 +61,7 @@ class AlertRecord(BaseModel):
     last_seen: datetime
     count: int = 1
     starts_at: datetime | None = None  # the sender's start of the problem, when it said (time to detect)
+    rule: str | None = None  # the alert rule (its alertname label): alert quality per rule in reports
 
 
 # ---------------------------------------------------------------------------- vendor payloads

@@ -17,6 +17,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
+from domain.archive.models import ArchiveQuery
 from domain.config import IncidentflowConfig, Settings
 from incidentflow import __version__
 from incidentflow.api import alerts, docs, errors
@@ -24,6 +25,7 @@ from incidentflow.api import incidents as incidents_api
 from incidentflow.api import learning as learning_api
 from incidentflow.api import oncall as oncall_api
 from incidentflow.api import pagerduty as pagerduty_api
+from incidentflow.api import reports as reports_api
 from incidentflow.api import runbooks as runbooks_api
 from incidentflow.api import slack as slack_api
 from incidentflow.api import status as status_api
@@ -128,7 +130,7 @@ def create_app(settings: Settings, client: Client | None = None,
     app.middleware("http")(metrics.middleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer (413, 503 …) carries X-Request-ID
     for module in (alerts, incidents_api, pagerduty_api, oncall_api, slack_api, runbooks_api, status_api,
-                   subscribe_api, learning_api):
+                   subscribe_api, learning_api, reports_api):
         app.include_router(module.router)
     app.include_router(learning_api.hooks)
     app.include_router(status_api.public)
@@ -148,6 +150,8 @@ def _ops_routes(app: FastAPI, link: TemporalLink, settings: Settings) -> None:
             metrics.incidents.up.set(0)
         else:
             await metrics.incidents.refresh(link.client)
+        await metrics.timings.refresh(lambda: Incidents(None, settings, app.state.config)._archive(  # type: ignore[arg-type]
+            "rows", ArchiveQuery()))
         return metrics.render()
 
     @app.get("/healthz", tags=["ops"])

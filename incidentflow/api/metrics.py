@@ -16,6 +16,7 @@ from prometheus_client import (
     generate_latest,
 )
 
+from incidentflow.api.metrics_archive import ArchiveTimings
 from incidentflow.api.metrics_incidents import IncidentsOpened
 
 
@@ -30,6 +31,8 @@ class Metrics:
         up = Gauge("incidentflow_incidents_declared_up", "1 when the last scrape counted incidents from Temporal "
                    "visibility; 0 when it could not (the declared counts are then stale)", registry=self.registry)
         self.incidents = IncidentsOpened(declared, up, datetime.now(UTC))
+        self.timings = ArchiveTimings()  # time to acknowledge / resolve histograms, from the archive
+        self.registry.register(self.timings)
         self.latency = Histogram("incidentflow_http_request_duration_seconds", "HTTP request latency",
                                  ["method", "route", "status"], registry=self.registry,
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))

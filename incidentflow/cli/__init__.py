@@ -82,6 +82,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_statuspage(args, settings))
     if args.command in ("postmortem", "action"):
         return asyncio.run(_learning(args, settings))
+    if args.command in ("archive", "report"):
+        return asyncio.run(_archive(args, settings))
     if args.command == "runbook":
         code = runbook.local(args, settings)
         return code if code is not None else asyncio.run(_runbook(args, settings))
@@ -104,6 +106,17 @@ async def _learning(args: argparse.Namespace, settings: Settings) -> int:
     from incidentflow.cli import learning
 
     return await learning.run(args, settings, await open_incidents(settings))
+
+
+async def _archive(args: argparse.Namespace, settings: Settings) -> int:
+    from incidentflow.cli import archive
+    from incidentflow.cli.incidents import cli_config
+    from incidentflow.client import Incidents
+
+    if getattr(args, "action", None) == "sync":
+        return await archive.run(args, settings, await open_incidents(settings))
+    # the archive is read straight from the records store: it answers while Temporal is down
+    return await archive.run(args, settings, Incidents(None, settings, cli_config(settings), source="cli"))  # type: ignore[arg-type]
 
 
 def entry() -> None:

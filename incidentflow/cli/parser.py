@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.models import Phase, Role, Severity
-from incidentflow.cli import learning, runbook, statuspage
+from incidentflow.cli import archive, learning, runbook, statuspage
 from incidentflow.cli.types import Parser, choice, duration, level, moment, person, service, timezone
 from incidentflow.commands import COMMANDS, Command, Kind
 
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     runbook.add_parser(sub)
     statuspage.add_parsers(sub)
     learning.add_parsers(sub)
+    archive.add_parsers(sub)
     _bespoke(sub)
     for command in COMMANDS:
         add_command(sub, command)
