@@ -103,14 +103,14 @@ class Archives(Door):
         query = "WorkflowType = '{}' AND ExecutionStatus = 'Completed'"
         try:
             async for wf in self.client.list_workflows(query.format("IncidentWorkflow"), limit=limit):
-                state: IncidentState = await self.client.get_workflow_handle(wf.id, run_id=wf.run_id).result(
-                    result_type=IncidentState)
+                state: IncidentState = await self.client.get_workflow_handle(
+                    wf.id, run_id=wf.run_id, result_type=IncidentState).result()
                 source = await wf.memo_value("source", None)
                 await self._archive("put_incident", archived_from(state, source, now))
                 done.incidents += 1
             async for wf in self.client.list_workflows(query.format("PostmortemWorkflow"), limit=limit):
-                pm: PostmortemState = await self.client.get_workflow_handle(wf.id, run_id=wf.run_id).result(
-                    result_type=PostmortemState)
+                pm: PostmortemState = await self.client.get_workflow_handle(
+                    wf.id, run_id=wf.run_id, result_type=PostmortemState).result()
                 await self._archive("put_postmortem", pm.incident_id, pm.link, pm.status.value, pm.final_text,
                                     pm.published_at, pm.items)
                 done.postmortems += 1
@@ -126,8 +126,8 @@ class Archives(Door):
 
     async def _item_of(self, wf: Any) -> ActionItem | None:
         if wf.status == WorkflowExecutionStatus.COMPLETED:
-            item: ActionItem = await self.client.get_workflow_handle(wf.id, run_id=wf.run_id).result(
-                result_type=ActionItem)
+            item: ActionItem = await self.client.get_workflow_handle(
+                wf.id, run_id=wf.run_id, result_type=ActionItem).result()
             return item
         memo = await wf.memo_value("item", None)
         return ActionItem.model_validate(memo) if memo else None

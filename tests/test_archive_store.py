@@ -4,6 +4,7 @@ and action items, the filtered reads reports use, UTC datetimes."""
 
 from __future__ import annotations
 
+import gc
 import shutil
 import threading
 from collections.abc import Iterator
@@ -302,3 +303,18 @@ def test_rows_are_utc_whatever_the_postgres_session_zone(request: pytest.Fixture
     store.archive.put_action(item("ai-aaaaaaaa"), team=None)
     assert store.archive.action_rows()[0].created_at.utcoffset() == timedelta(0)
     engine.dispose()
+
+
+def test_reading_rows_leaves_the_garbage_collector_as_it_was(store: RecordStore) -> None:
+    seed(store)
+    store.archive.put_action(item("ai-aaaaaaaa"), team=None)
+    assert gc.isenabled()
+    assert len(store.archive.rows()) == 6 and len(store.archive.action_rows()) == 1
+    assert gc.isenabled()  # paused only while the rows were built
+    gc.disable()
+    try:
+        store.archive.rows()
+        store.archive.action_rows()
+        assert not gc.isenabled()  # someone else's choice stays
+    finally:
+        gc.enable()

@@ -2,10 +2,11 @@
 every archive datetime follows.
 
 A report reads every row of its window, so this is the hot path (bench/report.py): one comprehension per
-database, no Python call per value. PostgreSQL is asked for UTC in the reading transaction, so psycopg hands
-back `datetime.UTC`-aware values as they are, read through psycopg's binary protocol (SQLAlchemy's result
-rows cost about a third of the read). SQLite keeps naive UTC text: the query appends "+00:00" and
-`datetime.fromisoformat` parses that into aware UTC (a `.replace(tzinfo=…)` per value costs 6× more).
+database, no Python function called per value. PostgreSQL is asked for UTC in the reading transaction, so
+psycopg hands back `datetime.UTC`-aware values as they are, read through psycopg's binary protocol (SQLAlchemy's
+result rows cost about half of the fetch). SQLite keeps naive UTC text: the query appends "+00:00" and
+`datetime.fromisoformat` parses that into aware UTC at once (0.12 µs; a `.replace(tzinfo=…)` after parsing
+costs 0.8 µs a value, six per row).
 The cyclic garbage collector is paused while the rows are built: 100,000 new objects otherwise trigger full
 collections that traverse the whole heap, again and again (a third of the read at 100,000 rows)."""
 
