@@ -31,7 +31,7 @@ from incidentflow.slack.gateway import SlackGateway
 from incidentflow.slack.syntax import help_text
 
 # what each surface has besides the table's commands (each shapes these itself)
-CLI_OWN = {"postmortem", "action", "dev", "worker", "api", "temporal", "handoff", "config", "oncall", "drill", "runbook", "declare", "list",
+CLI_OWN = {"postmortem", "action", "archive", "report", "dev", "worker", "api", "temporal", "handoff", "config", "oncall", "drill", "runbook", "declare", "list",
            "statuspage", "maintenance",
            "show", "timeline"}
 HTTP_OWN = {"runbooks", "public-updates", "postmortem", "action-items"}  # POST /v1/incidents/{incident_id}/runbooks, …/public-updates (status page)

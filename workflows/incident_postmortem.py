@@ -31,6 +31,8 @@ class IncidentPostmortem(IncidentCore):
     def _postmortem_event(self, event: PostmortemEvent) -> None:
         s = self.s
         s.postmortem_link = event.link or s.postmortem_link
+        if s.phase == Phase.stood_down:  # reopened, then not an incident after all: its draft is no news
+            return
         if event.kind == "drafted":
             self._event(EventKind.action, SYSTEM,
                         f"Postmortem drafted ({event.template} template): {event.link}. Fill it in there or with "

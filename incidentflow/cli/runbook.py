@@ -1,4 +1,4 @@
-"""`incidentflow runbook check|list|show|run|approve|status`."""
+"""`incidentflow runbook check|list|show|rbac|run|approve|status`."""
 
 from __future__ import annotations
 
@@ -14,6 +14,14 @@ from temporalio.exceptions import ApplicationError
 from domain.config import Settings
 from domain.models.runbook import Decision, RunbookState, StepPlan
 from domain.runbooks.loader import RunbookSet, check_runbooks, load_runbooks
+from domain.runbooks.rbac import (
+    SA_NAMESPACE,
+    SERVICE_ACCOUNT,
+    RbacError,
+    account_problem,
+    render_rbac,
+    rules_for,
+)
 from domain.runbooks.render import ParamError, RenderedStep, coerce_params, fmt_duration, render_steps
 from incidentflow.cli.actor import acting
 from incidentflow.cli.types import person
@@ -23,6 +31,19 @@ EXIT_USAGE = 2
 NAME_HELP = "the runbook's name (`incidentflow runbook list`)"
 RUN_HELP = "the run id, <incident id>-runbook-N"
 BY_HELP = "who does it: a person of the config (default: INCIDENTFLOW_USER, else your OS user)"
+RBAC_HELP = """\
+Print the Kubernetes Role and RoleBinding (one pair per namespace) that exactly the runbooks' steps
+need, for the worker's service account: get/update/patch on deployments, get/patch on deployments/scale,
+list on replicasets (rollout undo reads the revision history), list on pods, get on pods/log — each
+only where a runbook step needs it. Never a ClusterRole, never '*', never secrets.
+
+The runbooks are those the worker loads (./runbooks and INCIDENTFLOW_RUNBOOKS_DIR), or the given paths.
+A step's namespace is its literal value; a templated one (`namespace: "{{ namespace }}"`) is only known
+when a run starts (from --param or the alert label of that name), so it gets its parameter's default plus
+every --namespace given. A run in any other namespace has its Kubernetes steps refused (403 Forbidden,
+naming the verb, resource and namespace) and stops there: list every namespace runbooks may act in.
+
+Example: incidentflow runbook rbac --namespace payments --namespace search | kubectl apply -f -"""
 
 
 class UsageError(ValueError):
@@ -30,13 +51,14 @@ class UsageError(ValueError):
 
 
 def add_parser(sub: Any) -> None:
-    rb = sub.add_parser("runbook", help="runbooks: check, list, show, run (with --dry-run), approve, status")
+    rb = sub.add_parser("runbook", help="runbooks: check, list, show, rbac, run (with --dry-run), approve, status")
     acts = rb.add_subparsers(dest="action", required=True, metavar="ACTION")
     ck = acts.add_parser("check", help="validate runbook YAML (file:line: field: problem)")
     ck.add_argument("paths", nargs="*", help="files or directories (default: ./runbooks and INCIDENTFLOW_RUNBOOKS_DIR)")
     acts.add_parser("list", help="list the runbooks")
     sh = acts.add_parser("show", help="a runbook's parameters, causes, escalation and steps")
     sh.add_argument("name", help=NAME_HELP)
+    _add_rbac(acts)
     run = acts.add_parser("run", help="run a runbook on an incident (destructive steps wait for approval)")
     run.add_argument("name", help=NAME_HELP)
     run.add_argument("--incident", help="incident id (required unless --dry-run)")
@@ -51,6 +73,36 @@ def add_parser(sub: Any) -> None:
     st = acts.add_parser("status", help="a run's steps, results and pending approval")
     st.add_argument("run_id", help=RUN_HELP)
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+
+def _add_rbac(acts: Any) -> None:
+    rbac = acts.add_parser("rbac", help="print the least-privilege Kubernetes Role and RoleBinding the runbooks need",
+                           description=RBAC_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    rbac.add_argument("paths", nargs="*", help="runbook files or directories (default: those the worker loads)")
+    rbac.add_argument("--namespace", action="append", default=[], metavar="NS",
+                      help="a namespace templated namespaces may take at run time (repeatable)")
+    rbac.add_argument("--service-account", default=SERVICE_ACCOUNT, metavar="NAME",
+                      help=f"the worker's service account (default: {SERVICE_ACCOUNT})")
+    rbac.add_argument("--sa-namespace", default=SA_NAMESPACE, metavar="NS",
+                      help=f"the service account's namespace (default: {SA_NAMESPACE})")
+
+
+def rbac(args: argparse.Namespace, settings: Settings) -> str:
+    """The manifests `runbook rbac` prints. UsageError for bad flags or namespaces nobody can know."""
+    if (problem := account_problem(args.service_account, args.sa_namespace)) is not None:
+        raise UsageError(problem)
+    runbooks = load_runbooks(_paths(args, settings))
+    try:
+        roles = rules_for(runbooks, args.namespace)
+    except RbacError as exc:
+        raise UsageError("; ".join(exc.problems)) from None
+    flags = [f"--namespace {ns}" for ns in sorted(set(args.namespace))]
+    if args.service_account != SERVICE_ACCOUNT:
+        flags.append(f"--service-account {args.service_account}")
+    if args.sa_namespace != SA_NAMESPACE:
+        flags.append(f"--sa-namespace {args.sa_namespace}")
+    return render_rbac(roles, runbooks.names, service_account=args.service_account, sa_namespace=args.sa_namespace,
+                       command=" ".join(["incidentflow runbook rbac", *flags]))
 
 
 def _params(pairs: list[str]) -> dict[str, str]:
@@ -79,6 +131,9 @@ def local(args: argparse.Namespace, settings: Settings) -> int | None:
         assert found is not None
         print(f"{len(found.runbooks)} runbooks ok: {', '.join(sorted(found.runbooks)) or '(none)'} "
               f"(from {', '.join(str(p) for p in paths) or 'no directory'})")
+        return 0
+    if args.action == "rbac":
+        print(rbac(args, settings), end="")
         return 0
     if args.action == "list":
         runbooks = load_runbooks(settings.runbook_paths())

@@ -35,7 +35,18 @@ Controller model (documented because tests depend on it):
   (the fake has no controller writes of status). `spec.paused` holds template rollouts back.
 - `add_deployment` and its history are always immediate (setup ignores rollout_delay/stall_rollouts).
 
-Endpoints (bearer token required everywhere, else 401; then `forbid` rules, 403; then 404/405):
+RBAC mode (optional): `bind_token(rules)` / `bind_service_account(manifests, ns, name)` give a second token
+that may do only what its rules allow (tests/fakes/kube_rbac.py); anything else answers 403 Forbidden with
+the real Status message (`deployments.apps "x" is forbidden: User "system:serviceaccount:ns:sa" cannot patch
+resource "deployments/scale" in API group "apps" in the namespace "shop"`). The fake's own `token` stays
+unrestricted, so tests that never bind a token see no change. Discovery is open to every known token.
+
+    token = k8s.bind_service_account(role_yaml, "incidentflow", "incidentflow-worker")
+    k8s.write_kubeconfig(path, token=token)                 # a client limited to those rules
+    k8s.access(k8s.requests[-1])   # ("patch", "apps", "deployments/scale", "shop", "checkout")
+
+Endpoints (a known bearer token required everywhere, else 401; then `forbid` rules and the token's RBAC
+rules, 403; then 404/405):
     GET  /version, /api, /api/v1, /apis, /apis/apps, /apis/apps/v1          discovery
     GET  /apis/apps/v1[/namespaces/{ns}]/deployments                         ?labelSelector, fieldSelector
     POST /apis/apps/v1/namespaces/{ns}/deployments                           201; 409 AlreadyExists
@@ -74,6 +85,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from tests.fakes.kube_rbac import Grant, RbacRule, service_account_rules
 from tests.fakes.threaded import ThreadedServer
 
 # --------------------------------------------------------------------------------------------------------
@@ -702,6 +714,7 @@ class FakeKubernetes(HttpFake):
         self._replicasets: dict[tuple[str, str], _ReplicaSet] = {}
         self._pods: dict[tuple[str, str], _Pod] = {}
         self._forbidden: list[tuple[str, str, str | None, str | None]] = []
+        self._grants: dict[str, Grant] = {}  # RBAC mode: bound tokens and what each may do
         self._logs: list[tuple[str, str, str | None, bool, str]] = []
         self._broken: dict[str, _Breakage] = {}
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -717,30 +730,35 @@ class FakeKubernetes(HttpFake):
             self._tmp = None
 
     # ------------------------------------------------------------------------------------- kubeconfig
-    def kubeconfig(self, context: str = "fake", namespace: str = "default") -> dict[str, Any]:
+    def kubeconfig(self, context: str = "fake", namespace: str = "default", *,
+                   token: str | None = None) -> dict[str, Any]:
+        """A kubeconfig for the fake's own token, or for a token given to `bind_token`."""
+        user = self._grants[token].user if token is not None and token in self._grants else self.user
         return {
             "apiVersion": "v1", "kind": "Config", "preferences": {},
             "clusters": [{"name": context, "cluster": {"server": self.base_url}}],
-            "users": [{"name": self.user, "user": {"token": self.token}}],
+            "users": [{"name": user, "user": {"token": token or self.token}}],
             "contexts": [{"name": context,
-                          "context": {"cluster": context, "user": self.user, "namespace": namespace}}],
+                          "context": {"cluster": context, "user": user, "namespace": namespace}}],
             "current-context": context,
         }
 
-    def write_kubeconfig(self, path: str | Path, context: str = "fake", namespace: str = "default") -> Path:
+    def write_kubeconfig(self, path: str | Path, context: str = "fake", namespace: str = "default", *,
+                         token: str | None = None) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(self.kubeconfig(context, namespace), sort_keys=False))
+        path.write_text(yaml.safe_dump(self.kubeconfig(context, namespace, token=token), sort_keys=False))
         return path
 
-    def api_client(self, context: str = "fake", namespace: str = "default") -> Any:
+    def api_client(self, context: str = "fake", namespace: str = "default", *, token: str | None = None) -> Any:
         """A `kubernetes.client.ApiClient` loaded from a kubeconfig written by the fake (close it, or use
         it as a context manager)."""
         from kubernetes import config
 
         if self._tmp is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="fake-kube-")
-        path = self.write_kubeconfig(Path(self._tmp.name) / f"{context}-{namespace}.yaml", context, namespace)
+        name = f"{context}-{namespace}{'-' + hashlib.sha256(token.encode()).hexdigest()[:8] if token else ''}"
+        path = self.write_kubeconfig(Path(self._tmp.name) / f"{name}.yaml", context, namespace, token=token)
         return config.new_client_from_config(config_file=str(path), context=context, persist_config=False)
 
     # --------------------------------------------------------------------------------- configuration
@@ -753,6 +771,30 @@ class FakeKubernetes(HttpFake):
     def clear_forbidden(self) -> None:
         with self._lock:
             self._forbidden.clear()
+
+    def bind_token(self, rules: Iterable[RbacRule], *, user: str = "system:serviceaccount:default:default",
+                   token: str | None = None) -> str:
+        """RBAC mode for one (new) token: its requests are allowed only by `rules`, else 403 Forbidden naming
+        `user`, the verb, the resource and the namespace. The fake's own token is not affected. Returns it."""
+        token = token or secrets.token_urlsafe(24)
+        with self._lock:
+            self._grants[token] = Grant(user, list(rules))
+        return token
+
+    def bind_service_account(self, manifests: str | Iterable[dict[str, Any]], namespace: str, name: str) -> str:
+        """A token for the service account `namespace/name`, limited to what the Roles/ClusterRoles and
+        their bindings in `manifests` (YAML text or parsed documents) give it, like a real cluster."""
+        return self.bind_token(service_account_rules(manifests, namespace, name),
+                               user=f"system:serviceaccount:{namespace}:{name}")
+
+    def access(self, req: RecordedRequest) -> tuple[str, str, str, str | None, str | None] | None:
+        """(verb, API group, resource with its subresource, namespace, name) that RBAC decides a recorded
+        request on; None for discovery and paths the fake does not serve."""
+        route = self._route(req.path)
+        verb = self._verb(req.method, route) if route is not None else None
+        if route is None or verb is None:
+            return None
+        return verb, route["group"], self._resource(route), route["ns"], route["name"]
 
     def set_logs(self, namespace: str, pod_or_prefix: str, text: str, *, container: str | None = None,
                  previous: bool = False) -> None:
@@ -906,7 +948,8 @@ class FakeKubernetes(HttpFake):
     def _handle(self, req: RecordedRequest) -> Reply:
         self._tick()
         auth = req.headers.get("authorization", "")
-        if auth != f"Bearer {self.token}":
+        grant = self._grants.get(auth.removeprefix("Bearer ")) if auth.startswith("Bearer ") else None
+        if auth != f"Bearer {self.token}" and grant is None:
             return Reply(401, status_object(401, "Unauthorized", "Unauthorized"))
         path = req.path.rstrip("/") or "/"
         discovery = self._discovery(path)
@@ -921,7 +964,7 @@ class FakeKubernetes(HttpFake):
         if verb is None:
             raise ApiError(405, "the server does not allow this method on the requested resource",
                            details={})
-        self._authorize(verb, route)
+        self._authorize(verb, route, grant)
         if req.query.get("watch") in ("true", "1"):
             raise ApiError(400, "watch is not supported by the fake apiserver")
         res, sub = route["res"], route["sub"]
@@ -970,19 +1013,27 @@ class FakeKubernetes(HttpFake):
     def _plural(route: dict[str, Any]) -> str:
         return f'{route["res"]}.{route["group"]}' if route["group"] else route["res"]
 
-    def _authorize(self, verb: str, route: dict[str, Any]) -> None:
-        resource = route["res"] + (f'/{route["sub"]}' if route["sub"] else "")
-        for f_verb, f_res, f_ns, f_name in self._forbidden:
-            if (f_verb in ("*", verb) and f_res in ("*", resource) and f_ns in (None, route["ns"])
-                    and f_name in (None, route["name"])):
-                who = f'{self._plural(route)} "{route["name"]}"' if route["name"] else self._plural(route)
-                scope = (f'in the namespace "{route["ns"]}"' if route["ns"] else "at the cluster scope")
-                details: dict[str, Any] = {"group": route["group"], "kind": route["res"]}
-                if route["name"]:
-                    details = {"name": route["name"], **details}
-                raise ApiError(403, f'{who} is forbidden: User "{self.user}" cannot {verb} resource '
-                                    f'"{resource}" in API group "{route["group"]}" {scope}',
-                               details=details)
+    @staticmethod
+    def _resource(route: dict[str, Any]) -> str:
+        return str(route["res"]) + (f'/{route["sub"]}' if route["sub"] else "")
+
+    def _authorize(self, verb: str, route: dict[str, Any], grant: Grant | None = None) -> None:
+        """`forbid` rules deny whoever asks; a bound token (RBAC mode) is allowed only by its rules."""
+        resource = self._resource(route)
+        denied = any(f_verb in ("*", verb) and f_res in ("*", resource) and f_ns in (None, route["ns"])
+                     and f_name in (None, route["name"]) for f_verb, f_res, f_ns, f_name in self._forbidden)
+        if grant is not None and not grant.allows(verb, route["group"], resource, route["ns"], route["name"]):
+            denied = True
+        if denied:
+            who = f'{self._plural(route)} "{route["name"]}"' if route["name"] else self._plural(route)
+            scope = (f'in the namespace "{route["ns"]}"' if route["ns"] else "at the cluster scope")
+            details: dict[str, Any] = {"group": route["group"], "kind": route["res"]}
+            if route["name"]:
+                details = {"name": route["name"], **details}
+            user = grant.user if grant is not None else self.user
+            raise ApiError(403, f'{who} is forbidden: User "{user}" cannot {verb} resource '
+                                f'"{resource}" in API group "{route["group"]}" {scope}',
+                           details=details)
 
     def _conflict_message(self, route: dict[str, Any]) -> str:
         return (f'Operation cannot be fulfilled on {self._plural(route)} "{route["name"]}": the object has '
