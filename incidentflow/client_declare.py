@@ -35,6 +35,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain import known, policy
 from domain.models import DeclareInput, IncidentStart, Phase
+from domain.models.incident import CODE_LEVEL
 from incidentflow.client_base import (
     INCIDENT_TYPE,
     CommandRejected,
@@ -157,7 +158,7 @@ class Declarations(Door):
             await self.client.start_workflow(
                 IncidentWorkflow.run,
                 IncidentStart(declare=cmd, incident_id=incident_id, policy=self.config.incident_policy(),
-                              url=self.settings.workflow_url(incident_id)),
+                              url=self.settings.workflow_url(incident_id), code_level=CODE_LEVEL),
                 id=incident_id, task_queue=self.settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from domain import policy
     from domain.models.common import EventKind, Phase
     from domain.models.group import AlertBatch, AlertGroupStart, AlertGroupState
-    from domain.models.incident import DeclareInput, EventRecord, IncidentStart
+    from domain.models.incident import CODE_LEVEL, DeclareInput, EventRecord, IncidentStart
     from domain.models.messages import AlertsInput
     from workflows.alert_group_core import AlertGroupCore
     from workflows.incident import IncidentWorkflow
@@ -106,7 +106,8 @@ class AlertGroupWorkflow(AlertGroupCore):
             await workflow.start_child_workflow(
                 IncidentWorkflow.run,
                 IncidentStart(declare=declare, incident_id=incident_id, policy=self.policy,
-                              group_id=workflow.info().workflow_id, initial_alerts=batch.alerts),
+                              group_id=workflow.info().workflow_id, initial_alerts=batch.alerts,
+                              code_level=CODE_LEVEL),
                 id=incident_id,
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -50,7 +50,7 @@ class ChatPump(IncidentCore):
             await self._chat_sync()
 
     def _chat_current_patched(self) -> bool:
-        return workflow.patched(PATCH_CHAT_CURRENT)
+        return self._patched(PATCH_CHAT_CURRENT)
 
     async def _open_chat(self) -> None:
         """Open (or reuse) the channel once; a worker without chat answers None and chat stays off."""

@@ -10,6 +10,7 @@ the incident can close them once answered.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -71,9 +72,8 @@ class EscalationWorkflow:
         return self.s
 
     async def _escalate(self, start: EscalationStart) -> None:
-        plan: EscalationPlan = await workflow.execute_activity_method(
-            EscalationActivities.plan_escalation, start, summary=f"Escalation policy for {start.service or 'incident'}",
-            **options.CONFIG)
+        plan: EscalationPlan = await self._config_read(
+            EscalationActivities.plan_escalation, start, f"Escalation policy for {start.service or 'incident'}")
         self.s.policy = plan.policy
         if not plan.policy:  # no escalation policies configured at all: paging is off
             self.s.finished = "paging not configured"
@@ -118,9 +118,9 @@ class EscalationWorkflow:
     async def _page_level(self, level: LevelPlan, number: int) -> None:
         start = self.start
         label = f"L{number}" if number else "fallback"
-        responders = await workflow.execute_activity_method(
+        responders = await self._config_read(
             EscalationActivities.resolve_targets, ResolveRequest(targets=level.targets, at=workflow.now()),
-            summary=f"Who is on call for {label}", **options.CONFIG)
+            f"Who is on call for {label}")
         if not responders:
             await self._record(EventKind.warning, f"{label}: nobody to page (no one on call for its targets)")
             return
@@ -141,6 +141,13 @@ class EscalationWorkflow:
             failed = "" if result.delivered else f" (partly: {result.detail})"
             await self._record(EventKind.page, f"Paged {r.id} ({label}, {r.via or r.kind}) via {result.channel}"
                                + failed, subject=r.id, messages=result.messages)
+
+    async def _config_read(self, activity: Any, arg: Any, summary: str) -> Any:
+        """Reading the worker's config (the policy, who is on call): a local activity for escalations of incidents
+        at code level 1 (no activity task, no extra workflow task: the first page goes out sooner)."""
+        if self.start.code_level >= 1:
+            return await workflow.execute_local_activity_method(activity, arg, summary=summary, **options.LOCAL_CONFIG)
+        return await workflow.execute_activity_method(activity, arg, summary=summary, **options.CONFIG)
 
     async def _record(self, kind: EventKind, text: str, subject: str | None = None,
                       messages: list[SentMessage] | None = None) -> None:

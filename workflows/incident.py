@@ -78,6 +78,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
             id=start.incident_id or workflow.info().workflow_id, title=d.title, service=d.service,
             description=d.description, severity=d.severity, declared_at=start.declared_at or workflow.now(),
             declared_by=d.declared_by, policy=start.policy, group_id=start.group_id, url=start.url,
+            code_level=start.code_level,
         )
         where = f" on {d.service}" if d.service else ""
         self._event(EventKind.declared, d.declared_by, f"Declared {d.severity.value}{where}: {d.title}")
@@ -93,7 +94,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
     async def run(self, start: IncidentStart) -> IncidentState:
         """Open the channel, page, then act on every command and every deadline until the incident
         ends; then tell everyone, let the escalation stop and the channel catch up."""
-        if start.carried is None and workflow.patched(PATCH_PUBLIC_UPDATES):
+        if start.carried is None and self._patched(PATCH_PUBLIC_UPDATES):
             self._setup_public()
         channel_first = self._channel_first()
         if not channel_first and self._pages_at_declaration(start):
@@ -101,7 +102,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         self._synced = current_search_attributes()  # set at start: upsert only what differs
         self._chat_task = asyncio.ensure_future(self._chat_pump())
         self._start_archiving()
-        if workflow.patched(PATCH_PROMPT_STOP):  # children are told at once, not when the loop gets round
+        if self._patched(PATCH_PROMPT_STOP):  # children are told at once, not when the loop gets round
             asyncio.ensure_future(self._escalation_messenger())
         if channel_first:
             await self._channel_opens()
@@ -132,7 +133,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         return self.s
 
     def _channel_first(self) -> bool:
-        return workflow.patched(PATCH_CHANNEL_FIRST)
+        return self._patched(PATCH_CHANNEL_FIRST)
 
     async def _channel_opens(self) -> None:
         """Wait (bounded) until the worker has opened the incident channel, or said chat is off."""

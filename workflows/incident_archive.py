@@ -29,7 +29,7 @@ class IncidentArchive(IncidentCore):
     _archive_stop: bool = False
 
     def _start_archiving(self) -> None:
-        if workflow.patched(PATCH_ARCHIVE):
+        if self._patched(PATCH_ARCHIVE):
             self._archive_task = asyncio.ensure_future(self._archive_pump())
 
     async def _archive_pump(self) -> None:

@@ -43,7 +43,8 @@ class IncidentChildren(IncidentRunbooks):
         child_id = f"{s.id}-escalation-{s.escalations}"
         handle = await workflow.start_child_workflow(
             EscalationWorkflow.run,
-            EscalationStart(incident_id=s.id, summary=self._page_summary(), severity=s.severity, service=s.service,
+            EscalationStart(code_level=s.code_level, incident_id=s.id, summary=self._page_summary(),
+                            severity=s.severity, service=s.service,
                             incident_url=s.url, channel=self._channel_link(), start_level=level),
             id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             static_summary=f"Escalation {s.escalations} for {s.id}")

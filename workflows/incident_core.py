@@ -37,6 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
 
 SYSTEM = "incidentflow"
+# The changes (workflow.patched ids) that code level 1 includes: never add to this list, start level 2 instead.
+LEVEL_1 = frozenset({"prompt-stop", "channel-first", "chat-current", "mitigate-on-change", "runbook-phase",
+                     "public-updates", "postmortem-draft", "archive"})
 BEFORE_MONITORING = (Phase.triage, Phase.investigating, Phase.identified, Phase.mitigating)
 # Kinds that may be dropped first when the timeline reaches its bound; decisions are kept.
 DROPPABLE = (EventKind.alert, EventKind.note, EventKind.reminder)
@@ -87,6 +90,13 @@ class IncidentCore:
         self._chat_current = False
         self._postmortem_queue = []
         self._archive_due = False
+
+    def _patched(self, patch: str) -> bool:
+        """Does a change made since the baseline apply to this run? Incidents started at code level 1 or later
+        (domain.models.incident.CODE_LEVEL) take every change of LEVEL_1 without asking `workflow.patched`, which
+        would record a marker and upsert a search attribute per change; earlier ones take what their history
+        recorded."""
+        return (self.s.code_level >= 1 and patch in LEVEL_1) or workflow.patched(patch)
 
     # ---------------------------------------------------------------- reports from children
     @workflow.signal

@@ -65,7 +65,7 @@ class IncidentPostmortem(IncidentCore):
 
     async def _flush_postmortem(self) -> None:
         """What the phase changes asked for: start the postmortem, or refresh a running one."""
-        if not self._postmortem_queue or not workflow.patched(PATCH_POSTMORTEM):
+        if not self._postmortem_queue or not self._patched(PATCH_POSTMORTEM):
             self._postmortem_queue.clear()
             return
         self._postmortem_queue.clear()

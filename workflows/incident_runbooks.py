@@ -68,7 +68,7 @@ class IncidentRunbooks(IncidentCore):
         if run is not None:
             run.status, run.awaiting = progress.status, progress.awaiting
         self._event(EventKind(progress.kind), "runbook", progress.text, ref=progress.run_id)
-        if progress.changed and s.phase in BEFORE_MITIGATING and workflow.patched(PATCH_MITIGATE_ON_CHANGE):
+        if progress.changed and s.phase in BEFORE_MITIGATING and self._patched(PATCH_MITIGATE_ON_CHANGE):
             name = run.runbook if run is not None else progress.run_id
             self._set_phase(Phase.mitigating, run.by if run is not None else SYSTEM,
                             f"runbook {name} applied its first change")
@@ -99,7 +99,7 @@ class IncidentRunbooks(IncidentCore):
     def _mitigate_when_asked(self, request: RunbookRequest) -> None:
         """Before mitigate-on-change, a run with changes moved the incident to mitigating at its start;
         histories recorded then replay that way."""
-        if workflow.patched(PATCH_MITIGATE_ON_CHANGE):
+        if self._patched(PATCH_MITIGATE_ON_CHANGE):
             return
         changes = any(step.destructive for step in request.steps) and not request.auto
         if changes and self.s.phase in BEFORE_MITIGATING:
@@ -134,7 +134,7 @@ class IncidentRunbooks(IncidentCore):
                 pass
 
     def _runs_hear_the_phase(self) -> bool:
-        return workflow.patched(PATCH_RUNBOOK_PHASE)  # histories from before it sent runs no phase
+        return self._patched(PATCH_RUNBOOK_PHASE)  # histories from before it sent runs no phase
 
     async def _run_matching_runbooks(self, labels: dict[str, str]) -> None:
         """A new firing alert: start the runbooks it matches (diagnostics only; see RunbookRequest.auto)."""
@@ -142,9 +142,14 @@ class IncidentRunbooks(IncidentCore):
         match = MatchInput(incident_id=s.id, service=s.service, severity=s.severity.value, labels=labels,
                            already=[r.runbook for r in s.runbooks])
         try:
-            matches = await workflow.execute_activity_method(
-                RunbookActivities.match_runbooks, match,
-                summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
+            if s.code_level >= 1:  # a config read: inside the workflow task, no task of its own
+                matches = await workflow.execute_local_activity_method(
+                    RunbookActivities.match_runbooks, match,
+                    summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.LOCAL_MATCH)
+            else:
+                matches = await workflow.execute_activity_method(
+                    RunbookActivities.match_runbooks, match,
+                    summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
         except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
             self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
             return

@@ -57,6 +57,21 @@ MATCH: dict[str, Any] = {
                                 maximum_attempts=3, non_retryable_error_types=FINAL),
 }
 
+# The same reads as local activities (incidents at code level 1): they run inside the workflow task that asks,
+# so they cost no activity task and no workflow task of their own. Quick by nature (the worker's files).
+LOCAL_MATCH: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "schedule_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
+                                maximum_attempts=3, non_retryable_error_types=FINAL),
+}
+LOCAL_CONFIG: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=10),
+    "schedule_to_close_timeout": timedelta(minutes=2),
+    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10),
+                                non_retryable_error_types=FINAL),
+}
+
 # Runbook steps (plan_step, apply_step): a step that keeps failing is reported, not retried for ever;
 # the timeouts depend on the step (workflows/runbook.py), the retry policy does not.
 STEP_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,

@@ -208,6 +208,7 @@ class IncidentState(BaseModel):
     runbook_runs: int = 0
     note_requests: list[str] = Field(default_factory=list)  # request ids of the last notes (dedup, bounded)
     public: PublicState | None = None  # on the status page (components affected), else None
+    code_level: int = 0  # see CODE_LEVEL: kept across continue-as-new
     postmortem_id: str | None = None  # the PostmortemWorkflow, once started
     postmortem_link: str | None = None  # where its document lives (the sink's link)
     postmortem_published_at: datetime | None = None  # published: the deadline reminders stop
@@ -215,6 +216,13 @@ class IncidentState(BaseModel):
     @property
     def commander(self) -> str | None:
         return self.roles.get(Role.ic)
+
+
+# The code level new incidents start at. Level 1: every change patched since the baseline applies without a
+# `workflow.patched` call (each cost a marker and a search attribute upsert per incident), and config reads
+# (runbook matching, the escalation policy and who is on call) run as local activities. Incidents started at
+# level 0 (before it) keep taking their patches' recorded branches.
+CODE_LEVEL = 1
 
 
 class IncidentStart(BaseModel):
@@ -228,6 +236,7 @@ class IncidentStart(BaseModel):
     group_id: str | None = None  # the AlertGroupWorkflow that opened it, told about phase changes
     url: str | None = None  # link to the incident (Temporal UI), put in pages
     initial_alerts: list[AlertSignal] = Field(default_factory=list)
+    code_level: int = 0  # set by whoever starts it (CODE_LEVEL); 0 in histories from before levels existed
 
 
 class NotifyInput(BaseModel):

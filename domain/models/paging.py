@@ -43,6 +43,8 @@ class PageResult(BaseModel):
 class EscalationStart(BaseModel):
     """Workflow argument of EscalationWorkflow (a child of the incident)."""
 
+    code_level: int = 0  # the incident's (domain.models.incident.CODE_LEVEL): 1 reads config in local activities
+
     incident_id: str
     summary: str
     severity: Severity

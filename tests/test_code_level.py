@@ -1,0 +1,48 @@
+"""Code level 1 (domain.models.incident.CODE_LEVEL): a new incident takes every change since the baseline without
+a `workflow.patched` marker and search attribute upsert each, and reads config (runbook matching, the escalation
+policy, who is on call) in local activities. Incidents from before keep their patches' recorded branches
+(tests/test_replay.py)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from temporalio.testing import WorkflowEnvironment
+
+from domain.models import AckInput, DeclareInput, Severity
+from domain.models.alert import AlertSignal
+from domain.models.incident import CODE_LEVEL
+from incidentflow.client import Incidents
+from tests.conftest import running_worker
+from tests.helpers import eventually
+
+
+async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(ts_env: WorkflowEnvironment,
+                                                                                tmp_path: object) -> None:
+    assert CODE_LEVEL == 1
+    async with running_worker(ts_env.client, data_dir=tmp_path) as (settings, notifier):
+        inc = Incidents(ts_env.client, settings)
+        iid = await inc.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV1, service="checkout",
+                                             declared_by="pat"))
+        for n in range(3):  # three new alerts: three runbook matches, none an activity task
+            await inc.raise_alert(iid, AlertSignal(fingerprint=f"fp-{n}", title=f"alert {n}", labels={"alertname": "X"}))
+        await ts_env.sleep(timedelta(seconds=15))  # the channel wait (no chat configured) is over: paging starts
+        await eventually(lambda: inc.get(iid), lambda s: s.escalation_id is not None and s.alerts_received == 3)
+        await inc.acknowledge(iid, AckInput(by="alice"))
+        state = await inc.get(iid)
+        assert state.code_level == 1
+        history = await ts_env.client.get_workflow_handle(iid).fetch_history()
+        kinds = Counter(e.WhichOneof("attributes") for e in history.events)
+        assert kinds["marker_recorded_event_attributes"] >= 3, "the runbook matches are local activity markers"
+        markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
+                   if e.HasField("marker_recorded_event_attributes")]
+        assert "core_patch" not in markers and "Version" not in markers and set(markers) == {"core_local_activity"}
+        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                     if e.HasField("activity_task_scheduled_event_attributes")]
+        assert "match_runbooks" not in scheduled
+        escalation = await ts_env.client.get_workflow_handle(state.escalation_id).fetch_history()
+        reads = [e.activity_task_scheduled_event_attributes.activity_type.name for e in escalation.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+        local = [e for e in escalation.events if e.HasField("marker_recorded_event_attributes")]
+        assert "plan_escalation" not in reads and "resolve_targets" not in reads and local, "config read locally"
