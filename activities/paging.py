@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.metrics import recorder
 from activities.ports import Pager
 from domain.config import IncidentflowConfig
 from domain.models.oncall import Target
@@ -99,13 +100,15 @@ class EscalationActivities:
         results, failed = [], []
         for c in channels:
             try:
-                results.append(await self._pagers.get(c, _LOG).send(request))
+                results.append(await _counted(c, self._pagers.get(c, _LOG).send(request)))
             except ApplicationError as exc:
                 if not exc.non_retryable:
                     raise  # a rate limit or an outage: the activity retries (channels are idempotent)
                 failed.append(f"{c}: {exc.message}")  # a refusal must not cost the person their other channels
         if failed:
             log.warning("page to %s: %s", request.target, "; ".join(failed))
+        if request.action == "trigger" and any(r.delivered for r in results):
+            recorder().first_page(request.incident_id, request.level)
         return PageResult(channel="+".join(r.channel for r in results) or "none",
                           delivered=bool(results) and not failed and all(r.delivered for r in results),
                           detail="; ".join([*(r.detail for r in results if r.detail), *(f"failed {f}" for f in failed)]),
@@ -121,6 +124,20 @@ class EscalationActivities:
 
 
 _LOG = LogPager()
+
+
+async def _counted(channel: str, sending: Awaitable[PageResult]) -> PageResult:
+    """The page's result, counted by channel and outcome (activities/metrics.py); errors pass through."""
+    try:
+        result = await sending
+    except ApplicationError as exc:
+        recorder().page(channel, "failed" if exc.non_retryable else "error")
+        raise
+    except Exception:
+        recorder().page(channel, "error")
+        raise
+    recorder().page(channel, "sent" if result.delivered else "failed")
+    return result
 
 
 def _spec(target: Target) -> dict[str, str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities.metrics import recorder
 from activities.steps import RunbookSteps
 from domain.config import IncidentflowConfig
 from domain.models.runbook import MatchInput, RunbookRequest, StepInput, StepOutcome, StepPlan
@@ -101,11 +102,21 @@ class RunbookActivities:
 
     @activity.defn
     async def plan_step(self, inp: StepInput) -> StepPlan:
-        return await (await self._ready()).plan(inp.step)
+        try:
+            return await (await self._ready()).plan(inp.step)
+        except Exception:
+            recorder().runbook_step(inp.step.kind, "error")  # the step fails (or retries) before it applies
+            raise
 
     @activity.defn
     async def apply_step(self, inp: StepInput) -> StepOutcome:
-        return await (await self._ready()).apply(inp, heartbeat=lambda detail: activity.heartbeat(detail))
+        try:
+            outcome = await (await self._ready()).apply(inp, heartbeat=lambda detail: activity.heartbeat(detail))
+        except Exception:
+            recorder().runbook_step(inp.step.kind, "error")
+            raise
+        recorder().runbook_step(inp.step.kind, "ok" if outcome.ok else "failed")
+        return outcome
 
     @activity.defn
     async def match_runbooks(self, inp: MatchInput) -> list[RunbookRequest]:

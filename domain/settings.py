@@ -47,6 +47,17 @@ class Settings(BaseSettings):
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # Temporal over TLS (a cluster, or Temporal Cloud): PEM files, read when connecting. None: TLS when any of
+    # the others is set; false with an API key: plaintext to a local proxy (a sidecar) that adds TLS
+    temporal_tls: bool | None = None
+    temporal_tls_ca: Path | None = None  # CA that signed the server's certificate (else the system roots)
+    temporal_tls_cert: Path | None = None  # client certificate (mTLS), with its key
+    temporal_tls_key: Path | None = None
+    temporal_tls_server_name: str | None = None  # the name the server's certificate carries, if not the host's
+    temporal_api_key: SecretStr | None = None  # Temporal Cloud API key: sent as `authorization: Bearer …`
+    # The worker's Prometheus endpoint (Temporal SDK metrics and incidentflow's own); None: off
+    worker_metrics_port: int | None = Field(None, ge=1, le=65535)
+    worker_metrics_host: str = "0.0.0.0"
     task_queue: str = "incidentflow"
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)
@@ -96,6 +107,33 @@ class Settings(BaseSettings):
     statuspage_io_page_id: str | None = None
     statuspage_io_api_key: SecretStr | None = None
     statuspage_io_components: dict[str, str] = Field(default_factory=dict)  # JSON: our id -> Statuspage's
+
+    @field_validator("temporal_tls", "temporal_tls_ca", "temporal_tls_cert", "temporal_tls_key",
+                     "temporal_tls_server_name", "worker_metrics_port", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        """`INCIDENTFLOW_TEMPORAL_TLS_CA=` (compose's `${VAR:-}`) means unset, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _temporal_tls(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("INCIDENTFLOW_TEMPORAL_TLS_CERT and INCIDENTFLOW_TEMPORAL_TLS_KEY go together (the "
+                             "client certificate and its private key): set both or neither")
+        files = [name for name, value in (("CA", self.temporal_tls_ca), ("CERT", self.temporal_tls_cert),
+                                          ("SERVER_NAME", self.temporal_tls_server_name)) if value]
+        if self.temporal_tls is False and files:
+            raise ValueError(f"INCIDENTFLOW_TEMPORAL_TLS is false but INCIDENTFLOW_TEMPORAL_TLS_{files[0]} is set: "
+                             "unset one of them")
+        return self
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        """TLS to Temporal: asked for, or implied by a CA, a client certificate, a server name or an API key."""
+        if self.temporal_tls is not None:
+            return self.temporal_tls
+        return any((self.temporal_tls_ca, self.temporal_tls_cert, self.temporal_tls_server_name,
+                    self.temporal_api_key))
 
     def runbook_secret_hosts(self) -> dict[str, list[str]]:
         """Each runbook secret's host patterns (no values): for `runbook check` and render-time checks."""

@@ -34,11 +34,13 @@ from temporalio.client import (
     WorkflowUpdateStage,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain import known
 from domain.config import IncidentflowConfig, Settings
 from domain.models import CommandResult, IncidentState
+from incidentflow import temporal_tls
 from workflows.incident import IncidentWorkflow
 
 M = TypeVar("M", bound=BaseModel)
@@ -87,26 +89,34 @@ def vet_person(config: IncidentflowConfig, field: str, name: str, acting: bool =
     return known.person_id(config, name) or name
 
 
-async def connect(settings: Settings, timeout: float = 5.0, wait: bool = False) -> Client:
-    """Connect to Temporal. `wait`: keep trying until `timeout` (a server that is still starting answers
-    "Frontend is not healthy yet" for a moment after its port opens)."""
+async def connect(settings: Settings, timeout: float = 5.0, wait: bool = False,
+                  runtime: Runtime | None = None) -> Client:
+    """Connect to Temporal: plaintext, TLS (a CA, a client certificate) or Temporal Cloud (an API key), as
+    Settings say (incidentflow.temporal_tls). `wait`: keep trying until `timeout` (a server that is still
+    starting answers "Frontend is not healthy yet" for a moment after its port opens). `runtime`: the worker's,
+    which exports its metrics (workers.metrics); else the process default."""
+    try:
+        tls = temporal_tls.tls_config(settings)
+    except ValueError as exc:
+        raise TemporalUnavailable(f"cannot connect to Temporal at {settings.temporal_address}: {exc}") from None
+    key = temporal_tls.api_key(settings)
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         left = max(deadline - asyncio.get_running_loop().time(), 0.1)
         try:
             return await asyncio.wait_for(
-                Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                               data_converter=pydantic_data_converter),
+                Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, tls=tls,
+                               api_key=key, runtime=runtime, data_converter=pydantic_data_converter),
                 left,
             )
         except (TimeoutError, RuntimeError, OSError, RPCError) as exc:
             if wait and asyncio.get_running_loop().time() + 0.25 < deadline:
                 await asyncio.sleep(0.25)
                 continue
+            full, short = ((text.replace(key, "***") if key else text) for text in (str(exc), _first_line(exc)))
             raise TemporalUnavailable(
-                f"cannot reach Temporal at {settings.temporal_address} (namespace "
-                f"{settings.temporal_namespace}): {_first_line(exc)}; set INCIDENTFLOW_TEMPORAL_ADDRESS or run "
-                "`incidentflow dev`"
+                f"cannot reach Temporal at {settings.temporal_address} (namespace {settings.temporal_namespace}, "
+                f"{temporal_tls.describe(settings)}): {temporal_tls.explain(settings, full, short)}"
             ) from None
 
 

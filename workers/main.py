@@ -20,12 +20,14 @@ from temporalio.worker import Interceptor, Worker
 
 from activities.chat import ChatActivities
 from activities.handoff import HandoffActivities
+from activities.metrics import install as install_metrics
 from activities.notify import IncidentActivities, LogNotifier
 from activities.paging import EscalationActivities, LogPager
 from activities.ports import Chat, IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from domain.config import ConfigSource, IncidentflowConfig, Settings
 from workers.learning import learning_activities
+from workers.metrics import metrics_address, metrics_for
 from workers.registry import WORKFLOWS
 from workers.statuspage import statuspage_activities
 
@@ -84,7 +86,13 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     `directory` lists incidents for handoff notes and action items for the digest (the doors pass
     `incidentflow.client.Incidents`); `learning` overrides the postmortem sink, tracker or secrets.
     `fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
-    retried forever, so a bug shows as a red test, not a hang."""
+    retried forever, so a bug shows as a red test, not a hang. Our own metrics (workers/metrics.py) are
+    recorded when the client's runtime exports metrics: one recorder per process, the last worker's."""
+    own = metrics_for(client)
+    install_metrics(own)
+    if own is None and settings.worker_metrics_port is not None:
+        log.warning("INCIDENTFLOW_WORKER_METRICS_PORT is set but this worker's Temporal client was connected "
+                    "without the metrics runtime (workers.metrics.worker_runtime): no metrics are served")
     notifier = notifier or LogNotifier()
     config = config or ConfigSource(settings.config)
     pagers = dict(pagers or build_pagers(settings))
@@ -117,5 +125,7 @@ async def run_worker(client: Client, settings: Settings, directory: IncidentDire
                      stop: asyncio.Event | None = None) -> None:
     worker = build_worker(client, settings, directory=directory)
     log.info("worker polling task queue %s on %s", settings.task_queue, settings.temporal_address)
+    if settings.worker_metrics_port is not None:
+        log.info("worker metrics on http://%s/metrics", metrics_address(settings))
     async with worker:
         await (stop.wait() if stop else asyncio.Event().wait())

@@ -19,7 +19,7 @@ from temporalio.client import Client
 
 from domain.archive.models import ArchiveQuery
 from domain.config import IncidentflowConfig, Settings
-from incidentflow import __version__
+from incidentflow import __version__, tracing
 from incidentflow.api import alerts, docs, errors
 from incidentflow.api import incidents as incidents_api
 from incidentflow.api import learning as learning_api
@@ -137,6 +137,7 @@ def create_app(settings: Settings, client: Client | None = None,
     app.state.subscribe_throttle = subscribe_api.Throttle()
 
     _ops_routes(app, link, settings)
+    tracing.instrument_app(app)  # only when OTEL_* turned tracing on (incidentflow.tracing)
     return app
 
 
@@ -165,8 +166,9 @@ def _ops_routes(app: FastAPI, link: TemporalLink, settings: Settings) -> None:
         checks = {"temporal": False, "worker": False}
         try:
             temporal = await link.client()
-            polling = await asyncio.wait_for(
-                worker_polling(temporal, settings.temporal_namespace, settings.task_queue), 3.0)
+            with tracing.untraced():  # a probe every few seconds: no trace each (its PingWorkflow)
+                polling = await asyncio.wait_for(
+                    worker_polling(temporal, settings.temporal_namespace, settings.task_queue), 3.0)
             checks = {"temporal": True, "worker": polling}
             reason = "" if polling else f"no worker polls task queue {settings.task_queue!r}"
         except IncidentflowError as exc:
