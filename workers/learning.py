@@ -27,7 +27,8 @@ def learning_activities(settings: Settings, config: Callable[[], IncidentflowCon
 
     secrets = secrets or LearningSecrets()
     cfg = config()
-    client = http or httpx.AsyncClient(timeout=20)
+    remote = cfg.postmortem.sink.kind != "directory" or cfg.action_items.tracker.kind != "none"
+    client = http or (httpx.AsyncClient(timeout=20) if remote else None)  # none for the default directory sink
     sink = sink or build_sink(cfg.postmortem.sink, settings.data_dir, secrets, client)
     if tracker is None:
         tracker = build_tracker(cfg.action_items.tracker, secrets, client)
