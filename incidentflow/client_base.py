@@ -40,7 +40,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain import known
 from domain.config import IncidentflowConfig, Settings
 from domain.models import CommandResult, IncidentState
-from incidentflow import temporal_tls
+from incidentflow import temporal_tls, tracing
 from workflows.incident import IncidentWorkflow
 
 M = TypeVar("M", bound=BaseModel)
@@ -106,7 +106,8 @@ async def connect(settings: Settings, timeout: float = 5.0, wait: bool = False,
         try:
             return await asyncio.wait_for(
                 Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, tls=tls,
-                               api_key=key, runtime=runtime, data_converter=pydantic_data_converter),
+                               api_key=key, runtime=runtime, data_converter=pydantic_data_converter,
+                               interceptors=tracing.client_interceptors()),  # [] unless OTEL_* turn it on
                 left,
             )
         except (TimeoutError, RuntimeError, OSError, RPCError) as exc:

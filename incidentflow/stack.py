@@ -53,6 +53,10 @@ def _api_server(settings: Settings, app: object) -> _Server:
 
 
 def run_api(settings: Settings) -> int:
+    from incidentflow import tracing
+
+    tracing.setup_tracing("incidentflow-api")  # only when the OTEL_* variables ask for it
+
     async def main() -> None:
         stop = _stop_event()
         server = _api_server(settings, create_app(settings, config=load_config(settings.config)))
@@ -111,7 +115,10 @@ async def _check_stale(client: Client, settings: Settings, server: DevServer | N
 
 async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, server: DevServer | None,
                terminate_stale: bool = False) -> None:
+    from incidentflow import tracing
     from workers.main import build_worker
+
+    tracing.setup_tracing("incidentflow")
 
     stop = _stop_event()
     client = await connect(settings, timeout=15.0, wait=True)

@@ -48,8 +48,14 @@ async def _setup_temporal(settings: Settings) -> int:
 
 
 async def _worker(settings: Settings) -> None:
+    from incidentflow import tracing
     from workers.main import run_worker  # every adapter (Slack, Kubernetes …): loaded for `worker` only
     from workers.metrics import worker_runtime
+
+    try:
+        tracing.setup_tracing("incidentflow-worker")  # only when the OTEL_* variables ask for it
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
     try:
         runtime = worker_runtime(settings, core_logs=_core_logs())
