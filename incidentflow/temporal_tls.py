@@ -17,7 +17,8 @@ from domain.settings import Settings
 ENV = "INCIDENTFLOW_TEMPORAL_"
 # How the Rust core words a TLS connection the server ended (a refused client certificate, or none given)
 _CLOSED = ("alertreceived", "close_notify", "broken pipe", "connection closed", "connection reset",
-           "certificaterequired", "badcertificate", "unknownca")
+           "certificaterequired", "badcertificate", "unknownca",
+           "transport error")  # how a refused handshake surfaces when the reset arrives after the connect
 
 
 def _pem(path: Path, env: str, marker: str) -> bytes:

@@ -1,6 +1,6 @@
 """Code level 1 (domain.models.incident.CODE_LEVEL): a new incident takes every change since the baseline without
-a `workflow.patched` marker and search attribute upsert each, and reads config (runbook matching, the escalation
-policy, who is on call) in local activities. Incidents from before keep their patches' recorded branches
+a `workflow.patched` marker and search attribute upsert each, and its escalation reads config (the policy, who is
+on call) in local activities. Incidents from before keep their patches' recorded branches
 (tests/test_replay.py)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from tests.helpers import eventually
 async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(ts_env: WorkflowEnvironment,
                                                                                 tmp_path: object) -> None:
     assert CODE_LEVEL == 1
-    async with running_worker(ts_env.client, data_dir=tmp_path) as (settings, notifier):
+    async with running_worker(ts_env.client, data_dir=tmp_path) as (settings, _):
         inc = Incidents(ts_env.client, settings)
         iid = await inc.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV1, service="checkout",
                                              declared_by="pat"))
@@ -34,13 +34,10 @@ async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(
         assert state.code_level == 1
         history = await ts_env.client.get_workflow_handle(iid).fetch_history()
         kinds = Counter(e.WhichOneof("attributes") for e in history.events)
-        assert kinds["marker_recorded_event_attributes"] >= 3, "the runbook matches are local activity markers"
-        markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
-                   if e.HasField("marker_recorded_event_attributes")]
-        assert "core_patch" not in markers and "Version" not in markers and set(markers) == {"core_local_activity"}
-        scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
-                     if e.HasField("activity_task_scheduled_event_attributes")]
-        assert "match_runbooks" not in scheduled
+        assert kinds["marker_recorded_event_attributes"] == 0, "no patch markers"
+        upserts = [list(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
+                   for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+        assert not any("TemporalChangeVersion" in u for u in upserts)
         escalation = await ts_env.client.get_workflow_handle(state.escalation_id).fetch_history()
         reads = [e.activity_task_scheduled_event_attributes.activity_type.name for e in escalation.events
                  if e.HasField("activity_task_scheduled_event_attributes")]

@@ -142,14 +142,11 @@ class IncidentRunbooks(IncidentCore):
         match = MatchInput(incident_id=s.id, service=s.service, severity=s.severity.value, labels=labels,
                            already=[r.runbook for r in s.runbooks])
         try:
-            if s.code_level >= 1:  # a config read: inside the workflow task, no task of its own
-                matches = await workflow.execute_local_activity_method(
-                    RunbookActivities.match_runbooks, match,
-                    summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.LOCAL_MATCH)
-            else:
-                matches = await workflow.execute_activity_method(
-                    RunbookActivities.match_runbooks, match,
-                    summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
+            # A regular activity even at code level 1: a local one here, beside the coroutines that also issue
+            # commands (chat pump, archive), replayed in another order once (test_fresh_histories_replay).
+            matches = await workflow.execute_activity_method(
+                RunbookActivities.match_runbooks, match,
+                summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
         except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
             self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
             return

@@ -57,14 +57,8 @@ MATCH: dict[str, Any] = {
                                 maximum_attempts=3, non_retryable_error_types=FINAL),
 }
 
-# The same reads as local activities (incidents at code level 1): they run inside the workflow task that asks,
+# Config reads as local activities (escalations of incidents at code level 1): they run inside the workflow task that asks,
 # so they cost no activity task and no workflow task of their own. Quick by nature (the worker's files).
-LOCAL_MATCH: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=10),
-    "schedule_to_close_timeout": timedelta(seconds=30),
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=5),
-                                maximum_attempts=3, non_retryable_error_types=FINAL),
-}
 LOCAL_CONFIG: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=10),
     "schedule_to_close_timeout": timedelta(minutes=2),

@@ -219,8 +219,8 @@ class IncidentState(BaseModel):
 
 
 # The code level new incidents start at. Level 1: every change patched since the baseline applies without a
-# `workflow.patched` call (each cost a marker and a search attribute upsert per incident), and config reads
-# (runbook matching, the escalation policy and who is on call) run as local activities. Incidents started at
+# `workflow.patched` call (each cost a marker and a search attribute upsert per incident), and the escalation's
+# config reads (its policy, who is on call) run as local activities. Incidents started at
 # level 0 (before it) keep taking their patches' recorded branches.
 CODE_LEVEL = 1
 
