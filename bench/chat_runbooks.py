@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         percentile,
         process_and_server_cpu,
         ratio,
+        raw_worker_options,
         run_and_exit,
         seconds,
         server_hwm_mb,
@@ -534,7 +535,7 @@ async def run_raw_chat(client: Client, fake: Any, raw_acts: RawActivities, n: in
             RawChatWorkflow.command, text, rpc_timeout=timedelta(seconds=30))
 
     commands: list[Command] = [(name, upd(text)) for name, text in RAW_TEXTS.items()]
-    async with Worker(client, task_queue=tq, workflows=[RawChatWorkflow, RawRunbookWorkflow],
+    async with Worker(client, task_queue=tq, **raw_worker_options(RawChatWorkflow, RawRunbookWorkflow),
                       activities=[raw_acts.open_channel, raw_acts.post_message, raw_acts.http_get]):
         warm = ChatRun("warm-up")
         await drive(warm, WARM_UP, c, start("w"), commands, measured=False)
@@ -738,7 +739,7 @@ async def run_raw_runbooks(client: Client, flags: Any, raw_acts: RawActivities, 
         runs.sent[wid] = ("", 0.0)
         runs.runs += 1
 
-    async with Worker(client, task_queue=tq, workflows=[RawChatWorkflow, RawRunbookWorkflow],
+    async with Worker(client, task_queue=tq, **raw_worker_options(RawChatWorkflow, RawRunbookWorkflow),
                       activities=[raw_acts.open_channel, raw_acts.post_message, raw_acts.http_get]):
         await bounded([f"raw-rb-{token}-w{i}" for i in range(WARM_UP)], c, lambda w: one(w, None))
         t, cpu0 = time.perf_counter(), cpu_with_fakes()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import importlib
 import json
 import math
 import os
@@ -25,6 +26,8 @@ from typing import Any, NoReturn
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 
 # ---------------------------------------------------------------------------- statistics
@@ -153,6 +156,22 @@ async def history(client: Client, wid: str) -> list[Any]:
 def event_seconds(event: Any) -> float:
     """A history event's time, as seconds since the epoch (server clock)."""
     return float(event.event_time.ToMicroseconds()) / 1e6
+
+
+def raw_worker_options(*workflows: type) -> dict[str, Any]:
+    """`Worker(...)` keyword arguments for a raw baseline's workflows defined in the script being run.
+
+    Defined in `__main__`, the sandbox executes (and compiles) the whole script again for every workflow run
+    and every replay: 7-22 ms apiece here, a cost no raw Temporal user pays, and the incidentflow worker no
+    longer pays it either (workers.main.RUNNER passes `workflows` through). So the classes come from the
+    script imported as a module, passed through the sandbox the same way."""
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    name = spec.name if spec is not None else Path(main.__file__ or "").stem  # `-m bench.x` or `bench/x.py`
+    module = importlib.import_module(name)
+    runner: WorkflowRunner = SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(name))
+    return {"workflows": [getattr(module, w.__name__) for w in workflows], "workflow_runner": runner}
 
 
 # ---------------------------------------------------------------------------- this host's processes

@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         percentile,
         process_and_server_cpu,
         ratio,
+        raw_worker_options,
         run_and_exit,
         seconds,
         start_dev_server,
@@ -59,7 +60,7 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
     )
 
 PAGE_TIMEOUT = timedelta(seconds=30)
-QUICK = {"incidents": 30, "l1_wait": "5s", "grace": 30.0}  # --quick
+QUICK = {"incidents": 50, "l1_wait": "5s", "grace": 30.0}  # --quick
 
 
 # ---------------------------------------------------------------------------- the raw baseline
@@ -282,7 +283,7 @@ async def run_raw(client: Client, n: int, wait: float, grace: float, token: str)
         await asyncio.gather(*(one(w) for w in r.ids))
         r.all_finished_s = time.time() - t0
 
-    async with Worker(client, task_queue=tq, workflows=[RawEscalation], activities=[acts.page]):
+    async with Worker(client, task_queue=tq, activities=[acts.page], **raw_worker_options(RawEscalation)):
         warm = Run("warm-up")
         await start_all([f"raw-warm-{token}-{i}" for i in range(3)], warm, 1.0)
         await wait_for_pages(rec, warm.ids, 2, time.monotonic() + 30)

@@ -61,6 +61,7 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         percentile,
         proc_cpu,
         ratio,
+        raw_worker_options,
         run_and_exit,
         seconds,
         server_hwm_mb,
@@ -1065,6 +1066,7 @@ async def main() -> None:
     from workers.main import build_worker
 
     token = uuid.uuid4().hex[:5]
+    load_before = os.getloadavg()
     # The dev server's log goes to a file (it inherits fd 2 while it starts), so it can be summarised.
     server_log = args.server_log or Path(f"/tmp/bench-ingest-server-{token}.log")
     env, boot = await start_dev_server(temporal, db=args.db, sqlite_pragmas=("journal_mode=wal", "synchronous=normal"),
@@ -1133,7 +1135,7 @@ async def main() -> None:
                                                          args.rate, args.concurrency)
                     runs.append(main_if)
 
-                    async with Worker(client, task_queue=raw_tq, workflows=[RawAlertWorkflow]):
+                    async with Worker(client, task_queue=raw_tq, **raw_worker_options(RawAlertWorkflow)):
                         warm = Load(f"v{token}", 40, 8)
                         warm_run = Run("raw warm-up", "raw", 40, 8, 0, 8)
                         await run_raw(client, warm, warm_run, raw_tq, 0, pids)
@@ -1307,7 +1309,8 @@ async def main() -> None:
               f"dev server {srv_hwm:,.0f} MB")
     if args.json:
         print(json_line({**json_figures(runs, main_if, main_raw, fixed, storm, facts_by_run.get("storm"), storm_vis),
-                         "quick": args.quick, "peak_rss_mb": peak_rss_mb(), "server_peak_rss_mb": srv_hwm}))
+                         "quick": args.quick, "peak_rss_mb": peak_rss_mb(), "server_peak_rss_mb": srv_hwm,
+                         "load_before": load_before[0], "load_after": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

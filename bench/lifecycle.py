@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():  # the sandbox runs this file aga
         peak_rss_mb,
         percentile,
         ratio,
+        raw_worker_options,
         run_and_exit,
         server_hwm_mb,
         start_dev_server,
@@ -229,7 +230,7 @@ async def run_raw(client: Client, n: int, c: int, token: str) -> tuple[Phase, li
         ("status update", upd("status: Investigating elevated checkout errors; next update in 30 min")),
         ("resolve", upd("resolved: rolled back deploy 4812")),
     ]
-    async with Worker(client, task_queue=tq, workflows=[RawWorkflow]):
+    async with Worker(client, task_queue=tq, **raw_worker_options(RawWorkflow)):
         await drive(Phase("warm-up"), [""] * 5, c, start("warm"), commands)
         phase = Phase("raw")
         ids = await drive(phase, [""] * n, c, start(""), commands)
