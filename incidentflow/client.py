@@ -156,7 +156,8 @@ class Incidents(Archives, Declarations, RunbookRuns, StatusPages, Subscriptions,
         return IngestResult(outcome="accepted", rule=route.rule, group_id=group_id)
 
     async def _signal_with_start(self, group_id: str, batch: AlertBatch, start: AlertGroupStart | None = None) -> None:
-        start = start or AlertGroupStart(group_key=batch.group_key, policy=self.config.incident_policy())
+        start = start or AlertGroupStart(group_key=batch.group_key, policy=self.config.incident_policy().model_copy(
+            update={"chat": self.settings.slack_enabled}))
         for attempt in range(5):
             try:
                 await self.client.start_workflow(

@@ -157,7 +157,8 @@ class Declarations(Door):
         try:
             await self.client.start_workflow(
                 IncidentWorkflow.run,
-                IncidentStart(declare=cmd, incident_id=incident_id, policy=self.config.incident_policy(),
+                IncidentStart(declare=cmd, incident_id=incident_id,
+                              policy=self.config.incident_policy().model_copy(update={"chat": self.settings.slack_enabled}),
                               url=self.settings.workflow_url(incident_id), code_level=CODE_LEVEL),
                 id=incident_id, task_queue=self.settings.task_queue,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

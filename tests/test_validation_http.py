@@ -69,7 +69,9 @@ async def test_unknown_people_services_and_levels_are_422_naming_the_field(api: 
     assert nine.status_code == 422, nine.text
     assert nine.json()["error"] == "level: L9 is not a level of escalation policy 'four' at SEV2: it has L1–L4"
     after = (await api.get(f"/v1/incidents/{iid}")).json()
-    assert after["timeline"] == before["timeline"] and after["roles"] == {}, "nothing reached the incident"
+    def ours(state: dict) -> list:  # the escalation pages on its own meanwhile: only the commands' traces count
+        return [e for e in state["timeline"] if e["actor"] != "escalation"]
+    assert ours(after) == ours(before) and after["roles"] == {}, "nothing reached the incident"
     four = await api.post(f"/v1/incidents/{iid}/escalate", json={"level": 4, "by": "alice"})
     assert four.status_code == 200 and four.json()["text"] == "escalating at L4"
     named = await api.post(f"/v1/incidents/{iid}/roles", json={"role": "ic", "person": "Bob", "by": "Alice"})

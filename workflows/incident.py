@@ -136,8 +136,9 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         return self._patched(PATCH_CHANNEL_FIRST)
 
     async def _channel_opens(self) -> None:
-        """Wait (bounded) until the worker has opened the incident channel, or said chat is off."""
-        if self.s.chat_checked:
+        """Wait (bounded) until the worker has opened the incident channel, or said chat is off (no wait at all
+        when the door that declared it has no chat: `IncidentPolicy.chat`)."""
+        if self.s.chat_checked or not self.s.policy.chat:
             return
         try:
             await workflow.wait_condition(lambda: self.s.chat_checked, timeout=CHANNEL_WAIT,

@@ -54,6 +54,9 @@ class IncidentPolicy(BaseModel):
     continue_as_new_after_events: int = Field(8000, ge=20)
     public: PublicPolicy | None = None  # the status page's cadence (None: no public updates, as before)
     stakeholders: bool = False  # the config names a stakeholder channel or list: internal updates go there too
+    # Slack is configured where the incident was declared (the door's settings): without it the first page does
+    # not wait for a channel that will never open. Histories from before it lack the field: True, they waited.
+    chat: bool = True
 
 
 class PublicPolicy(BaseModel):
