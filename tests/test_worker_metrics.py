@@ -170,6 +170,8 @@ async def test_incidentflow_worker_serves_metrics_on_the_port_it_is_given(
         assert "temporal_worker_start_total" in text
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
         assert any(f"worker metrics on http://127.0.0.1:{port}/metrics" in r.get("message", "") for r in lines), lines
+        proc.terminate()  # SIGTERM, as Kubernetes stops a pod: polling stops, activities in flight may finish
+        assert proc.wait(40) == 0, f"a SIGTERM stops the worker cleanly:\n{log.read_text()[-2000:]}"
     finally:
         proc.terminate()
         proc.wait(15)

@@ -33,6 +33,7 @@ from workers.registry import WORKFLOWS
 from workers.statuspage import statuspage_activities
 
 log = logging.getLogger("incidentflow.worker")
+GRACEFUL_SHUTDOWN = timedelta(seconds=20)  # on SIGTERM, activities in flight get this long (the pods allow 30 s)
 # The workflow modules come from the host, not re-imported (and compiled from source: py-spy showed ~17% of the
 # worker's CPU in importlib under bench/ingest.py) for every new workflow run. Their mixins, domain and activities
 # were passed through already; the sandbox's restrictions still guard what they import inside it.
@@ -120,6 +121,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     *learning_activities(settings, config, chat, directory, **(learning or {}))],
         interceptors=interceptors,
         workflow_runner=RUNNER,
+        graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker
         # takes them (SDK default 10 s): short, so an escalation due right after a crash is on time.

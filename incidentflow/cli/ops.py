@@ -65,7 +65,10 @@ async def _worker(settings: Settings) -> None:
     door = Incidents(client, settings, load_config(settings.config))
     await door.ensure_statuspage()  # one per cluster: started if not running
     await door.setup_digest()  # the weekly action items review (created, updated, or removed when disabled)
-    await run_worker(client, settings, directory=door)
+    from incidentflow.stack import _stop_event
+
+    # SIGTERM (a rollout, a node drain) stops polling and lets running activities finish (GRACEFUL_SHUTDOWN)
+    await run_worker(client, settings, directory=door, stop=_stop_event())
 
 
 def _core_logs() -> logging.Logger | None:
