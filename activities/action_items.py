@@ -10,15 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date
-from email.message import EmailMessage
-from email.utils import make_msgid
 from typing import TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio import activity
 
 from activities.ports import ActionDirectory, Tracker
-from activities.stakeholders import ChannelPoster, MessageSender
+from activities.stakeholders import ChannelPoster, MessageSender, mail_the_list
 from domain.actions.digest import digest
 from domain.actions.models import TicketChange, TicketInput, TicketRef
 from domain.config import IncidentflowConfig
@@ -93,12 +91,6 @@ class ActionActivities:
             await self._chat.post_once(cid, request.dedup_key, review.slack, None, join=True)
             sent.append(cid)
         if cfg.action_items.digest.email and cfg.stakeholder_emails and self._mailer is not None:
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = self._mailer.sender, ", ".join(cfg.stakeholder_emails), \
-                review.subject
-            msg["Message-ID"] = make_msgid(idstring=request.dedup_key.replace(":", "."), domain="incidentflow")
-            msg["Auto-Submitted"] = "auto-generated"
-            msg.set_content(review.mail)
-            await self._mailer.send(msg)
+            await mail_the_list(self._mailer, cfg.stakeholder_emails, review.subject, review.mail, request.dedup_key)
             sent.append("mail")
         return DigestSent(open=review.open, overdue=review.overdue, sent=sent)

@@ -31,6 +31,16 @@ class MessageSender(Protocol):
     async def send(self, message: EmailMessage) -> None: ...
 
 
+async def mail_the_list(mailer: MessageSender, recipients: list[str], subject: str, text: str, dedup_key: str) -> None:
+    """One message to the stakeholder list, its Message-ID from the dedup key (a repeat folds in mail clients)."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = mailer.sender, ", ".join(recipients), subject
+    msg["Message-ID"] = make_msgid(idstring=dedup_key.replace(":", "."), domain="incidentflow")
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(text)
+    await mailer.send(msg)
+
+
 class StakeholderActivities:
     def __init__(self, config: Callable[[], IncidentflowConfig], chat: ChannelPoster | None,
                  mailer: MessageSender | None) -> None:
@@ -48,12 +58,6 @@ class StakeholderActivities:
             await self._chat.post_once(cid, update.dedup_key, f"*{update.subject}*\n{update.text}", None, join=True)
             sent.append(cid)
         if cfg.stakeholder_emails and self._mailer is not None:
-            msg = EmailMessage()
-            msg["From"], msg["To"], msg["Subject"] = self._mailer.sender, ", ".join(cfg.stakeholder_emails), \
-                update.subject
-            msg["Message-ID"] = make_msgid(idstring=update.dedup_key.replace(":", "."), domain="incidentflow")
-            msg["Auto-Submitted"] = "auto-generated"
-            msg.set_content(update.text)
-            await self._mailer.send(msg)
+            await mail_the_list(self._mailer, cfg.stakeholder_emails, update.subject, update.text, update.dedup_key)
             sent.append("mail")
         return sent

@@ -4,7 +4,6 @@ the weekly digest (Slack channel and stakeholder mail through the ports the stak
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,14 @@ from activities.ports import ActionDirectory, PostmortemSink, Tracker
 from activities.postmortem import PostmortemActivities
 from domain.config import IncidentflowConfig, Settings
 from domain.postmortem.config import LearningSecrets
+from workers.statuspage import LazyRecords
 
 
 def learning_activities(settings: Settings, config: Callable[[], IncidentflowConfig], chat: object = None,
                         directory: object = None, sink: PostmortemSink | None = None,
                         tracker: Tracker | None = None, secrets: LearningSecrets | None = None,
-                        http: httpx.AsyncClient | None = None, mailer: object = None) -> list[Callable[..., Any]]:
+                        http: httpx.AsyncClient | None = None, mailer: object = None,
+                        records: LazyRecords | None = None) -> list[Callable[..., Any]]:
     from activities.postmortem_sinks import build_sink, build_tracker
 
     secrets = secrets or LearningSecrets()
@@ -41,26 +42,17 @@ def learning_activities(settings: Settings, config: Callable[[], IncidentflowCon
         mailer = SmtpMailer.from_url(settings.smtp_url.get_secret_value())
     listing: ActionDirectory | None = directory if hasattr(directory, "action_items") else None  # type: ignore[assignment]
     actions = ActionActivities(config, tracker, listing, poster, mailer)  # type: ignore[arg-type]
-    archive = ArchiveActivities(LazyArchive(settings), config)
+    archive = ArchiveActivities(LazyArchive(settings, records), config)
     return [postmortems.draft_postmortem, postmortems.update_postmortem, postmortems.collect_postmortem,
             actions.open_ticket, actions.change_ticket, actions.send_digest,
             archive.archive_incident, archive.archive_postmortem, archive.archive_action]
 
 
 class LazyArchive:
-    """The archive of the records store, opened (and migrated) the first time an activity writes to it."""
+    """The archive of the worker's records store (`workers.statuspage.LazyRecords`), opened on first use."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._store: Any = None
-        self._lock = threading.Lock()
+    def __init__(self, settings: Settings, records: LazyRecords | None = None) -> None:
+        self._records = records or LazyRecords(settings)
 
     def __call__(self) -> Any:
-        with self._lock:
-            if self._store is None:
-                from activities.records import RecordStore, database_url
-
-                url = database_url(self._settings.data_dir, self._settings.database_url.get_secret_value()
-                                   if self._settings.database_url else None)
-                self._store = RecordStore.open(url)
-            return self._store.archive
+        return self._records().archive

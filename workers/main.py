@@ -30,7 +30,7 @@ from domain.config import ConfigSource, IncidentflowConfig, Settings
 from workers.learning import learning_activities
 from workers.metrics import metrics_address, metrics_for
 from workers.registry import WORKFLOWS
-from workers.statuspage import statuspage_activities
+from workers.statuspage import LazyRecords, statuspage_activities
 
 log = logging.getLogger("incidentflow.worker")
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)  # on SIGTERM, activities in flight get this long (the pods allow 30 s)
@@ -109,6 +109,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     runbooks = RunbookActivities(lazy_runbook_steps(settings, runbook_steps), RunbookSource(settings.runbook_paths()),
                                  config)
     handoff = HandoffActivities(config, directory, notifier)
+    records = LazyRecords(settings)  # one engine for status mail and the archive
     return Worker(
         client,
         task_queue=settings.task_queue,
@@ -117,8 +118,8 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     escalation.page, escalation.sync_pagers, handoff.compose_handoff, handoff.send_handoff,
                     chat_activities.open_chat, chat_activities.sync_chat,
                     runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks,
-                    *statuspage_activities(settings, config, chat),
-                    *learning_activities(settings, config, chat, directory, **(learning or {}))],
+                    *statuspage_activities(settings, config, chat, records=records),
+                    *learning_activities(settings, config, chat, directory, records=records, **(learning or {}))],
         interceptors=interceptors,
         workflow_runner=RUNNER,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,

@@ -18,15 +18,16 @@ from domain.config import IncidentflowConfig, Settings
 from domain.statuspage.models import StatusPageConfig
 
 
-class LazyStore:
-    """The subscriber store, opened (and migrated) the first time an activity needs it."""
+class LazyRecords:
+    """The worker's records store (one engine for subscribers and the archive), opened and migrated the first time
+    an activity needs it: a worker that never mails or archives never touches a database."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._store: Any = None
         self._lock = threading.Lock()
 
-    def _open(self) -> Any:
+    def __call__(self) -> Any:
         with self._lock:
             if self._store is None:
                 from activities.records import RecordStore, database_url
@@ -35,14 +36,22 @@ class LazyStore:
                                    if self._settings.database_url else None)
                 key = self._settings.subscriber_key
                 self._store = RecordStore.open(url, subscriber_key=key.get_secret_value().encode() if key else None)
-            return self._store.subscribers
+            return self._store
+
+
+class LazyStore:
+    """The subscriber store of the worker's records store, opened on first use."""
+
+    def __init__(self, records: LazyRecords) -> None:
+        self._records = records
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._open(), name)
+        return getattr(self._records().subscribers, name)
 
 
 def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowConfig], chat: object = None,
-                          http: httpx.AsyncClient | None = None) -> list[Callable[..., Any]]:
+                          http: httpx.AsyncClient | None = None,
+                          records: LazyRecords | None = None) -> list[Callable[..., Any]]:
     """The status page's activities, and the stakeholders' (their channel is posted to through `chat` when it
     is Slack)."""
     mirror = None
@@ -62,7 +71,7 @@ def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowC
         from activities.mail import SmtpMailer
 
         mailer = SmtpMailer.from_url(settings.smtp_url.get_secret_value())
-    mail = StatusMailActivities(LazyStore(settings), mailer, lambda: config().statuspage)  # type: ignore[arg-type]
+    mail = StatusMailActivities(LazyStore(records or LazyRecords(settings)), mailer, lambda: config().statuspage)  # type: ignore[arg-type]
     mirrors = StatuspageMirrorActivities(mirror)
     poster = chat if hasattr(chat, "post_once") and hasattr(chat, "channel_id") else None
     stakeholders = StakeholderActivities(config, poster, mailer)  # type: ignore[arg-type]
