@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # The worker's Prometheus endpoint (Temporal SDK metrics and incidentflow's own); None: off
     worker_metrics_port: int | None = Field(None, ge=1, le=65535)
     worker_metrics_host: str = "0.0.0.0"
+    # Run workflow code in the SDK's sandbox. Off by default: measured, the sandbox costs ~40 % of a worker's CPU
+    # (it re-enters itself for every payload of every workflow task; bench/README.md "Issue 16"). The test suite
+    # runs every workflow sandboxed (tests/conftest.py turns it on), replays are sandboxed, and ruff bans
+    # clocks, randomness and the environment in workflows/ (pyproject.toml): determinism is checked there.
+    workflow_sandbox: bool = False
     task_queue: str = "incidentflow"
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=1, le=65535)

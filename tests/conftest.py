@@ -3,6 +3,7 @@ visibility/search attributes. Both come from pip packages, so tests run offline.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import uuid
@@ -27,6 +28,11 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
     WorkflowOutboundInterceptor,
 )
+
+# Every workflow here runs in the SDK's sandbox, which refuses what workflow code must not do (production runs
+# without it for speed: domain/settings.py `workflow_sandbox`). Worker processes the tests start inherit it; the
+# tests that start a worker with a clean INCIDENTFLOW_ environment run production's default.
+os.environ.setdefault("INCIDENTFLOW_WORKFLOW_SANDBOX", "1")
 
 from activities.notify import LogNotifier
 from domain.config import Settings

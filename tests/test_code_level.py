@@ -1,7 +1,7 @@
-"""Code level 1 (domain.models.incident.CODE_LEVEL): a new incident takes every change since the baseline without
-a `workflow.patched` marker and search attribute upsert each, and its escalation reads config (the policy, who is
-on call) in local activities. Incidents from before keep their patches' recorded branches
-(tests/test_replay.py)."""
+"""Code levels (domain.models.incident.CODE_LEVEL). Level 1: a new incident takes every change since the baseline
+without a `workflow.patched` marker and search attribute upsert each, and its escalation reads config (the policy,
+who is on call) in local activities. Level 2: declared where chat is off, it runs no `open_chat` activity.
+Incidents from before keep their recorded branches (tests/test_replay.py, `*.level-1-nochat.json`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.helpers import eventually
 
 async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(ts_env: WorkflowEnvironment,
                                                                                 tmp_path: object) -> None:
-    assert CODE_LEVEL == 1
+    assert CODE_LEVEL == 2
     async with running_worker(ts_env.client, data_dir=tmp_path) as (settings, _):
         inc = Incidents(ts_env.client, settings)
         iid = await inc.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV1, service="checkout",
@@ -31,13 +31,17 @@ async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(
         await eventually(lambda: inc.get(iid), lambda s: s.escalation_id is not None and s.alerts_received == 3)
         await inc.acknowledge(iid, AckInput(by="alice"))
         state = await inc.get(iid)
-        assert state.code_level == 1
+        assert state.code_level == 2
         history = await ts_env.client.get_workflow_handle(iid).fetch_history()
         kinds = Counter(e.WhichOneof("attributes") for e in history.events)
         assert kinds["marker_recorded_event_attributes"] == 0, "no patch markers"
         upserts = [list(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
                    for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
         assert not any("TemporalChangeVersion" in u for u in upserts)
+        activities = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                      if e.HasField("activity_task_scheduled_event_attributes")]
+        assert "open_chat" not in activities, "chat is off where it was declared: no activity asks"
+        assert state.chat is None and state.chat_checked
         escalation = await ts_env.client.get_workflow_handle(state.escalation_id).fetch_history()
         reads = [e.activity_task_scheduled_event_attributes.activity_type.name for e in escalation.events
                  if e.HasField("activity_task_scheduled_event_attributes")]

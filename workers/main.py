@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 from temporalio.client import Client
-from temporalio.worker import Interceptor, Worker
+from temporalio.worker import Interceptor, UnsandboxedWorkflowRunner, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.chat import ChatActivities
@@ -38,6 +38,7 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=20)  # on SIGTERM, activities in flight ge
 # worker's CPU in importlib under bench/ingest.py) for every new workflow run. Their mixins, domain and activities
 # were passed through already; the sandbox's restrictions still guard what they import inside it.
 RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
+UNSANDBOXED = UnsandboxedWorkflowRunner()
 
 
 def build_pagers(settings: Settings, http: httpx.AsyncClient | None = None) -> dict[str, Pager]:
@@ -121,7 +122,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     *statuspage_activities(settings, config, chat, records=records),
                     *learning_activities(settings, config, chat, directory, records=records, **(learning or {}))],
         interceptors=interceptors,
-        workflow_runner=RUNNER,
+        workflow_runner=RUNNER if settings.workflow_sandbox else UNSANDBOXED,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

@@ -46,7 +46,7 @@ class IncidentChildren(IncidentRunbooks):
             EscalationStart(code_level=s.code_level, incident_id=s.id, summary=self._page_summary(),
                             severity=s.severity, service=s.service,
                             incident_url=s.url, channel=self._channel_link(), start_level=level),
-            id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+            id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON, priority=options.URGENT,
             static_summary=f"Escalation {s.escalations} for {s.id}")
         s.escalation_id, s.escalation_active = child_id, True
         self._children.add(child_id)

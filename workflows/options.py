@@ -9,11 +9,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from temporalio.common import RetryPolicy
+from temporalio.common import Priority, RetryPolicy
 
 from activities.errors import NON_RETRYABLE_TYPES
 
 FINAL = list(NON_RETRYABLE_TYPES)
+
+# Task priorities (1 highest, 5 lowest; 3 when unset): when a worker falls behind (an alert storm, a restart),
+# the server hands out what wakes people first. Escalations (their workflow tasks and pages) go first; the
+# archive, which nobody waits for, last. Priority is not part of a command's identity: replays are unaffected.
+URGENT = Priority(priority_key=1)
+BACKGROUND = Priority(priority_key=5)
 
 # Notifications: quick, retried with backoff for a while; a reminder that cannot be delivered in an
 # hour is stale, and the next one is already scheduled.
@@ -34,6 +40,7 @@ CONFIG: dict[str, Any] = {
 # Pages: keep trying through vendor outages and rate limits (the adapter classifies what is worth
 # retrying); a page still undelivered after 30 minutes has been overtaken by the escalation anyway.
 PAGE: dict[str, Any] = {
+    "priority": URGENT,
     "start_to_close_timeout": timedelta(seconds=30),
     "schedule_to_close_timeout": timedelta(minutes=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -119,6 +126,7 @@ DOCUMENT: dict[str, Any] = {
 # The archive (the records store: a local SQLite file or PostgreSQL): quick, retried through a database restart;
 # the incident's run loop waits for it, so a broken database is a timeline warning after a few minutes, not a stall.
 ARCHIVE: dict[str, Any] = {
+    "priority": BACKGROUND,
     "start_to_close_timeout": timedelta(seconds=30),
     "schedule_to_close_timeout": timedelta(minutes=5),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,

@@ -225,7 +225,9 @@ class IncidentState(BaseModel):
 # `workflow.patched` call (each cost a marker and a search attribute upsert per incident), and the escalation's
 # config reads (its policy, who is on call) run as local activities. Incidents started at
 # level 0 (before it) keep taking their patches' recorded branches.
-CODE_LEVEL = 1
+# Level 2: an incident declared where chat is off (`IncidentPolicy.chat` False) runs no `open_chat` activity (it
+# only ever answered "chat off").
+CODE_LEVEL = 2
 
 
 class IncidentStart(BaseModel):
