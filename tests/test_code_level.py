@@ -38,6 +38,8 @@ async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(
         upserts = [list(e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields)
                    for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")]
         assert not any("TemporalChangeVersion" in u for u in upserts)
+        assert not any("IncidentDeclaredAt" in u for u in upserts), "the door's declaration time stands"
+        assert upserts and "IncidentAcknowledged" in upserts[0], f"nothing to upsert before the ack: {upserts}"
         activities = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
                       if e.HasField("activity_task_scheduled_event_attributes")]
         assert "open_chat" not in activities, "chat is off where it was declared: no activity asks"

@@ -47,6 +47,7 @@ MILESTONES = (EventKind.declared, EventKind.acknowledged, EventKind.severity, Ev
 MAX_PAGED = 50  # people remembered as paged (invited to the channel)
 MAX_BUTTONS = 50  # messages with buttons remembered until answered
 _UNSET = object()
+DECLARED_AT_SLACK = timedelta(minutes=1)  # IncidentDeclaredAt: the door's clock vs the workflow's first task
 
 
 class IncidentCore:
@@ -307,6 +308,16 @@ class IncidentCore:
                             "every alert has resolved: the monitoring window starts")
 
     # ---------------------------------------------------------------- visibility
+    def _needless(self, key: SearchAttributeKey[Any], value: object) -> bool:
+        """Code level 2 skips two upserts every new incident paid: unsetting an attribute it never had (no
+        commander yet), and rewriting the door's declaration time (set at start) with the workflow's own a few
+        milliseconds later (within DECLARED_AT_SLACK)."""
+        if self.s.code_level < 2:
+            return False
+        synced = self._synced.get(key.name, _UNSET)
+        return ((value is None and synced is _UNSET)
+                or (key.name == sa.DECLARED_AT.name and _close_in_time(synced, value)))
+
     def _sync_search_attributes(self) -> None:
         """Upsert only the search attributes that changed (each upsert is a history event)."""
         s = self.s
@@ -319,12 +330,16 @@ class IncidentCore:
             wanted.append((sa.CHANNEL, s.chat.channel_id))
         updates: list[SearchAttributeUpdate[Any]] = []
         for key, value in wanted:
-            if self._synced.get(key.name, _UNSET) == value:
+            if self._synced.get(key.name, _UNSET) == value or self._needless(key, value):
                 continue
             updates.append(key.value_unset() if value is None else key.value_set(value))
             self._synced[key.name] = value
         if updates:
             workflow.upsert_search_attributes(updates)
+
+
+def _close_in_time(a: object, b: object) -> bool:
+    return isinstance(a, datetime) and isinstance(b, datetime) and abs(a - b) <= DECLARED_AT_SLACK
 
 
 def current_search_attributes() -> dict[str, object]:
