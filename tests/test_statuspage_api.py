@@ -1,6 +1,7 @@
 """The status page through the real API and worker on a dev server: draft → publish (comms lead or IC only) →
 the public page, Statuspage JSON and feed; subscribe → confirm by the mailed link → mailed on the next update;
-maintenance scheduled over HTTP; bad input named."""
+maintenance scheduled over HTTP; bad input named. With Temporal unreachable, every public page (front page,
+history, feed, JSON) is served from the published files."""
 
 from __future__ import annotations
 
@@ -15,9 +16,22 @@ import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.statuspage import write_page
 from domain.config import IncidentflowConfig, load_config
+from domain.settings import Settings
+from domain.statuspage.messages import PublishFiles
+from domain.statuspage.models import (
+    ComponentChange,
+    ComponentStatus,
+    PublicStatus,
+    PublishInput,
+    StatusPageState,
+)
+from domain.statuspage.state import ensure_components, publish
+from incidentflow.api import create_app
 from tests.conftest import serve_api
 from tests.fakes.smtp import SmtpServer
+from tests.helpers import uvicorn_serving
 
 EXAMPLE = Path(__file__).parent.parent / "config" / "example.yaml"
 LINK = re.compile(r"(/status/(?:confirm|unsubscribe))\?token=([A-Za-z0-9_%~.-]+)")
@@ -131,6 +145,42 @@ async def test_alerts_for_a_component_under_maintenance_do_not_page(dev_env: Wor
         other = await api.post("/v1/alerts/generic", json={"title": "Search slow", "service": "search",
                                                            "severity": "SEV3", "dedup_key": "search-slow"})
         assert other.json()["outcome"] == "accepted"
+
+
+def published(cfg: IncidentflowConfig, directory: Path) -> None:
+    """The files the worker wrote before Temporal went away: one resolved incident (on the history page)."""
+    sp, at = cfg.statuspage, datetime.now(UTC) - timedelta(days=3)
+    state = StatusPageState()
+    ensure_components(state, sp, at - timedelta(days=1))
+    for status, component, minutes in ((PublicStatus.investigating, ComponentStatus.major_outage, 0),
+                                       (PublicStatus.resolved, ComponentStatus.operational, 40)):
+        publish(state, sp, PublishInput(incident_id="inc-db", name="Login outage", status=status, by="bob",
+                                        body=f"Login is {status.value}.",
+                                        components=[ComponentChange(component="login", status=component)]),
+                at + timedelta(minutes=minutes))
+    write_page(directory, PublishFiles(state=state, config=sp, at=at + timedelta(hours=1)))
+
+
+async def test_every_public_page_is_served_from_disk_while_temporal_is_down(tmp_path: Path) -> None:
+    cfg = config("https://status.example.com")
+    published(cfg, tmp_path / "statuspage")
+    down = Settings(temporal_address="127.0.0.1:1", data_dir=tmp_path)
+    async with uvicorn_serving(create_app(down, config=cfg)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
+        history = await api.get("/status/history")
+        assert history.status_code == 200, history.text
+        assert "Incident history" in history.text and "Login outage" in history.text
+        assert 'href="/status"' in history.text and 'href="index.html"' not in history.text  # our routes
+        front = await api.get("/status")
+        assert front.status_code == 200 and "Login outage" in front.text
+        assert '<form method="post" action="/status/subscribe">' in front.text  # not the static copy's URL
+        assert (await api.get("/status/feed.atom")).status_code == 200
+        assert (await api.get("/api/v2/summary.json")).json()["page"]["url"] == "https://status.example.com"
+    nothing = Settings(temporal_address="127.0.0.1:1", data_dir=tmp_path / "empty")
+    async with uvicorn_serving(create_app(nothing, config=cfg)) as port, \
+            httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as api:
+        unpublished = await api.get("/status/history")  # no files and no Temporal: say so, and when to retry
+        assert unpublished.status_code == 503 and unpublished.headers["Retry-After"]
 
 
 async def _json(api: httpx.AsyncClient, path: str, ok: Any) -> dict[str, Any] | None:

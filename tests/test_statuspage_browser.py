@@ -107,7 +107,17 @@ def test_the_page_reads_right_in_a_real_browser(site: str, browser: object, labe
     bars = checkout.locator(".bars")
     assert bars.get_attribute("role") == "img" and "uptime over the last 90 days" in (bars.get_attribute("aria-label")
                                                                                       or "")
-    assert bars.locator("span").count() == 90
+    assert bars.locator("i").count() == 90
+    assert checkout.locator("details.days summary").inner_text() == "1 disrupted day"  # closed: the list is hidden
+    assert checkout.locator("details.days time").get_attribute("datetime") == "2026-12-06"
+    delays = rows.filter(has_text="Email delivery")
+    assert "disrupted on 1 day" in (delays.locator(".bars").get_attribute("aria-label") or "")
+    delays.locator("details.days summary").click()  # opens without JavaScript
+    assert "partial outage" in delays.locator("details.days li").inner_text()
+    form = page.locator("form[method=post]")
+    assert form.get_attribute("action") == "https://status.example.com/status/subscribe"  # the API at statuspage.url
+    assert page.get_by_label("Email address").get_attribute("type") == "email"
+    assert page.get_by_role("checkbox", name="Checkout").count() == 1
     active = page.locator("section.incident").first
     assert "Checkout payments failing" in active.inner_text() and "faulty release" in active.inner_text()
     assert "Database upgrade" in page.locator("main").inner_text()

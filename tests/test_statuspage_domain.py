@@ -162,8 +162,12 @@ def test_html_page_is_small_accessible_and_has_no_script_or_external_assets() ->
     assert not re.findall(r'(?:src|href)="https?://', html)
     for landmark in ('<main', 'role="banner"', 'role="contentinfo"', 'lang="en"', 'aria-label="Component 1:'):
         assert landmark in html
-    assert "UTC" in html and html.count('class="b-') == 12 * cfg.history_days
-    assert 'href="/status/history"' in html
+    assert "UTC" in html and html.count("<i>") + html.count("<i class=") == 12 * cfg.history_days  # a bar per day, text only on bad days
+    assert html.count('<i class="b-critical" title="Dec 06">') == 1
+    assert '<time datetime="2026-12-06">Dec 06</time>: 99.65 % uptime, 5 min major outage</li>' in html
+    assert 'aria-label="Component 1: 99.99 % uptime over the last 90 days; disrupted on 1 day"' in html
+    assert 'aria-label="Component 2: 100.0 % uptime over the last 90 days; no disruptions"' in html
+    assert 'href="/status/history"' in html and '<form method="post" action="/status/subscribe">' in html
 
 
 def test_feed_is_atom_with_an_entry_per_update() -> None:
@@ -184,6 +188,11 @@ def test_static_files_cover_the_page_feed_and_every_json_document() -> None:
             "api/v2/components.json", "api/v2/incidents.json", "api/v2/incidents/unresolved.json",
             "api/v2/scheduled-maintenances/upcoming.json"} <= set(files)
     assert b'href="history.html"' in files["index.html"]
+    # the static copy's form posts to the API at statuspage.url (a static host cannot take a POST)
+    assert b'<form method="post" action="https://status.example.com/status/subscribe">' in files["index.html"]
+    assert b"<form" not in files["history.html"]
+    bare = static_files(config(url=None), fresh(cfg), T0)["index.html"]
+    assert b'action="/status/subscribe"' in bare
 
 
 @pytest.mark.parametrize(("phase", "status"), [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ _ENV = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
 _PAGE = _ENV.from_string(PAGE)
 _INCIDENT = _ENV.from_string(INCIDENT)
 PAST_ON_FRONT = 10
+SUBSCRIBE_PATH = "/status/subscribe"
 
 
 @dataclass(frozen=True)
@@ -37,15 +39,19 @@ class Links:
     history: str
     feed: str
     json: str
+    subscribe: str  # where the subscribe form posts: always the API (a static host cannot take a POST)
 
     @classmethod
     def served(cls, prefix: str = "/status") -> Links:
         return cls(home=f"{prefix}", history=f"{prefix}/history", feed=f"{prefix}/feed.atom",
-                   json="/api/v2/summary.json")
+                   json="/api/v2/summary.json", subscribe=SUBSCRIBE_PATH)
 
     @classmethod
-    def static(cls) -> Links:
-        return cls(home="index.html", history="history.html", feed="feed.atom", json="api/v2/summary.json")
+    def static(cls, api_url: str | None = None) -> Links:
+        """Relative links between the files; the form posts to the API at `statuspage.url` (the base the mailed
+        confirm and unsubscribe links use too), or to this host's /status/subscribe when no URL is set."""
+        return cls(home="index.html", history="history.html", feed="feed.atom", json="api/v2/summary.json",
+                   subscribe=f"{api_url.rstrip('/')}{SUBSCRIBE_PATH}" if api_url else SUBSCRIBE_PATH)
 
 
 def when(t: datetime) -> str:
@@ -61,26 +67,41 @@ def _incident(config: StatusPageConfig, i: PublicIncident) -> Markup:
     return Markup(_INCIDENT.render(i=view))
 
 
-def _bars(state: StatusPageState, component: str, days: int, now: datetime) -> tuple[list[dict[str, str]], float]:
+_LEVELS = (("major", "critical", "major outage"), ("partial", "major", "partial outage"),
+           ("degraded", "minor", "degraded performance"))
+
+
+def _minutes(value: float) -> str:
+    return f"{round(value)} min" if value >= 1 else "under 1 min"
+
+
+def _uptime(state: StatusPageState, component: str, days: int, now: datetime) -> dict[str, Any]:
+    """The 90 bars as classes only (a plain bar is an operational day), one summary for screen readers, and
+    the text of the disrupted days alone: 90 titled bars per component would not fit 100 KB for 30 of them."""
     outages = day_outages(state, component, now)
     today = now.astimezone(UTC).date()
-    bars, total = [], 0.0
+    bars: list[dict[str, str] | None] = []
+    disrupted: list[dict[str, str]] = []
+    total = 0.0
     for back in range(days - 1, -1, -1):
-        day = (today - timedelta(days=back)).isoformat()
-        o = outages.get(day)
+        date = today - timedelta(days=back)
+        o = outages.get(date.isoformat())
         pct = uptime(o)
         total += pct
-        level = "none"
-        if o and o.major:
-            level = "critical"
-        elif o and o.partial:
-            level = "major"
-        elif o and o.degraded:
-            level = "minor"
-        detail = f"{day}: {pct} % uptime" + (f", {round(o.major)} min major outage" if o and o.major else "") \
-            + (f", {round(o.partial)} min partial outage" if o and o.partial else "")
-        bars.append({"level": level, "title": detail})
-    return bars, round(total / days, 2)
+        worst = next((level for field, level, _ in _LEVELS if o and getattr(o, field) > 0), None)
+        if o is None or worst is None:
+            bars.append(None)
+            continue
+        minutes = ", ".join(f"{_minutes(getattr(o, field))} {label}" for field, _, label in _LEVELS
+                            if getattr(o, field) > 0)
+        text = f"{pct} % uptime, {minutes}"
+        bars.append({"level": worst, "title": f"{date:%b %d}"})  # the day's text is in the list below
+        disrupted.append({"iso": date.isoformat(), "date": f"{date:%b %d}", "text": text})
+    up = math.floor(total / days * 100) / 100  # rounded down: a short outage never shows as 100 %
+    n = len(disrupted)
+    summary = f"{up} % uptime over the last {days} days; " + (
+        f"disrupted on {n} day{'' if n == 1 else 's'}" if n else "no disruptions")
+    return {"bars": bars, "uptime": up, "summary": summary, "disrupted": disrupted[::-1]}
 
 
 def _maintenance(config: StatusPageConfig, m: Maintenance) -> dict[str, Any]:
@@ -97,9 +118,9 @@ def render_page(config: StatusPageConfig, state: StatusPageState, now: datetime,
     for spec in config.components:
         current = state.components.get(spec.id)
         status = current.status if current else ComponentStatus.operational
-        bars, up = _bars(state, spec.id, days, now)
-        components.append({"name": spec.name, "group": spec.group, "description": spec.description,
-                           "status": status.value, "status_label": status.label, "bars": bars, "uptime": up})
+        components.append({"id": spec.id, "name": spec.name, "group": spec.group, "description": spec.description,
+                           "status": status.value, "status_label": status.label,
+                           **_uptime(state, spec.id, days, now)})
     ind = render_json.indicator(state)
     live = (MaintenanceStatus.scheduled, MaintenanceStatus.in_progress, MaintenanceStatus.verifying)
     resolved = [i for i in state.incidents if not i.open]
@@ -135,7 +156,7 @@ def render_feed(config: StatusPageConfig, state: StatusPageState, now: datetime)
 
 def static_files(config: StatusPageConfig, state: StatusPageState, now: datetime) -> dict[str, bytes]:
     """Everything a static host needs to serve the page while our own infrastructure is down."""
-    links = Links.static()
+    links = Links.static(config.url)
     files = {
         "index.html": render_page(config, state, now, links).encode(),
         "history.html": render_page(config, state, now, links, history=True).encode(),

@@ -2,7 +2,8 @@
 
 Public (no token): `GET /status`, `/status/history`, `/status/feed.atom` and Statuspage-compatible JSON under
 `/api/v2/`. They are served from the static files the worker publishes when this process can read them (so
-they answer while Temporal is down), else rendered from the StatusPageWorkflow's state.
+they answer while Temporal is down), else rendered from the StatusPageWorkflow's state. The files link to each
+other; served here, their links (and the subscribe form) point at these routes.
 With a token: drafts and publishing (`/v1/incidents/{id}/public-updates`), component statuses, maintenances."""
 
 from __future__ import annotations
@@ -112,22 +113,32 @@ async def _state(request: Request) -> tuple[StatusPageConfig, StatusPageState]:
     return inc.config.statuspage, await inc.statuspage_state()
 
 
+def _relinked(page: bytes, cfg: StatusPageConfig) -> bytes:
+    """A published page's links, pointed at this API's routes (the files link to each other)."""
+    static, served = Links.static(cfg.url), Links.served()
+    for attr, name in (("href", "home"), ("href", "history"), ("href", "feed"), ("href", "json"),
+                       ("action", "subscribe")):
+        page = page.replace(f'{attr}="{getattr(static, name)}"'.encode(), f'{attr}="{getattr(served, name)}"'.encode())
+    return page
+
+
+async def _page(request: Request, history: bool) -> Response:
+    """The published file while it can be read (so the page answers while Temporal is down), else rendered."""
+    cached = await _served(request, "history.html" if history else "index.html")
+    if cached is not None:
+        return HTMLResponse(_relinked(cached, request.app.state.config.statuspage))
+    cfg, state = await _state(request)
+    return HTMLResponse(render_page(cfg, state, datetime.now(UTC), Links.served(), history=history))
+
+
 @public.get("/status", response_class=HTMLResponse, summary="The public status page (HTML, no JavaScript)")
 async def status_page(request: Request) -> Response:
-    cached = await _served(request, "index.html")
-    if cached is not None:
-        return HTMLResponse(cached.replace(b'href="index.html"', b'href="/status"')
-                            .replace(b'href="history.html"', b'href="/status/history"')
-                            .replace(b'href="feed.atom"', b'href="/status/feed.atom"')
-                            .replace(b'href="api/v2/summary.json"', b'href="/api/v2/summary.json"'))
-    cfg, state = await _state(request)
-    return HTMLResponse(render_page(cfg, state, datetime.now(UTC), Links.served()))
+    return await _page(request, history=False)
 
 
 @public.get("/status/history", response_class=HTMLResponse, summary="Past incidents of the status page")
 async def status_history(request: Request) -> Response:
-    cfg, state = await _state(request)
-    return HTMLResponse(render_page(cfg, state, datetime.now(UTC), Links.served(), history=True))
+    return await _page(request, history=True)
 
 
 @public.get("/status/feed.atom", summary="Atom feed of public incident updates")
