@@ -41,7 +41,14 @@ from domain.statuspage.models import (
     StatusPageConfig,
     StatusPageState,
 )
-from incidentflow.client_base import CommandRejected, Door, IncidentNotFound, NoWorker, update_id
+from incidentflow.client_base import (
+    CommandRejected,
+    Door,
+    IncidentflowError,
+    IncidentNotFound,
+    NoWorker,
+    update_id,
+)
 from workflows.status_mail import SubscriptionWorkflow
 from workflows.statuspage import StatusPageWorkflow
 
@@ -141,15 +148,21 @@ class StatusPages(Door):
 
     async def cancel_maintenance(self, maintenance_id: str, by: str, reason: str = "",
                                  key: str | None = None) -> Maintenance:
-        m: Maintenance = await self._page_update(StatusPageWorkflow.maintenance_step, MaintenanceStepInput(
-            maintenance_id=maintenance_id, status=MaintenanceStatus.cancelled,
-            body=reason or "This maintenance has been cancelled.", by=by), key)
+        try:
+            m: Maintenance = await self._page_update(StatusPageWorkflow.maintenance_step, MaintenanceStepInput(
+                maintenance_id=maintenance_id, status=MaintenanceStatus.cancelled,
+                body=reason or "This maintenance has been cancelled.", by=by), key)
+        except CommandRejected as exc:
+            raise _unknown_maintenance(exc) from None
         return m
 
     async def extend_maintenance(self, maintenance_id: str, until: datetime, by: str,
                                  key: str | None = None) -> Maintenance:
-        m: Maintenance = await self._page_update(StatusPageWorkflow.extend_maintenance, MaintenanceExtend(
-            maintenance_id=maintenance_id, until=until, by=by), key)
+        try:
+            m: Maintenance = await self._page_update(StatusPageWorkflow.extend_maintenance, MaintenanceExtend(
+                maintenance_id=maintenance_id, until=until, by=by), key)
+        except CommandRejected as exc:
+            raise _unknown_maintenance(exc) from None
         return m
 
     async def maintenance_for(self, service: str | None, severity: Severity) -> str | None:
@@ -202,3 +215,8 @@ class Subscriptions(Door):
         except WorkflowFailureError as exc:
             inner = getattr(exc.cause, "cause", None) or exc.cause
             raise CommandRejected(str(inner)) from None
+
+
+def _unknown_maintenance(exc: CommandRejected) -> IncidentflowError:
+    """An unknown maintenance id is not found (HTTP 404, CLI exit 1), not a refused command (409)."""
+    return IncidentNotFound(str(exc)) if "no maintenance" in str(exc) else exc

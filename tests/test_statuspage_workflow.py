@@ -1,5 +1,6 @@
 """The StatusPageWorkflow and MaintenanceWorkflow on the time-skipping server: published files on disk,
-retries applied once, refusals that change nothing, maintenance timers that move the components."""
+retries applied once, refusals that change nothing, maintenance timers that move the components, subscribers
+mailed at each maintenance step; and (pure) the state kept under its byte bound, update ids never reused."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +24,26 @@ from activities.statuspage import StatusPageActivities, published_version
 from activities.statuspage_io import AtlassianStatuspage
 from activities.statuspage_mirror import StatuspageMirrorActivities
 from activities.subscribers import StatusMailActivities
-from domain.statuspage.messages import STATUSPAGE_ID, MaintenanceExtend, MaintenanceStepInput, StatusPageStart
+from domain.statuspage import state as page_state
+from domain.statuspage.messages import (
+    STATUSPAGE_ID,
+    MaintenanceExtend,
+    MaintenanceStepInput,
+    PublishFiles,
+    StatusPageStart,
+)
 from domain.statuspage.models import (
     ComponentChange,
     ComponentStatus,
+    Impact,
     MaintenanceInput,
     MaintenanceStatus,
+    PublicIncident,
     PublicStatus,
+    PublicUpdate,
     PublishInput,
     StatusPageConfig,
+    StatusPageState,
 )
 from tests.fakes.smtp import SmtpServer
 from tests.fakes.statuspage import FakeStatuspage
@@ -211,6 +223,48 @@ async def test_each_update_mails_subscribers_once_and_mirrors_to_statuspage(
     assert len(sp.incidents) == 1 and len(sp.incidents[0]["incident_updates"]) == 2
 
 
+async def test_subscribers_are_mailed_each_maintenance_step_of_their_components(
+        page: tuple[WorkflowHandle[Any, Any], Path], ts_env: WorkflowEnvironment, smtp: SmtpServer,
+        store: RecordStore) -> None:
+    """Announced, each reminder, started and completed (or cancelled): one mail per step to the subscribers of
+    the maintenance's components and to those of all components; never to those of other components."""
+    handle, _ = page
+    for email, comps in (("ann@example.com", ["api"]), ("bob@example.com", ["web"]), ("cy@example.com", [])):
+        store.subscribers.confirm(store.subscribers.subscribe(email, comps).confirm_token)
+    now = await ts_env.get_current_time()
+    m = await handle.execute_update(StatusPageWorkflow.schedule_maintenance, MaintenanceInput(
+        title="Database upgrade", components=["api"], start=now + timedelta(hours=25),
+        end=now + timedelta(hours=26), by="dave"))
+    off = await handle.execute_update(StatusPageWorkflow.schedule_maintenance, MaintenanceInput(
+        title="Network work", components=["web"], start=now + timedelta(hours=30), end=now + timedelta(hours=31),
+        by="dave"))
+    await until(lambda: len(smtp.messages()) >= 4, ts_env, tries=200)  # both announced
+    await handle.execute_update(StatusPageWorkflow.maintenance_step, MaintenanceStepInput(
+        maintenance_id=off.id, status=MaintenanceStatus.cancelled, body="Postponed.", by="dave"))
+    await ts_env.sleep(timedelta(hours=26, minutes=5))  # 24 h and 1 h reminders, start, end
+    await until(lambda: len(smtp.messages()) >= 14, ts_env, tries=200)
+
+    def subjects(to: str) -> list[str]:
+        return [str(r.message["Subject"]) for r in smtp.messages() if to in r.recipients]
+    upgrade = [f"[Acme status] Maintenance: Database upgrade ({step})"
+               for step in ("scheduled", "scheduled", "scheduled", "in progress", "completed")]
+    network = [f"[Acme status] Maintenance: Network work ({step})" for step in ("scheduled", "cancelled")]
+    assert sorted(subjects("ann@example.com")) == sorted(upgrade)
+    assert sorted(subjects("bob@example.com")) == sorted(network)
+    assert sorted(subjects("cy@example.com")) == sorted(upgrade + network)
+    bodies = [str(r.message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+              for r in smtp.messages() if "ann@example.com" in r.recipients]
+    for says in ("Reminder: this maintenance starts in 24 h", "Reminder: this maintenance starts in 60 min",
+                 "In progress - The scheduled maintenance has started.",
+                 "Completed - The scheduled maintenance is complete."):
+        assert any(says in b for b in bodies), (says, bodies)
+    assert any("Cancelled - Postponed." in str(r.message.get_body(("plain",)).get_content())  # type: ignore[union-attr]
+               for r in smtp.messages() if "bob@example.com" in r.recipients)
+    assert smtp.count_by_recipient() == {"ann@example.com": 5, "bob@example.com": 2, "cy@example.com": 7}
+    state = await handle.query(StatusPageWorkflow.get_state)
+    assert state.maintenance(m.id).status == MaintenanceStatus.completed  # type: ignore[union-attr]
+
+
 async def test_publishes_across_continue_as_new_all_land(tmp_path: Path) -> None:
     """The page continues as new (when Temporal suggests it, here after 40 events, or after 12 changes): a
     publish arriving while the old run writes its last version is neither failed nor left unwritten
@@ -248,3 +302,55 @@ async def test_publishes_across_continue_as_new_all_land(tmp_path: Path) -> None
             assert len(summary(directory)["incidents"]) == 60
     finally:
         await env.shutdown()
+
+
+# ------------------------------------------------------------------------------------- the state's size (pure)
+
+def _incident(n: int, is_open: bool, updates: int, at: datetime) -> PublicIncident:
+    status = PublicStatus.investigating if is_open else PublicStatus.resolved
+    return PublicIncident(
+        id=f"pi-inc-{n}", incident_id=f"inc-{n}", name="N" * 200, status=status, impact=Impact.critical,
+        created_at=at, updated_at=at, resolved_at=None if is_open else at, components=["api"],
+        updates=[PublicUpdate(id=f"pi-inc-{n}-u{k}", status=status, body=f"{n}/{k} " + "x" * 4990, created_at=at,
+                              by="carol") for k in range(updates, 0, -1)])
+
+
+def test_the_state_stays_under_its_byte_bound_in_the_worst_case() -> None:
+    """The count limits (200 incidents, 50 updates of up to 5,000 characters) allow ~50 MB, and the whole state
+    is one payload (publish_page's input, continue-as-new's; Temporal refuses 2 MB). The next change prunes it
+    under MAX_STATE_BYTES: open incidents keep their newest updates, the most recent history stays."""
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    state = StatusPageState(incidents=[_incident(n, n >= 195, page_state.MAX_UPDATES, start + timedelta(minutes=n))
+                                       for n in reversed(range(200))])  # newest first; five still open
+    assert page_state.state_bytes(state) > 50_000_000
+    page_state.publish(state, CONFIG, publish_input(incident_id="inc-new", body="y" * 5000), start + timedelta(hours=5))
+    size = page_state.state_bytes(state)
+    assert size <= page_state.MAX_STATE_BYTES
+    assert len(StatusPageStart(state=state, requests={f"r{i}": "x" * 80 for i in range(500)}).model_dump_json()) \
+        < 1_000_000  # continue-as-new's input, with the most request ids it keeps
+    assert len(PublishFiles(state=state, config=CONFIG, at=start).model_dump_json()) < 1_000_000
+    opened = [i for i in state.incidents if i.open]
+    assert [i.incident_id for i in opened] == ["inc-new", *(f"inc-{n}" for n in range(199, 194, -1))]
+    assert all(i.updates[0].id == f"{i.id}-u{len(i.updates) if i.incident_id == 'inc-new' else 50}"
+               for i in opened)  # each keeps its newest update
+    resolved = [int(i.incident_id.split("-")[1]) for i in state.incidents if not i.open]
+    assert resolved and resolved == list(range(194, 194 - len(resolved), -1))  # the newest history stays
+    assert size > page_state.MAX_STATE_BYTES * 0.8, "pruned to the bound, not far beyond it"
+
+    small = StatusPageState(incidents=[_incident(n, n == 0, 4, start) for n in range(20)])  # ~420 KB
+    before = small.model_dump_json()
+    page_state._prune(small, CONFIG, start)
+    assert small.model_dump_json() == before  # a state under the bound keeps every incident whole
+
+
+def test_update_ids_are_never_reused_after_older_updates_are_pruned() -> None:
+    """An update's id names its subscriber mail and mirror call: the 51st and 52nd updates of one incident, and
+    the reopening of a resolved incident whose older updates were pruned, each get an id of their own."""
+    state, at = StatusPageState(), datetime(2026, 3, 1, tzinfo=UTC)
+    ids = [page_state.publish(state, CONFIG, publish_input(body=f"update {i}"), at).id for i in range(page_state.MAX_UPDATES + 2)]
+    assert len(set(ids)) == len(ids) and ids[-1] == f"pi-inc-1-u{page_state.MAX_UPDATES + 2}"
+    trimmed = _incident(7, False, 3, at)
+    trimmed.updates = trimmed.updates[:1]  # u3 kept, u1 and u2 pruned
+    state.incidents.append(trimmed)
+    reopened = page_state.publish(state, CONFIG, publish_input(incident_id="inc-7", body="It is back."), at)
+    assert reopened.id == "pi-inc-7-u4"

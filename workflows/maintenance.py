@@ -2,7 +2,9 @@
 
 Reminders before it, components under maintenance at its start, back at its end (which an extension moves);
 each step is reported to the StatusPageWorkflow, which owns the page. Cancelled or completed early by a
-person: it ends without touching the page."""
+person: the StatusPageWorkflow applies that step (a cancelled update; its components
+still under maintenance back to operational) and
+tells this workflow, which then ends without reporting anything more."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
         MaintenanceStart,
         MaintenanceStepInput,
     )
-    from domain.statuspage.models import MaintenanceStatus
+    from domain.statuspage.models import MaintenanceStatus, utc
 
 
 @workflow.defn(name="MaintenanceWorkflow")
@@ -47,7 +49,7 @@ class MaintenanceWorkflow:
                 when = f"{left.total_seconds() / 3600:.0f} h" if left >= timedelta(hours=2) else \
                     f"{left.total_seconds() / 60:.0f} min"
                 await self._report(MaintenanceStatus.scheduled,
-                                   f"Reminder: this maintenance starts in {when}, at {self.begin:%Y-%m-%d %H:%M} UTC.")
+                                   f"Reminder: this maintenance starts in {when}, at {utc(self.begin):%Y-%m-%d %H:%M} UTC.")
         if await self._sleep_until(lambda: self.begin):
             return "cancelled"
         await self._report(MaintenanceStatus.in_progress, "The scheduled maintenance has started.")

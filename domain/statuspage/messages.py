@@ -13,6 +13,7 @@ from domain.statuspage.models import (
     PublicUpdate,
     StatusPageConfig,
     StatusPageState,
+    UtcTime,
 )
 
 STATUSPAGE_ID = "incidentflow-statuspage"  # the page of the default task queue
@@ -55,7 +56,7 @@ class MaintenanceStepInput(BaseModel):
 
 class MaintenanceExtend(BaseModel):
     maintenance_id: str
-    until: datetime
+    until: UtcTime  # kept in UTC; a time without an offset is refused by the page (`state.extend_maintenance`)
     by: str
 
 
@@ -70,7 +71,7 @@ class MaintenanceStart(BaseModel):
 class MaintenanceChange(BaseModel):
     """A signal to a running MaintenanceWorkflow: a new end, or cancelled."""
 
-    until: datetime | None = None
+    until: UtcTime | None = None
     cancel: bool = False
     by: str = ""
 

@@ -6,18 +6,28 @@ statuses, four incident impacts, four public incident statuses, four maintenance
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import Enum
+from typing import Annotated
 
 from jinja2 import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from domain.models.base import Duration, SeverityKey
 from domain.models.common import Severity
 from domain.text import MultiLine, SingleLine
 
 COMPONENT_ID = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def utc(at: datetime) -> datetime:
+    """The moment in UTC (a time given as 03:00+01:00 is 02:00 UTC); a naive time is left as it is (the
+    inputs refuse one). Everything the page prints says "UTC", so what it keeps is UTC."""
+    return at.astimezone(UTC) if at.utcoffset() is not None else at
+
+
+UtcTime = Annotated[datetime, AfterValidator(utc)]  # kept in UTC, whatever offset it came with
 
 
 class ComponentStatus(str, Enum):
@@ -166,8 +176,8 @@ class Maintenance(BaseModel):
     title: SingleLine
     body: MultiLine = ""
     components: list[str]
-    scheduled_for: datetime
-    scheduled_until: datetime
+    scheduled_for: UtcTime
+    scheduled_until: UtcTime
     status: MaintenanceStatus = MaintenanceStatus.scheduled
     created_at: datetime
     by: str = ""
@@ -246,14 +256,16 @@ class MaintenanceInput(BaseModel):
     title: SingleLine = Field(..., min_length=1, max_length=200)
     body: MultiLine = Field("", max_length=5000)
     components: list[str] = Field(..., min_length=1)
-    start: datetime
-    end: datetime
+    start: UtcTime  # any offset is taken and kept as UTC; a time without one is refused (which zone?)
+    end: UtcTime
     by: str
 
     @model_validator(mode="after")
     def _order(self) -> MaintenanceInput:
+        naive = [name for name in ("start", "end") if getattr(self, name).utcoffset() is None]
+        if naive:
+            raise ValueError(f"{'/'.join(naive)}: give a timezone (e.g. 2026-12-07T02:00Z or "
+                             "2026-12-07T03:00+01:00)")
         if self.end <= self.start:
             raise ValueError("end: must be after start")
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("start/end: give a timezone (e.g. 2026-12-07T02:00Z)")
         return self

@@ -13,6 +13,7 @@ from domain.statuspage.models import (
     PublicStatus,
     PublicUpdate,
     StatusPageConfig,
+    utc,
 )
 
 
@@ -27,7 +28,7 @@ def update_notice(config: StatusPageConfig, incident: PublicIncident, update: Pu
             else NotificationKind.incident if first else NotificationKind.update)
     affected = ", ".join(names.get(c, c) for c in incident.components) or "our service"
     text = (f"{incident.name}\n{update.status.value.capitalize()} - {update.body}\n\n"
-            f"Affected: {affected}\nPosted {update.created_at:%Y-%m-%d %H:%M} UTC.")
+            f"Affected: {affected}\nPosted {utc(update.created_at):%Y-%m-%d %H:%M} UTC.")
     return Notification(notification_id=f"{incident.incident_id}:public:{update.id}"[:200], kind=kind,
                         subject=f"[{config.title}] {incident.name}: {update.status.value.capitalize()}"[:200],
                         text=text, components=incident.components, url=incident_url(config))
@@ -52,7 +53,7 @@ def maintenance_notice(config: StatusPageConfig, m: Maintenance) -> Notification
              MaintenanceStatus.verifying: "Verifying", MaintenanceStatus.completed: "Completed",
              MaintenanceStatus.cancelled: "Cancelled"}[m.status]
     text = (f"{m.title}\n{label} - {step.body if step else m.body}\n\n"
-            f"Window: {m.scheduled_for:%Y-%m-%d %H:%M} to {m.scheduled_until:%Y-%m-%d %H:%M} UTC\n"
+            f"Window: {utc(m.scheduled_for):%Y-%m-%d %H:%M} to {utc(m.scheduled_until):%Y-%m-%d %H:%M} UTC\n"
             f"Affected: {', '.join(names.get(c, c) for c in m.components)}")
     seq = len(m.updates)
     return Notification(notification_id=f"{m.id}:step:{seq}", kind=NotificationKind.maintenance,

@@ -1,12 +1,15 @@
 """How the public status page changes (pure: the StatusPageWorkflow calls these with `workflow.now()`).
 
 Every change bumps `version`, keeps the state bounded (resolved incidents and ended maintenances beyond the
-history window are dropped, outage days older than the window too), and counts outage minutes per UTC day
+history window are dropped, outage days older than the window too, and the whole stays under
+MAX_STATE_BYTES of JSON, since it crosses Temporal as one payload), and counts outage minutes per UTC day
 from when a component entered its status, so uptime bars need no sampling."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+
+from pydantic_core import to_json
 
 from domain.statuspage.models import (
     AffectedComponent,
@@ -24,11 +27,15 @@ from domain.statuspage.models import (
     PublishInput,
     StatusPageConfig,
     StatusPageState,
+    utc,
 )
 
 MAX_INCIDENTS = 200  # resolved ones kept for the history page (newest first)
 MAX_UPDATES = 50  # per incident
 MAX_MAINTENANCES = 100
+MAX_STATE_BYTES = 512 * 1024  # the whole state as JSON: a quarter of Temporal's 2 MB payload limit
+KEPT_WHEN_PRUNED = 3  # updates an incident keeps when the state is over MAX_STATE_BYTES
+_ENDED = (MaintenanceStatus.completed, MaintenanceStatus.cancelled)
 
 _IMPACT_OF = {
     ComponentStatus.operational: Impact.none,
@@ -103,12 +110,19 @@ def publish(state: StatusPageState, config: StatusPageConfig, cmd: PublishInput,
     if cmd.status == PublicStatus.monitoring and incident.monitoring_at is None:
         incident.monitoring_at = now
     incident.resolved_at = now if cmd.status == PublicStatus.resolved else None
-    update = PublicUpdate(id=f"{incident.id}-u{len(incident.updates) + 1}", status=cmd.status, body=cmd.body,
+    update = PublicUpdate(id=f"{incident.id}-u{_next_update(incident)}", status=cmd.status, body=cmd.body,
                           created_at=now, by=cmd.by, affected_components=affected)
     incident.updates.insert(0, update)
     del incident.updates[MAX_UPDATES:]
     _changed(state, config, now)
     return update
+
+
+def _next_update(incident: PublicIncident) -> int:
+    """The number of the incident's next update: one past its newest, even when older ones were pruned (an id
+    names the update's mail and mirror call: reusing one would leave that update unsent)."""
+    newest = incident.updates[0].id.rpartition("-u")[2] if incident.updates else ""
+    return max(len(incident.updates), int(newest) if newest.isdigit() else 0) + 1
 
 
 def schedule_maintenance(state: StatusPageState, config: StatusPageConfig, cmd: MaintenanceInput,
@@ -150,6 +164,9 @@ def extend_maintenance(state: StatusPageState, config: StatusPageConfig, mainten
     m = state.maintenance(maintenance_id)
     if m is None:
         raise StatusPageError(f"maintenance: no maintenance {maintenance_id!r}")
+    if until.utcoffset() is None:  # which zone? (refused here: compared with aware times it would not compare)
+        raise StatusPageError("until: give a timezone (e.g. 2026-12-07T04:00Z or 2026-12-07T05:00+01:00)")
+    until = utc(until)
     if until <= max(m.scheduled_for, now):
         raise StatusPageError("until: must be after the start and after now")
     m.scheduled_until = until
@@ -214,6 +231,63 @@ def _prune(state: StatusPageState, config: StatusPageConfig, now: datetime) -> N
         for day in [d for d in days if d < first_day]:
             del days[day]
     state.incidents = [i for i in state.incidents if i.open or (i.resolved_at or now) >= horizon][:MAX_INCIDENTS]
-    ended = (MaintenanceStatus.completed, MaintenanceStatus.cancelled)
     state.maintenances = [m for m in state.maintenances
-                          if m.status not in ended or m.scheduled_until >= horizon][:MAX_MAINTENANCES]
+                          if m.status not in _ENDED or m.scheduled_until >= horizon][:MAX_MAINTENANCES]
+    _fit(state)
+
+
+def state_bytes(state: StatusPageState) -> int:
+    """The state's size as JSON, as it crosses Temporal (the publish activity's input, continue-as-new's)."""
+    return len(to_json(state))
+
+
+def _fit(state: StatusPageState, limit: int = MAX_STATE_BYTES) -> None:
+    """Keep the state under `limit` bytes however long the updates are (the counts alone allow ~50 MB):
+    resolved incidents keep only their newest updates (oldest incident first); open incidents too, but only
+    while they take more than half the limit; then the oldest resolved incidents and ended maintenances go.
+    Every incident keeps its newest update; scheduled and running maintenances are never touched."""
+    size = state_bytes(state)
+    if size <= limit:
+        return
+    resolved = sorted((i for i in state.incidents if not i.open), key=lambda i: i.updated_at)  # oldest first
+    for incident in resolved:
+        size -= _trim(incident, KEPT_WHEN_PRUNED)
+        if size <= limit:
+            return
+    size -= _trim_open(state, limit // 2)
+    if size <= limit:
+        return
+    ended: list[PublicIncident | Maintenance] = [m for m in state.maintenances if m.status in _ENDED]
+    gone: set[int] = set()
+    for old in sorted([*resolved, *ended], key=_ended_at):
+        gone.add(id(old))
+        size -= len(to_json(old)) + 1
+        if size <= limit:
+            break
+    state.incidents = [i for i in state.incidents if id(i) not in gone]
+    state.maintenances = [m for m in state.maintenances if id(m) not in gone]
+    if size > limit:
+        _trim_open(state, 0, keep=1)
+
+
+def _trim_open(state: StatusPageState, share: int, keep: int = KEPT_WHEN_PRUNED) -> int:
+    """Trim open incidents (oldest first) while together they take more than `share` bytes; returns the saving."""
+    opened = sorted((i for i in state.incidents if i.open), key=lambda i: i.updated_at)
+    size = sum(len(to_json(i)) + 1 for i in opened)
+    saved = 0
+    for incident in opened:
+        if size - saved <= share:
+            break
+        saved += _trim(incident, keep)
+    return saved
+
+
+def _trim(incident: PublicIncident, keep: int) -> int:
+    """Drop all but the newest `keep` updates; returns about how many bytes that saved."""
+    dropped = incident.updates[keep:]
+    del incident.updates[keep:]
+    return sum(len(to_json(u)) + 1 for u in dropped)
+
+
+def _ended_at(item: PublicIncident | Maintenance) -> datetime:
+    return item.updated_at if isinstance(item, PublicIncident) else item.scheduled_until

@@ -60,7 +60,8 @@ def field_errors(errors: list[Any]) -> list[str]:
     out = []
     for err in errors:
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        out.append(f"{'.'.join(loc) or 'body'}: {err.get('msg', 'invalid')}")
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")  # our validators' words, as written
+        out.append(f"{'.'.join(loc) or 'body'}: {msg}")
     return out
 
 

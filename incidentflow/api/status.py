@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from fastapi.responses import HTMLResponse
-from pydantic import BaseModel, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, Field, StringConstraints, ValidationError, field_validator
 
 from activities.statuspage import VERSION_FILE
 from domain.statuspage import render_json
@@ -82,6 +82,13 @@ class CancelRequest(BaseModel):
 class ExtendRequest(BaseModel):
     until: datetime
     by: str | None = BY
+
+    @field_validator("until")
+    @classmethod
+    def _zoned(cls, v: datetime) -> datetime:
+        if v.utcoffset() is None:
+            raise ValueError("give a timezone (e.g. 2026-12-07T04:00Z or 2026-12-07T05:00+01:00)")
+        return v
 
 
 def problems(exc: ValidationError) -> str:

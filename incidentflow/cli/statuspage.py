@@ -11,10 +11,10 @@ from pydantic import ValidationError
 
 from domain.config import Settings
 from domain.statuspage import render_json
-from domain.statuspage.models import ComponentStatus, MaintenanceInput, PublicStatus
+from domain.statuspage.models import ComponentStatus, MaintenanceInput, PublicStatus, utc
 from incidentflow.cli.actor import acting
 from incidentflow.cli.runbook import UsageError
-from incidentflow.cli.types import person
+from incidentflow.cli.types import Parser, person
 from incidentflow.client import Incidents
 
 BY_HELP = "who does it: a person of the config (default: INCIDENTFLOW_USER, else your OS user)"
@@ -33,18 +33,42 @@ def component_status(text: str) -> tuple[str, ComponentStatus]:
 
 
 def moment(text: str) -> datetime:
-    """argparse type of --start/--end/--until: ISO 8601; without a zone it is UTC."""
+    """argparse type of --start/--end/--until: ISO 8601; without a zone it is UTC; with one, converted to UTC."""
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: use an ISO time, e.g. 2026-12-07T02:00 (UTC) or "
                                          "2026-12-07T03:00+01:00") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+    return utc(at) if at.utcoffset() is not None else at.replace(tzinfo=UTC)
+
+
+def window(start: datetime, end: datetime) -> str:
+    """A maintenance window in UTC, whatever offset it was given with: `2026-12-07 02:00–03:00 UTC` (the end's
+    date too when it is another day)."""
+    start, end = utc(start), utc(end)
+    return f"{start:%Y-%m-%d %H:%M}–{end:%H:%M} UTC" if start.date() == end.date() else \
+        f"{start:%Y-%m-%d %H:%M}–{end:%Y-%m-%d %H:%M} UTC"
+
+
+class _Intermixed(Parser):
+    """Takes the optional TEXT after the options too (`publish ID --status identified TEXT`, as README shows
+    it): plain argparse gives TEXT its chance only right after ID, and then calls it unrecognized."""
+
+    _inside = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._inside:  # parse_known_intermixed_args calls back here
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
 
 
 def add_parsers(sub: Any) -> None:
     sp = sub.add_parser("statuspage", help="the public status page: show, draft, publish, component")
-    acts = sp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    acts = sp.add_subparsers(dest="action", required=True, metavar="ACTION", parser_class=_Intermixed)
     sh = acts.add_parser("show", help="the page as the public sees it: overall status, components, open incidents")
     sh.add_argument("--json", action="store_true", help="print Statuspage's summary.json instead")
     dr = acts.add_parser("draft", help="the public update an incident asks for now (edit it, then publish)")
@@ -101,7 +125,7 @@ async def run(args: argparse.Namespace, settings: Settings, inc: Incidents) -> i
         for i in [i for i in state.incidents if i.open]:
             print(f"\n{i.name} [{i.status.value}, impact {i.impact.value}] ({i.incident_id})")
             for u in i.updates[:3]:
-                print(f"  {u.created_at:%H:%M} UTC {u.status.value}: {u.body}")
+                print(f"  {utc(u.created_at):%H:%M} UTC {u.status.value}: {u.body}")
         return 0
     if args.action == "draft":
         d = await inc.public_draft(args.id)
@@ -125,7 +149,7 @@ async def _maintenance(args: argparse.Namespace, settings: Settings, inc: Incide
     if args.action == "list":
         rows = await inc.maintenances()
         for m in rows:
-            print(f"{m.id:<28} {m.status.value:<12} {m.scheduled_for:%Y-%m-%d %H:%M}–{m.scheduled_until:%H:%M} UTC  "
+            print(f"{m.id:<28} {m.status.value:<12} {window(m.scheduled_for, m.scheduled_until)}  "
                   f"{m.title} ({', '.join(m.components)})")
         if not rows:
             print("no maintenances")
@@ -138,12 +162,12 @@ async def _maintenance(args: argparse.Namespace, settings: Settings, inc: Incide
         except ValidationError as exc:
             raise UsageError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
         m = await inc.schedule_maintenance(cmd, key=key)
-        print(f"{m.id}: {m.title}, {m.scheduled_for:%Y-%m-%d %H:%M}–{m.scheduled_until:%H:%M} UTC, announced")
+        print(f"{m.id}: {m.title}, {window(m.scheduled_for, m.scheduled_until)}, announced")
         return 0
     if args.action == "cancel":
         m = await inc.cancel_maintenance(args.id, by, args.reason, key=key)
         print(f"{m.id}: {m.status.value}")
         return 0
     m = await inc.extend_maintenance(args.id, args.until, by, key=key)
-    print(f"{m.id}: now ends {m.scheduled_until:%Y-%m-%d %H:%M} UTC")
+    print(f"{m.id}: now ends {utc(m.scheduled_until):%Y-%m-%d %H:%M} UTC")
     return 0
