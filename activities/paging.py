@@ -64,21 +64,21 @@ class EscalationActivities:
 
     @activity.defn
     async def plan_escalation(self, start: EscalationStart) -> EscalationPlan:
-        from domain import oncall
+        """The incident's policy (its routing rule's, else its service's: `domain.known.policy_name`)."""
+        from domain import known, oncall
 
         cfg = self._config()
         if not cfg.escalation_policies:
             return EscalationPlan(policy="", levels=[])
-        service = cfg.service(start.service)
-        name = (service.escalation_policy if service and service.escalation_policy else None) or "default"
+        name, warning = known.policy_name(cfg, start.service, start.escalation_policy)
         policy = next((p for p in cfg.escalation_policies if p.name == name), None)
         if policy is None:
-            return EscalationPlan(policy=name, levels=[])
+            return EscalationPlan(policy=name, levels=[], warning=warning)
         levels = [LevelPlan(targets=[_spec(t) for t in level.targets], wait=level.wait.total_seconds(),
                             name=level.name or f"L{i + 1}")
                   for i, level in enumerate(oncall.levels_for(policy, start.severity))]
         return EscalationPlan(policy=policy.name, levels=levels, repeat=policy.repeat,
-                              fallback=[_spec(t) for t in policy.fallback])
+                              fallback=[_spec(t) for t in policy.fallback], warning=warning)
 
     @activity.defn
     async def resolve_targets(self, request: ResolveRequest) -> list[Responder]:

@@ -2,10 +2,15 @@
 `slack.stakeholder_channel`) and the stakeholder mail list (`stakeholder_emails`, over INCIDENTFLOW_SMTP_URL).
 
 A channel post carries its dedup key (Slack message metadata, looked up on a retry: posted once); the mail goes
-as one message to the list with a Message-ID from the dedup key, so a repeat folds in mail clients."""
+as one message to the list with a Message-ID from the dedup key, so a repeat folds in mail clients.
+
+The resolution message also goes to the incident channel, and lists the incident's action items: they are
+ActionItemWorkflows, read from Temporal visibility through the worker's directory (none given, or visibility
+failing: the message says when the postmortem that agrees them is due, as the workflow wrote it)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -13,8 +18,11 @@ from typing import Any, Protocol
 
 from temporalio import activity
 
+from activities.ports import ActionDirectory
 from domain.config import IncidentflowConfig
-from domain.stakeholders import StakeholderUpdate
+from domain.stakeholders import StakeholderUpdate, with_action_items
+
+log = logging.getLogger(__name__)
 
 
 class ChannelPoster(Protocol):
@@ -43,8 +51,8 @@ async def mail_the_list(mailer: MessageSender, recipients: list[str], subject: s
 
 class StakeholderActivities:
     def __init__(self, config: Callable[[], IncidentflowConfig], chat: ChannelPoster | None,
-                 mailer: MessageSender | None) -> None:
-        self._config, self._chat, self._mailer = config, chat, mailer
+                 mailer: MessageSender | None, directory: ActionDirectory | None = None) -> None:
+        self._config, self._chat, self._mailer, self._directory = config, chat, mailer, directory
 
     @activity.defn
     async def send_stakeholder_update(self, update: StakeholderUpdate) -> list[str]:
@@ -52,12 +60,28 @@ class StakeholderActivities:
         cfg = self._config()
         service = cfg.service(update.service)
         channel = (service.stakeholder_channel if service else None) or cfg.slack.stakeholder_channel
+        text = await self._with_action_items(update)
         sent: list[str] = []
+        if update.incident_channel and self._chat is not None:  # its own key: the poster remembers keys
+            await self._chat.post_once(update.incident_channel, f"{update.dedup_key}:incident", text, None)
+            sent.append(update.incident_channel)
+        if not update.stakeholders:
+            return sent
         if channel and self._chat is not None:
             cid = await self._chat.channel_id(channel.lstrip("#"))
-            await self._chat.post_once(cid, update.dedup_key, f"*{update.subject}*\n{update.text}", None, join=True)
+            await self._chat.post_once(cid, update.dedup_key, f"*{update.subject}*\n{text}", None, join=True)
             sent.append(cid)
         if cfg.stakeholder_emails and self._mailer is not None:
-            await mail_the_list(self._mailer, cfg.stakeholder_emails, update.subject, update.text, update.dedup_key)
+            await mail_the_list(self._mailer, cfg.stakeholder_emails, update.subject, text, update.dedup_key)
             sent.append("mail")
         return sent
+
+    async def _with_action_items(self, update: StakeholderUpdate) -> str:
+        if not update.action_items_of or self._directory is None:
+            return update.text
+        try:
+            items = await self._directory.action_items(open_only=False)
+        except Exception as exc:  # noqa: BLE001 - visibility down: the message still goes, saying the postmortem
+            log.warning("action items of %s not listed: %s", update.action_items_of, exc)
+            return update.text
+        return with_action_items(update.text, [i for i in items if i.incident_id == update.action_items_of])

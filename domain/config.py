@@ -149,6 +149,7 @@ class IncidentflowConfig(_Strict):
             if svc.escalation_policy and svc.escalation_policy not in policies:
                 found.append(f"service {svc.name!r}: escalation_policy {svc.escalation_policy!r} is not defined "
                              f"(escalation_policies: {', '.join(sorted(policies)) or 'none'})")
+        found += self.routing.policy_problems(policies)
         people = {p.id for p in self.people}
         for who in self.slack.invite:
             if who not in people:

@@ -52,23 +52,38 @@ def service_problem(config: IncidentflowConfig, field: str, name: str | None) ->
     return f"{field}: unknown service {name!r} (known: {listing([s.name for s in config.services])})"
 
 
+def policy_name(config: IncidentflowConfig, service: str | None, named: str | None = None) -> tuple[str, str | None]:
+    """(the escalation policy an incident runs, why the one it names is not) as the worker plans it
+    (`activities/paging.py`): the policy its routing rule named (`named`) while the config defines it, else its
+    service's, else `default`. The second item is a warning when `named` is set and not defined (the config
+    changed since the incident opened), else None."""
+    svc = config.service(service)
+    fallback = (svc.escalation_policy if svc and svc.escalation_policy else None) or "default"
+    if not named:
+        return fallback, None
+    if any(p.name == named for p in config.escalation_policies):
+        return named, None
+    return fallback, (f"Escalation policy {named!r} (named by the alert's routing rule) is not defined any more: "
+                      f"following {fallback!r} instead")
+
+
 def policy_levels(config: IncidentflowConfig, service: str | None,
-                  severity: Severity | str | None) -> tuple[str, int] | None:
-    """(policy name, number of levels) of the escalation policy an incident of `service` at `severity` runs,
-    as the worker plans it (`activities/paging.py`); (name, 0) when that policy is not defined; None when the
-    config has no escalation policies at all."""
+                  severity: Severity | str | None, named: str | None = None) -> tuple[str, int] | None:
+    """(policy name, number of levels) of the escalation policy an incident of `service` at `severity` runs
+    (`named`: the one its routing rule named, see `policy_name`); (name, 0) when that policy is not defined;
+    None when the config has no escalation policies at all."""
     if not config.escalation_policies:
         return None
-    svc = config.service(service)
-    name = (svc.escalation_policy if svc and svc.escalation_policy else None) or "default"
+    name, _ = policy_name(config, service, named)
     policy = next((p for p in config.escalation_policies if p.name == name), None)
     return (name, 0) if policy is None else (name, len(oncall.levels_for(policy, severity)))
 
 
 def level_problem(config: IncidentflowConfig, service: str | None, severity: Severity | str | None,
-                  level: int, field: str = "level") -> str | None:
-    """Why escalating to `level` (1-based) goes nowhere, or None."""
-    found = policy_levels(config, service, severity)
+                  level: int, field: str = "level", named: str | None = None) -> str | None:
+    """Why escalating to `level` (1-based) goes nowhere, or None (`named`: the incident's own policy, as
+    `policy_levels`)."""
+    found = policy_levels(config, service, severity, named)
     if found is None:
         return None
     name, count = found

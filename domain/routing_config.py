@@ -55,6 +55,12 @@ class Routing(_Strict):
         """Alerts for a service outside `names` are warned about (none listed: nothing is)."""
         self._services = frozenset(names) if names else None
 
+    def policy_problems(self, policies: set[str]) -> list[str]:
+        """Rules naming an escalation policy the config does not define (`IncidentflowConfig.problems`)."""
+        return [f"routing.rules {r.name or f'rule-{i + 1}'!r}: escalation_policy {r.escalation_policy!r} is not "
+                f"defined (escalation_policies: {', '.join(sorted(policies)) or 'none'})"
+                for i, r in enumerate(self.rules) if r.escalation_policy and r.escalation_policy not in policies]
+
     def router(self) -> Router:
         rules = tuple(
             Rule(name=r.name or f"rule-{i + 1}", matchers=tuple(parse_matchers(r.match)), action=r.action,

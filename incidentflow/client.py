@@ -236,12 +236,17 @@ class Incidents(Archives, Declarations, RunbookRuns, StatusPages, Subscriptions,
         return await self._update(incident_id, IncidentWorkflow.stand_down, cmd, key=key)
 
     async def escalate(self, incident_id: str, cmd: EscalateInput, key: str | None = None) -> CommandResult:
-        """Jump to a level of the incident's escalation policy: one the policy for its service and current
-        severity has (InvalidInput otherwise, while the config defines escalation policies)."""
-        attrs = (await self._require_incident(incident_id)).typed_search_attributes
-        problem = known.level_problem(self.config, attrs.get(sa.SERVICE), attrs.get(sa.SEVERITY), cmd.level)
-        if problem:
-            raise InvalidInput([problem])
+        """Jump to a level of the incident's escalation policy: one its policy (its routing rule's, else its
+        service's) has at its current severity (InvalidInput otherwise, while the config defines escalation
+        policies)."""
+        if self.config.escalation_policies:
+            state = await self.get(incident_id)
+            problem = known.level_problem(self.config, state.service, state.severity, cmd.level,
+                                          named=state.policy.escalation_policy)
+            if problem:
+                raise InvalidInput([problem])
+        else:
+            await self._require_incident(incident_id)
         return await self._update(incident_id, IncidentWorkflow.escalate, cmd, key=key)
 
     async def page(self, incident_id: str, cmd: PageInput, key: str | None = None) -> CommandResult:

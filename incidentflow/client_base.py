@@ -121,12 +121,18 @@ async def connect(settings: Settings, timeout: float = 5.0, wait: bool = False,
             ) from None
 
 
+_OS_REASON = re.compile(r'message: "([^"]{1,120})"')  # the core's `Os { code: 111, …, message: "Connection refused" }`
+
+
 def _first_line(exc: BaseException, limit: int = 200) -> str:
-    """The error's first line, shortened at a word boundary (never cut mid-word)."""
+    """The error's first line, shortened at a word boundary (never cut mid-word). The innermost reason the
+    cut would drop (the OS's words, "Connection refused") goes after the cut."""
     text = str(exc).splitlines()[0].strip() if str(exc).strip() else "no answer"
     if len(text) <= limit:
         return text
-    return text[:limit].rsplit(" ", 1)[0].rstrip(" ,:;") + " …"
+    reasons = _OS_REASON.findall(text)
+    tail = f" … {reasons[-1]}" if reasons else " …"
+    return text[:limit - len(tail) + 1].rsplit(" ", 1)[0].rstrip(" ,:;{([") + tail
 
 
 def signal_name(signal: Callable[..., Awaitable[None] | None]) -> str:

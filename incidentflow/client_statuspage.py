@@ -19,7 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.models import IncidentState, Phase, Role, Severity
-from domain.statuspage.drafts import Draft, DraftContext, draft
+from domain.statuspage.drafts import Draft, context_of, draft
 from domain.statuspage.mail import SubscriptionRequest, SubscriptionResult, TokenInput
 from domain.statuspage.messages import (
     ComponentsInput,
@@ -97,11 +97,9 @@ class StatusPages(Door):
                                   "--component ID=STATUS to name them")
         cadence = cfg.cadence.get(state.severity)
         at = now or datetime.now().astimezone()
-        return draft(cfg, DraftContext(
-            incident_id=state.id, title=state.title, severity=state.severity, phase=state.phase,
-            service=state.service, components=components, summary=state.resolution_summary,
-            next_update=at + cadence if cadence and state.phase not in (Phase.resolved, Phase.closed) else None,
-            resolved_at=state.resolved_at))
+        return draft(cfg, context_of(  # a person publishes it: the cause as the responders gave it goes in
+            state, state.phase, components,
+            at + cadence if cadence and state.phase not in (Phase.resolved, Phase.closed) else None))
 
     async def publish_public_update(self, incident_id: str, by: str, text: str | None = None,
                                     status: PublicStatus | None = None,

@@ -174,7 +174,9 @@ _TABLE = (  # not annotated, so mypy checks each entry's model against its `Inci
                   Arg("impact", flag=True, chat=False, help="who or what is affected, how much (with --theory "
                       "or --next-action: the stakeholders' template, also sent to the stakeholders)"),
                   Arg("theory", flag=True, chat=False, help="the current theory of the cause"),
-                  Arg("next_action", flag=True, chat=False, help="what is being done next"))),
+                  Arg("next_action", flag=True, chat=False, help="what is being done next"),
+                  Arg("next_update", flag=True, chat=False, help="when the next update comes (default: the "
+                      "severity's cadence): 30m, 1h30m, 14:30 (UTC, within 12 h) or an ISO time; at most 24 h"))),
     Command("note", NoteInput, "add a note to the timeline", Incidents.add_note, route="notes",
             args=(Arg("text", help="the note", hint="A note needs text."),),
             accepted="note added", chat_accepted="Noted on `{incident_id}`."),

@@ -2,11 +2,12 @@
 
 alert (Alertmanager webhook) → the incident opens its channel, then runs the alert's diagnostics → the
 on-call is paged (Slack DM + PagerDuty) and invited → acknowledged with the DM's button → IC claimed →
-a rollback runbook approved with its button → resolved with `/incident resolve`. Our real API and
-worker, the real slack_sdk client against the fake Slack, the official Kubernetes client against the
-fake cluster, the fake PagerDuty. At the end: no button is left live anywhere, the pin, the summary,
-the announcement, the DM and the approval request all say what happened, and everyone @-mentioned in
-the channel is in it.
+a rollback runbook approved with its button → a status update and a note → resolved with `/incident
+resolve`. Our real API and worker, the real slack_sdk client against the fake Slack, the official
+Kubernetes client against the fake cluster, the fake PagerDuty. At the end: no button is left live
+anywhere, the pin, the summary, the announcement, the DM and the approval request all say what happened,
+everyone @-mentioned in the channel is in it, and the Markdown timeline (`?format=markdown`, what
+`timeline --markdown` prints) is one to paste into the postmortem, checked by parsing it as CommonMark.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings
 from domain.models import EventKind, Phase, Role
 from domain.models.runbook import RunStatus
+from domain.timeline_markdown import duration
 from incidentflow.client import Incidents
 from tests.conftest import serve_api
 from tests.fakes.kubernetes import FakeKubernetes
@@ -33,6 +35,7 @@ from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.helpers import eventually
 from tests.test_slack_e2e import SECRET, button_body, command_body, signed
+from tests.test_timeline_markdown import MD, blocks, entries, header, text_of
 
 UI = "https://temporal.example"
 AM_TOKEN = "am-story"
@@ -132,9 +135,13 @@ async def test_a_whole_incident_leaves_a_channel_whose_every_message_is_current(
             texts = await eventually(lambda: _value([m.text for m in slack.messages(channel)]),
                                      lambda t: any("Runbook story-diagnostics finished" in x for x in t)
                                      and any("Paged alice" in x for x in t))
-            opened = next((i for i, t in enumerate(texts) if "Incident channel #" in t and "opened" in t), None)
-            diagnostics = next(i for i, t in enumerate(texts) if "Runbook story-diagnostics started" in t)
-            assert diagnostics >= 2 and (opened is None or opened < diagnostics), texts  # pin and summary first
+            # The channel opens with its pinned context, then the summary, then what the incident did. Nothing
+            # happened while it opened, so no "Incident channel … opened" line repeats what the context says
+            # (test_channel_order has the case where something did, and that line goes first).
+            assert slack.pins(channel) == [slack.messages(channel)[0].ts], texts
+            assert not [t for t in texts if "Incident channel #" in t and "opened" in t], texts
+            diagnostics = next(i for i, t in enumerate(texts) if "Runbook story-diagnostics" in t)
+            assert diagnostics == 2, texts  # the pinned context, the summary (checked at the end), the diagnostics
             await eventually(lambda: _value(slack.members(channel)), lambda m: alice in m)
             [dm] = await eventually(lambda: _value(slack.dm(alice)), lambda m: len(m) == 1)
             ui = Settings(temporal_ui_url=UI).workflow_url(iid)
@@ -159,13 +166,65 @@ async def test_a_whole_incident_leaves_a_channel_whose_every_message_is_current(
             run = await eventually(lambda: inc.runbook_run(run_id), lambda r: r.ended_at is not None, timeout=60)
             assert run.status == RunStatus.succeeded and kube.revision("payments", "checkout-service") == 3
 
+            assert "status update posted" in await command(http, slack, f"update {UPDATE}", alice, channel)
+            assert f"Noted on `{iid}`." == await command(http, slack, f"note {NOTE}", alice, channel)
             assert "resolved" in await command(http, slack, "resolve Rolled back the bad deploy", alice, channel)
             final = await eventually(lambda: inc.get(iid), lambda s: s.phase == Phase.resolved and s.chat is not None
                                      and s.chat.posted_seq >= max(e.seq for e in s.timeline)
                                      and bool(s.buttons) and all(b.closed for b in s.buttons), timeout=60)
             await asyncio.sleep(0.5)  # anything in flight lands before we look
+            # the Markdown as `incidentflow timeline --markdown` and the API give it, and the state it shows
+            _, md, shown = await eventually(lambda: markdown_of(http, inc, iid), lambda x: x[0].seq == x[2].seq)
+            pods = (await inc.runbook_run(final.runbooks[0].run_id)).results[0].output
 
         check_every_message_is_current(slack, final, channel, alice, dm, asked)
+        check_the_markdown_is_postmortem_ready(md, shown, pods)
+
+
+async def markdown_of(http: httpx.AsyncClient, inc: Incidents, iid: str) -> tuple[Any, str, Any]:
+    """The state before, the Markdown, the state after: equal states mean the Markdown shows that state (the
+    postmortem's first events may still land after the resolve)."""
+    before = await inc.get(iid)
+    r = await http.get(f"/v1/incidents/{iid}/timeline", params={"format": "markdown"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/markdown"), r.text
+    return before, r.text, await inc.get(iid)
+
+
+UPDATE = "Checkout errors back to normal after the rollback; watching for 15 min"
+NOTE = "The bad deploy was 4812"
+
+
+def check_the_markdown_is_postmortem_ready(md: str, state: Any, pods: str) -> None:
+    """The header says what, who, when and how long; every event is its own paragraph; the diagnostics'
+    kubectl table is verbatim in a fence on its own lines; the status update stands apart from the note."""
+    tokens = MD.parse(md)
+    assert tokens[0].type == "heading_open" and tokens[0].tag == "h1"
+    assert text_of(MD.renderInline(tokens[1].content)) == state.title
+    facts = header(md)
+    assert {k: facts.get(k) for k in ("Incident", "Severity", "Phase", "Incident commander", "Acknowledged",
+                                      "Declared", "Resolved", "Time to acknowledge", "Time to resolve")} == {
+        "Incident": state.id, "Severity": state.severity.value, "Phase": "resolved", "Incident commander": "alice",
+        "Acknowledged": f"{state.acknowledged_at:%Y-%m-%d %H:%M} UTC by alice",
+        "Declared": f"{state.declared_at:%Y-%m-%d %H:%M} UTC by {state.declared_by}",
+        "Resolved": f"{state.resolved_at:%Y-%m-%d %H:%M} UTC",
+        "Time to acknowledge": duration(state.acknowledged_at - state.declared_at),
+        "Time to resolve": duration(state.resolved_at - state.declared_at)}, facts
+    found = blocks(md)
+    resolution = next(i for i, t in enumerate(found) if t.content == "Resolution")
+    assert found[resolution + 1].content == "Rolled back the bad deploy"
+    # every event on its own line, in order; fences balanced, nothing indented into a code block
+    assert len(entries(md)) == len(state.timeline), md
+    assert md.count("```") % 2 == 0 and not [t for t in tokens if t.type == "code_block"], md
+    # the diagnostics' multi-line output: under its line, verbatim, not squashed onto it
+    assert pods.count("\n") >= 2, pods
+    step = next(i for i, t in enumerate(found) if t.type == "inline" and " - runbook: Step 1/1 " in t.content)
+    assert found[step + 1].type == "fence" and found[step + 1].content == pods + "\n", (found[step].content, md)
+    assert pods.splitlines()[1] not in found[step].content
+    # a status update is labelled; a note is not
+    lines = {text_of(MD.renderInline(t.content)): MD.renderInline(t.content) for t in entries(md)}
+    [update] = [html for text, html in lines.items() if text.endswith(UPDATE)]
+    [note] = [html for text, html in lines.items() if text.endswith(NOTE)]
+    assert "<strong>Status update</strong> by alice:" in update and "<strong>" not in note, (update, note)
 
 
 def check_every_message_is_current(slack: FakeSlack, state: Any, channel: str, alice: str, dm: SlackMessage,
@@ -180,7 +239,8 @@ def check_every_message_is_current(slack: FakeSlack, state: Any, channel: str, a
                      "https://runbooks.example/checkout"):
         assert expected in context, (expected, context)
     assert "claim it" not in context
-    # the summary and the announcement follow the incident
+    # the summary (the channel's second message) and the announcement follow the incident
+    assert messages[1].ts == state.chat.summary_ts
     summary = blocks_of(slack.message(channel, state.chat.summary_ts))
     assert "resolved" in summary and "Rolled back the bad deploy" in summary and f"<@{alice}>" in summary
     [announced] = [m for m in slack.messages("incidents") if f"<#{channel}>" in m.text + blocks_of(m)]

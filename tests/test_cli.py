@@ -136,6 +136,28 @@ async def test_cli_errors_are_one_clear_line(dev_env: WorkflowEnvironment) -> No
     assert role.code == 2 and "unknown role 'boss'" in role.err and "ic, lead, comms, scribe" in role.err
 
 
+async def test_with_temporal_down_the_error_keeps_its_reason_and_is_cut_between_words() -> None:
+    """The core's connect error is longer than a line: it is shortened at a word, and the OS's own words (what
+    a user searches for) survive the cut, as does what to set."""
+    from temporalio.client import Client
+
+    with pytest.raises(RuntimeError) as raw:
+        await Client.connect("127.0.0.1:1")
+    full = str(raw.value)  # Failed client connect: … Os { code: 111, kind: ConnectionRefused, message: "…" })))
+    reason = re.findall(r'message: "([^"]+)"', full)[-1]
+    down = await cli("list", env={"INCIDENTFLOW_TEMPORAL_ADDRESS": "127.0.0.1:1"})
+    assert down.code == 3 and down.out == "" and down.err.count("\n") == 1 and down.err.endswith("\n"), down
+    prefix = "error: cannot reach Temporal at 127.0.0.1:1 (namespace default, plaintext): "
+    assert down.err.startswith(prefix), down.err
+    said, _, advice = down.err[len(prefix):].rstrip("\n").partition("; ")
+    assert advice == "set INCIDENTFLOW_TEMPORAL_ADDRESS or run `incidentflow dev`", down.err
+    if said != full:  # shortened: at a word boundary of the core's text, and the reason kept after the cut
+        head, _, tail = said.partition(" … ")
+        assert full.startswith(head) and full[len(head)] in " ,:;{([", (head, full)
+        assert tail == reason, said
+    assert reason in said and reason == "Connection refused", said
+
+
 async def test_cli_refuses_what_the_config_does_not_know(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     svc = f"cli-{uuid.uuid4().hex[:6]}"
     config = write_config(tmp_path, svc)

@@ -385,12 +385,24 @@ async def declare(api: httpx.AsyncClient) -> str:
     return str(resp.json()["id"])
 
 
-async def run_state(api: httpx.AsyncClient, run_id: str, check: Any, timeout: float = 30) -> dict[str, Any]:
+async def run_state(api: httpx.AsyncClient, run_id: str, check: Any, timeout: float = 30,
+                    interval: float = 0.1) -> dict[str, Any]:
     async def probe() -> dict[str, Any]:
         resp = await api.get(f"/v1/runbook-runs/{run_id}")
         assert resp.status_code == 200, resp.text
         return dict(resp.json())
-    return await eventually(probe, check, timeout=timeout)
+    return await eventually(probe, check, timeout=timeout, interval=interval)
+
+
+async def run_ended(api: httpx.AsyncClient, iid: str, run_id: str) -> dict[str, Any]:
+    """The run's final state, seen as early as the run route shows `ended_at`, and the incident's view of the
+    run read once right then, with no retry: the run sets `ended_at` only once the incident has recorded its
+    last report, and a query answers after the events recorded before it, so the two agree from that moment."""
+    done = await run_state(api, run_id, lambda s: s["ended_at"] is not None, interval=0.01)
+    incident = (await api.get(f"/v1/incidents/{iid}")).json()
+    seen = {r["run_id"]: r["status"] for r in incident["runbooks"]}
+    assert seen[run_id] == done["status"], (seen, done["status"])
+    return done
 
 
 async def test_api_lists_the_runbooks(api: httpx.AsyncClient) -> None:
@@ -486,7 +498,7 @@ async def test_api_approve_and_deny(api: httpx.AsyncClient, kube: tuple[FakeKube
     assert ok.status_code == 200, ok.text
     assert ok.json()["run_id"] == run_id and ok.json()["text"].startswith("approved")
 
-    done = await run_state(api, run_id, lambda s: s["ended_at"] is not None)
+    done = await run_ended(api, iid, run_id)
     assert done["status"] == "succeeded", done["results"]
     assert [(r["name"], r["status"]) for r in done["results"]] == [
         ("approve", "ok"), ("rollback", "ok"), ("wait-for-rollout", "ok")]
@@ -510,7 +522,7 @@ async def test_api_approve_and_deny(api: httpx.AsyncClient, kube: tuple[FakeKube
     denied = await api.post(f"/v1/runbook-runs/{second}/deny", json={"by": "alice", "comment": "not load"})
     assert denied.status_code == 200, denied.text
     assert denied.json()["text"].startswith("denied")
-    end = await run_state(api, second, lambda s: s["ended_at"] is not None)
+    end = await run_ended(api, iid, second)
     assert end["status"] == "denied"
     assert "denied by alice" in end["decisions"][0] and "not load" in end["decisions"][0]
     assert all(r["status"] != "ok" for r in end["results"] if r["kind"] == "kubernetes.scale")

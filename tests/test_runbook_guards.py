@@ -1,8 +1,9 @@
 """Runbooks and the incident's phase: a run that changes things is refused once the incident is resolved
 or ended (a rollback there re-deploys the bad version), by command, by approval (the Slack button and the
 CLI both decide through the run's `decide` update) and by the run itself if the incident resolved after
-the approval; diagnostics still run on a resolved incident. The incident moves to mitigating when the
-first change is applied, never when one is only asked for.
+the approval; diagnostics still run on a resolved incident, and on a closed or stood-down one (whose
+workflow has ended: the run starts on its own and reports to no timeline). The incident moves to mitigating
+when the first change is applied, never when one is only asked for.
 
 The real workflows on the time-skipping server, the official `kubernetes` client against the fake API.
 """
@@ -15,12 +16,14 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from domain.models import EventKind, Phase, PhaseInput, ReopenInput, ResolveInput
+from domain.models import EventKind, Phase, PhaseInput, ReopenInput, ResolveInput, StandDownInput
 from domain.models.runbook import Decision, RunStatus
-from incidentflow.client import CommandRejected
+from incidentflow.cli.runbook import render_state
+from incidentflow.client import CommandRejected, Incidents
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.helpers import eventually
 from tests.test_runbook_flow import DEPLOY, NS, awaiting, declare, fakes, finished, rollback_params, stack
+from workflows.incident import IncidentWorkflow
 
 __all__ = ["fakes"]  # the fixture, shared with test_runbook_flow
 
@@ -67,6 +70,52 @@ async def test_a_change_is_refused_on_a_resolved_incident_diagnostics_are_not(
         await inc.set_phase(iid, PhaseInput(phase=Phase.postmortem, by="alice"))
         with pytest.raises(CommandRejected, match="on a postmortem incident: it changes things"):
             await inc.run_runbook(iid, "scale-up", {"deployment": DEPLOY, "namespace": NS}, by="alice")
+        assert not kube.writes()
+
+
+async def end(inc: Incidents, iid: str, phase: Phase) -> None:
+    """Close (after resolving) or stand down the incident, and wait until its workflow has returned."""
+    if phase == Phase.closed:
+        await inc.resolve(iid, ResolveInput(by="alice", summary="rolled forward"))
+        await inc.set_phase(iid, PhaseInput(phase=Phase.closed, by="alice"))
+    else:
+        await inc.stand_down(iid, StandDownInput(by="alice", reason="a false alarm"))
+    assert (await inc.client.get_workflow_handle_for(IncidentWorkflow.run, iid).result()).phase == phase
+
+
+@pytest.mark.parametrize("phase", [Phase.closed, Phase.stood_down])
+async def test_an_ended_incident_refuses_changes_and_still_runs_diagnostics(
+        ts_env: WorkflowEnvironment, fakes: dict[str, Any], phase: Phase) -> None:
+    kube: FakeKubernetes = fakes["kube"]
+    add_runbook(fakes, PODS_ONLY, "pods-only")
+    words = phase.value.replace("_", " ")
+    async with stack(ts_env, fakes) as inc:
+        iid = await declare(inc)
+        await end(inc, iid, phase)
+        with pytest.raises(CommandRejected) as refused:
+            await inc.run_runbook(iid, "rollback-deployment", rollback_params(), by="alice", key="k-rollback")
+        assert str(refused.value) == (
+            f"{iid}: cannot run rollback-deployment (Roll back {NS}/{DEPLOY} to the previous revision): the incident "
+            f"is {words}: a change is refused; read-only runbooks still run")
+
+        started = await inc.run_runbook(iid, "pods-only", {}, by="alice", key="k-pods")
+        again = await inc.run_runbook(iid, "pods-only", {}, by="alice", key="k-pods")  # a retried request
+        run_id = started.ref
+        assert run_id and run_id.startswith(f"{iid}-runbook-") and again.ref == run_id, (started, again)
+        assert f"the incident is {words}" in started.text and f"incidentflow runbook status {run_id}" in started.text
+        run = await finished(inc, run_id)  # read as `incidentflow runbook status` and the HTTP run route read it
+        assert run.status == RunStatus.succeeded and run.incident_id == iid, run
+        assert run.results[0].data["pods"] == 3 and run.results[0].output
+        shown = render_state(run)
+        assert "succeeded" in shown and f"(incident {iid}," in shown and "[✓] 1." in shown, shown
+        history = await inc.client.get_workflow_handle(run_id).fetch_history()
+        assert not [e for e in history.events if e.HasField("signal_external_workflow_execution_initiated_event_"
+                                                             "attributes")], "it signals no ended incident"
+
+        other = (await inc.run_runbook(iid, "pods-only", {}, by="bob", key="k-other")).ref
+        assert other != run_id and (await finished(inc, other or "")).status == RunStatus.succeeded
+        state = await inc.get(iid)
+        assert state.phase == phase and state.runbooks == [], "the ended incident itself is unchanged"
         assert not kube.writes()
 
 

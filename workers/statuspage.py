@@ -50,8 +50,8 @@ class LazyStore:
 
 
 def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowConfig], chat: object = None,
-                          http: httpx.AsyncClient | None = None,
-                          records: LazyRecords | None = None) -> list[Callable[..., Any]]:
+                          http: httpx.AsyncClient | None = None, records: LazyRecords | None = None,
+                          directory: object = None) -> list[Callable[..., Any]]:
     """The status page's activities, and the stakeholders' (their channel is posted to through `chat` when it
     is Slack)."""
     mirror = None
@@ -74,7 +74,8 @@ def statuspage_activities(settings: Settings, config: Callable[[], IncidentflowC
     mail = StatusMailActivities(LazyStore(records or LazyRecords(settings)), mailer, lambda: config().statuspage)  # type: ignore[arg-type]
     mirrors = StatuspageMirrorActivities(mirror)
     poster = chat if hasattr(chat, "post_once") and hasattr(chat, "channel_id") else None
-    stakeholders = StakeholderActivities(config, poster, mailer)  # type: ignore[arg-type]
+    listing = directory if hasattr(directory, "action_items") else None  # the resolution's action items
+    stakeholders = StakeholderActivities(config, poster, mailer, listing)  # type: ignore[arg-type]
     return [page.load_statuspage_config, page.publish_page, page.draft_public_update,
             stakeholders.send_stakeholder_update,
             mail.request_subscription, mail.confirm_subscription, mail.unsubscribe, mail.notify_subscribers,

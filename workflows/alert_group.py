@@ -14,8 +14,8 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 with workflow.unsafe.imports_passed_through():
     from domain import policy
     from domain.models.common import EventKind, Phase
-    from domain.models.group import AlertBatch, AlertGroupStart, AlertGroupState
-    from domain.models.incident import CODE_LEVEL, DeclareInput, EventRecord, IncidentStart
+    from domain.models.group import AlertBatch, AlertGroupStart, AlertGroupState, RouteDecision
+    from domain.models.incident import CODE_LEVEL, DeclareInput, EventRecord, IncidentPolicy, IncidentStart
     from domain.models.messages import AlertsInput
     from workflows.alert_group_core import AlertGroupCore
     from workflows.incident import IncidentWorkflow
@@ -105,7 +105,7 @@ class AlertGroupWorkflow(AlertGroupCore):
         try:
             await workflow.start_child_workflow(
                 IncidentWorkflow.run,
-                IncidentStart(declare=declare, incident_id=incident_id, policy=self.policy,
+                IncidentStart(declare=declare, incident_id=incident_id, policy=self._policy_for(route),
                               group_id=workflow.info().workflow_id, initial_alerts=batch.alerts,
                               code_level=CODE_LEVEL),
                 id=incident_id,
@@ -119,14 +119,23 @@ class AlertGroupWorkflow(AlertGroupCore):
             return False
         return True
 
+    def _policy_for(self, route: RouteDecision) -> IncidentPolicy:
+        """The group's process policy, with the escalation policy the routing rule named (paging uses it over
+        the service's). A payload change only: histories from before it replay."""
+        if not route.escalation_policy:
+            return self.policy
+        return self.policy.model_copy(update={"escalation_policy": route.escalation_policy})
+
     async def _warn_unknown_service(self, incident_id: str, batch: AlertBatch) -> None:
         """An alert is never lost for naming a service nobody configured: its incident says so instead."""
         unknown = batch.route.unknown_service
         if not unknown or not self._warns_of_unknown_services():
             return
         kept = "" if unknown == batch.route.service else " (not a valid service name, so none is set)"
+        named = batch.route.escalation_policy
+        follows = f"escalation policy {named!r} (its routing rule's)" if named else "the default escalation policy"
         text = (f"The alert names service {unknown!r}{kept}, which is not in the config's services: this incident "
-                "follows the default escalation policy. Add the service to the config (services:) or map the "
+                f"follows {follows}. Add the service to the config (services:) or map the "
                 "alert to one with a routing rule.")
         try:
             await workflow.get_external_workflow_handle_for(IncidentWorkflow.run, incident_id).signal(

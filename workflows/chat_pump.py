@@ -42,9 +42,6 @@ class ChatPump(IncidentCore):
         s = self.s
         self._chat_current = self._chat_current_patched()
         if s.chat is None and not s.chat_checked:
-            if s.code_level >= 2 and not s.policy.chat:  # declared where chat is off: no activity to say so
-                s.chat_checked = True
-                return
             await self._open_chat()
         while s.chat is not None and not s.chat.broken:
             await workflow.wait_condition(lambda: self._chat_stop or self._chat_pending())

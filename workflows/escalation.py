@@ -75,6 +75,8 @@ class EscalationWorkflow:
         plan: EscalationPlan = await self._config_read(
             EscalationActivities.plan_escalation, start, f"Escalation policy for {start.service or 'incident'}")
         self.s.policy = plan.policy
+        if plan.warning:  # only set for incidents whose routing rule named a policy (none before they could)
+            await self._record(EventKind.warning, plan.warning)
         if not plan.policy:  # no escalation policies configured at all: paging is off
             self.s.finished = "paging not configured"
             return

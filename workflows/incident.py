@@ -38,7 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.models.messages import AlertsInput
     from domain.postmortem.models import PostmortemRequest
-    from domain.stakeholders import internal_update
+    from domain.stakeholders import internal_update, plain_update
     from workflows.chat_pump import ChatPump
     from workflows.incident_archive import IncidentArchive
     from workflows.incident_children import IncidentChildren
@@ -240,6 +240,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
 
     @workflow.update
     def set_phase(self, cmd: PhaseInput) -> CommandResult:
+        if cmd.phase == Phase.identified and cmd.note:  # what was identified: the public drafts name it
+            self.s.cause = cmd.note
         self._set_phase(cmd.phase, cmd.by, cmd.note)
         return self._result(f"phase is now {cmd.phase.value}")
 
@@ -251,13 +253,15 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
     def post_status_update(self, cmd: StatusUpdateInput) -> CommandResult:
         s = self.s
         s.last_update_at = workflow.now()
+        # The next update: when the update says (checked by the validator), else on the severity's cadence.
+        s.next_update_due = cmd.next_update_at(workflow.now()) or policy.next_update_due(s)
+        if cmd.theory:
+            s.cause = cmd.theory
         if cmd.structured:  # the stakeholders' template (its "next update" is the one this sets)
-            s.next_update_due = policy.next_update_due(s)
             event = self._event(EventKind.status_update, cmd.by, internal_update(s, cmd, workflow.now()))
             self._tell_stakeholders(event.text, f"{s.severity.value} update: {s.title}", event.seq)
         else:
-            self._event(EventKind.status_update, cmd.by, cmd.text)
-        s.next_update_due = policy.next_update_due(s)
+            self._event(EventKind.status_update, cmd.by, plain_update(s, cmd))
         due = f"; next due {s.next_update_due:%H:%M} UTC" if s.next_update_due else ""
         return self._result(f"status update posted{due}")
 
@@ -266,10 +270,18 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         policy.check_not_ended(self.s, "post a status update")
         if not cmd.text.strip():
             raise policy.NotAllowed("a status update needs text")
+        if cmd.next_update and self.s.code_level < 2:  # its timer is new: incidents declared before keep theirs
+            raise policy.NotAllowed("next_update: this incident was declared by an earlier version; post the "
+                                    "update without it (the next one follows the severity's cadence)")
+        try:
+            cmd.next_update_at(workflow.now())
+        except ValueError as exc:
+            raise policy.NotAllowed(str(exc)) from None
 
     @workflow.update
     def resolve(self, cmd: ResolveInput) -> CommandResult:
         self._root_cause = cmd.root_cause
+        self.s.cause = cmd.root_cause or self.s.cause
         self._set_phase(Phase.resolved, cmd.by, cmd.summary)
         pm = f"; postmortem due {self.s.postmortem_due:%Y-%m-%d} UTC" if self.s.postmortem_due else ""
         return self._result(f"resolved{pm}")

@@ -44,7 +44,7 @@ class IncidentChildren(IncidentRunbooks):
         handle = await workflow.start_child_workflow(
             EscalationWorkflow.run,
             EscalationStart(code_level=s.code_level, incident_id=s.id, summary=self._page_summary(),
-                            severity=s.severity, service=s.service,
+                            severity=s.severity, service=s.service, escalation_policy=s.policy.escalation_policy,
                             incident_url=s.url, channel=self._channel_link(), start_level=level),
             id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON, priority=options.URGENT,
             static_summary=f"Escalation {s.escalations} for {s.id}")

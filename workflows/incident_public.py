@@ -5,7 +5,10 @@ An incident on a service that affects status page components owes a first public
 declaring, then one per `cadence` of its severity; reminders go to the comms lead (else the IC) until one is
 published. Declaring, identified, monitoring, resolved and a reopen each ask for a draft: the worker writes it
 from the config's templates, and it goes on the timeline (so to the channel) with how to publish it. The
-StatusPageWorkflow tells the incident when an update went out (`public_update_published`)."""
+StatusPageWorkflow tells the incident when an update went out (`public_update_published`).
+
+Drafts name the cause as the responders last gave it (`IncidentState.cause`), except those that auto-publish:
+nobody reads those before the public does, and a cause is written for colleagues (hosts, releases, names)."""
 
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.models.common import EventKind, Phase
     from domain.models.incident import PublicState
     from domain.stakeholders import StakeholderUpdate, resolution
-    from domain.statuspage.drafts import Draft, DraftContext
+    from domain.statuspage.drafts import Draft, context_of
     from domain.statuspage.messages import PUBLISH_REQUESTED, PublicPublished, statuspage_id
     from domain.statuspage.models import PublishInput
     from workflows import options
@@ -66,6 +69,19 @@ class IncidentPublic(IncidentCore):
                 incident_id=s.id, service=s.service, dedup_key=f"{s.id}:stakeholders:{seq}", subject=subject,
                 text=text))
 
+    def _tell_resolution(self) -> None:
+        """The resolution message, to the stakeholders and the incident channel; the activity lists the action
+        items. Code level 2: to the channel even where no stakeholder channel or list is configured."""
+        s = self.s
+        chat = s.chat if s.chat is not None and not s.chat.broken else None
+        if not (s.policy.stakeholders or (chat is not None and s.code_level >= 2)):
+            return
+        self._stakeholder_queue.append(StakeholderUpdate(
+            incident_id=s.id, service=s.service, dedup_key=f"{s.id}:stakeholders:{s.seq}",
+            subject=f"Resolved: {s.title}", text=resolution(s, self._root_cause, workflow.now()),
+            action_items_of=s.id, incident_channel=chat.channel_id if chat else None,
+            stakeholders=s.policy.stakeholders))
+
     async def _flush_stakeholders(self) -> None:
         while self._stakeholder_queue:
             update = self._stakeholder_queue.pop(0)
@@ -80,7 +96,7 @@ class IncidentPublic(IncidentCore):
     def _public_phase(self, old: Phase, target: Phase) -> None:
         s = self.s
         if target == Phase.resolved:
-            self._tell_stakeholders(resolution(s, self._root_cause, workflow.now()), f"Resolved: {s.title}", s.seq)
+            self._tell_resolution()
         if s.public is None:
             return
         reopened = old == Phase.resolved and target == Phase.investigating
@@ -97,10 +113,9 @@ class IncidentPublic(IncidentCore):
             phase = self._public_queue.pop(0)
             s, public = self.s, self.s.public
             public.drafts += 1
-            request = DraftContext(
-                incident_id=s.id, title=s.title, severity=s.severity, phase=phase, service=s.service,
-                components=public.components, summary=s.resolution_summary,
-                next_update=self._public_next(workflow.now()), resolved_at=s.resolved_at)
+            pp = s.policy.public
+            auto = bool(pp and s.severity in pp.auto_publish)  # nobody reads it first: no internal wording
+            request = context_of(s, phase, public.components, self._public_next(workflow.now()), cause=not auto)
             try:
                 draft: Draft = await workflow.execute_activity_method(
                     StatusPageActivities.draft_public_update, request, summary=f"Draft the public update ({phase.value})",
@@ -108,8 +123,9 @@ class IncidentPublic(IncidentCore):
             except ActivityError as exc:
                 self._event(EventKind.warning, SYSTEM, f"No public update drafted: {why(exc)}")
                 continue
-            pp = s.policy.public
-            if pp and s.severity in pp.auto_publish:
+            if s.code_level < 2:  # as their histories decided: after drafting (the severity may have changed)
+                auto = bool(pp and s.severity in pp.auto_publish)
+            if auto:  # level 2 decided before: a draft written for a person (with the cause) never auto-publishes
                 await self._auto_publish(draft, public.drafts)
             else:
                 listed = ", ".join(f"{c.component} {c.status.value}" for c in draft.components)

@@ -2,8 +2,10 @@
 for a firing alert's diagnostics), telling them of a new commander or phase, and what their reports change.
 
 A run that would change something (a rollback, a scale …) is refused once the incident is resolved or
-ended: rolling back there re-deploys what was fixed. Diagnostics still run on a resolved incident. The
-incident moves to mitigating when a run applies its first change, not when it asks for approval.
+ended: rolling back there re-deploys what was fixed. Diagnostics still run on a resolved incident, and on a
+closed or stood-down one the door starts them on their own (`incidentflow.client_runbooks`): an ended
+incident's workflow takes no more commands. The incident moves to mitigating when a run applies its first
+change, not when it asks for approval.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.runbook import RunbookActivities
     from domain import policy
     from domain.models.common import EventKind, Phase, Role
-    from domain.models.incident import CommandResult
+    from domain.models.incident import CommandResult, IncidentState
     from domain.models.runbook import (
         IncidentPhaseChanged,
         MatchInput,
@@ -38,6 +40,20 @@ BEFORE_MITIGATING = (Phase.triage, Phase.investigating, Phase.identified)
 LIVE = (RunStatus.running, RunStatus.awaiting_approval)
 
 
+def changes_refused(s: IncidentState, request: RunbookRequest) -> str | None:
+    """Why a run that changes things may not start now (the incident is not being worked), or None. The door
+    asks it too, for an incident that has ended (closed, stood down: it cannot be reopened)."""
+    changes = request.changes()
+    if not changes or s.phase in policy.ACTIVE:
+        return None
+    if s.phase in policy.TERMINAL:
+        return (f"cannot run {request.runbook} ({changes[0].title}): the incident is "
+                f"{s.phase.value.replace('_', ' ')}: a change is refused; read-only runbooks still run")
+    return (f"cannot run {request.runbook} on a {s.phase.value} incident: it changes things "
+            f"({changes[0].title}). Reopen the incident first (`incidentflow reopen {s.id}`); "
+            "runbooks that only read (diagnostics) still run")
+
+
 class IncidentRunbooks(IncidentCore):
     @workflow.update
     async def start_runbook(self, request: RunbookRequest) -> CommandResult:
@@ -46,21 +62,16 @@ class IncidentRunbooks(IncidentCore):
 
     @start_runbook.validator
     def _check_start_runbook(self, request: RunbookRequest) -> None:
-        policy.check_not_ended(self.s, "run a runbook")
         if not request.steps:
             raise policy.NotAllowed(f"runbook {request.runbook} has no steps")
         refused = self._changes_refused(request)
         if refused:
             raise policy.NotAllowed(refused)
+        # Ended, still finishing: the door starts a diagnostics run on its own (client_runbooks)
+        policy.check_not_ended(self.s, "run a runbook")
 
     def _changes_refused(self, request: RunbookRequest) -> str | None:
-        """Why a run that changes things may not start now (the incident is not being worked), or None."""
-        s, changes = self.s, request.changes()
-        if not changes or s.phase in policy.ACTIVE:
-            return None
-        return (f"cannot run {request.runbook} on a {s.phase.value} incident: it changes things "
-                f"({changes[0].title}). Reopen the incident first (`incidentflow reopen {s.id}`); "
-                "runbooks that only read (diagnostics) still run")
+        return changes_refused(self.s, request)
 
     def _runbook_progressed(self, progress: RunbookProgress) -> None:
         s = self.s

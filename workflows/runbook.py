@@ -1,7 +1,9 @@
 """RunbookWorkflow: one run of a runbook, a child of the incident.
 
 Each step is an activity (its UI summary says exactly what it does); results go to the incident's
-timeline. Destructive steps (rollback, scale, restart, non-GET HTTP) run only once a permitted approver
+timeline. On a closed or stood-down incident (its workflow has ended) the door starts a read-only run on
+its own, with no parent: it tells no incident, and its state (`incidentflow runbook status RUN`) is the
+record. Destructive steps (rollback, scale, restart, non-GET HTTP) run only once a permitted approver
 said yes: an `approval` step covers the steps after it up to the next one, and an uncovered
 destructive step gets a gate of its own. An approval that times out follows `on_approval_timeout`.
 No change is approved or applied while the incident is resolved or ended (it tells the run its phase).
@@ -39,6 +41,9 @@ StepStatus = Literal["ok", "failed", "skipped", "denied"]
 # runbook-phase (0.1.2): the incident tells its live runs when it is resolved or ended (and reopened); a run
 # then approves and applies no change. Here it guards stopping a run that a history let go on.
 PATCH_RUNBOOK_PHASE = "runbook-phase"
+# runbook-standalone (0.1.2): a run with no parent (started by the door on an ended incident) signals no
+# incident. Asked only by such runs, so the children recorded before it replay unchanged.
+PATCH_STANDALONE = "runbook-standalone"
 CHANGES = ("kubernetes.rollout_undo", "kubernetes.scale", "kubernetes.restart")
 
 
@@ -57,10 +62,12 @@ class RunbookWorkflow:
                               approvers=r.approvers, steps=r.steps, auto=r.auto,
                               incident_phase=start.incident_phase)
         self._decision: Decision | None = None
+        self._alone = False  # no incident to report to (see PATCH_STANDALONE)
 
     @workflow.run
     async def run(self, start: RunbookStart) -> RunbookState:
         r, s = start.request, self.s
+        self._alone = workflow.info().parent is None and workflow.patched(PATCH_STANDALONE)
         n = len(r.steps)
         how = " automatically (alert matched; diagnostics only)" if r.auto and not r.all_steps else ""
         await self._tell(f"Runbook {r.runbook} started{how} by {r.by}: {_steps(n)} (run {s.run_id})")
@@ -265,6 +272,8 @@ class RunbookWorkflow:
         progress = RunbookProgress(run_id=self.s.run_id, status=self.s.status, text=text[:3900], kind=kind,
                                    awaiting=awaiting, verified=verified, changed=changed,
                                    approvers=(approvers or [])[:10])
+        if self._alone:  # the incident has ended: the run's own state says it all
+            return
         try:
             await workflow.get_external_workflow_handle(self.s.incident_id).signal(IncidentCore.runbook_progress,
                                                                                    progress)

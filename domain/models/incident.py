@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, datetime, time, timedelta
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -57,6 +58,9 @@ class IncidentPolicy(BaseModel):
     # Slack is configured where the incident was declared (the door's settings): without it the first page does
     # not wait for a channel that will never open. Histories from before it lack the field: True, they waited.
     chat: bool = True
+    # The escalation policy the alert's routing rule named (`routing.rules[].escalation_policy`): paging and
+    # `escalate --level` use it over the service's. None (declared by a person, or the rule names none): the service's.
+    escalation_policy: str | None = None
 
 
 class PublicPolicy(BaseModel):
@@ -139,10 +143,69 @@ class StatusUpdateInput(BaseModel):
     impact: SingleLine = Field("", max_length=500, description="who or what is affected, how much")
     theory: SingleLine = Field("", max_length=500, description="the current theory of the cause")
     next_action: SingleLine = Field("", max_length=500, description="what is being done next")
+    next_update: SingleLine = Field(
+        "", max_length=40, description="when the next update comes (else the severity's cadence): a duration "
+        "(30m, 1h30m), a UTC clock time (14:30: the next one, within 12 h) or an ISO date and time; at most 24 h on")
 
     @property
     def structured(self) -> bool:
         return bool(self.impact or self.theory or self.next_action)
+
+    @field_validator("next_update")
+    @classmethod
+    def _readable_next_update(cls, v: str) -> str:
+        if v:
+            _when(v)  # the shape only: whether it is in the future is the workflow's to say (its clock)
+        return v
+
+    def next_update_at(self, now: datetime) -> datetime | None:
+        """When `next_update` falls, from `now`; ValueError (naming the field) when it is past or too far."""
+        if not self.next_update:
+            return None
+        when = _when(self.next_update)
+        if isinstance(when, timedelta):
+            return now + when
+        if isinstance(when, time):
+            at = datetime.combine(now.astimezone(UTC).date(), when, tzinfo=UTC)
+            at = at if at > now else at + timedelta(days=1)
+            if at - now > CLOCK_AHEAD:
+                raise ValueError(f"next_update: {when:%H:%M} UTC is {_span(at - now)} away (it is {now:%H:%M} UTC "
+                                 f"now); a clock time must be within {_span(CLOCK_AHEAD)}: give a duration like 30m")
+            return at
+        if when <= now:
+            raise ValueError(f"next_update: {when:%Y-%m-%d %H:%M} UTC is in the past (it is {now:%H:%M} UTC now)")
+        if when - now > NEXT_UPDATE_MAX:
+            raise ValueError(f"next_update: {when:%Y-%m-%d %H:%M} UTC is more than {_span(NEXT_UPDATE_MAX)} away")
+        return when
+
+
+NEXT_UPDATE_MAX = timedelta(hours=24)  # a status update promises the next one within a day at most
+CLOCK_AHEAD = timedelta(hours=12)  # `next_update` 14:30 at 14:35 is a slip, not "tomorrow"
+_DURATION = re.compile(r"(?:(\d{1,2})\s*h)?\s*(?:(\d{1,4})\s*m(?:in)?)?", re.I)
+_CLOCK = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)(?:\s*UTC)?", re.I)
+
+
+def _span(d: timedelta) -> str:
+    minutes = int(d.total_seconds() // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+def _when(text: str) -> timedelta | time | datetime:
+    """`next_update` read: a duration, a UTC clock time or an aware date and time (naive ones are UTC)."""
+    v = text.strip()
+    if (m := _DURATION.fullmatch(v)) and (m.group(1) or m.group(2)):
+        span = timedelta(hours=int(m.group(1) or 0), minutes=int(m.group(2) or 0))
+        if not timedelta(0) < span <= NEXT_UPDATE_MAX:
+            raise ValueError(f"next_update: {v} must be more than 0 and at most {_span(NEXT_UPDATE_MAX)}")
+        return span
+    if m := _CLOCK.fullmatch(v):
+        return time(int(m.group(1)), int(m.group(2)))
+    try:
+        at = datetime.fromisoformat(v.replace(" UTC", "").replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"next_update: {v!r} is not a duration (30m, 1h30m), a UTC time (14:30) "
+                         "nor an ISO date and time (2026-12-15T14:30Z)") from None
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 class ResolveInput(BaseModel):
@@ -189,6 +252,9 @@ class IncidentState(BaseModel):
     resolve_suggested: bool = False
     resolved_at: datetime | None = None
     resolution_summary: str = ""
+    # The cause as the responders last gave it (an update's theory, the note moving to identified, the root cause
+    # at resolve): the public drafts a person publishes name it.
+    cause: str = ""
     postmortem_due: datetime | None = None
     postmortem_reminders: int = 0
     auto_close_at: datetime | None = None
@@ -225,8 +291,8 @@ class IncidentState(BaseModel):
 # `workflow.patched` call (each cost a marker and a search attribute upsert per incident), and the escalation's
 # config reads (its policy, who is on call) run as local activities. Incidents started at
 # level 0 (before it) keep taking their patches' recorded branches.
-# Level 2: an incident declared where chat is off (`IncidentPolicy.chat` False) runs no `open_chat` activity (it
-# only ever answered "chat off").
+# Level 2: no search attribute upsert when nothing changed (an unset commander, the door's declaration time);
+# structured updates may say when the next one comes; the resolution message also goes to the channel.
 CODE_LEVEL = 2
 
 

@@ -49,6 +49,9 @@ class EscalationStart(BaseModel):
     summary: str
     severity: Severity
     service: str | None = None
+    # The policy the alert's routing rule named (`routing.rules[].escalation_policy`), used over the service's;
+    # None (a declaration by a person, a rule naming none): the service's policy.
+    escalation_policy: str | None = None
     incident_url: str | None = None
     channel: ChannelLink | None = None  # the incident channel, when it was open before the escalation
     start_level: int = Field(1, ge=1)
@@ -68,6 +71,7 @@ class EscalationPlan(BaseModel):
     levels: list[LevelPlan]
     repeat: int = 0
     fallback: list[dict[str, str]] = Field(default_factory=list)
+    warning: str | None = None  # the policy the incident named is not defined: it follows `policy` instead
 
 
 class ResolveRequest(BaseModel):

@@ -2,7 +2,11 @@
 
 The defaults follow what our users ask of a public update: say what is affected, what is known and what is
 being done, and when the next update comes; never "improving stability". A person edits and publishes; only
-the severities in `statuspage.auto_publish` publish a draft as it is."""
+the severities in `statuspage.auto_publish` publish a draft as it is.
+
+The cause is the incident's as the responders last gave it (an update's theory, the note moving to identified,
+the root cause at resolve), word for word: a person reads it before it goes out. Drafts that auto-publish leave it
+out (`context_of(cause=False)`): it was written for colleagues and may name hosts, releases or people."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from pydantic import BaseModel, Field
 
 from domain.models.common import Phase, Severity
+from domain.models.incident import IncidentState
 from domain.statuspage.models import (
     ComponentChange,
     ComponentStatus,
@@ -54,6 +59,14 @@ class DraftContext(BaseModel):
     summary: str = ""
     next_update: datetime | None = None
     resolved_at: datetime | None = None
+
+
+def context_of(s: IncidentState, phase: Phase, components: list[str], next_update: datetime | None, *,
+               cause: bool = True) -> DraftContext:
+    """What the draft for the incident at `phase` is written from (the workflow's drafts and the doors' alike)."""
+    return DraftContext(incident_id=s.id, title=s.title, severity=s.severity, phase=phase, service=s.service,
+                        components=components, cause=s.cause if cause else "", summary=s.resolution_summary,
+                        next_update=next_update, resolved_at=s.resolved_at)
 
 
 class Draft(BaseModel):

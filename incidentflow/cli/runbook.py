@@ -12,6 +12,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from domain.config import Settings
+from domain.models import Phase
 from domain.models.runbook import Decision, RunbookState, StepPlan
 from domain.runbooks.loader import RunbookSet, check_runbooks, load_runbooks
 from domain.runbooks.rbac import (
@@ -193,8 +194,11 @@ async def remote(args: argparse.Namespace, settings: Settings, inc: Incidents | 
         except ParamError as exc:
             raise UsageError(str(exc)) from None
         print(f"{result.ref}")
-        print(f"  {args.name} started on {result.incident_id}; destructive steps wait for approval: "
-              f"`incidentflow runbook approve {result.ref}`", file=sys.stderr)
+        if result.phase in (Phase.closed, Phase.stood_down):  # ran on its own: read-only, nothing to approve
+            print(f"  {result.text}", file=sys.stderr)
+        else:
+            print(f"  {args.name} started on {result.incident_id}; destructive steps wait for approval: "
+                  f"`incidentflow runbook approve {result.ref}`", file=sys.stderr)
         return 0
     if args.action == "approve":
         await inc.require_run(args.run_id)

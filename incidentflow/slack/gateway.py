@@ -19,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from domain import blockkit as render
 from domain.config import IncidentflowConfig
-from domain.models import DeclareInput, Role, Severity, StatusUpdateInput
+from domain.models import DeclareInput, Phase, Role, Severity, StatusUpdateInput
 from domain.models.runbook import Decision
 from domain.runbooks.loader import RunbookError
 from domain.runbooks.render import ParamError, RenderError
@@ -219,6 +219,8 @@ class SlackGateway:
             result = await inc.run_runbook(iid, words[0], params, caller.actor, key=caller.request_key)
         except (ParamError, RenderError) as exc:
             raise Usage(str(exc)) from None
+        if result.phase in (Phase.closed, Phase.stood_down):  # ran on its own: read-only, nothing to approve
+            return Reply(f"`{iid}`: {result.text}")
         return Reply(f"`{iid}`: runbook `{words[0]}` started as `{result.ref}`. Steps that change things wait "
                      f"for approval: the Approve button on the request in the channel, or "
                      f"`/incident approve {result.ref}`.")
