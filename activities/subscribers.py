@@ -138,11 +138,16 @@ class StatusMailActivities:
                           sessions: Sequence[MailSender], cfg: StatusPageConfig, result: FanoutResult,
                           cursor: int) -> None:
         queue = list(reversed(todo))
+        failed: list[Exception] = []
 
         async def drain(session: MailSender) -> None:
-            while queue:
+            while queue and not failed:  # after a failure, the others finish (and record) what they are sending
                 recipient = queue.pop()
-                outcome = await self._deliver(session, notification, recipient, cfg)
+                try:
+                    outcome = await self._deliver(session, notification, recipient, cfg)
+                except Exception as exc:  # an SMTP outage (ApplicationError) or a bug: stop taking more
+                    failed.append(exc)
+                    return
                 await _db(self._store.mark_sent, notification.notification_id, [recipient.subscriber_id], outcome)
                 if outcome == "sent":
                     result.sent += 1
@@ -150,12 +155,11 @@ class StatusMailActivities:
                     result.refused += 1
                 activity.heartbeat(cursor)  # keeps the attempt alive (and cancellable) inside a slow batch
 
-        try:
-            async with asyncio.TaskGroup() as group:
-                for session in sessions[: len(todo)]:
-                    group.create_task(drain(session))
-        except* ApplicationError as failed:
-            raise failed.exceptions[0] from None  # Temporal classifies the ApplicationError itself
+        async with asyncio.TaskGroup() as group:  # a cancelled attempt (the worker stops) cancels every drain
+            for session in sessions[: len(todo)]:
+                group.create_task(drain(session))
+        if failed:
+            raise failed[0]  # Temporal classifies an ApplicationError itself
 
     async def _deliver(self, session: MailSender, notification: Notification, recipient: Recipient,
                        cfg: StatusPageConfig) -> str:

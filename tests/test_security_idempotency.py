@@ -62,8 +62,11 @@ async def timeline(api: httpx.AsyncClient, iid: str, kind: str) -> list[str]:
     return [e["text"] for e in state["timeline"] if e["kind"] == kind]
 
 
+FIELD_SAMPLE = {"next_update": "30m"}  # text with a format of its own
+
+
 def body_for(command: Command[Any]) -> dict[str, Any]:
-    return {"by": "pat", **{a.field: SAMPLE[a.kind] for a in command.args}}
+    return {"by": "pat", **{a.field: FIELD_SAMPLE.get(a.field, SAMPLE[a.kind]) for a in command.args}}
 
 
 # ------------------------------------------------------------------------------------------- retries

@@ -124,3 +124,27 @@ async def test_sev1_auto_publishes_and_a_service_without_components_owes_nothing
         assert state.public is None
         assert not texts(state, EventKind.suggestion) and not any("status page" in t for t in
                                                                   texts(state, EventKind.reminder))
+
+
+async def test_public_update_reminders_go_on_until_it_is_posted(ts_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """Six reminders 10 minutes apart, then hourly, for as long as the update is owed; publishing stops them."""
+    async with stack(ts_env, tmp_path) as inc:
+        iid = await declare(inc, "checkout")
+        await until(inc, iid, lambda s: texts(s, EventKind.suggestion))
+        await ts_env.sleep(timedelta(minutes=10 + 50, seconds=5))  # due at 10 min, then 20, 30 … 60: six
+
+        def owed(s: Any) -> list[Any]:
+            return [e for e in s.timeline if e.kind == EventKind.reminder and "status page owes" in e.text]
+        state = await until(inc, iid, lambda s: len(owed(s)) == 6)
+        gaps = [b.at - a.at for a, b in zip(owed(state), owed(state)[1:], strict=False)]
+        assert [round(g.total_seconds() / 60) for g in gaps] == [10] * 5, gaps
+        await ts_env.sleep(timedelta(hours=2, seconds=5))  # after the sixth: hourly, not silence
+        state = await until(inc, iid, lambda s: len(owed(s)) == 8)
+        assert round((owed(state)[-1].at - owed(state)[-2].at).total_seconds() / 60) == 60
+
+        await inc.assign_role(iid, RoleInput(role=Role.comms, person="alice", by="alice"))
+        await inc.publish_public_update(iid, "alice")
+        await until(inc, iid, lambda s: s.public.last_status == "investigating")
+        before = len(owed(await inc.get(iid)))
+        await ts_env.sleep(timedelta(minutes=25))  # SEV2's public cadence is 30 min: nothing owed yet
+        assert len(owed(await inc.get(iid))) == before

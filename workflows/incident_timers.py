@@ -96,8 +96,10 @@ class IncidentTimers(IncidentCore):
         s = self.s
         assert s.public is not None and s.policy.public is not None
         s.public.reminders += 1
-        more = s.public.reminders < s.policy.public.max_reminders
-        s.public.due = now + s.policy.public.remind_every if more else None
+        pp = s.policy.public
+        more = pp.max_reminders is None or s.public.reminders < pp.max_reminders
+        every = pp.remind_every if s.public.reminders < pp.fast_reminders else pp.remind_later
+        s.public.due = now + every if more else None
         what = "the resolution" if s.phase == Phase.resolved else "an update"
         await self._notify("public_update_due", policy.update_recipient(s),
                            f"The status page owes the public {what} (due {due:%H:%M} UTC): "

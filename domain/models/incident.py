@@ -70,8 +70,11 @@ class PublicPolicy(BaseModel):
     first_update: timedelta = timedelta(minutes=10)
     cadence: dict[Severity, timedelta] = Field(default_factory=dict)
     auto_publish: list[Severity] = Field(default_factory=list)
-    remind_every: timedelta = timedelta(minutes=10)
-    max_reminders: int = Field(6, ge=0, le=50)
+    remind_every: timedelta = timedelta(minutes=10)  # the first `fast_reminders` reminders, then `remind_later`
+    fast_reminders: int = Field(6, ge=0, le=50)
+    remind_later: timedelta = timedelta(hours=1)
+    # None: until the update is posted. Incidents declared before it snapshot 6 here (then they stopped).
+    max_reminders: int | None = Field(None, ge=0, le=500)
 
 
 class PublicState(BaseModel):
@@ -203,7 +206,7 @@ def _when(text: str) -> timedelta | time | datetime:
     try:
         at = datetime.fromisoformat(v.replace(" UTC", "").replace("Z", "+00:00"))
     except ValueError:
-        raise ValueError(f"next_update: {v!r} is not a duration (30m, 1h30m), a UTC time (14:30) "
+        raise ValueError(f"{v!r} is not a duration (30m, 1h30m), a UTC time (14:30) "
                          "nor an ISO date and time (2026-12-15T14:30Z)") from None
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
