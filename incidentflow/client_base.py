@@ -18,7 +18,7 @@ import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio import workflow
@@ -37,15 +37,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import Runtime
 from temporalio.service import RPCError, RPCStatusCode
 
-from domain import known
-from domain.config import IncidentflowConfig, Settings
 from domain.models import CommandResult, IncidentState
+from domain.settings import Settings
 from incidentflow import temporal_tls, tracing
-from workflows.incident import IncidentWorkflow
+
+if TYPE_CHECKING:  # at run time the incident is reached by name: `show` should not import every workflow module
+    from domain.config import IncidentflowConfig
+    from workflows.incident import IncidentWorkflow
 
 M = TypeVar("M", bound=BaseModel)
-IncidentHandle = WorkflowHandle[IncidentWorkflow, IncidentState]
-Signal = Callable[[IncidentWorkflow, M], Awaitable[None] | None]
+IncidentHandle = WorkflowHandle[Any, IncidentState]
+Signal = Callable[["IncidentWorkflow", M], Awaitable[None] | None]
 INCIDENT_TYPE = "IncidentWorkflow"
 # incident-YYYYMMDD-HHMM-<slug>[-N]: anything else is not an incident, whatever Temporal holds under that id
 INCIDENT_ID = re.compile(r"^incident-[A-Za-z0-9][A-Za-z0-9._-]{0,245}$")
@@ -83,6 +85,8 @@ class InvalidInput(CommandRejected):
 def vet_person(config: IncidentflowConfig, field: str, name: str, acting: bool = False) -> str:
     """The config person id `name` stands for (`acting`: the actor of a write, which `slack.allow_everyone`
     lets be anyone). InvalidInput listing who is known otherwise."""
+    from domain import known
+
     problem = (known.actor_problem if acting else known.person_problem)(config, field, name)
     if problem:
         raise InvalidInput([problem])
@@ -168,12 +172,24 @@ class Door:
                  source: str | None = None) -> None:
         self.client = client
         self.settings = settings
-        self.config = config or IncidentflowConfig()
+        self._config = config  # None: an empty config, built on first use (a read never needs one)
         self.source = source  # who opens incidents through this door (api, slack, cli): in their memo
         self.deadline = max(settings.command_deadline, 0.5)  # seconds a worker has to accept a command
 
+    @property
+    def config(self) -> IncidentflowConfig:
+        if self._config is None:
+            from domain.config import IncidentflowConfig
+
+            self._config = IncidentflowConfig()
+        return self._config
+
+    @config.setter
+    def config(self, config: IncidentflowConfig) -> None:
+        self._config = config
+
     def _incident(self, incident_id: str) -> IncidentHandle:
-        return self.client.get_workflow_handle_for(IncidentWorkflow.run, incident_id)
+        return self.client.get_workflow_handle(incident_id, result_type=IncidentState)
 
     async def _require_incident(self, incident_id: str) -> WorkflowExecutionDescription:
         """The incident's description; IncidentNotFound for an id that is not an IncidentWorkflow's (an alert
@@ -205,7 +221,7 @@ class Door:
                 raise IncidentNotFound(
                     f"incident {incident_id} ended abnormally ({desc.status.name.lower() if desc.status else '?'}); "
                     "see it in the Temporal UI")
-            return self._linked(await handle.query(IncidentWorkflow.get_state,
+            return self._linked(await handle.query("get_state", result_type=IncidentState,
                                                    rpc_timeout=timedelta(seconds=self.deadline)))
         except RPCError as exc:
             if exc.status == RPCStatusCode.DEADLINE_EXCEEDED:

@@ -59,3 +59,30 @@ def test_temporal_commands_load_nothing_heavy(argv: list[str]) -> None:
     code, loaded, err = probe(*argv)
     assert code == 3 and err.startswith(f"error: cannot reach Temporal at {UNREACHABLE}"), err
     assert loaded == [], f"incidentflow {' '.join(argv)} imported {loaded}"
+
+
+READ_PROBE = f"""
+import json, os, sys
+from incidentflow.cli import reads
+assert reads.handles(sys.argv[1:])
+code = reads.main(sys.argv[1:])
+light = ("workflows", "activities", "incidentflow.commands", "incidentflow.client", "domain.config", "jinja2",
+         "sqlalchemy", *{HEAVY!r})
+print(json.dumps({{"code": code, "loaded": sorted(m for m in light if m in sys.modules)}}), flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.parametrize("argv", [["show", "incident-20261123-0815-checkout"],
+                                  ["timeline", "incident-20261123-0815-checkout", "--markdown"]],
+                         ids=lambda argv: argv[0])
+def test_the_reads_people_repeat_load_no_workflow_nor_the_command_table(argv: list[str]) -> None:
+    """`show` and `timeline` take incidentflow.cli.reads (what the console script runs for them): the Temporal
+    client and the state model only, so they answer within 1.5x of a minimal client (bench/cli.py)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTFLOW_")}
+    env["INCIDENTFLOW_TEMPORAL_ADDRESS"] = UNREACHABLE
+    run = subprocess.run([sys.executable, "-c", READ_PROBE, *argv], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert report["code"] == 3 and run.stderr.startswith(f"error: cannot reach Temporal at {UNREACHABLE}"), run.stderr
+    assert report["loaded"] == [], report["loaded"]

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from domain.models import Phase, Role, Severity
-from incidentflow.cli import archive, learning, runbook, statuspage
+from incidentflow.cli import archive, learning, reads, runbook, statuspage
 from incidentflow.cli.types import Parser, choice, duration, level, moment, person, service, timezone
 from incidentflow.commands import COMMANDS, Command, Kind
 
@@ -38,10 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     _bespoke(sub)
     for command in COMMANDS:
         add_command(sub, command)
-    tl = _incident(sub, "timeline", "print the timeline")
-    tl.add_argument("--markdown", action="store_true",
-                    help="the incident as Markdown for its postmortem (header, summary, timeline)")
-    tl.add_argument("--json", action="store_true", help=JSON_HELP)
+    reads.add_timeline(sub)
     return p
 
 
@@ -58,13 +55,6 @@ def add_command(sub: Any, command: Command[Any]) -> argparse.ArgumentParser:
                             default=arg.default, **kwargs)
         else:
             sp.add_argument(arg.field, **kwargs)
-    return sp
-
-
-def _incident(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    """A read of one incident (no actor: reads are anyone's)."""
-    sp: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
-    sp.add_argument("id", help=ID_HELP)
     return sp
 
 
@@ -122,5 +112,4 @@ def _bespoke(sub: Any) -> None:
     ls.add_argument("--service", type=service, help="only this service")
     ls.add_argument("--phase", type=_TYPES[Kind.phase], help="only this phase")
     ls.add_argument("--json", action="store_true", help=JSON_HELP)
-    show = _incident(sub, "show", "show an incident's state")
-    show.add_argument("--json", action="store_true", help=JSON_HELP)
+    reads.add_show(sub)
