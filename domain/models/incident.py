@@ -165,7 +165,10 @@ class StatusUpdateInput(BaseModel):
         """When `next_update` falls, from `now`; ValueError (naming the field) when it is past or too far."""
         if not self.next_update:
             return None
-        when = _when(self.next_update)
+        try:
+            when = _when(self.next_update)
+        except ValueError as exc:  # validated at input already; here (the workflow's check) it names its field
+            raise ValueError(f"next_update: {exc}") from None
         if isinstance(when, timedelta):
             return now + when
         if isinstance(when, time):
@@ -199,7 +202,7 @@ def _when(text: str) -> timedelta | time | datetime:
     if (m := _DURATION.fullmatch(v)) and (m.group(1) or m.group(2)):
         span = timedelta(hours=int(m.group(1) or 0), minutes=int(m.group(2) or 0))
         if not timedelta(0) < span <= NEXT_UPDATE_MAX:
-            raise ValueError(f"next_update: {v} must be more than 0 and at most {_span(NEXT_UPDATE_MAX)}")
+            raise ValueError(f"{v} must be more than 0 and at most {_span(NEXT_UPDATE_MAX)}")
         return span
     if m := _CLOCK.fullmatch(v):
         return time(int(m.group(1)), int(m.group(2)))
