@@ -16,6 +16,7 @@ from domain.models.incident import CODE_LEVEL
 from incidentflow.client import Incidents
 from tests.conftest import running_worker
 from tests.helpers import eventually
+from workflows import search_attributes as sa
 
 
 async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(ts_env: WorkflowEnvironment,
@@ -40,6 +41,8 @@ async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(
         assert not any("TemporalChangeVersion" in u for u in upserts)
         assert not any("IncidentDeclaredAt" in u for u in upserts), "the door's declaration time stands"
         assert upserts and "IncidentAcknowledged" in upserts[0], f"nothing to upsert before the ack: {upserts}"
+        desc = await ts_env.client.get_workflow_handle(iid).describe()
+        assert desc.typed_search_attributes.get(sa.DECLARED_AT) == state.declared_at, "state and attribute agree"
         escalation = await ts_env.client.get_workflow_handle(state.escalation_id).fetch_history()
         reads = [e.activity_task_scheduled_event_attributes.activity_type.name for e in escalation.events
                  if e.HasField("activity_task_scheduled_event_attributes")]

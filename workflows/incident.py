@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.chat_pump import ChatPump
     from workflows.incident_archive import IncidentArchive
     from workflows.incident_children import IncidentChildren
-    from workflows.incident_core import current_search_attributes, minutes, utc
+    from workflows.incident_core import current_search_attributes, declared_time, minutes, utc
     from workflows.incident_postmortem import IncidentPostmortem
     from workflows.incident_public import IncidentPublic
     from workflows.incident_timers import IncidentTimers
@@ -76,7 +76,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         d = start.declare
         self.s = IncidentState(
             id=start.incident_id or workflow.info().workflow_id, title=d.title, service=d.service,
-            description=d.description, severity=d.severity, declared_at=start.declared_at or workflow.now(),
+            description=d.description, severity=d.severity, declared_at=start.declared_at or declared_time(start),
             declared_by=d.declared_by, policy=start.policy, group_id=start.group_id, url=start.url,
             code_level=start.code_level,
         )

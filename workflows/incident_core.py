@@ -22,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.models.chat import ButtonMessage, ChannelLink, ChatSummary, SentMessage
     from domain.models.common import AlertStatus, EventKind, Phase, Role
     from domain.models.group import IncidentStatusSignal
-    from domain.models.incident import CommandResult, EventRecord, IncidentState, TimelineEvent
+    from domain.models.incident import CommandResult, EventRecord, IncidentStart, IncidentState, TimelineEvent
     from domain.models.messages import (
         ChannelOpened,
         CommanderChanged,
@@ -340,6 +340,18 @@ class IncidentCore:
 
 def _close_in_time(a: object, b: object) -> bool:
     return isinstance(a, datetime) and isinstance(b, datetime) and abs(a - b) <= DECLARED_AT_SLACK
+
+
+def declared_time(start: IncidentStart) -> datetime:
+    """When the incident was declared: code level 2 takes the door's clock (`IncidentDeclaredAt`, set at start)
+    when it is within DECLARED_AT_SLACK of the first workflow task, so the state, its timers and the search
+    attribute agree to the microsecond; else (and before level 2) the workflow's own clock."""
+    now = workflow.now()
+    if start.code_level >= 2:
+        door = workflow.info().typed_search_attributes.get(sa.DECLARED_AT)
+        if door is not None and abs(door - now) <= DECLARED_AT_SLACK:
+            return door
+    return now
 
 
 def current_search_attributes() -> dict[str, object]:
