@@ -94,3 +94,24 @@ def test_an_upward_import_breaks_the_build(tree_copy: Path, module: str, upward:
         path.write_text(original)
     assert result.returncode != 0, f"lint-imports accepted `{upward}` in {module}"
     assert "BROKEN" in result.stdout
+
+
+@pytest.mark.parametrize("line", ["now = datetime.now(UTC)", "now = time.time()", "pick = random.random()",
+                                  "key = uuid.uuid4()", "home = os.environ['HOME']"])
+def test_workflow_code_may_not_read_clocks_randomness_or_the_environment(tmp_path: Path, line: str) -> None:
+    """The worker runs workflows without the SDK sandbox (domain/settings.py `workflow_sandbox`): ruff refuses in
+    workflows/ what the sandbox would have, and nowhere else."""
+    (tmp_path / "workflows").mkdir()
+    (tmp_path / "activities").mkdir()
+    code = f"import os\nimport random\nimport time\nimport uuid\nfrom datetime import UTC, datetime\n\n{line}\n"
+    for layer in ("workflows", "activities"):
+        (tmp_path / layer / "sample.py").write_text(code)
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    ruff = Path(sys.executable).parent / "ruff"
+
+    def check(layer: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(ruff), "check", "--no-cache", "--select", "TID251", f"{layer}/sample.py"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    refused, allowed = check("workflows"), check("activities")
+    assert refused.returncode != 0 and "TID251" in refused.stdout, refused.stdout + refused.stderr
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
