@@ -8,8 +8,10 @@ import os
 import re
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -46,18 +48,28 @@ async def cli(*args: str, env: dict[str, str]) -> Run:
     return Run(proc.returncode or 0, out.decode(), err.decode())
 
 
+def cli_env(dev_env: WorkflowEnvironment, settings: Any, config: Path) -> dict[str, str]:
+    """The environment a user's shell would have: the dev server, the worker's task queue, pat, the config."""
+    return {"INCIDENTFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+            "INCIDENTFLOW_TASK_QUEUE": settings.task_queue, "INCIDENTFLOW_USER": "pat",
+            "INCIDENTFLOW_CONFIG": str(config)}
+
+
+def succeeding(env: dict[str, str]) -> Callable[..., Awaitable[Run]]:
+    """`incidentflow ARGS…` that must exit 0 (the failure names the command and its stderr)."""
+    async def ok(*args: str) -> Run:
+        run = await cli(*args, env=env)
+        assert run.code == 0, f"incidentflow {' '.join(args)} → {run.code}: {run.err}"
+        return run
+    return ok
+
+
 async def test_cli_drives_an_incident_through_every_phase(dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
     svc = f"cli-{uuid.uuid4().hex[:6]}"
     config = write_config(tmp_path, svc)
     async with running_worker(dev_env.client, config=lambda: load_config(config)) as (settings, _):
-        env = {"INCIDENTFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-               "INCIDENTFLOW_TASK_QUEUE": settings.task_queue, "INCIDENTFLOW_USER": "pat",
-               "INCIDENTFLOW_CONFIG": str(config)}
-
-        async def ok(*args: str) -> Run:
-            run = await cli(*args, env=env)
-            assert run.code == 0, f"incidentflow {' '.join(args)} → {run.code}: {run.err}"
-            return run
+        env = cli_env(dev_env, settings, config)
+        ok = succeeding(env)
 
         declared = await ok("declare", "--severity", "SEV2", "--service", svc, "Checkout failing")
         iid = declared.out.strip()

@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.config import load_config
 from tests.conftest import running_worker
-from tests.test_cli import PEOPLE, Run, cli
+from tests.test_cli import PEOPLE, cli, cli_env, succeeding
 
 
 def write_config(tmp_path: Path, service: str) -> Path:
@@ -33,14 +33,8 @@ async def test_statuspage_and_maintenance_commands_end_to_end(dev_env: WorkflowE
     svc = f"sp-{uuid.uuid4().hex[:6]}"
     config = write_config(tmp_path, svc)
     async with running_worker(dev_env.client, config=lambda: load_config(config), data_dir=tmp_path) as (settings, _):
-        env = {"INCIDENTFLOW_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
-               "INCIDENTFLOW_TASK_QUEUE": settings.task_queue, "INCIDENTFLOW_USER": "pat",
-               "INCIDENTFLOW_CONFIG": str(config)}
-
-        async def ok(*args: str) -> Run:
-            run = await cli(*args, env=env)
-            assert run.code == 0, f"incidentflow {' '.join(args)} → {run.code}: {run.err}"
-            return run
+        env = cli_env(dev_env, settings, config)
+        ok = succeeding(env)
 
         shown = (await ok("statuspage", "show")).out.splitlines()
         assert shown[0] == "All Systems Operational"
