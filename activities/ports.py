@@ -155,5 +155,5 @@ class Tracker(Protocol):
 class ActionDirectory(Protocol):
     """Lists action items from Temporal visibility; `incidentflow.client.Incidents` is one."""
 
-    async def action_items(self, *, open_only: bool = True) -> list[ActionItem]:
-        """The items, open ones only unless asked otherwise."""
+    async def action_items(self, *, open_only: bool = True, incident: str | None = None) -> list[ActionItem]:
+        """The items (of one incident, if given), open ones only unless asked otherwise."""

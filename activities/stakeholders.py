@@ -80,8 +80,8 @@ class StakeholderActivities:
         if not update.action_items_of or self._directory is None:
             return update.text
         try:
-            items = await self._directory.action_items(open_only=False)
+            items = await self._directory.action_items(open_only=False, incident=update.action_items_of)
         except Exception as exc:  # noqa: BLE001 - visibility down: the message still goes, saying the postmortem
             log.warning("action items of %s not listed: %s", update.action_items_of, exc)
             return update.text
-        return with_action_items(update.text, [i for i in items if i.incident_id == update.action_items_of])
+        return with_action_items(update.text, items)

@@ -184,10 +184,6 @@ class Door:
             self._config = IncidentflowConfig()
         return self._config
 
-    @config.setter
-    def config(self, config: IncidentflowConfig) -> None:
-        self._config = config
-
     def _incident(self, incident_id: str) -> IncidentHandle:
         return self.client.get_workflow_handle(incident_id, result_type=IncidentState)
 

@@ -129,12 +129,12 @@ class _Directory:
         cfg = self._config() if callable(self._config) else (self._config or IncidentflowConfig())
         return await Incidents(self._client, self._settings, cfg).list(limit=limit)
 
-    async def action_items(self, *, open_only: bool = True) -> list[Any]:
+    async def action_items(self, *, open_only: bool = True, incident: str | None = None) -> list[Any]:
         from domain.config import IncidentflowConfig
         from incidentflow.client import Incidents
 
         cfg = self._config() if callable(self._config) else (self._config or IncidentflowConfig())
-        return await Incidents(self._client, self._settings, cfg).action_items(open_only=open_only)
+        return await Incidents(self._client, self._settings, cfg).action_items(open_only=open_only, incident=incident)
 
 
 @asynccontextmanager

@@ -55,8 +55,9 @@ async def test_the_schedule_sends_the_review_to_the_channel_and_the_list(fresh_d
                                         "channel": "#incident-review"}}})
 
         class Directory:
-            async def action_items(self, *, open_only: bool = True) -> list[ActionItem]:
-                return await Incidents(env.client, settings, config).action_items(open_only=open_only)
+            async def action_items(self, *, open_only: bool = True, incident: str | None = None) -> list[ActionItem]:
+                return await Incidents(env.client, settings, config).action_items(open_only=open_only,
+                                                                                   incident=incident)
 
         async with running_worker(env.client, config=lambda: config, directory=Directory(), data_dir=tmp_path,
                                   slack_bot_token=slack.bot_token, slack_api_url=slack.base_url,

@@ -40,9 +40,11 @@ class Run:
     err: str
 
 
-async def cli(*args: str, env: dict[str, str]) -> Run:
+async def cli(*args: str, env: dict[str, str], clean: bool = False) -> Run:
+    """`incidentflow ARGS…` in a fresh process with `env` added (`clean`: and no other INCIDENTFLOW_ variable)."""
+    base = {k: v for k, v in os.environ.items() if not (clean and k.startswith("INCIDENTFLOW_"))}
     proc = await asyncio.create_subprocess_exec(
-        *CLI, *args, env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        *CLI, *args, env={**base, **env}, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         cwd=Path(__file__).parent.parent)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return Run(proc.returncode or 0, out.decode(), err.decode())

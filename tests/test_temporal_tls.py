@@ -4,12 +4,9 @@ and `incidentflow temporal setup` where the server refuses to add search attribu
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import logging
-import os
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from domain.models import DeclareInput, Severity
 from incidentflow.client import Incidents
 from incidentflow.client_base import TemporalUnavailable, connect
 from incidentflow.temporal_cloud import tcld_commands
+from tests import test_cli
 from tests.conftest import binary, running_worker
 from tests.helpers import eventually
 from tests.tls_proxy import TlsProxy, pki
@@ -145,19 +143,7 @@ async def test_api_key_goes_as_bearer_metadata_and_never_into_errors_or_logs(
     assert API_KEY not in out + err + caplog.text
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-async def cli(*args: str, env: dict[str, str]) -> Run:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INCIDENTFLOW_")}
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "incidentflow.cli", *args, env={**clean, **env},
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, cwd=ROOT)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    return Run(proc.returncode or 0, out.decode(), err.decode())
+cli = functools.partial(test_cli.cli, clean=True)  # only the variables each case sets
 
 
 async def test_temporal_setup_prints_tcld_commands_when_the_server_refuses(certs: Path) -> None:

@@ -309,14 +309,9 @@ class IncidentCore:
 
     # ---------------------------------------------------------------- visibility
     def _needless(self, key: SearchAttributeKey[Any], value: object) -> bool:
-        """Code level 2 skips two upserts every new incident paid: unsetting an attribute it never had (no
-        commander yet), and rewriting the door's declaration time (set at start) with the workflow's own a few
-        milliseconds later (within DECLARED_AT_SLACK)."""
-        if self.s.code_level < 2:
-            return False
-        synced = self._synced.get(key.name, _UNSET)
-        return ((value is None and synced is _UNSET)
-                or (key.name == sa.DECLARED_AT.name and _close_in_time(synced, value)))
+        """Code level 2 skips unsetting an attribute the incident never had (no commander yet): an upsert every
+        new incident paid. (Its declaration time is the door's since level 2, `declared_time`: no upsert either.)"""
+        return self.s.code_level >= 2 and value is None and key.name not in self._synced
 
     def _sync_search_attributes(self) -> None:
         """Upsert only the search attributes that changed (each upsert is a history event)."""
@@ -336,10 +331,6 @@ class IncidentCore:
             self._synced[key.name] = value
         if updates:
             workflow.upsert_search_attributes(updates)
-
-
-def _close_in_time(a: object, b: object) -> bool:
-    return isinstance(a, datetime) and isinstance(b, datetime) and abs(a - b) <= DECLARED_AT_SLACK
 
 
 def declared_time(start: IncidentStart) -> datetime:

@@ -297,8 +297,8 @@ class IncidentState(BaseModel):
 # `workflow.patched` call (each cost a marker and a search attribute upsert per incident), and the escalation's
 # config reads (its policy, who is on call) run as local activities. Incidents started at
 # level 0 (before it) keep taking their patches' recorded branches.
-# Level 2: no search attribute upsert when nothing changed (an unset commander, the door's declaration time);
-# structured updates may say when the next one comes; the resolution message also goes to the channel.
+# Level 2: the declaration time is the door's (`IncidentDeclaredAt` at start), so it and an unset commander cost
+# no upsert; structured updates may say when the next one comes; the resolution message also goes to the channel.
 CODE_LEVEL = 2
 
 
