@@ -16,6 +16,7 @@ the workflow reports them on the timeline (activities/errors.py classifies them)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,12 +27,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
-from activities.slack_api import SlackApi, data_of, error_code, slack_error
+from activities.slack_api import SlackApi, activity_scope, data_of, error_code, slack_error
 from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings
 from domain.models.chat import (
     ButtonMessage,
     ChatOpenInput,
+    ChatPost,
     ChatRoom,
     ChatSummary,
     ChatSyncInput,
@@ -66,33 +68,48 @@ class SlackChat(SlackApi):
         channel = await self.once(f"{key}:channel", lambda: self._create_or_reuse(s, bot["user_id"]))
         cid = str(channel["id"])
         purpose = f"Incident {s.incident_id} · managed by incidentflow"
-        if (channel.get("purpose") or {}).get("value") != purpose:
-            await self.once(f"{key}:purpose", lambda: self.call("conversations.setPurpose", channel=cid,
-                                                                purpose=purpose))
         topic = _topic(s)
-        if (channel.get("topic") or {}).get("value") != topic:
-            await self.once(f"topic:{cid}:{topic}", lambda: self.call("conversations.setTopic", channel=cid,
-                                                                       topic=topic))
         warnings: list[str] = []
         people = list(dict.fromkeys([*inp.invite, *self.config().slack.invite]))
-        invited = await self.invite(cid, people, warnings)
         mention = await self.mentions([s.declared_by, *s.roles.values(), s.acknowledged_by])
-        context_ts = await self.post_once(cid, f"{key}:context",
-                                          *render.context_message(s, mention, self._runbook(s.service)))
-        await self.once(f"{key}:pin", lambda: self._pin(cid, context_ts))
-        summary_ts = await self.post_once(cid, f"{key}:summary", *render.summary_message(s, mention))
-        announce_id = announce_ts = None
-        try:
-            announce_id = await self.channel_id(self.announce_channel)
-            announce_ts = await self.post_once(announce_id, f"{key}:announce", *render.announcement(s, cid, mention),
-                                               join=True)
-        except ApplicationError as exc:
-            if not exc.non_retryable:
-                raise
-            warnings.append(f"not announced in #{self.announce_channel}: {exc.message}")
+        invited: list[str] = []
+        pinned: list[str] = []
+        announced: list[str | None] = [None, None]
+
+        async def describe() -> None:
+            if (channel.get("purpose") or {}).get("value") != purpose:
+                await self.once(f"{key}:purpose", lambda: self.call("conversations.setPurpose", channel=cid,
+                                                                    purpose=purpose))
+
+        async def entitle() -> None:
+            if (channel.get("topic") or {}).get("value") != topic:
+                await self.once(f"topic:{cid}:{topic}", lambda: self.call("conversations.setTopic", channel=cid,
+                                                                           topic=topic))
+
+        async def invite() -> None:
+            invited.extend(await self.invite(cid, people, warnings))
+
+        async def pin() -> None:
+            ts = await self.post_once(cid, f"{key}:context", *render.pinned_message(s, mention,
+                                                                                    self._runbook(s.service)))
+            await self.once(f"{key}:pin", lambda: self._pin(cid, ts))
+            pinned.append(ts)
+
+        async def announce() -> None:
+            try:
+                where = await self.channel_id(self.announce_channel)
+                ts = await self.post_once(where, f"{key}:announce", *render.announcement(s, cid, mention), join=True)
+                announced[:] = [where, ts]
+            except ApplicationError as exc:
+                if not exc.non_retryable:
+                    raise
+                warnings.append(f"not announced in #{self.announce_channel}: {exc.message}")
+
+        # the channel's purpose, topic, members, pinned message and announcement: all at once
+        await together(describe(), entitle(), invite(), pin(), announce())
         return ChatRoom(channel_id=cid, channel_name=str(channel["name"]), channel_url=await self.channel_url(cid),
-                        context_ts=context_ts, summary_ts=summary_ts, announce_channel=announce_id,
-                        announce_ts=announce_ts, invited=invited, warnings=warnings)
+                        context_ts=pinned[0], summary_ts=pinned[0], announce_channel=announced[0],
+                        announce_ts=announced[1], invited=invited, warnings=warnings)
 
     def _linked(self, s: ChatSummary) -> ChatSummary:
         """The summary with the incident's Temporal UI link from this worker's Settings: every incident
@@ -144,13 +161,32 @@ class SlackChat(SlackApi):
         reported as not invitable), so nobody is tried twice. One call per user: Slack refuses a whole
         batch when one of its users cannot be invited, and `already_in_channel` is then no answer."""
         bot = (await self.identity())["user_id"]
+        users: dict[str, str] = {}
         for person in dict.fromkeys(people):
             uid = await self.slack_user(person)
             if not uid:
                 warnings.append(f"{person} has no Slack user (set `slack:` or `email:` in the config): not invited")
-            elif uid != bot:
-                await self._invite_one(channel, person, uid, warnings)
+            elif uid != bot and f"invite:{channel}:{uid}" not in self._done:
+                users[person] = uid
+        if len(users) > 1 and await self._invite_all(channel, list(users.values())):
+            return list(dict.fromkeys(people))
+        for person, uid in users.items():
+            await self._invite_one(channel, person, uid, warnings)
         return list(dict.fromkeys(people))
+
+    async def _invite_all(self, channel: str, uids: list[str]) -> bool:
+        """Everyone in one call; False when Slack refuses the batch (one of them cannot be invited, or is
+        already there): then one call each says who."""
+        try:
+            await self.call("conversations.invite", channel=channel, users=",".join(dict.fromkeys(uids)))
+        except ApplicationError as exc:
+            if not exc.non_retryable or errors.error_code(exc) in ("channel_not_found", "is_archived",
+                                                                    "not_in_channel", "invalid_auth"):
+                raise
+            return False
+        for uid in uids:
+            self._done.remember(f"invite:{channel}:{uid}", True)
+        return True
 
     async def _invite_one(self, channel: str, person: str, uid: str, warnings: list[str]) -> None:
         try:
@@ -173,39 +209,71 @@ class SlackChat(SlackApi):
         if inp.summary is not None:
             people += [inp.summary.declared_by, inp.summary.acknowledged_by, *inp.summary.roles.values()]
         mention = await self.mentions(people)
-        if inp.summary is not None:
-            await self._refresh(room, self._linked(inp.summary), mention, result)
-        if inp.invite:
-            result.invited = await self.invite(room.channel_id, inp.invite, result.warnings)
-        for post in inp.posts:
-            ptext, pblocks = render.post_message(post, mention)
-            ts = await self.post_once(room.channel_id, f"{inp.incident_id}:event:{post.seq}", ptext, pblocks)
-            result.posted.append(ts)
-            if post.kind == EventKind.approval and post.ref:  # its buttons go once the run has its decision
-                result.buttons.append(ButtonMessage(kind="approval", ref=post.ref, seq=post.seq, channel=room.channel_id,
-                                                    ts=ts, text=render.approval_question(post, mention)[:3000]))
+
+        async def state() -> None:
+            if inp.summary is not None:
+                shown = self._linked(inp.shown) if inp.shown is not None else None
+                await self._refresh(room, self._linked(inp.summary), shown, mention, result)
+            if inp.invite:
+                result.invited = await self.invite(room.channel_id, inp.invite, result.warnings)
+
+        # what the channel shows and its new posts touch different messages: both at once (posts in order)
+        await together(state(), self._post_events(inp, mention, result))
         for message in inp.close:
             await self._close(message)
             result.closed.append(message.ts)
         return result
 
-    async def _refresh(self, room: ChatRoom, s: ChatSummary, mention: render.Mention, result: ChatSyncResult) -> None:
-        """Everything that shows the incident's state, brought up to date: the summary, the pinned context,
-        the topic and the announcement. Each update is skipped when this process already made it."""
-        cid = room.channel_id
-        if room.summary_ts:
-            await self._update(cid, room.summary_ts, *render.summary_message(s, mention))
-        if room.context_ts:
+    async def _post_events(self, inp: ChatSyncInput, mention: render.Mention, result: ChatSyncResult) -> None:
+        """The new timeline events, in order: consecutive ones as one message, a line each; a message with
+        buttons (an approval request, a public update draft) alone, its ts kept to close it. Each message
+        once per dedup key: its first event's seq (and its last, for several)."""
+        cid = inp.room.channel_id
+        for group in _batches(inp.posts):
+            first, last = group[0], group[-1]
+            key = f"{inp.incident_id}:event:{first.seq}" + (f"-{last.seq}" if len(group) > 1 else "")
+            ts = await self.post_once(cid, key, *render.posts_message(group, mention))
+            result.posted += [ts] * len(group)
+            if first.kind == EventKind.approval and first.ref:  # its buttons go once the run has its decision
+                result.buttons.append(ButtonMessage(kind="approval", ref=first.ref, seq=first.seq, channel=cid,
+                                                    ts=ts, text=render.approval_question(first, mention)[:3000]))
+
+    async def _refresh(self, room: ChatRoom, s: ChatSummary, shown: ChatSummary | None, mention: render.Mention,
+                       result: ChatSyncResult) -> None:
+        """Everything that shows the incident's state, brought up to date: the pinned message (a channel
+        opened before it has a summary and a pinned context), the topic and the announcement. A message is
+        updated only when what it shows differs from what it showed (`shown`, the summary last sent)."""
+        cid, runbook = room.channel_id, self._runbook(s.service)
+
+        def changed(show: Callable[[ChatSummary], object]) -> bool:
+            return shown is None or show(shown) != show(s)  # `str`: the same people, the same mentions
+
+        steps: list[Awaitable[None]] = []  # each its own message (or the topic): all at once
+        pinned = room.context_ts if room.context_ts == room.summary_ts else None
+        if pinned and changed(lambda x: render.pinned_message(x, str, runbook)):
+            steps.append(self._or_warn("pinned message not updated", result, lambda: self._update(
+                cid, pinned, *render.pinned_message(s, mention, runbook))))
+        if room.summary_ts and not pinned and changed(lambda x: render.summary_message(x, str)):
+            steps.append(self._update(cid, room.summary_ts, *render.summary_message(s, mention)))
+        if room.context_ts and not pinned and changed(lambda x: render.context_message(x, str, runbook)):
             context_ts = room.context_ts
-            await self._or_warn("pinned context not updated", result, lambda: self._update(
-                cid, context_ts, *render.context_message(s, mention, self._runbook(s.service))))
-        topic = _topic(s)
-        await self._or_warn("topic not updated", result,
-                            lambda: self.once(f"topic:{cid}:{topic}", lambda: self._set_topic(cid, topic)))
-        if room.announce_channel and room.announce_ts:
+            steps.append(self._or_warn("pinned context not updated", result, lambda: self._update(
+                cid, context_ts, *render.context_message(s, mention, runbook))))
+        steps.append(self._or_warn("topic not updated", result, lambda: self._keep_topic(cid, _topic(s), shown)))
+        if room.announce_channel and room.announce_ts and changed(lambda x: render.announcement(x, cid, str)):
             announce, announce_ts = room.announce_channel, room.announce_ts
-            await self._or_warn("announcement not updated", result, lambda: self._update(
-                announce, announce_ts, *render.announcement(s, cid, mention)), elsewhere=True)
+            steps.append(self._or_warn("announcement not updated", result, lambda: self._update(
+                announce, announce_ts, *render.announcement(s, cid, mention)), elsewhere=True))
+        await together(*steps)
+
+    async def _keep_topic(self, cid: str, topic: str, shown: ChatSummary | None) -> None:
+        """The topic, when it changes. Knowing what it was (`shown`), set it without asking; else ask first
+        (once per topic and process): Slack posts a line in the channel for every setTopic."""
+        if shown is None:
+            await self.once(f"topic:{cid}:{topic}", lambda: self._set_topic(cid, topic))
+        elif _topic(shown) != topic:
+            await self.once(f"topic:{activity_scope()}{cid}:{topic}", lambda: self.call(
+                "conversations.setTopic", channel=cid, topic=topic))
 
     @staticmethod
     async def _or_warn(what: str, result: ChatSyncResult, step: Callable[[], Awaitable[object]],
@@ -221,7 +289,7 @@ class SlackChat(SlackApi):
             result.warnings.append(f"{what}: {exc.message}")
 
     async def _update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]) -> None:
-        key = f"update:{channel}:{ts}:{hash(repr(blocks))}"
+        key = f"update:{activity_scope()}{channel}:{ts}:{hash(repr(blocks))}"  # done: its retries skip it
         await self.once(key, lambda: self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks))
 
     async def _set_topic(self, channel: str, topic: str) -> None:
@@ -244,6 +312,38 @@ class SlackChat(SlackApi):
 
 def _topic(s: ChatSummary) -> str:
     return f"{s.severity.value} · {s.title}"[:250]
+
+
+async def together(*steps: Awaitable[None]) -> None:
+    """Run the steps at once, each to its end (what one did is remembered, so a retry skips it), then raise
+    the first failure, as raised (for the activity's retry policy)."""
+    if len(steps) == 1:
+        await steps[0]
+        return
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+BATCH_CHARS = 3000  # event text per message at most (Slack shows up to 4,000 characters of a message whole)
+
+
+def _batches(posts: list[ChatPost]) -> list[list[ChatPost]]:
+    """The posts in order, consecutive ones together; a post with buttons alone. Decided from the input
+    alone, so a retry in another process makes the same messages (and finds them by their dedup keys)."""
+    batches: list[list[ChatPost]] = []
+    size = 0
+    for post in posts:
+        last = batches[-1] if batches else None
+        if (last is not None and not render.has_buttons(post) and not render.has_buttons(last[-1])
+                and size + len(post.text) <= BATCH_CHARS):
+            last.append(post)
+            size += len(post.text)
+        else:
+            batches.append([post])
+            size = len(post.text)
+    return batches
 
 
 class SlackPager:

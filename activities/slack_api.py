@@ -14,6 +14,7 @@ permanent errors are non-retryable. The bot token stays in this adapter.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import re
 from collections import OrderedDict
@@ -70,6 +71,16 @@ def _attempt() -> int:
         return activity.info().attempt
     except RuntimeError:  # called outside an activity (tests of the adapter)
         return 1
+
+
+def activity_scope() -> str:
+    """This activity's id (the same for all its attempts), to scope what `once` remembers to its retries;
+    "" outside an activity."""
+    try:
+        info = activity.info()
+    except RuntimeError:
+        return ""
+    return f"{info.workflow_run_id}:{info.activity_id}:"
 
 
 # True while an activity runs whose earlier attempts ALL ran in this process: then the adapter's memory
@@ -235,6 +246,9 @@ class SlackApi:
             recorder().slack_call("chat.postMessage", "unreachable")
             self._uncertain.remember(kwargs["metadata"]["event_payload"]["dedup_key"], True)
             raise errors.slack_unreachable("chat.postMessage", exc) from None
+        except asyncio.CancelledError:  # cut off (a step beside it failed, or the activity): maybe posted
+            self._uncertain.remember(kwargs["metadata"]["event_payload"]["dedup_key"], True)
+            raise
         recorder().slack_call("chat.postMessage", "ok")
         return data_of(response)
 

@@ -174,6 +174,41 @@ def context_message(s: ChatSummary, mention: Mention, runbook: str | None) -> tu
     return text, blocks
 
 
+def pinned_message(s: ChatSummary, mention: Mention, runbook: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """The channel's one pinned message, kept current in place: what, how bad, where it stands, who leads,
+    where to look, and the buttons (the context and the summary in one message: one post and one
+    chat.update per change instead of two)."""
+    open_ = s.phase not in ENDED
+    ic = s.roles.get(Role.ic)
+    ack = f"acknowledged by {mention(s.acknowledged_by)}" if s.acknowledged_by else "*not acknowledged*"
+    lines = [f"*Severity:* {s.severity.value}", f"*Title:* {s.title}", f"*Service:* {s.service or '—'}",
+             f"*Phase:* {_PHASE_ICON.get(s.phase, '')} {s.phase.value}", f"*Status:* {ack}",
+             f"*Declared by:* {mention(s.declared_by)} at {_when(s.declared_at)}",
+             f"*Incident commander:* {mention(ic) if ic else ('unassigned — claim it' if open_ else 'none')}"]
+    for role in (Role.comms, Role.lead, Role.scribe):
+        who = s.roles.get(role)
+        lines.append(f"*{role.label[0].upper() + role.label[1:]}:* {mention(who) if who else 'unassigned'}")
+    if s.next_update_due and open_:
+        lines.append(f"*Next update due:* {_when(s.next_update_due)}")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": headline(s)[:150]}},
+        {"type": "section", "text": _mrkdwn("\n".join(lines))},
+    ]
+    if s.last_update:
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Last update:* {s.last_update}")})
+    if s.resolution_summary and s.phase in (Phase.resolved, Phase.postmortem, Phase.closed):
+        blocks.append({"type": "section", "text": _mrkdwn(f"*Resolution:* {s.resolution_summary}")})
+    links = [f"`{s.incident_id}`"] + ([f"<{s.url}|Temporal UI>"] if s.url else [])
+    links.append(f"<{runbook}|Runbook>" if runbook else "Runbook: none linked for this service")
+    blocks += [{"type": "context", "elements": [_mrkdwn(" · ".join(links))]},
+               {"type": "context", "elements": [_mrkdwn("Type `/incident help` for commands. This message stays "
+                                                        "current; updates are posted below.")]}]
+    actions = buttons(s)
+    if actions["elements"]:
+        blocks.append(actions)
+    return f"{headline(s)} — {s.phase.value}, IC {ic or 'unassigned'}", blocks
+
+
 def announcement(s: ChatSummary, channel_id: str, mention: Mention) -> tuple[str, list[dict[str, Any]]]:
     """The post in the shared incidents channel, linking to the incident channel; updated as it goes."""
     state = _PHASE_ICON.get(s.phase, "") + " " + s.phase.value
@@ -203,6 +238,20 @@ def post_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any
     if p.actor not in ("incidentflow", "escalation") and p.kind not in (EventKind.alert,):
         text += f" — {who}"
     return text, None
+
+
+def has_buttons(p: ChatPost) -> bool:
+    """A post whose message carries buttons (an approval request, a public update draft): its own message,
+    its ts kept to close it once answered."""
+    return bool(p.ref) and (p.kind == EventKind.approval
+                            or (p.kind == EventKind.suggestion and (p.ref or "").startswith(PUBLIC_DRAFT_REF)))
+
+
+def posts_message(posts: list[ChatPost], mention: Mention) -> tuple[str, list[dict[str, Any]] | None]:
+    """Several timeline events as one message, a line (or more) each, in order; one event as `post_message`."""
+    if len(posts) == 1:
+        return post_message(posts[0], mention)
+    return "\n".join(post_message(p, mention)[0] for p in posts), None
 
 
 def public_draft_message(p: ChatPost, mention: Mention) -> tuple[str, list[dict[str, Any]]]:

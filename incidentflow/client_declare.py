@@ -165,6 +165,7 @@ class Declarations(Door):
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=TypedSearchAttributes(self._attributes(cmd, start_time)), memo=memo,
                 static_summary=f"{cmd.severity.value} {cmd.title}"[:200], static_details=self._details(cmd),
+                request_eager_start=True,
             )
             return True
         except WorkflowAlreadyStartedError:

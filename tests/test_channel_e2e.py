@@ -135,13 +135,13 @@ async def test_a_whole_incident_leaves_a_channel_whose_every_message_is_current(
             texts = await eventually(lambda: _value([m.text for m in slack.messages(channel)]),
                                      lambda t: any("Runbook story-diagnostics finished" in x for x in t)
                                      and any("Paged alice" in x for x in t))
-            # The channel opens with its pinned context, then the summary, then what the incident did. Nothing
-            # happened while it opened, so no "Incident channel … opened" line repeats what the context says
+            # The channel opens with its one pinned message (context and summary), then what the incident did.
+            # Nothing happened while it opened, so no "Incident channel … opened" line repeats what the pin says
             # (test_channel_order has the case where something did, and that line goes first).
             assert slack.pins(channel) == [slack.messages(channel)[0].ts], texts
             assert not [t for t in texts if "Incident channel #" in t and "opened" in t], texts
             diagnostics = next(i for i, t in enumerate(texts) if "Runbook story-diagnostics" in t)
-            assert diagnostics == 2, texts  # the pinned context, the summary (checked at the end), the diagnostics
+            assert diagnostics == 1, texts  # the pinned message (checked at the end), the diagnostics
             await eventually(lambda: _value(slack.members(channel)), lambda m: alice in m)
             [dm] = await eventually(lambda: _value(slack.dm(alice)), lambda m: len(m) == 1)
             ui = Settings(temporal_ui_url=UI).workflow_url(iid)
@@ -239,8 +239,8 @@ def check_every_message_is_current(slack: FakeSlack, state: Any, channel: str, a
                      "https://runbooks.example/checkout"):
         assert expected in context, (expected, context)
     assert "claim it" not in context
-    # the summary (the channel's second message) and the announcement follow the incident
-    assert messages[1].ts == state.chat.summary_ts
+    # the summary is the pinned message (the channel's first); it and the announcement follow the incident
+    assert messages[0].ts == state.chat.summary_ts == state.chat.context_ts == pinned.ts
     summary = blocks_of(slack.message(channel, state.chat.summary_ts))
     assert "resolved" in summary and "Rolled back the bad deploy" in summary and f"<@{alice}>" in summary
     [announced] = [m for m in slack.messages("incidents") if f"<#{channel}>" in m.text + blocks_of(m)]

@@ -111,6 +111,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                                  config)
     handoff = HandoffActivities(config, directory, notifier)
     records = LazyRecords(settings)  # one engine for status mail and the archive
+    records.warm_in_background()
     return Worker(
         client,
         task_queue=settings.task_queue,

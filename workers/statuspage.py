@@ -4,6 +4,7 @@ mails never touches a database; SMTP only when INCIDENTFLOW_SMTP_URL is set)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,8 @@ from activities.subscribers import StatusMailActivities
 from domain.config import IncidentflowConfig, Settings
 from domain.statuspage.models import StatusPageConfig
 
+log = logging.getLogger(__name__)
+
 
 class LazyRecords:
     """The worker's records store (one engine for subscribers and the archive), opened and migrated the first time
@@ -26,6 +29,17 @@ class LazyRecords:
         self._settings = settings
         self._store: Any = None
         self._lock = threading.Lock()
+
+    def warm_in_background(self) -> None:
+        """Open (and migrate) the store now, in a thread: every incident is archived, and the first archive
+        should not pay the imports and the migration (about a second of CPU, holding the event loop back
+        meanwhile). A store that cannot be opened is reported by the first activity that needs it."""
+        def warm() -> None:
+            try:
+                self()
+            except Exception as exc:
+                log.warning("records store not opened in advance: %s", exc)
+        threading.Thread(target=warm, name="incidentflow-records-warm-up", daemon=True).start()
 
     def __call__(self) -> Any:
         with self._lock:

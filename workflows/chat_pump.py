@@ -101,9 +101,10 @@ class ChatPump(IncidentCore):
         posts, last_seq = self._chat_posts()
         invite = [p for p in self._chat_people() if p not in chat.invited]
         close = self._answered()
+        changed = summary != self._chat_sent
         inp = ChatSyncInput(incident_id=s.id, room=chat.model_copy(update={"warnings": []}),
-                            summary=None if summary == self._chat_sent else summary, posts=posts, invite=invite,
-                            close=close)
+                            summary=summary if changed else None, shown=self._chat_sent if changed else None,
+                            posts=posts, invite=invite, close=close)  # `shown`: only the messages it differs in
         what = (f"{len(posts)} post(s)" + (", summary" if inp.summary else "") + (", invites" if invite else "")
                 + (f", {len(close)} answered" if close else ""))
         try:

@@ -70,7 +70,8 @@ class ChatRoom(BaseModel):
     channel_name: str
     channel_url: str | None = None
     context_ts: str | None = None  # the pinned context message
-    summary_ts: str | None = None  # the summary message, kept current with chat.update
+    summary_ts: str | None = None  # the summary message, kept current with chat.update (== context_ts: one
+    # pinned message shows both; channels opened before that have two)
     announce_channel: str | None = None
     announce_ts: str | None = None
     posted_seq: int = 0  # timeline events up to this seq have been posted to the channel
@@ -100,6 +101,7 @@ class ChatSyncInput(BaseModel):
     incident_id: str
     room: ChatRoom
     summary: ChatSummary | None = None  # None: unchanged since the last sync
+    shown: ChatSummary | None = None  # what the channel shows now (the last summary sent); None: unknown
     posts: list[ChatPost] = Field(default_factory=list)
     invite: list[str] = Field(default_factory=list)
     close: list[ButtonMessage] = Field(default_factory=list)  # answered: update in place, buttons removed
