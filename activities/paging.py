@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -17,7 +18,10 @@ from domain.models.oncall import Target
 from domain.models.paging import (
     EscalationPlan,
     EscalationStart,
+    EscalationStep,
+    EscalationStepResult,
     LevelPlan,
+    PagedResponder,
     PageRequest,
     PageResult,
     ResolveRequest,
@@ -88,6 +92,40 @@ class EscalationActivities:
         targets = [Target.model_validate(t) for t in request.targets]
         return [Responder(kind=r.kind, id=r.id, via=r.via)
                 for r in oncall.resolve_targets(targets, cfg.schedules, self._shift(request.at))]
+
+    @activity.defn
+    async def escalate_level(self, step: EscalationStep) -> EscalationStepResult:
+        """One step of an escalation run inside its incident: the policy (read once, with the first step), who
+        is on call for the level at `step.at`, and their pages, all at once. Every page keeps its dedup key
+        (incident, round, level, person), so a retried step pages nobody twice."""
+        plan = step.plan
+        if plan is None:
+            plan = await self.plan_escalation(EscalationStart(
+                incident_id=step.incident_id, summary=step.summary, severity=step.severity, service=step.service,
+                escalation_policy=step.escalation_policy, start_level=max(1, step.level)))
+        if step.fallback:
+            level, label, targets = 0, "fallback", plan.fallback
+        elif plan.levels:
+            level = min(max(1, step.level), len(plan.levels))
+            label, targets = f"L{level}", plan.levels[level - 1].targets
+        else:
+            return EscalationStepResult(plan=plan)
+        responders = await self.resolve_targets(ResolveRequest(targets=targets, at=step.at))
+
+        async def page(r: Responder) -> PagedResponder:
+            request = PageRequest(
+                incident_id=step.incident_id, dedup_key=f"{step.incident_id}:r{step.round}:{label}:{r.id}",
+                incident_key=f"incidentflow-{step.incident_id}", target=r.id, level=level,
+                reason=f"{label}, {r.via}" if r.via else label, summary=step.summary, severity=step.severity,
+                service=step.service, incident_url=step.incident_url, channel=step.channel)
+            return PagedResponder(responder=r, result=await self.page(request))
+
+        paged = await asyncio.gather(*(page(r) for r in responders), return_exceptions=True)
+        for outcome in paged:
+            if isinstance(outcome, BaseException):
+                raise outcome  # a rate limit or an outage: the step retries, pages already sent are not repeated
+        return EscalationStepResult(plan=plan, level=level, label=label,
+                                    pages=[p for p in paged if isinstance(p, PagedResponder)])
 
     @activity.defn
     async def page(self, request: PageRequest) -> PageResult:

@@ -44,6 +44,8 @@ async def collect(stack: Stack, people: People) -> Collected:
         eid = state.get("escalation_id")
         if eid:
             await _escalation(stack, row["id"], eid, out)
+        elif state.get("escalation"):  # code level 3: the escalation runs inside the incident
+            await _inline_escalation(stack, row["id"], state, out)
     for g, lg in people.log.items():
         if lg.run_id:
             rr = await api.call("GET", f"/v1/runbook-runs/{lg.run_id}", "run", patience=60)
@@ -67,6 +69,23 @@ async def _escalation(stack: Stack, iid: str, eid: str, out: Collected) -> None:
         out.level_starts[iid] = starts
     except Exception as exc:  # noqa: BLE001 - reported, the rest of the audit goes on
         out.errors.append(f"escalation {eid}: {type(exc).__name__}: {exc}"[:300])
+
+
+async def _inline_escalation(stack: Stack, iid: str, state: dict[str, Any], out: Collected) -> None:
+    """The escalation inside the incident: its state is the incident's; its levels start with `escalate_level`."""
+    inline = state["escalation"]
+    if inline.get("finished"):
+        out.escalations[iid] = {"finished": inline["finished"], "pages": state.get("pages", 0),
+                                "acknowledged_by": inline.get("stopped_by")}
+    try:
+        starts = []
+        async for e in stack.client.get_workflow_handle(iid).fetch_history_events():
+            if (e.HasField("activity_task_scheduled_event_attributes")
+                    and e.activity_task_scheduled_event_attributes.activity_type.name == "escalate_level"):
+                starts.append(event_seconds(e))
+        out.level_starts[iid] = starts
+    except Exception as exc:  # noqa: BLE001 - reported, the rest of the audit goes on
+        out.errors.append(f"escalation of {iid}: {type(exc).__name__}: {exc}"[:300])
 
 
 def ts(value: str | None) -> float | None:

@@ -267,7 +267,8 @@ async def histories_of(env: WorkflowEnvironment, inc: Incidents, workflow_id: st
     out[workflow_id] = runs[-1]
     if runs[-1].events[0].workflow_execution_started_event_attributes.workflow_type.name == "IncidentWorkflow":
         state = await inc.get(workflow_id)
-        children = [f"{workflow_id}-escalation-{n}" for n in range(1, state.escalations + 1)]
+        children = [f"{workflow_id}-escalation-{n}" for n in range(1, state.escalations + 1)
+                    if state.escalation is None]  # code level 3 escalates inside the incident: no child
         for child in children + [run.run_id for run in state.runbooks]:
             out[child] = await env.client.get_workflow_handle(child).fetch_history()
     return out

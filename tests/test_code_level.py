@@ -1,6 +1,7 @@
 """Code levels (domain.models.incident.CODE_LEVEL). Level 1: a new incident takes every change since the baseline
 without a `workflow.patched` marker and search attribute upsert each, and its escalation reads config (the policy,
-who is on call) in local activities. Level 2: no upsert of a search attribute that did not change.
+who is on call) in local activities. Level 2: no upsert of a search attribute that did not change. Level 3: the
+escalation runs inside the incident, one activity per level (no child workflow, no signals either way).
 Incidents from before keep their recorded branches (tests/test_replay.py, `*.level-1-nochat.json`)."""
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from workflows import search_attributes as sa
 
 async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(ts_env: WorkflowEnvironment,
                                                                                 tmp_path: object) -> None:
-    assert CODE_LEVEL == 2
+    assert CODE_LEVEL == 3
     async with running_worker(ts_env.client, data_dir=tmp_path) as (settings, _):
         inc = Incidents(ts_env.client, settings)
         iid = await inc.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV1, service="checkout",
@@ -29,10 +30,11 @@ async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(
         for n in range(3):  # three new alerts: three runbook matches, none an activity task
             await inc.raise_alert(iid, AlertSignal(fingerprint=f"fp-{n}", title=f"alert {n}", labels={"alertname": "X"}))
         await ts_env.sleep(timedelta(seconds=15))  # the channel wait (no chat configured) is over: paging starts
-        await eventually(lambda: inc.get(iid), lambda s: s.escalation_id is not None and s.alerts_received == 3)
+        await eventually(lambda: inc.get(iid), lambda s: s.escalation is not None and s.escalation.plan is not None
+                         and s.alerts_received == 3)
         await inc.acknowledge(iid, AckInput(by="alice"))
         state = await inc.get(iid)
-        assert state.code_level == 2
+        assert state.code_level == 3
         history = await ts_env.client.get_workflow_handle(iid).fetch_history()
         kinds = Counter(e.WhichOneof("attributes") for e in history.events)
         assert kinds["marker_recorded_event_attributes"] == 0, "no patch markers"
@@ -43,8 +45,15 @@ async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(
         assert upserts and "IncidentAcknowledged" in upserts[0], f"nothing to upsert before the ack: {upserts}"
         desc = await ts_env.client.get_workflow_handle(iid).describe()
         assert desc.typed_search_attributes.get(sa.DECLARED_AT) == state.declared_at, "state and attribute agree"
-        escalation = await ts_env.client.get_workflow_handle(state.escalation_id).fetch_history()
-        reads = [e.activity_task_scheduled_event_attributes.activity_type.name for e in escalation.events
-                 if e.HasField("activity_task_scheduled_event_attributes")]
-        local = [e for e in escalation.events if e.HasField("marker_recorded_event_attributes")]
-        assert "plan_escalation" not in reads and "resolve_targets" not in reads and local, "config read locally"
+        # the escalation ran inside the incident: its policy, who is on call and the L1 pages in one activity
+        assert state.escalation_id is None and state.escalation is not None and not state.escalation_active
+        assert state.escalations == 1 and state.escalation.finished, state.escalation
+        scheduled = Counter(e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                            if e.HasField("activity_task_scheduled_event_attributes"))
+        assert scheduled["escalate_level"] == 1, scheduled
+        assert not {"plan_escalation", "resolve_targets", "page"} & set(scheduled), scheduled
+        assert not kinds["start_child_workflow_execution_initiated_event_attributes"], "no escalation child"
+        assert not kinds["signal_external_workflow_execution_initiated_event_attributes"], "no signals to it"
+        signals = {e.workflow_execution_signaled_event_attributes.signal_name for e in history.events
+                   if e.HasField("workflow_execution_signaled_event_attributes")}
+        assert signals == {"alert"}, "no signals from it (record_event, escalation_ended): only the alerts"

@@ -3,6 +3,7 @@ manual escalation and pages, PagerDuty kept in sync through the real HTTP client
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,14 +20,19 @@ from domain.models import (
     DeclareInput,
     EscalateInput,
     EventKind,
+    IncidentStart,
+    NoteInput,
     PageInput,
     ResolveInput,
     Severity,
 )
+from domain.models.incident import CODE_LEVEL
 from incidentflow.client import Incidents
 from tests.conftest import running_worker
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.helpers import events, eventually
+from tests.test_replay import replayer
+from workflows.incident import IncidentWorkflow
 
 MIN = timedelta(minutes=1)
 CONFIG = yaml.safe_load("""
@@ -184,8 +190,8 @@ async def test_pagerduty_stays_in_sync_through_faults(ts_env: WorkflowEnvironmen
                 await inc.resolve(iid, ResolveInput(by="bob"))
                 actions = await eventually(lambda: _actions(fake), lambda a: "resolve" in a)
                 timeline = (await inc.get(iid)).timeline
-                histories = [await ts_env.client.get_workflow_handle(w).fetch_history()
-                             for w in (iid, f"{iid}-escalation-1")]
+                # the escalation runs inside the incident (code level 3): its pages are in the incident's history
+                histories = [await ts_env.client.get_workflow_handle(iid).fetch_history()]
         assert len(fake.incidents) == 1, "one PagerDuty incident per incident, whatever the retries"
         assert fake.incidents[0].dedup_key == f"incidentflow-{iid}" and fake.incidents[0].status == "resolved"
         assert actions.count("trigger") == 2 and actions.count("acknowledge") == 1 and actions.count("resolve") == 1
@@ -196,3 +202,40 @@ async def test_pagerduty_stays_in_sync_through_faults(ts_env: WorkflowEnvironmen
 
 async def _actions(fake: FakePagerDuty) -> list[str]:
     return [r.json["event_action"] for r in fake.requests if r.status == 202]
+
+
+async def test_an_escalation_inside_the_incident_goes_on_across_continue_as_new(ts_env: WorkflowEnvironment) -> None:
+    """Code level 3 escalates inside the incident: a continue-as-new during L1's wait carries it over, and L2 is
+    paged once, on time (the wait counts from when L1 started, not from the new run); every run replays."""
+    cfg = config()
+    async with running_worker(ts_env.client, config=lambda: cfg) as (settings, _):
+        inc = Incidents(ts_env.client, settings, cfg)
+        iid = f"incident-continued-{uuid.uuid4().hex[:8]}"
+        policy = cfg.incident_policy().model_copy(update={"continue_as_new_after_events": 40})
+        await ts_env.client.start_workflow(IncidentWorkflow.run, IncidentStart(
+            declare=DeclareInput(title="x", severity=Severity.SEV2, service="checkout", declared_by="am"),
+            policy=policy, code_level=CODE_LEVEL), id=iid, task_queue=settings.task_queue)
+        await eventually(lambda: inc.get(iid), lambda s: len(pages(s)) == 1)
+        await ts_env.sleep(5 * MIN)
+        for i in range(15):
+            await inc.add_note(iid, NoteInput(text=f"note {i}", by="scribe"))
+        carried = await eventually(lambda: inc.get(iid), lambda s: s.runs >= 2)
+        assert carried.escalation is not None and carried.escalation.paged and carried.escalation_active
+        await ts_env.sleep(12 * MIN)  # L2 is due 15 min after L1 started
+        state = await eventually(lambda: inc.get(iid), lambda s: len(pages(s)) >= 2)
+        got = pages(state)
+        assert len(got) == 2 and got[1][1].startswith("Paged bob (L2") and near(got[1][0], 15 * MIN), got
+        await inc.acknowledge(iid, AckInput(by="bob"))
+        state = await eventually(lambda: inc.get(iid), lambda s: not s.escalation_active)
+        assert state.escalation is not None and (state.escalation.finished, state.escalation.stopped_by) == (
+            "acknowledged", "bob")
+        assert state.escalations == 1 and state.pages == 2 and state.escalation_id is None
+        await ts_env.sleep(timedelta(hours=1))
+        assert len(pages(await inc.get(iid))) == 2, "nothing paged after the acknowledgement"
+        runs = [await ts_env.client.get_workflow_handle(iid).fetch_history()]
+        while previous := runs[0].events[0].workflow_execution_started_event_attributes.continued_execution_run_id:
+            runs.insert(0, await ts_env.client.get_workflow_handle(iid, run_id=previous).fetch_history())
+    assert len(runs) >= 2
+    for history in runs:
+        result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+        assert result.replay_failure is None, result.replay_failure

@@ -37,7 +37,6 @@ from domain.models import AckInput, DeclareInput, EventKind, Severity
 from incidentflow.client import Incidents
 from tests.fakes.pagerduty import FakePagerDuty, RecordedRequest
 from tests.helpers import events, eventually
-from workflows.escalation import EscalationWorkflow
 
 ROOT = Path(__file__).parent.parent
 L1_WAIT = 8.0  # seconds between the L1 page and the L2 page, from the policy below
@@ -180,14 +179,15 @@ async def test_worker_killed_during_escalation_wait_pages_level_2_once_on_time(
         assert len(acks()) == 1 and acks()[0].json["dedup_key"] == f"incidentflow-{iid}", [r.json for r in acks()]
         assert len(triggers(pd)) == 2, "paged again after the acknowledgement"
         assert pd.incidents[0].status == "acknowledged"
-        escalation = client.get_workflow_handle_for(EscalationWorkflow.run, f"{iid}-escalation-1")
-        ended = await asyncio.wait_for(escalation.result(), 15)
-        assert (ended.finished, ended.pages, ended.acknowledged_by) == ("acknowledged", 2, "bob")
+        # the escalation (inside the incident: code level 3) ended with the acknowledgement
+        state = await eventually(lambda: incidents.get(iid), lambda s: not s.escalation_active, timeout=15)
+        assert state.escalation is not None and state.escalation_id is None
+        assert (state.escalation.finished, state.pages, state.escalation.stopped_by) == ("acknowledged", 2, "bob")
         assert worker_b.poll() is None, f"worker B died:\n{log.read_text()}"
     finally:
         kill(worker_a)
         kill(worker_b)
-        for workflow_id in ([f"{iid}-escalation-1", iid] if iid else []):
+        for workflow_id in ([iid] if iid else []):
             try:
                 await client.get_workflow_handle(workflow_id).terminate("test finished")
             except RPCError:

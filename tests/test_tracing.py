@@ -113,20 +113,22 @@ async def test_one_trace_follows_an_alert_from_the_webhook_to_the_page(
         assert resp.status_code == 202, resp.text
         await eventually(lambda: _value(pager.sent), lambda sent: len(sent) == 1)
         got = list(await eventually(lambda: _value(spans.get_finished_spans()),
-                                    lambda got: any(s.name == "RunActivity:page" for s in got)))
+                                    lambda got: any(s.name == "RunActivity:escalate_level" for s in got)))
     server = _one(got, HTTP_SPAN)
     assert server.kind == SpanKind.SERVER and server.parent is None and server.attributes is not None
     assert server.attributes["http.route"] == WEBHOOK and server.attributes["http.status_code"] == 202
     assert _one(got, SIGNAL_WITH_START).kind == SpanKind.CLIENT
-    page = _one(got, "RunActivity:page")
-    assert _chain(page, got) == ["RunActivity:page", "StartActivity:page", "StartChildWorkflow:EscalationWorkflow",
+    # the page: a step of the escalation inside the incident (code level 3)
+    page = _one(got, "RunActivity:escalate_level")
+    assert _chain(page, got) == ["RunActivity:escalate_level", "StartActivity:escalate_level",
                                  "StartChildWorkflow:IncidentWorkflow", SIGNAL_WITH_START, HTTP_SPAN], _tree(got)
     for workflow, started_by in [("AlertGroupWorkflow", SIGNAL_WITH_START),
-                                 ("IncidentWorkflow", "StartChildWorkflow:IncidentWorkflow"),
-                                 ("EscalationWorkflow", "StartChildWorkflow:EscalationWorkflow")]:
+                                 ("IncidentWorkflow", "StartChildWorkflow:IncidentWorkflow")]:
         run = _one(got, f"RunWorkflow:{workflow}")
         assert _chain(run, got)[1] == started_by, _tree(got)
-    assert page.attributes is not None and str(page.attributes["temporalWorkflowID"]).endswith("-escalation-1")
+    incident = _one(got, "RunWorkflow:IncidentWorkflow")
+    assert page.attributes is not None and incident.attributes is not None
+    assert page.attributes["temporalWorkflowID"] == incident.attributes["temporalWorkflowID"]
     assert {s.context.trace_id for s in got} == {server.context.trace_id}, \
         f"every span the alert caused is in the webhook's trace:\n{_tree(got)}"
 

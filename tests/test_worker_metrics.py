@@ -123,7 +123,7 @@ async def test_worker_metrics_port_serves_sdk_and_incidentflow_metrics(
     assert sample(text, "temporal_workflow_completed_total", workflow_type="RunbookWorkflow",
                   task_queue=settings.task_queue) == 1, text
     assert 0 < sample(text, "temporal_workflow_task_schedule_to_start_latency_sum", task_queue=settings.task_queue) < 30
-    assert sample(text, "temporal_activity_execution_latency_count", activity_type="page",
+    assert sample(text, "temporal_activity_execution_latency_count", activity_type="escalate_level",
                   task_queue=settings.task_queue) >= 1, text
     assert sample(text, "temporal_workflow_task_schedule_to_start_latency_count",
                   task_queue=settings.task_queue) >= 1, text

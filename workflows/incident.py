@@ -67,6 +67,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
     @workflow.init
     def __init__(self, start: IncidentStart) -> None:
         self._init_runtime()
+        self._escalation_task, self._escalation_paging = None, False
         if start.carried is not None:
             self.s = start.carried
             self.s.runs += 1
@@ -97,6 +98,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         if start.carried is None and self._patched(PATCH_PUBLIC_UPDATES):
             self._setup_public()
         channel_first = self._channel_first()
+        if start.carried is not None and self._inline_running():  # carried over a continue-as-new: go on
+            self._resume_inline()
         if not channel_first and self._pages_at_declaration(start):
             await self._start_escalation(1)
         self._synced = current_search_attributes()  # set at start: upsert only what differs
@@ -165,6 +168,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
 
     async def _continue_as_new(self) -> NoReturn:
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: not self._escalation_paging)  # its pages recorded, then carried
         await self._chat_drain()
         await self._archive_drain()
         workflow.continue_as_new(IncidentStart(carried=self.s))

@@ -22,10 +22,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.alert_group_core import AlertGroupCore
     from workflows.escalation import EscalationWorkflow
-    from workflows.incident_runbooks import IncidentRunbooks
+    from workflows.incident_escalation import IncidentEscalation
+from workflows.incident_runbooks import IncidentRunbooks
 
 
-class IncidentChildren(IncidentRunbooks):
+class IncidentChildren(IncidentRunbooks, IncidentEscalation):
     async def _tell_others(self) -> None:
         """Send what the handlers queued: the group, the escalation and pagers, the runbook runs."""
         await self._flush_outbox()
@@ -34,10 +35,10 @@ class IncidentChildren(IncidentRunbooks):
         await self._flush_public()
 
     # ---------------------------------------------------------------- escalation and pages
-    def _page_summary(self) -> str:
-        return f"[{self.s.severity.value}] {self.s.title}"[:1024]
-
     async def _start_escalation(self, level: int) -> None:
+        if self._inline_escalation():  # code level 3: inside the incident (workflows/incident_escalation.py)
+            self._start_inline(level)
+            return
         s = self.s
         s.escalations += 1
         child_id = f"{s.id}-escalation-{s.escalations}"
@@ -61,7 +62,11 @@ class IncidentChildren(IncidentRunbooks):
 
     async def _escalate(self, cmd: EscalateInput) -> CommandResult:
         """Jump the running escalation to a level, or start a new one there."""
-        if self.s.escalation_active and self.s.escalation_id:
+        inline = self.s.escalation
+        if self._inline_running() and inline is not None and inline.stopped_by is None:
+            self._event(EventKind.action, cmd.by, f"Escalated to L{cmd.level}")
+            inline.jump = max(1, cmd.level)
+        elif self.s.escalation_active and self.s.escalation_id:
             self._event(EventKind.action, cmd.by, f"Escalated to L{cmd.level}")
             self._escalation_signals.append(EscalateTo(level=cmd.level))
         else:

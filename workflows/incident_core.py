@@ -103,6 +103,10 @@ class IncidentCore:
     @workflow.signal
     def record_event(self, record: EventRecord) -> None:
         """Timeline entries from children (escalation pages and warnings)."""
+        self._apply_record(record)
+
+    def _apply_record(self, record: EventRecord) -> None:
+        """An escalation's page or warning on the timeline (from a child's signal, or from the escalation inside)."""
         if record.kind == EventKind.page:
             self.s.pages += 1
         event = self._event(record.kind, record.actor, record.text, subject=record.subject)
@@ -255,6 +259,9 @@ class IncidentCore:
     def _stop_paging(self, by: str, vendor_action: PageAction) -> None:
         if self.s.escalation_active and self.s.escalation_id:
             self._escalation_signals.append(StopPaging(by=by))
+        inline = self.s.escalation  # the escalation inside the incident (code level 3) stops at once
+        if inline is not None and not inline.finished and inline.stopped_by is None:
+            inline.stopped_by = by
         if self.s.pages:
             self._vendor_sync.append(vendor_action)
 

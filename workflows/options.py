@@ -47,6 +47,10 @@ PAGE: dict[str, Any] = {
                                 maximum_interval=timedelta(minutes=2), non_retryable_error_types=FINAL),
 }
 
+# One escalation step inside the incident (code level 3): the policy read, who is on call, and a level's pages at
+# once (each page's vendor call has its own timeout; a whole level gets longer than one page).
+ESCALATE: dict[str, Any] = {**PAGE, "start_to_close_timeout": timedelta(seconds=60)}
+
 # Chat (Slack): rate limits say when to come back (Retry-After becomes the next retry delay); permanent
 # errors are non-retryable at the source. Chat runs beside the incident's timers, never in their way.
 CHAT: dict[str, Any] = {

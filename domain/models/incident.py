@@ -11,6 +11,7 @@ from pydantic.json_schema import SkipJsonSchema
 from domain.models.alert import AlertRecord, AlertSignal
 from domain.models.chat import ButtonMessage, ChatRoom, SentMessage
 from domain.models.common import SERVICE_NAME, EventKind, Phase, Role, Severity
+from domain.models.paging import InlineEscalation
 from domain.models.runbook import RunbookRun
 from domain.text import MultiLine, SingleLine
 
@@ -271,7 +272,8 @@ class IncidentState(BaseModel):
     runs: int = 1
     group_id: str | None = None
     url: str | None = None
-    escalation_id: str | None = None  # the running (or last) EscalationWorkflow child
+    escalation_id: str | None = None  # the running (or last) EscalationWorkflow child (code levels 0-2)
+    escalation: InlineEscalation | None = None  # the running (or last) escalation inside the incident (level 3)
     escalation_active: bool = False
     escalations: int = 0
     pages: int = 0
@@ -299,7 +301,9 @@ class IncidentState(BaseModel):
 # level 0 (before it) keep taking their patches' recorded branches.
 # Level 2: the declaration time is the door's (`IncidentDeclaredAt` at start), so it and an unset commander cost
 # no upsert; structured updates may say when the next one comes; the resolution message also goes to the channel.
-CODE_LEVEL = 2
+# Level 3: the escalation runs inside the incident (`workflows.incident_escalation`), one activity per level
+# (the policy read with the first), instead of an EscalationWorkflow child (no child start, no signals both ways).
+CODE_LEVEL = 3
 
 
 class IncidentStart(BaseModel):

@@ -93,3 +93,49 @@ class EscalationState(BaseModel):
     acknowledged_by: str | None = None
     pages: int = 0
     finished: str = ""  # acknowledged | exhausted | cancelled
+
+
+class InlineEscalation(BaseModel):
+    """An escalation run inside its incident (code level 3; before, an EscalationWorkflow child ran it): where it
+    stands, kept in the incident's state so a continue-as-new resumes it (the wait counts from `level_started`)."""
+
+    number: int  # the incident's escalation count when it started (1: at declaration)
+    start_level: int = Field(1, ge=1)
+    plan: EscalationPlan | None = None  # None until the first step has read the policy
+    index: int = 0  # the level being paged or waited on (0-based)
+    round: int = 1
+    level_started: datetime | None = None  # when this level's paging began: its wait counts from here
+    paged: bool = False  # this level's pages are done (a resumed run waits; else it pages the level)
+    stopped_by: str | None = None  # acknowledged (or resolved) by: no more pages
+    jump: int | None = None  # `/incident escalate N` while it runs: go to level N (1-based) next
+    finished: str = ""  # acknowledged | exhausted | no policy | paging not configured | failed
+
+
+class EscalationStep(BaseModel):
+    """One step of an inline escalation, a single activity: read the policy when the plan is not known yet, then
+    resolve who is on call for a level at `at` and page them all (`level` 0 with `fallback`: the fallback)."""
+
+    incident_id: str
+    summary: str
+    severity: Severity
+    service: str | None = None
+    escalation_policy: str | None = None
+    incident_url: str | None = None
+    channel: ChannelLink | None = None
+    plan: EscalationPlan | None = None
+    level: int = Field(1, ge=0)  # 1-based, clamped to the policy's levels
+    fallback: bool = False
+    round: int = 1
+    at: datetime
+
+
+class PagedResponder(BaseModel):
+    responder: Responder
+    result: PageResult
+
+
+class EscalationStepResult(BaseModel):
+    plan: EscalationPlan  # as given, or as read now
+    level: int = 0  # the level paged (1-based; 0: nothing paged, or the fallback)
+    label: str = ""  # "L1" … or "fallback"
+    pages: list[PagedResponder] = Field(default_factory=list)
