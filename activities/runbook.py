@@ -19,7 +19,16 @@ from temporalio import activity
 from activities.metrics import recorder
 from activities.steps import RunbookSteps
 from domain.config import IncidentflowConfig
-from domain.models.runbook import MatchInput, RunbookRequest, StepInput, StepOutcome, StepPlan
+from domain.models.runbook import (
+    MatchInput,
+    RunbookRequest,
+    RunbookTrigger,
+    RunbookTriggers,
+    StepInput,
+    StepOutcome,
+    StepPlan,
+    TriggersInput,
+)
 from domain.runbooks.loader import RunbookError, RunbookSet, load_runbooks
 from domain.runbooks.render import ParamError, RenderError, coerce_params, render_steps
 from domain.runbooks.request import request_for
@@ -36,6 +45,7 @@ class RunbookSource:
         self.paths = paths
         self._stamp: tuple[tuple[str, float], ...] | None = None
         self._set = RunbookSet({}, {})
+        self._lock = threading.Lock()  # the warm-up thread and the activities: nobody sees a set half read
 
     def _stat(self) -> tuple[tuple[str, float], ...]:
         out = []
@@ -49,14 +59,15 @@ class RunbookSource:
         return tuple(out)
 
     def __call__(self) -> RunbookSet:
-        stamp = self._stat()
-        if stamp != self._stamp:
-            self._stamp = stamp
-            try:
-                self._set = load_runbooks(self.paths)
-            except RunbookError as exc:
-                log.error("runbooks not reloaded, keeping the last good set:\n%s", exc)
-        return self._set
+        with self._lock:
+            stamp = self._stat()
+            if stamp != self._stamp:
+                try:
+                    self._set = load_runbooks(self.paths)
+                except RunbookError as exc:
+                    log.error("runbooks not reloaded, keeping the last good set:\n%s", exc)
+                self._stamp = stamp  # only now: a caller meanwhile waited, it did not get the empty set
+            return self._set
 
 
 class _Once:
@@ -117,6 +128,15 @@ class RunbookActivities:
             raise
         recorder().runbook_step(inp.step.kind, "ok" if outcome.ok else "failed")
         return outcome
+
+    @activity.defn
+    async def runbook_triggers(self, inp: TriggersInput) -> RunbookTriggers:
+        """The auto-run runbooks whose applies_to could match an alert of this incident's service, with their alert
+        matchers: the incident checks each new alert against them and calls `match_runbooks` only on a hit."""
+        triggers = [RunbookTrigger(runbook=rb.name, alerts=list(rb.applies_to.alerts))
+                    for rb in self._runbooks() if rb.applies_to is not None and rb.auto_run != "none"
+                    and (not rb.applies_to.services or inp.service in rb.applies_to.services)]
+        return RunbookTriggers(triggers=triggers)
 
     @activity.defn
     async def match_runbooks(self, inp: MatchInput) -> list[RunbookRequest]:

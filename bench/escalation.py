@@ -247,7 +247,15 @@ def inline_facts(run: Run, rec: Recorder, wid: str, events: list[Any], wait: flo
                 and e.event_id < started.event_id]
         if done:  # the level's activity completed -> its wait started
             run.record_ms.append((ts - event_seconds(done[-1])) * 1000)
-        run.timer_late_ms.append((tf - ts - wait) * 1000)
+        # the wait counts from the level's start (`workflow.now()` of the task that scheduled its activity), so
+        # the timer itself is shorter than the wait by the time paging took; lateness is against that start
+        scheduled = [e for e in events if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                     and e.activity_task_scheduled_event_attributes.activity_type.name == "escalate_level"
+                     and e.event_id < started.event_id]
+        task = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED
+                and scheduled and e.event_id < scheduled[-1].event_id]
+        level_start = event_seconds(task[-1]) if task else ts
+        run.timer_late_ms.append((tf - level_start - wait) * 1000)
         run.post_timer_ms.append((l2.wall - tf) * 1000)
     sent = run.stop_sent.get(wid)
     if sent is None:
@@ -602,7 +610,7 @@ async def main() -> None:
     parts = []
     for label, a, b in [("L1 page -> timer started", flow.pre_timer_ms, raw.pre_timer_ms),
                         ("  of which: page recorded -> timer", flow.record_ms, raw.record_ms),
-                        ("timer fired late by", flow.timer_late_ms, raw.timer_late_ms),
+                        ("timer fired late by (inline: vs the level's start)", flow.timer_late_ms, raw.timer_late_ms),
                         ("timer fired -> L2 page", flow.post_timer_ms, raw.post_timer_ms)]:
         parts.append([label, fmt(percentile(a, 50)), fmt(percentile(b, 50)), fmt(percentile(a, 99)),
                       fmt(percentile(b, 99)), fmt(mean(a)), fmt(mean(b))])

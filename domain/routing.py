@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from domain.models import AlertStatus, RouteDecision, Severity
 from domain.models.alert import ALERT_SEVERITIES
 from domain.models.common import SERVICE_NAME
+from domain.models.runbook import RunbookTriggers
 from domain.text import single_line
 
 # An incident's title comes from labels, never from an annotation: a summary such as "5xx ratio above 5%
@@ -189,3 +190,13 @@ class Router:
             return rule.severity
         mapped = dict(self.severity_map).get(labels.get(self.severity_label, "").lower())
         return mapped or self.default_severity
+
+
+def could_start_runbook(known: RunbookTriggers, labels: Mapping[str, str], service: str | None,
+                        already: Iterable[str]) -> bool:
+    """Could this alert (its labels; the incident's service as `service` when it has none) start an auto-run runbook
+    not run yet? Its matchers checked as `AppliesTo.matches` does (deterministic: no clock, no I/O)."""
+    seen = {**({"service": service} if service else {}), **labels}
+    done = set(already)
+    return any(t.runbook not in done and all(m.matches(seen) for text in t.alerts for m in parse_matchers(text))
+               for t in known.triggers)

@@ -9,6 +9,7 @@ auto-run of diagnostics when an alert matches, and clear errors from the cluster
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -29,6 +30,7 @@ from tests.fakes.flags import FakeFlags
 from tests.fakes.kubernetes import FakeKubernetes
 from tests.fakes.prometheus import FakePrometheus
 from tests.helpers import eventually
+from workflows.incident_runbooks import TRIGGERS_FRESH
 
 CONFIG = IncidentflowConfig.model_validate({
     "people": [{"id": "alice", "name": "Alice"}, {"id": "bob", "name": "Bob"}, {"id": "carol", "name": "Carol"}],
@@ -315,6 +317,41 @@ async def test_a_matching_alert_runs_the_diagnostics_only(ts_env: WorkflowEnviro
                                                labels={"alertname": "CheckoutHighErrorRate", "service": "checkout"}))
         await eventually(lambda: inc.get(iid), lambda s: s.alerts_received == 2)
         assert len((await inc.get(iid)).runbooks) == 1
+
+
+async def test_only_an_alert_a_runbook_could_match_costs_a_match(ts_env: WorkflowEnvironment,
+                                                                  fakes: dict[str, Any]) -> None:
+    """Code level 3: the incident asks once which auto-run runbooks could apply to it, checks each new alert against
+    their matchers itself, and asks `match_runbooks` only on a hit (each match was an activity and a workflow task
+    per alert); it asks again once its answer is older than TRIGGERS_FRESH."""
+    fakes["prom"].set(ERROR_RATIO, 0.02)
+    async with stack(ts_env, fakes) as inc:
+        iid = await declare(inc)
+
+        async def alert(n: int, name: str) -> None:
+            await inc.raise_alert(iid, AlertSignal(source="alertmanager", fingerprint=f"fp-{n}", title=name,
+                                                   labels={"alertname": name, "instance": f"web-{n}"}))
+
+        async def scheduled() -> Counter[str]:
+            history = await ts_env.client.get_workflow_handle(iid).fetch_history()
+            return Counter(e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                           if e.HasField("activity_task_scheduled_event_attributes"))
+
+        for n in range(3):
+            await alert(n, "DiskFull")
+        await eventually(lambda: inc.get(iid), lambda st: st.alerts_received == 3 and st.runbook_triggers is not None)
+        assert (await scheduled())["match_runbooks"] == 0 and (await scheduled())["runbook_triggers"] == 1
+        await alert(3, "CheckoutHighErrorRate")  # the incident's service fills in `service`: the runbook applies
+        state = await eventually(lambda: inc.get(iid), lambda st: bool(st.runbooks))
+        assert state.runbooks[0].runbook == "checkout-high-error-rate" and state.runbooks[0].auto
+        await alert(4, "CheckoutHighErrorRate")  # it has run: nothing could start, nothing to ask
+        await eventually(lambda: inc.get(iid), lambda st: st.alerts_received == 5)
+        assert (await scheduled())["match_runbooks"] == 1
+        await ts_env.sleep(TRIGGERS_FRESH + timedelta(minutes=1))
+        await alert(5, "DiskFull")
+        await eventually(lambda: inc.get(iid), lambda st: st.alerts_received == 6)
+        counts = await eventually(scheduled, lambda c: c["runbook_triggers"] == 2)
+        assert counts["match_runbooks"] == 1 and len((await inc.get(iid)).runbooks) == 1
 
 
 async def test_an_alert_for_checkout_service_runs_the_checkout_diagnostics_on_its_labels(

@@ -63,3 +63,27 @@ def test_a_worker_with_a_cluster_prepares_its_client_at_start(tmp_path: Path) ->
 
 def test_a_worker_without_a_cluster_never_loads_kubernetes(tmp_path: Path) -> None:
     assert run("", tmp_path, 3) == {"client": False, "kubernetes": False, "kubernetes_after_a_query_step": False}
+
+
+def test_a_reader_during_the_warm_up_waits_for_the_runbooks(monkeypatch: object, tmp_path: Path) -> None:
+    """The warm-up thread reads the runbooks while the first alert asks which could run: the asker waits for that
+    read, and never gets the empty set it replaces (then cached by the incident for minutes)."""
+    import threading
+    import time
+
+    import activities.runbook as module
+    from activities.runbook import RunbookSource
+
+    slow, real = threading.Event(), module.load_runbooks
+
+    def load(paths: list[Path]) -> object:
+        slow.set()
+        time.sleep(0.3)
+        return real(paths)
+    monkeypatch.setattr(module, "load_runbooks", load)  # type: ignore[attr-defined]
+    source = RunbookSource([ROOT / "runbooks"])
+    warm = threading.Thread(target=source)
+    warm.start()
+    assert slow.wait(5)
+    assert "checkout-high-error-rate" in source().names  # while the warm-up still reads
+    warm.join()

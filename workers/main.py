@@ -120,7 +120,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     escalation.page, escalation.escalate_level, escalation.sync_pagers,
                     handoff.compose_handoff, handoff.send_handoff,
                     chat_activities.open_chat, chat_activities.sync_chat,
-                    runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks,
+                    runbooks.plan_step, runbooks.apply_step, runbooks.match_runbooks, runbooks.runbook_triggers,
                     *statuspage_activities(settings, config, chat, records=records, directory=directory),
                     *learning_activities(settings, config, chat, directory, records=records, **(learning or {}))],
         interceptors=interceptors,

@@ -10,6 +10,8 @@ change, not when it asks for approval.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
@@ -25,8 +27,11 @@ with workflow.unsafe.imports_passed_through():
         RunbookRequest,
         RunbookRun,
         RunbookStart,
+        RunbookTriggers,
         RunStatus,
+        TriggersInput,
     )
+    from domain.routing import could_start_runbook
     from workflows import options
     from workflows.incident_core import BEFORE_MONITORING, SYSTEM, IncidentCore, why
     from workflows.runbook import PATCH_RUNBOOK_PHASE, RunbookWorkflow
@@ -37,6 +42,11 @@ PATCH_MITIGATE_ON_CHANGE = "mitigate-on-change"
 # runbook-phase (0.1.2, workflows/runbook.py): live runs are told when the incident leaves (or comes back
 # to) the worked phases, so an approval given after the incident resolved changes nothing.
 BEFORE_MITIGATING = (Phase.triage, Phase.investigating, Phase.identified)
+# Code level 3: the incident keeps which auto-run runbooks could apply to it (`IncidentState.runbook_triggers`) and
+# checks a new alert against them itself; `match_runbooks` runs only on a hit. Asked again when older than this, so
+# a runbook added to the worker applies within it.
+TRIGGERS_FRESH = timedelta(minutes=5)
+TRIGGERS_LEVEL = 3
 LIVE = (RunStatus.running, RunStatus.awaiting_approval)
 
 
@@ -126,7 +136,26 @@ class IncidentRunbooks(IncidentCore):
                 pass
         await self._tell_runs_the_phase()
         while self._match_queue:
-            await self._run_matching_runbooks(self._match_queue.pop(0))
+            labels = self._match_queue.pop(0)
+            if self.s.code_level >= TRIGGERS_LEVEL and not await self._could_run(labels):
+                continue
+            await self._run_matching_runbooks(labels)
+
+    async def _could_run(self, labels: dict[str, str]) -> bool:
+        """Could this alert start an auto-run runbook not run yet (the triggers, asked when unknown or stale)?"""
+        s = self.s
+        now = workflow.now()
+        known = s.runbook_triggers
+        if known is None or known.at is None or now - known.at >= TRIGGERS_FRESH:
+            try:
+                found: RunbookTriggers = await workflow.execute_activity_method(
+                    RunbookActivities.runbook_triggers, TriggersInput(incident_id=s.id, service=s.service),
+                    summary="Runbooks that could run on their own", **options.MATCH)
+            except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
+                self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
+                return False
+            known = s.runbook_triggers = RunbookTriggers(triggers=found.triggers, at=now)
+        return could_start_runbook(known, labels, s.service, [r.runbook for r in s.runbooks])
 
     async def _tell_runs_the_phase(self) -> None:
         """Live runs learn when the incident is resolved (no more changes) or reopened (changes again)."""

@@ -12,7 +12,7 @@ from domain.models.alert import AlertRecord, AlertSignal
 from domain.models.chat import ButtonMessage, ChatRoom, SentMessage
 from domain.models.common import SERVICE_NAME, EventKind, Phase, Role, Severity
 from domain.models.paging import InlineEscalation
-from domain.models.runbook import RunbookRun
+from domain.models.runbook import RunbookRun, RunbookTriggers
 from domain.text import MultiLine, SingleLine
 
 ACTOR = Field(..., min_length=1, max_length=128, description="who did it (person id or name)")
@@ -283,6 +283,7 @@ class IncidentState(BaseModel):
     buttons: list[ButtonMessage] = Field(default_factory=list)  # sent messages with buttons (bounded)
     runbooks: list[RunbookRun] = Field(default_factory=list)  # runbook runs on this incident
     runbook_runs: int = 0
+    runbook_triggers: RunbookTriggers | None = None  # the auto-run runbooks that could apply (code level 3), cached
     note_requests: list[str] = Field(default_factory=list)  # request ids of the last notes (dedup, bounded)
     public: PublicState | None = None  # on the status page (components affected), else None
     code_level: int = 0  # see CODE_LEVEL: kept across continue-as-new

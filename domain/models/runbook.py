@@ -282,3 +282,23 @@ class MatchInput(BaseModel):
     severity: str = "SEV3"
     labels: dict[str, str] = Field(default_factory=dict)
     already: list[str] = Field(default_factory=list)  # runbooks already run on this incident
+
+
+class TriggersInput(BaseModel):
+    """Which auto-run runbooks could apply to an incident (its service): `RunbookActivities.runbook_triggers`."""
+
+    incident_id: str
+    service: str | None = None
+
+
+class RunbookTrigger(BaseModel):
+    runbook: str
+    alerts: list[str] = Field(default_factory=list)  # its applies_to matchers: every one must match the alert
+
+
+class RunbookTriggers(BaseModel):
+    """The auto-run runbooks that could apply to an incident's service, as the worker had them at `at` (code level
+    3): the incident checks a new alert's labels against them itself, and asks `match_runbooks` only on a hit."""
+
+    triggers: list[RunbookTrigger] = Field(default_factory=list)
+    at: datetime | None = None  # when the incident asked (its workflow time): asked again after TRIGGERS_FRESH
