@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
@@ -34,11 +35,12 @@ import platform
 import re
 import resource
 import socket
+import subprocess
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,10 +125,49 @@ def error_key(exc: BaseException) -> str:
     return shared_error_key(exc, limit=140)
 
 
+WORKER_PIDS: list[int] = []  # --worker-process: the worker's CPU counts with this process's ("bench process")
+
+
 def cpu_with_loadgen(pids: list[int], loadgen: int | None = None) -> tuple[float, float, float]:
-    """(this process, the dev server, the load generator) user+system CPU seconds so far."""
+    """(this process and a --worker-process worker, the dev server, the load generator) user+system CPU seconds."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime, proc_cpu(pids), proc_cpu([loadgen]) if loadgen else 0.0
+    return (ru.ru_utime + ru.ru_stime + proc_cpu(WORKER_PIDS), proc_cpu(pids),
+            proc_cpu([loadgen]) if loadgen else 0.0)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(client: Any, settings: Any, config: Path, log: Path) -> AsyncIterator[None]:
+    """`incidentflow worker` in its own process (as `incidentflow dev --worker-process` runs it), polling the bench's
+    task queue on the bench's dev server; until it polls. Its CPU is added to this process's figures."""
+    from temporalio.api.enums.v1 import TaskQueueType
+    from temporalio.api.taskqueue.v1 import TaskQueue
+    from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+
+    env = {**os.environ, "INCIDENTFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+           "INCIDENTFLOW_TASK_QUEUE": settings.task_queue, "INCIDENTFLOW_CONFIG": str(config),
+           "INCIDENTFLOW_DATA_DIR": str(log.parent / f"{log.stem}-data"), "INCIDENTFLOW_LOG_LEVEL": "WARNING"}
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "incidentflow.cli", "worker"], env=env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+    WORKER_PIDS.append(proc.pid)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            resp = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+                namespace="default", task_queue=TaskQueue(name=settings.task_queue),
+                task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW))
+            if any(p.identity.startswith(f"{proc.pid}@") for p in resp.pollers):
+                break
+            await asyncio.sleep(0.2)
+        else:
+            sys.exit(f"the worker process did not poll {settings.task_queue} (see {log})")
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class LogCounter(logging.Handler):
@@ -1038,6 +1079,8 @@ async def main() -> None:
     ap.add_argument("--storm-groups", type=int, default=200)
     ap.add_argument("--storm-concurrency", type=int, default=None, help="default: --concurrency")
     ap.add_argument("--drain-timeout", type=float, default=180.0)
+    ap.add_argument("--worker-process", action="store_true",
+                    help="run the worker as `incidentflow worker` in its own process (the API stays in this one)")
     ap.add_argument("--server-log", type=Path, default=None,
                     help="where the dev server's own log goes (default /tmp/bench-ingest-server-<token>.log)")
     args = parse_args(ap, QUICK)
@@ -1076,7 +1119,8 @@ async def main() -> None:
           f"C={args.concurrency}; storm {args.storm_alerts}/{args.storm_groups} C={storm_c}; "
           f"db={'sqlite ' + str(args.db) + ' (WAL, synchronous=normal)' if args.db else 'in-memory'}; "
           f"temporalio {temporalio.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores; "
-          f"dev server up in {boot:.2f} s", flush=True)
+          f"dev server up in {boot:.2f} s; worker {'in its own process' if args.worker_process else 'in this process'}",
+          flush=True)
 
     client = env.client
     pids = server_pids()
@@ -1093,7 +1137,10 @@ async def main() -> None:
     storm_vis: Counter[str] | None = None
     histories: list[tuple[str, HistoryFacts]] = []
     try:
-        async with build_worker(client, settings, LogNotifier()), Api(settings, client, config) as url:
+        worker = (worker_process(client, settings, ROOT / "config/example.yaml",
+                                 Path(f"/tmp/bench-ingest-worker-{token}.log"))
+                  if args.worker_process else build_worker(client, settings, LogNotifier()))
+        async with worker, Api(settings, client, config) as url:
             async with LoadGen() as gen:
                 print(f"  API on {url}; worker on task queue {settings.task_queue}; load generator pid "
                       f"{gen.proc.pid}", flush=True)
@@ -1309,7 +1356,7 @@ async def main() -> None:
               f"dev server {srv_hwm:,.0f} MB")
     if args.json:
         print(json_line({**json_figures(runs, main_if, main_raw, fixed, storm, facts_by_run.get("storm"), storm_vis),
-                         "quick": args.quick, "peak_rss_mb": peak_rss_mb(), "server_peak_rss_mb": srv_hwm,
+                         "quick": args.quick, "worker_process": args.worker_process, "peak_rss_mb": peak_rss_mb(), "server_peak_rss_mb": srv_hwm,
                          "load_before": load_before[0], "load_after": os.getloadavg()[0]}))
 
 
