@@ -130,6 +130,9 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
         # A killed worker's cached workflows wait this long on its sticky queue before another worker
         # takes them (SDK default 10 s): short, so an escalation due right after a crash is on time.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
+        # Activities go through the task queue, not eagerly to the worker that scheduled them: a busy worker held
+        # eager ones up to 10 s before starting them (bench/chat_runbooks.py, `sync_chat` p99; bench/README.md).
+        disable_eager_activity_execution=True,
     )
 
 
