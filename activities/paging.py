@@ -113,8 +113,9 @@ class EscalationActivities:
         responders = await self.resolve_targets(ResolveRequest(targets=targets, at=step.at))
 
         async def page(r: Responder) -> PagedResponder:
+            again = f"e{step.number}:" if step.number > 1 else ""  # a restarted escalation pages everyone again
             request = PageRequest(
-                incident_id=step.incident_id, dedup_key=f"{step.incident_id}:r{step.round}:{label}:{r.id}",
+                incident_id=step.incident_id, dedup_key=f"{step.incident_id}:{again}r{step.round}:{label}:{r.id}",
                 incident_key=f"incidentflow-{step.incident_id}", target=r.id, level=level,
                 reason=f"{label}, {r.via}" if r.via else label, summary=step.summary, severity=step.severity,
                 service=step.service, incident_url=step.incident_url, channel=step.channel)

@@ -17,7 +17,7 @@ from activities.paging import EscalationActivities, LogPager
 from activities.slack import SlackChat, SlackPager
 from activities.webhook_pager import WebhookPager
 from domain.config import IncidentflowConfig, Settings
-from domain.models import DeclareInput, EventKind, PageInput, Severity
+from domain.models import AckInput, DeclareInput, EscalateInput, EventKind, PageInput, Severity
 from domain.models.chat import ChannelLink
 from domain.models.paging import PageRequest
 from incidentflow.client import Incidents
@@ -153,3 +153,27 @@ def test_a_dm_without_the_channel_yet_says_an_invite_follows() -> None:
     assert "invited to the incident channel once it is open" in said and "Acknowledge" in text
     assert [e["action_id"] for b in blocks if b["type"] == "actions" for e in b["elements"]] == [render.ACK]
     assert json.dumps(blocks, ensure_ascii=False).count(said) == 1
+
+
+async def test_a_restarted_escalation_pages_again(ts_env: WorkflowEnvironment) -> None:
+    """`escalate` after the escalation ended starts a new one: its pages have their own dedup keys, so alice's DM
+    comes again (the first escalation's keys would have been taken for a retry of the same page)."""
+    with FakeSlack() as slack:
+        ids = people(slack)
+        config = paging_config(ids)
+        async with running_worker(ts_env.client, config=lambda: config, slack_bot_token=slack.bot_token,
+                                  slack_api_url=slack.base_url) as (settings, _):
+            inc = Incidents(ts_env.client, settings, config)
+            iid = await inc.declare(DeclareInput(title="Checkout down", severity=Severity.SEV1, service="checkout",
+                                                 declared_by="bob"))
+            await eventually(lambda: _value(slack.dm(ids["alice"])), lambda m: len(m) == 1)
+            await inc.acknowledge(iid, AckInput(by="bob"))
+            await eventually(lambda: inc.get(iid), lambda s: not s.escalation_active)
+            await inc.escalate(iid, EscalateInput(level=1, by="bob"))
+            dms = await eventually(lambda: _value(slack.dm(ids["alice"])), lambda m: len(m) == 2)
+            state = await inc.get(iid)
+            assert state.escalations == 2 and state.pages == 2
+            assert [e.text.split(" via")[0] for e in state.timeline if e.kind == EventKind.page] == [
+                "Paged alice (L1, person alice)"] * 2
+            keys = [m.metadata["event_payload"]["dedup_key"] for m in dms]
+            assert keys == [f"page:{iid}:r1:L1:alice", f"page:{iid}:e2:r1:L1:alice"], keys

@@ -140,7 +140,7 @@ class IncidentEscalation(IncidentCore):
         step = EscalationStep(incident_id=s.id, summary=self._page_summary(), severity=s.severity,
                               service=s.service, escalation_policy=s.policy.escalation_policy, incident_url=s.url,
                               channel=self._channel_link(), plan=e.plan, level=level, fallback=fallback,
-                              round=e.round, at=workflow.now())
+                              round=e.round, number=e.number, at=workflow.now())
         self._escalation_paging = True
         try:
             done: EscalationStepResult = await workflow.execute_activity_method(

@@ -126,6 +126,7 @@ class EscalationStep(BaseModel):
     level: int = Field(1, ge=0)  # 1-based, clamped to the policy's levels
     fallback: bool = False
     round: int = 1
+    number: int = 1  # the incident's escalation (a restart is 2, …): in the dedup key, so a restart pages again
     at: datetime
 
 
