@@ -98,11 +98,8 @@ class EscalationActivities:
         """One step of an escalation run inside its incident: the policy (read once, with the first step), who
         is on call for the level at `step.at`, and their pages, all at once. Every page keeps its dedup key
         (incident, round, level, person), so a retried step pages nobody twice."""
-        plan = step.plan
-        if plan is None:
-            plan = await self.plan_escalation(EscalationStart(
-                incident_id=step.incident_id, summary=step.summary, severity=step.severity, service=step.service,
-                escalation_policy=step.escalation_policy, start_level=max(1, step.level)))
+        start = step.start
+        plan = step.plan or await self.plan_escalation(start)
         if step.fallback:
             level, label, targets = 0, "fallback", plan.fallback
         elif plan.levels:
@@ -115,10 +112,10 @@ class EscalationActivities:
         async def page(r: Responder) -> PagedResponder:
             again = f"e{step.number}:" if step.number > 1 else ""  # a restarted escalation pages everyone again
             request = PageRequest(
-                incident_id=step.incident_id, dedup_key=f"{step.incident_id}:{again}r{step.round}:{label}:{r.id}",
-                incident_key=f"incidentflow-{step.incident_id}", target=r.id, level=level,
-                reason=f"{label}, {r.via}" if r.via else label, summary=step.summary, severity=step.severity,
-                service=step.service, incident_url=step.incident_url, channel=step.channel)
+                incident_id=start.incident_id, dedup_key=f"{start.incident_id}:{again}r{step.round}:{label}:{r.id}",
+                incident_key=f"incidentflow-{start.incident_id}", target=r.id, level=level,
+                reason=f"{label}, {r.via}" if r.via else label, summary=start.summary, severity=start.severity,
+                service=start.service, incident_url=start.incident_url, channel=start.channel)
             return PagedResponder(responder=r, result=await self.page(request))
 
         paged = await asyncio.gather(*(page(r) for r in responders), return_exceptions=True)

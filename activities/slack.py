@@ -158,8 +158,9 @@ class SlackChat(SlackApi):
 
     async def invite(self, channel: str, people: list[str], warnings: list[str]) -> list[str]:
         """Invite each person with a Slack user; returns everyone handled (invited, already there, or
-        reported as not invitable), so nobody is tried twice. One call per user: Slack refuses a whole
-        batch when one of its users cannot be invited, and `already_in_channel` is then no answer."""
+        reported as not invitable), so nobody is tried twice. Everyone in one call; when Slack refuses that batch
+        (one of them cannot be invited, or is already there: then `already_in_channel` is no answer), one call
+        per user says who."""
         bot = (await self.identity())["user_id"]
         users: dict[str, str] = {}
         for person in dict.fromkeys(people):

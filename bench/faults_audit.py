@@ -61,12 +61,7 @@ async def _escalation(stack: Stack, iid: str, eid: str, out: Collected) -> None:
         if desc.status is not None and desc.status.name == "COMPLETED":
             result = await handle.result()
             out.escalations[iid] = result if isinstance(result, dict) else result.model_dump(mode="json")
-        starts = []
-        async for e in handle.fetch_history_events():
-            if (e.HasField("activity_task_scheduled_event_attributes")
-                    and e.activity_task_scheduled_event_attributes.activity_type.name == "resolve_targets"):
-                starts.append(event_seconds(e))
-        out.level_starts[iid] = starts
+        out.level_starts[iid] = await _scheduled(handle, "resolve_targets")
     except Exception as exc:  # noqa: BLE001 - reported, the rest of the audit goes on
         out.errors.append(f"escalation {eid}: {type(exc).__name__}: {exc}"[:300])
 
@@ -78,14 +73,16 @@ async def _inline_escalation(stack: Stack, iid: str, state: dict[str, Any], out:
         out.escalations[iid] = {"finished": inline["finished"], "pages": state.get("pages", 0),
                                 "acknowledged_by": inline.get("stopped_by")}
     try:
-        starts = []
-        async for e in stack.client.get_workflow_handle(iid).fetch_history_events():
-            if (e.HasField("activity_task_scheduled_event_attributes")
-                    and e.activity_task_scheduled_event_attributes.activity_type.name == "escalate_level"):
-                starts.append(event_seconds(e))
-        out.level_starts[iid] = starts
+        out.level_starts[iid] = await _scheduled(stack.client.get_workflow_handle(iid), "escalate_level")
     except Exception as exc:  # noqa: BLE001 - reported, the rest of the audit goes on
         out.errors.append(f"escalation of {iid}: {type(exc).__name__}: {exc}"[:300])
+
+
+async def _scheduled(handle: Any, activity: str) -> list[float]:
+    """When each of the workflow's `activity` tasks was scheduled (an escalation level's start)."""
+    return [event_seconds(e) async for e in handle.fetch_history_events()
+            if e.HasField("activity_task_scheduled_event_attributes")
+            and e.activity_task_scheduled_event_attributes.activity_type.name == activity]
 
 
 def ts(value: str | None) -> float | None:

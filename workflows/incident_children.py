@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.alert_group_core import AlertGroupCore
     from workflows.escalation import EscalationWorkflow
     from workflows.incident_escalation import IncidentEscalation
-from workflows.incident_runbooks import IncidentRunbooks
+    from workflows.incident_runbooks import IncidentRunbooks
 
 
 class IncidentChildren(IncidentRunbooks, IncidentEscalation):

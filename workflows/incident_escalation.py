@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.models.chat import SentMessage
     from domain.models.common import EventKind
     from domain.models.incident import EventRecord
-    from domain.models.paging import EscalationStep, EscalationStepResult, InlineEscalation
+    from domain.models.paging import EscalationStart, EscalationStep, EscalationStepResult, InlineEscalation
     from workflows import options
     from workflows.incident_core import IncidentCore, why
 
@@ -137,10 +137,11 @@ class IncidentEscalation(IncidentCore):
         s = self.s
         level = 0 if fallback else (e.start_level if e.plan is None else e.index + 1)
         label = "fallback" if fallback else f"L{level}"
-        step = EscalationStep(incident_id=s.id, summary=self._page_summary(), severity=s.severity,
-                              service=s.service, escalation_policy=s.policy.escalation_policy, incident_url=s.url,
-                              channel=self._channel_link(), plan=e.plan, level=level, fallback=fallback,
-                              round=e.round, number=e.number, at=workflow.now())
+        start = EscalationStart(code_level=s.code_level, incident_id=s.id, summary=self._page_summary(),
+                                severity=s.severity, service=s.service, escalation_policy=s.policy.escalation_policy,
+                                incident_url=s.url, channel=self._channel_link(), start_level=e.start_level)
+        step = EscalationStep(start=start, plan=e.plan, level=level, fallback=fallback, round=e.round,
+                              number=e.number, at=workflow.now())
         self._escalation_paging = True
         try:
             done: EscalationStepResult = await workflow.execute_activity_method(

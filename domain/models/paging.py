@@ -115,13 +115,7 @@ class EscalationStep(BaseModel):
     """One step of an inline escalation, a single activity: read the policy when the plan is not known yet, then
     resolve who is on call for a level at `at` and page them all (`level` 0 with `fallback`: the fallback)."""
 
-    incident_id: str
-    summary: str
-    severity: Severity
-    service: str | None = None
-    escalation_policy: str | None = None
-    incident_url: str | None = None
-    channel: ChannelLink | None = None
+    start: EscalationStart  # the incident as the pages name it (and as the policy is chosen for)
     plan: EscalationPlan | None = None
     level: int = Field(1, ge=0)  # 1-based, clamped to the policy's levels
     fallback: bool = False
