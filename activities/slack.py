@@ -27,7 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
-from activities.slack_api import SlackApi, activity_scope, data_of, error_code, slack_error
+from activities.slack_api import ScopedWebClient, SlackApi, activity_scope, data_of, error_code, slack_error
 from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings
 from domain.models.chat import (
@@ -57,11 +57,15 @@ class SlackChat(SlackApi):
     @classmethod
     def from_settings(cls, settings: Settings, config: Callable[[], IncidentflowConfig]) -> SlackChat:
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-        client = AsyncWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+        client = ScopedWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
         return cls(client, settings, config)
 
     # ------------------------------------------------------------------ the incident channel
     async def open(self, inp: ChatOpenInput) -> ChatRoom:
+        async with self.connection():  # its ~8 calls on one connection
+            return await self._open(inp)
+
+    async def _open(self, inp: ChatOpenInput) -> ChatRoom:
         s = self._linked(inp.summary)
         key = s.incident_id
         bot = await self.identity()
@@ -203,6 +207,10 @@ class SlackChat(SlackApi):
             raise
 
     async def sync(self, inp: ChatSyncInput) -> ChatSyncResult:
+        async with self.connection():
+            return await self._sync(inp)
+
+    async def _sync(self, inp: ChatSyncInput) -> ChatSyncResult:
         room = inp.room
         result = ChatSyncResult()
         people: list[str | None] = [*(p.actor for p in inp.posts), *(p.mention for p in inp.posts),
@@ -359,6 +367,10 @@ class SlackPager:
     async def send(self, request: PageRequest) -> PageResult:
         if request.action != "trigger":  # ack/resolve close the DM in place (the incident's chat pump)
             return PageResult(channel=self.name, detail="not mirrored")
+        async with self.chat.connection():
+            return await self._send(request)
+
+    async def _send(self, request: PageRequest) -> PageResult:
         user = await self.chat.slack_user(request.target)
         if not user:
             raise errors.not_configured(f"{request.target} has no Slack user: set `slack:` (user id) or `email:` for "

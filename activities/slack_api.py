@@ -18,7 +18,8 @@ import asyncio
 import contextvars
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 import aiohttp
@@ -88,6 +89,26 @@ def activity_scope() -> str:
 _EARLIER_ALL_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("earlier_attempts_all_here", default=False)
 
 
+_SESSION: contextvars.ContextVar[aiohttp.ClientSession | None] = contextvars.ContextVar("slack_session", default=None)
+
+
+class ScopedWebClient(AsyncWebClient):
+    """The Slack Web API client whose HTTP session (its connection pool) belongs to the operation in progress:
+    `SlackApi.connection()` opens one for an activity's calls and closes it at its end, so an activity's
+    several calls share one TLS connection to slack.com (keep-alive) instead of opening one each, as the SDK
+    does without a session. Concurrent activities each have their own (a context variable); outside a scope
+    the SDK opens one per call, as before."""
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        return _SESSION.get()
+
+    @session.setter
+    def session(self, value: aiohttp.ClientSession | None) -> None:
+        if value is not None:
+            raise ValueError("ScopedWebClient takes its session from SlackApi.connection(), not from its caller")
+
+
 class Memo(OrderedDict[str, _V]):
     """A bounded map: what this process already did (LRU)."""
 
@@ -119,6 +140,21 @@ class SlackApi:
         self._attempts: Memo[tuple[int, int]] = Memo()  # (run, activity id) → (first, last) attempt here
         self._done: Memo[object] = Memo()  # step key → its result, for steps done in this process
         self._channels: Memo[str] = Memo()  # channel name → id
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[None]:
+        """One HTTP session (kept-alive connections) for the calls made inside, closed at its end. Nested scopes
+        share the outer one; a client other than ScopedWebClient (tests pass the SDK's own) is left as it is."""
+        if not isinstance(self.client, ScopedWebClient) or _SESSION.get() is not None:
+            yield
+            return
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.client.timeout))
+        token = _SESSION.set(session)
+        try:
+            yield
+        finally:
+            _SESSION.reset(token)
+            await session.close()
 
     def note_attempt(self) -> None:
         """Remember this activity attempt; say whether EVERY earlier one ran in this process. Only then are

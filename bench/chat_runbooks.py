@@ -422,10 +422,10 @@ async def run_incident_chat(client: Client, fake: Any, config: Any, n: int, c: i
         await drive(warm, WARM_UP, c, declare("w"), commands, measured=False)
         run.errors.update({f"warm-up {k}": v for k, v in warm.errors.items()})
         await asyncio.sleep(1.0)  # let the warm-up channels catch up before counting Slack calls
-        calls_before = len(fake.calls)
+        calls_before = fake.call_count
         t, cpu0 = time.perf_counter(), cpu_with_fakes()
         await drive(run, n, c, declare(""), commands)
-        run.drain_seconds = await settle(client, run.ids, c, extra=lambda: len(fake.calls))
+        run.drain_seconds = await settle(client, run.ids, c, extra=lambda: fake.call_count)
         run.seconds, run.cpu = time.perf_counter() - t, cpu_delta(cpu0)
         run.calls.update(call.method for call in fake.calls[calls_before:])
         rooms: dict[str, Any] = {}
@@ -540,10 +540,10 @@ async def run_raw_chat(client: Client, fake: Any, raw_acts: RawActivities, n: in
         warm = ChatRun("warm-up")
         await drive(warm, WARM_UP, c, start("w"), commands, measured=False)
         run.errors.update({f"warm-up {k}": v for k, v in warm.errors.items()})
-        calls_before = len(fake.calls)
+        calls_before = fake.call_count
         t, cpu0 = time.perf_counter(), cpu_with_fakes()
         await drive(run, n, c, start(""), commands)
-        run.drain_seconds = await settle(client, run.ids, c, extra=lambda: len(fake.calls))
+        run.drain_seconds = await settle(client, run.ids, c, extra=lambda: fake.call_count)
         run.seconds, run.cpu = time.perf_counter() - t, cpu_delta(cpu0)
         run.calls.update(call.method for call in fake.calls[calls_before:])
         await read_histories(client, run, c, "raw_open_channel")

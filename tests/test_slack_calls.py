@@ -116,3 +116,51 @@ async def test_consecutive_events_go_as_one_message_in_order_and_a_question_alon
         assert methods(slack, before)["chat.postMessage"] == 0
         keys = our_keys(slack, room.channel_id)
         assert len(keys) == len(set(keys)) and f"{iid}:event:5-7" in keys
+
+
+async def test_an_activitys_calls_share_one_kept_alive_connection() -> None:
+    """The worker's client (ScopedWebClient) holds one HTTP session per operation: a sync's calls go over one
+    connection (a TLS handshake to slack.com saved per call), each operation has its own, and it is closed at
+    the end. Without the scope the SDK opens a connection per call."""
+    import asyncio
+
+    from activities.slack import SlackChat
+    from activities.slack_api import ScopedWebClient
+    from domain.config import Settings
+
+    with FakeSlack() as slack:
+        config, _ = people(slack)
+        chat = SlackChat.from_settings(Settings(slack_bot_token=slack.bot_token, slack_api_url=slack.base_url),
+                                       lambda: config)
+        assert isinstance(chat.client, ScopedWebClient)
+        before = slack.connections
+        for _ in range(4):
+            await chat.call("auth.test")
+        assert slack.connections - before == 4  # outside a scope: a connection per call, as the SDK does
+
+        before = slack.connections
+        async with chat.connection():
+            session = chat.client.session
+            assert session is not None
+            for _ in range(4):
+                await chat.call("auth.test")
+            assert chat.client.session is session
+        assert session.closed and chat.client.session is None
+        assert slack.connections - before == 1
+
+        async def one() -> object:  # concurrent operations: a session each, none shared
+            async with chat.connection():
+                await chat.call("auth.test")
+                return chat.client.session
+        first, second = await asyncio.gather(one(), one())
+        assert first is not second
+
+        room = await chat.open(ChatOpenInput(summary=summary(), invite=["alice", "bob"]))
+        before, calls = slack.connections, slack.call_count
+        await chat.sync(ChatSyncInput(incident_id=room.channel_name, room=room, posts=[post(n, f"{n} " + "x" * 2000) for n in (5, 6, 7)],
+                                      summary=summary().model_copy(update={"phase": Phase.identified}),
+                                      shown=summary()))
+        made = slack.call_count - calls
+        assert made >= 5  # three posts (too long to go as one message), the pinned message, the announcement
+        # its posts and its updates run side by side, each reusing the connections the others let go
+        assert 1 <= slack.connections - before < made

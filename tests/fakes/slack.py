@@ -256,6 +256,7 @@ class FakeSlack(ThreadedServer):
         self.team_id = TEAM_ID
         self.team_domain = TEAM_DOMAIN
         self.socket_url = "wss://invalid.example/"  # what apps.connections.open answers
+        self.connections = 0  # TCP connections accepted (a kept-alive client makes many calls on one)
         self.requests: list[RecordedRequest] = []
         self._calls: list[RecordedCall] = []
         self._lock = threading.Lock()
@@ -421,6 +422,12 @@ class FakeSlack(ThreadedServer):
     def calls(self) -> list[RecordedCall]:
         with self._lock:
             return copy.deepcopy(self._calls)
+
+    @property
+    def call_count(self) -> int:
+        """How many /api/ calls were recorded (no copy: cheap enough to poll)."""
+        with self._lock:
+            return len(self._calls)
 
     def calls_to(self, method: str) -> list[RecordedCall]:
         with self._lock:
@@ -648,6 +655,11 @@ class FakeSlack(ThreadedServer):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:  # once per TCP connection (keep-alive serves several requests on one)
+                super().setup()
+                with server._lock:
+                    server.connections += 1
 
             def _serve(self) -> None:
                 raw = self._body()
