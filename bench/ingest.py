@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -378,12 +379,6 @@ def retry_after(headers: Any) -> float:
 async def loadgen_main() -> None:
     """The webhook sender, in its own process like Alertmanager: one JSON command per segment on stdin, one
     JSON line per alert on stdout (as soon as it is answered), then an "end" line."""
-    import importlib.util
-
-    if importlib.util.find_spec("sniffio") is None:
-        # httpcore tries `import sniffio` on every lock it makes; when it is not installed each failed import
-        # walks sys.path (~0.2 ms a request here). Nothing in this process can use it anyway.
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -396,27 +391,70 @@ async def loadgen_main() -> None:
         await loadgen_segment(json.loads(line), emit)
 
 
-async def loadgen_segment(cmd: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
-    import httpx
+class Http11:
+    """A minimal HTTP/1.1 client on one kept-alive connection: what the sender needs of one (a POST, the status,
+    the headers, the body by Content-Length), at a small part of httpx's CPU. Alertmanager is a Go binary on
+    another host; httpx cost the sender ~5.5 ms of CPU per alert on the 2 cores it shares with the API it
+    measures (bench/README.md, issue 16's fourth session)."""
 
+    def __init__(self, url: str) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.writer.write(f"POST {path} HTTP/1.1\r\nhost: {self.host}:{self.port}\r\n{head}content-length: "
+                          f"{len(body)}\r\n\r\n".encode("latin-1") + body)
+        try:
+            status_line = await self.reader.readline()
+            if not status_line:
+                raise ConnectionError("the server closed the connection")
+            status = int(status_line.split()[1])
+            got: dict[str, str] = {}
+            while (line := await self.reader.readline()) not in (b"\r\n", b"\n", b""):
+                name, _, value = line.decode("latin-1").partition(":")
+                got[name.strip().lower()] = value.strip()
+            data = await self.reader.readexactly(int(got.get("content-length", "0")))
+        except BaseException:
+            await self.aclose()
+            raise
+        if got.get("connection", "").lower() == "close":
+            await self.aclose()
+        return status, got, data
+
+    async def aclose(self) -> None:
+        writer, self.reader, self.writer = self.writer, None, None
+        if writer is not None:
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
+
+
+async def loadgen_segment(cmd: dict[str, Any], emit: Callable[[dict[str, Any]], None]) -> None:
     headers = {"content-type": "application/json", "authorization": f"Bearer {TOKEN}"}
     load = Load(cmd["tag"], cmd["n"], cmd["groups"])
     bodies = load.bodies()
     rate, conc = float(cmd["rate"]), int(cmd["concurrency"])
-    # One single-connection client per slot: httpx's shared pool costs O(connections) per request.
-    clients: asyncio.Queue[Any] = asyncio.Queue()
+    # One connection per slot, kept alive, as Alertmanager's HTTP client does.
+    clients: asyncio.Queue[Http11] = asyncio.Queue()
     for _ in range(conc):
-        clients.put_nowait(httpx.AsyncClient(base_url=cmd["url"], timeout=30.0, limits=httpx.Limits(
-            max_connections=1, max_keepalive_connections=1)))
+        clients.put_nowait(Http11(cmd["url"]))
 
-    async def post(i: int, http: Any) -> None:
+    async def post(i: int, http: Http11) -> None:
         first, tries, statuses = time.time(), 0, []
         try:
             while True:
                 wall = time.time()
                 t = time.perf_counter()
                 try:
-                    r = await http.post(WEBHOOK, content=bodies[i], headers=headers)
+                    code, answered, content = await http.post(WEBHOOK, bodies[i], headers)
                 except Exception as exc:  # noqa: BLE001 - like Alertmanager: count, wait, send again
                     statuses.append(f"transport: {error_key(exc)}")
                     if tries < MAX_RETRIES:
@@ -426,19 +464,19 @@ async def loadgen_segment(cmd: dict[str, Any], emit: Callable[[dict[str, Any]], 
                     emit({"i": i, "ok": False, "st": statuses, "retries": tries})
                     return
                 lat = (time.perf_counter() - t) * 1000
-                statuses.append(status_key(r.status_code, r.content))
-                if 200 <= r.status_code < 300:
+                statuses.append(status_key(code, content))
+                if 200 <= code < 300:
                     try:
-                        outcome = r.json().get("outcome", "?")
+                        outcome = json.loads(content).get("outcome", "?")
                     except ValueError:
                         outcome = "unparsable"
                     now = time.time()
                     emit({"i": i, "ok": True, "st": statuses, "retries": tries, "wall": wall, "done": now,
                           "lat": lat, "e2e": (now - first) * 1000, "out": outcome})
                     return
-                if r.status_code in (429, 503) and tries < MAX_RETRIES:
+                if code in (429, 503) and tries < MAX_RETRIES:
                     tries += 1
-                    await asyncio.sleep(retry_after(r.headers))
+                    await asyncio.sleep(retry_after(answered))
                     continue
                 emit({"i": i, "ok": False, "st": statuses, "retries": tries})
                 return

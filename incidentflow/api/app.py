@@ -127,7 +127,7 @@ def create_app(settings: Settings, client: Client | None = None,
     # outermost last: metrics see every answer, the body limit holds for every route, then the circuit
     app.add_middleware(TemporalGuard, circuit=circuit)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.middleware("http")(metrics.middleware)
+    app.add_middleware(metrics.middleware)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer (413, 503 …) carries X-Request-ID
     for module in (alerts, incidents_api, pagerduty_api, oncall_api, slack_api, runbooks_api, status_api,
                    subscribe_api, learning_api, reports_api):
