@@ -248,6 +248,8 @@ class Phase:
     late_ms: list[float] = field(default_factory=list)  # every reminder: ran - due
     timer_ms: list[float] = field(default_factory=list)  # due -> activity scheduled (timer, workflow task)
     queue_ms: list[float] = field(default_factory=list)  # activity scheduled -> ran
+    first_ms: list[float] = field(default_factory=list)  # lateness of each workflow's first reminder
+    later_ms: list[float] = field(default_factory=list)  # ... and of the ones after it
     reminders: int = 0
     in_window: int = 0  # reminders that ran inside the idle window
     duplicates: int = 0
@@ -321,10 +323,11 @@ def lateness(ph: Phase, first_dues: dict[str, float], sample: dict[str, tuple[fl
             nxt = rebuild(dues[-1], every, [runs[-1]["at"]])[1]
         if wid in sample:
             check(ph, sample[wid], first_due, every, runs)
-        for due, d in zip(dues, runs):
+        for n, (due, d) in enumerate(zip(dues, runs)):
             if due > end:
                 continue
             ph.late_ms.append((d["at"] - due) * 1000)
+            (ph.later_ms if n else ph.first_ms).append((d["at"] - due) * 1000)
             ph.timer_ms.append((d["sched"] - due) * 1000)
             ph.queue_ms.append((d["at"] - d["sched"]) * 1000)
             ph.in_window += ph.window[0] <= d["at"] <= end
@@ -482,7 +485,9 @@ def report(flow: Phase, raw: Phase) -> None:
                 ["part", "incidentflow p50", "p95", "p99", "max", "raw p50", "raw p99", "p99 ratio"],
                 [late_row("due -> ran (lateness)", flow.late_ms, raw.late_ms),
                  late_row("  due -> activity scheduled (timer, workflow task)", flow.timer_ms, raw.timer_ms),
-                 late_row("  scheduled -> ran (activity queue)", flow.queue_ms, raw.queue_ms)]))
+                 late_row("  scheduled -> ran (activity queue)", flow.queue_ms, raw.queue_ms),
+                 late_row("each workflow's first reminder", flow.first_ms, raw.first_ms),
+                 late_row("the reminders after it", flow.later_ms, raw.later_ms)]))
 
     def mb(v: float | None) -> str:
         return fmt(v, 0) if v is not None else "n/a"
