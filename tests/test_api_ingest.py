@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -94,6 +95,10 @@ async def test_alertmanager_webhook_opens_one_incident_and_the_api_drives_it(api
     metrics = (await http.get("/metrics")).text
     assert 'incidentflow_alerts_received_total{outcome="accepted",source="alertmanager"} 3.0' in metrics
     assert "incidentflow_http_request_duration_seconds_bucket" in metrics
+    # by method, route template and the status answered (a refusal counts under its own status)
+    count = "incidentflow_http_request_duration_seconds_count"
+    assert re.search(count + r'\{method="POST",route="/v1/alerts/alertmanager",status="202"\} [1-9]', metrics)
+    assert re.search(count + r'\{method="POST",route="/v1/incidents/\{[a-z_]+\}/phase",status="409"\} 1\.0', metrics)
 
 
 async def test_routing_drop_and_annotate(api: Any) -> None:

@@ -473,6 +473,23 @@ def test_a_broken_user_template_is_a_template_error() -> None:
     assert issubclass(TemplateError, ValueError)
 
 
+def test_a_template_is_compiled_once_per_text_and_an_edit_is_seen() -> None:
+    """Compiling is the expensive part (tens of ms); it is done once per template text. A user's edited
+    template is a new text: rendered as edited, never from the old one; a broken edit is still an error."""
+    from domain.postmortem.render import _compiled
+
+    d = draft("mine")
+    _compiled.cache_clear()
+    first = "# {{ source.title }} (v1)\n"
+    assert render_markdown(first, d) == render_markdown(first, d) == f"# {d.source.title} (v1)\n"
+    assert _compiled.cache_info().misses == 1 and _compiled.cache_info().hits == 1
+    assert render_markdown(first.replace("v1", "v2"), d) == f"# {d.source.title} (v2)\n"
+    with pytest.raises(TemplateError, match="line 1"):
+        render_markdown("# {% if %}", d)
+    with pytest.raises(TemplateError, match="line 1"):  # not remembered as compiled
+        render_markdown("# {% if %}", d)
+
+
 def test_a_user_template_gets_escaped_values_and_helpers() -> None:
     state = incident(title=HOSTILE)
     text = render_markdown("# {{ source.title }}\n{{ facts.time_to_resolve }} · {{ facts.resolved_at }} · "
