@@ -167,6 +167,8 @@ class Run:
     ids: list[str] = field(default_factory=list)
     started: dict[str, float] = field(default_factory=dict)  # id -> monotonic time just before declare/start
     steady_cpu: tuple[float, float] = (math.nan, math.nan)  # process, server: the measured escalations only
+    poll_cpu: tuple[float, float] = (0.0, 0.0)  # of it, while the client polled `get` (the incidents' last work too)
+    queries: int = 0  # `get` queries the client made while polling
     start_seconds: float = 0.0
     errors: Counter[str] = field(default_factory=Counter)
     l2_wait_seconds: float = 0.0  # from the last start until every L2 page had arrived (or the grace ran out)
@@ -441,11 +443,15 @@ async def run_incidentflow(client: Client, n: int, wait: float, grace: float, to
             if not state.escalation_active:
                 r.observed_ms.append((time.time() - r.stop_sent[iid]) * 1000)
                 pending.discard(iid)
+        p0 = process_and_server_cpu()
         while pending and time.monotonic() < deadline:
             r.poll_rounds += 1
+            r.queries += len(pending)
             await bounded(sorted(pending), 20, check)
             if pending:
                 await asyncio.sleep(0.05)
+        p1 = process_and_server_cpu()
+        r.poll_cpu = (p1[0] - p0[0], p1[1] - p0[1])
         r.unfinished = len(pending)
         if not pending:
             r.all_finished_s = time.time() - t0
@@ -662,7 +668,10 @@ async def main() -> None:
               f"({fmt(r.seconds, 1)} s wall, incl. warm-up and history reads): this process "
               f"{fmt(r.cpu[0], 1)} s, dev server {fmt(r.cpu[1], 1)} s; of it the measured escalations (declare or "
               f"start through the acknowledgements, after the warm-up): this process {fmt(r.steady_cpu[0], 2)} s, "
-              f"dev server {fmt(r.steady_cpu[1], 2)} s")
+              f"dev server {fmt(r.steady_cpu[1], 2)} s"
+              + (f"; of that, while the client polled {r.queries} `get` queries (the incidents' last archive "
+                 f"writes and vendor syncs ran meanwhile): {fmt(r.poll_cpu[0], 2)} s / {fmt(r.poll_cpu[1], 2)} s"
+                 if r.queries else ""))
     for r in (flow, raw):
         for err, count in r.errors.most_common(8):
             print(f"   ERROR {r.name} x{count}: {err}")
