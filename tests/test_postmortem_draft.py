@@ -474,7 +474,7 @@ def test_a_broken_user_template_is_a_template_error() -> None:
 
 
 def test_a_template_is_compiled_once_per_text_and_an_edit_is_seen() -> None:
-    """Compiling is the expensive part (tens of ms); it is done once per template text. A user's edited
+    """Compiling is the expensive part (~4x rendering); it is done once per template text. A user's edited
     template is a new text: rendered as edited, never from the old one; a broken edit is still an error."""
     from domain.postmortem.render import _compiled
 

@@ -192,8 +192,8 @@ def _utc(at: datetime | date) -> datetime:
 
 @lru_cache(maxsize=64)
 def _compiled(template_text: str) -> jinja2.Template:
-    """A template compiled once per text (compiling is ~50 ms of CPU, rendering ~1 ms); a user's edited
-    template is a new text, so it is compiled again. Templates are safe to render from several threads."""
+    """A template compiled once per text (compiling the default one is ~9 ms of CPU, rendering it ~2 ms); a user's
+    edited template is a new text, so it is compiled again. Templates are safe to render from several threads."""
     return _ENV.from_string(template_text)
 
 
