@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 
 from temporalio import activity
@@ -29,6 +31,35 @@ from domain.models.paging import (
 )
 
 log = logging.getLogger("incidentflow.paging")
+
+HEARTBEAT_EVERY = 2.0  # seconds between heartbeats; the paging activities' heartbeat timeout is 10 s (workflows/options.py)
+_BEATING: contextvars.ContextVar[bool] = contextvars.ContextVar("paging_heartbeat", default=False)
+
+
+@contextlib.asynccontextmanager
+async def heartbeating() -> AsyncIterator[None]:
+    """Heartbeat while a paging activity works, however long one vendor call takes, so a worker killed in the
+    middle is noticed within the heartbeat timeout and the step retried on another worker in seconds, not after
+    the start-to-close timeout (a level's pages and the next level waited a minute for it). Nested uses and
+    calls outside an activity do nothing."""
+    if _BEATING.get() or not activity.in_activity():
+        yield
+        return
+    token = _BEATING.set(True)
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        _BEATING.reset(token)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class LogPager:
@@ -98,6 +129,10 @@ class EscalationActivities:
         """One step of an escalation run inside its incident: the policy (read once, with the first step), who
         is on call for the level at `step.at`, and their pages, all at once. Every page keeps its dedup key
         (incident, round, level, person), so a retried step pages nobody twice."""
+        async with heartbeating():
+            return await self._escalate_level(step)
+
+    async def _escalate_level(self, step: EscalationStep) -> EscalationStepResult:
         start = step.start
         plan = step.plan or await self.plan_escalation(start)
         if step.fallback:
@@ -127,6 +162,10 @@ class EscalationActivities:
 
     @activity.defn
     async def page(self, request: PageRequest) -> PageResult:
+        async with heartbeating():
+            return await self._page(request)
+
+    async def _page(self, request: PageRequest) -> PageResult:
         if self._incident_url is not None:
             request = request.model_copy(update={"incident_url": self._incident_url(request.incident_id)})
         cfg = self._config()
@@ -154,7 +193,8 @@ class EscalationActivities:
     async def sync_pagers(self, request: PageRequest) -> PageResult:
         """Acknowledge/resolve on vendors that keep one incident per key (PagerDuty), so both sides agree."""
         syncing = [p for name, p in self._pagers.items() if name == "pagerduty"]
-        results = [await p.send(request) for p in syncing]
+        async with heartbeating():
+            results = [await p.send(request) for p in syncing]
         return PageResult(channel="+".join(r.channel for r in results) or "none",
                           detail="; ".join(r.detail for r in results))
 

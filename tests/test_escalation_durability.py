@@ -193,3 +193,74 @@ async def test_worker_killed_during_escalation_wait_pages_level_2_once_on_time(
             except RPCError:
                 pass  # already closed
         pd.stop()
+
+
+HELD = 30.0  # PagerDuty holds the L1 page this long: worker A dies with the page in flight
+
+
+@pytest.mark.timeout(120)
+async def test_worker_killed_while_a_page_is_in_flight_retries_the_level_within_seconds(
+        dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    """Worker A is SIGKILLed while its L1 page waits on PagerDuty (the vendor took it and has not answered).
+    The level's activity heartbeats, so the server notices the dead worker within the heartbeat timeout (10 s)
+    and worker B pages again: the same dedup key, so PagerDuty keeps one incident, and the incident records L1
+    within seconds rather than after the activity's 60 s start-to-close timeout. L2 follows, once."""
+    client = dev_env.client
+    service = f"svc-{uuid.uuid4().hex[:8]}"
+    task_queue = f"kill-{uuid.uuid4().hex[:8]}"
+    config = tmp_path / "config.yaml"
+    config.write_text(CONFIG.format(service=service))
+    log = tmp_path / "workers.log"
+    incidents = Incidents(client, Settings(task_queue=task_queue), load_config(config))
+    pd = FakePagerDuty()
+    pd.start()
+    env = {**os.environ, "INCIDENTFLOW_TEMPORAL_ADDRESS": client.service_client.config.target_host,
+           "INCIDENTFLOW_TASK_QUEUE": task_queue, "INCIDENTFLOW_CONFIG": str(config),
+           "INCIDENTFLOW_PAGERDUTY_EVENTS_URL": pd.url,
+           "INCIDENTFLOW_PAGERDUTY_DEFAULT_ROUTING_KEY": pd.routing_key(), "INCIDENTFLOW_LOG_LEVEL": "INFO"}
+    env.pop("INCIDENTFLOW_PAGERDUTY_ROUTING_KEYS", None)
+    worker_a = worker_b = None
+    iid: str | None = None
+    try:
+        worker_a = start_worker(env, log)
+        await wait_polling(client, task_queue, worker_a, log)
+        pd.hold_next(1, HELD)
+        iid = await incidents.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV2,
+                                                   service=service, declared_by="pat"))
+        deadline = time.monotonic() + 20
+        while not pd.arrivals and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert pd.arrivals, f"the L1 page never reached PagerDuty\n{log.read_text()}"
+        await asyncio.sleep(0.5)
+        assert not pd.requests, "the held page was answered before the kill"
+        kill(worker_a)
+        killed_at = time.monotonic()
+        worker_b = start_worker(env, log)
+        await wait_polling(client, task_queue, worker_b, log)
+
+        state = await eventually(lambda: incidents.get(iid), lambda s: len(events(s, EventKind.page)) >= 1,
+                                 timeout=30)
+        recorded = time.monotonic() - killed_at
+        print(f"\nL1 recorded {recorded:.1f} s after the kill (PagerDuty held the first attempt {HELD:.0f} s)")
+        assert recorded < 20, f"L1 recorded {recorded:.1f} s after the kill\n{log.read_text()}"
+        assert events(state, EventKind.page)[0].text.startswith("Paged alice (L1")
+
+        l2 = await wait_trigger(pd, 2, "bob", 30, log)
+        assert l2.at - killed_at < 25, f"L2 paged {l2.at - killed_at:.1f} s after the kill"
+        await asyncio.sleep(max(0.0, pd.arrivals[0] + HELD + 1 - time.monotonic()))  # the held one is applied too
+        sent = Counter((details(r)["level"], details(r)["target"]) for r in triggers(pd))
+        assert sent[(2, "bob")] == 1 and 1 <= sent[(1, "alice")] <= 2, dict(sent)  # the retry repeats L1's key
+        assert len({r.json["dedup_key"] for r in triggers(pd)}) == 1 and len(pd.incidents) == 1, \
+            [(i.dedup_key, i.status) for i in pd.incidents]
+        state = await incidents.get(iid)
+        assert [e.text.split(" (")[0] for e in events(state, EventKind.page)] == ["Paged alice", "Paged bob"]
+        assert worker_b.poll() is None, f"worker B died:\n{log.read_text()}"
+    finally:
+        kill(worker_a)
+        kill(worker_b)
+        if iid:
+            try:
+                await client.get_workflow_handle(iid).terminate("test finished")
+            except RPCError:
+                pass  # already closed
+        pd.stop()

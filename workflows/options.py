@@ -42,6 +42,9 @@ CONFIG: dict[str, Any] = {
 PAGE: dict[str, Any] = {
     "priority": URGENT,
     "start_to_close_timeout": timedelta(seconds=30),
+    # The paging activities heartbeat (activities/paging.py): a worker killed mid-page is noticed within this, and
+    # the retry runs on another worker, instead of after the start-to-close timeout.
+    "heartbeat_timeout": timedelta(seconds=10),
     "schedule_to_close_timeout": timedelta(minutes=30),
     "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                                 maximum_interval=timedelta(minutes=2), non_retryable_error_types=FINAL),

@@ -76,6 +76,8 @@ class _Server(ThreadedServer):
         self._seen = 0
         self._bursts: tuple[int, int, int, str | None] | None = None
         self._burst_seen = 0
+        self._delays: list[float] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request's arrival, held ones included
         self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -105,6 +107,17 @@ class _Server(ThreadedServer):
         with self._lock:
             self._bursts = (every, length, status, None if retry_after is None else str(retry_after)) if every else None
             self._burst_seen = 0
+
+    def hold_next(self, n: int, seconds: float) -> None:
+        """The next `n` requests are applied and answered only `seconds` after they arrived (a slow vendor, or
+        one that took the request while its sender died): the sender may be gone by then."""
+        with self._lock:
+            self._delays.extend([seconds] * n)
+
+    def _arrived(self) -> float:
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+            return self._delays.pop(0) if self._delays else 0.0
 
     def _fault(self) -> tuple[int, str | None] | None:
         self._seen += 1
@@ -143,15 +156,21 @@ class _Server(ThreadedServer):
             def _serve(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
+                hold = server._arrived()
+                if hold:
+                    time.sleep(hold)
                 status, body, extra = server._answer(self.command, self.path, headers, raw)
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in extra.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    for name, value in extra.items():
+                        self.send_header(name, value)
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:  # the sender is gone (a held request): applied all the same
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = do_DELETE = _serve
 
