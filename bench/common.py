@@ -18,6 +18,7 @@ import resource
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from pathlib import Path
@@ -290,7 +291,17 @@ def run_and_exit(main: Callable[[], Coroutine[Any, Any, None]]) -> NoReturn:
     A closed stream is not flushed: ingest.py's load generator hands its stdout to an asyncio pipe
     transport, which closes it."""
     faulthandler.enable()
-    asyncio.run(main())
+    scratch = None
+    if "INCIDENTFLOW_DATA_DIR" not in os.environ:
+        # A fresh data directory per run (the records database, postmortem files), removed at the end: in the
+        # repo's `.incidentflow/` they grew run after run (30 MB, 5,000 files) and so did the archive's cost.
+        scratch = tempfile.mkdtemp(prefix="incidentflow-bench-")
+        os.environ["INCIDENTFLOW_DATA_DIR"] = scratch
+    try:
+        asyncio.run(main())
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
     for stream in (sys.stdout, sys.stderr):
         if not stream.closed:
             stream.flush()
