@@ -7,21 +7,18 @@ activity (the worker died after the tracker created the ticket) finds it instead
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import date
-from typing import TypeVar
 
 from pydantic import BaseModel, Field
 from temporalio import activity
 
+from activities.heartbeat import heartbeating
 from activities.ports import ActionDirectory, Tracker
 from activities.stakeholders import ChannelPoster, MessageSender, mail_the_list
 from domain.actions.digest import digest
 from domain.actions.models import TicketChange, TicketInput, TicketRef
 from domain.config import IncidentflowConfig
-
-T = TypeVar("T")
 
 
 class DigestRequest(BaseModel):
@@ -33,23 +30,6 @@ class DigestSent(BaseModel):
     open: int
     overdue: int
     sent: list[str] = Field(default_factory=list)  # channel ids and `mail`
-
-
-HEARTBEAT_EVERY = 2.0  # seconds: a worker that dies mid-request is noticed after options.TRACKER's heartbeat timeout
-
-
-async def heartbeating(work: Awaitable[T]) -> T:
-    """Run `work` while telling Temporal this attempt is alive: a SIGKILLed worker's attempt is retried on
-    another worker within the heartbeat timeout, not after the whole start-to-close timeout."""
-    async def beat() -> None:
-        while True:
-            activity.heartbeat()
-            await asyncio.sleep(HEARTBEAT_EVERY)
-    beating = asyncio.ensure_future(beat())
-    try:
-        return await work
-    finally:
-        beating.cancel()
 
 
 class ActionActivities:
@@ -68,14 +48,15 @@ class ActionActivities:
         person = next((p for p in cfg.people if p.id == ticket.owner), None)
         handle = getattr(person, self._tracker.kind, None) if person else None
         labels = [f"{ticket.priority.value}", f"{ticket.kind.value}"]
-        return await heartbeating(self._tracker.create(ticket.model_copy(update={"owner_handle": handle,
-                                                                                "labels": labels})))
+        async with heartbeating():
+            return await self._tracker.create(ticket.model_copy(update={"owner_handle": handle, "labels": labels}))
 
     @activity.defn
     async def change_ticket(self, change: TicketChange) -> None:
         if self._tracker is None or self._tracker.kind != change.ticket.tracker:
             return  # the tracker was switched off or changed since: nothing of ours to close there
-        await heartbeating(self._tracker.change(change))
+        async with heartbeating():
+            await self._tracker.change(change)
 
     @activity.defn
     async def send_digest(self, request: DigestRequest) -> DigestSent:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.heartbeat import heartbeating
 from activities.metrics import recorder
 from activities.ports import Pager
 from domain.config import IncidentflowConfig
@@ -31,36 +30,6 @@ from domain.models.paging import (
 )
 
 log = logging.getLogger("incidentflow.paging")
-
-HEARTBEAT_EVERY = 2.0  # seconds between heartbeats; the paging activities' heartbeat timeout is 10 s (workflows/options.py)
-_BEATING: contextvars.ContextVar[bool] = contextvars.ContextVar("paging_heartbeat", default=False)
-
-
-@contextlib.asynccontextmanager
-async def heartbeating() -> AsyncIterator[None]:
-    """Heartbeat while a paging activity works, however long one vendor call takes, so a worker killed in the
-    middle is noticed within the heartbeat timeout and the step retried on another worker in seconds, not after
-    the start-to-close timeout (a level's pages and the next level waited a minute for it). The first heartbeat
-    goes after HEARTBEAT_EVERY, so the usual page, done in well under it, costs no heartbeat call. Nested uses
-    and calls outside an activity do nothing."""
-    if _BEATING.get() or not activity.in_activity():
-        yield
-        return
-    token = _BEATING.set(True)
-
-    async def beat() -> None:
-        while True:  # the first one after HEARTBEAT_EVERY: a page done in less sends no heartbeat at all
-            await asyncio.sleep(HEARTBEAT_EVERY)
-            activity.heartbeat()
-
-    task = asyncio.create_task(beat())
-    try:
-        yield
-    finally:
-        task.cancel()
-        _BEATING.reset(token)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class LogPager:

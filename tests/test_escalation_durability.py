@@ -21,6 +21,9 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,16 +111,41 @@ def kill(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(10)
 
 
-@pytest.mark.timeout(120)
-async def test_worker_killed_during_escalation_wait_pages_level_2_once_on_time(
-        dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+@dataclass
+class Rig:
+    """Worker processes of one task queue with the kill-test policy, paging the PagerDuty fake."""
+
+    client: Client
+    incidents: Incidents
+    pd: FakePagerDuty
+    env: dict[str, str]
+    log: Path
+    task_queue: str
+    service: str
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    iid: str | None = None
+
+    async def start_worker(self) -> subprocess.Popen[bytes]:
+        """A new `incidentflow worker` process, once it polls the task queue."""
+        proc = start_worker(self.env, self.log)
+        self.workers.append(proc)
+        await wait_polling(self.client, self.task_queue, proc, self.log)
+        return proc
+
+    async def declare(self) -> str:
+        self.iid = await self.incidents.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV2,
+                                                             service=self.service, declared_by="pat"))
+        return self.iid
+
+
+@asynccontextmanager
+async def kill_rig(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Rig]:
+    """The rig; at the end every worker it started is killed, its incident terminated, the fake stopped."""
     client = dev_env.client
     service = f"svc-{uuid.uuid4().hex[:8]}"
     task_queue = f"kill-{uuid.uuid4().hex[:8]}"
     config = tmp_path / "config.yaml"
     config.write_text(CONFIG.format(service=service))
-    log = tmp_path / "workers.log"
-    incidents = Incidents(client, Settings(task_queue=task_queue), load_config(config))
     pd = FakePagerDuty()
     pd.start()
     env = {**os.environ, "INCIDENTFLOW_TEMPORAL_ADDRESS": client.service_client.config.target_host,
@@ -125,13 +153,28 @@ async def test_worker_killed_during_escalation_wait_pages_level_2_once_on_time(
            "INCIDENTFLOW_PAGERDUTY_EVENTS_URL": pd.url,
            "INCIDENTFLOW_PAGERDUTY_DEFAULT_ROUTING_KEY": pd.routing_key(), "INCIDENTFLOW_LOG_LEVEL": "INFO"}
     env.pop("INCIDENTFLOW_PAGERDUTY_ROUTING_KEYS", None)
-    worker_a = worker_b = None
-    iid: str | None = None
+    rig = Rig(client, Incidents(client, Settings(task_queue=task_queue), load_config(config)), pd, env,
+              tmp_path / "workers.log", task_queue, service)
     try:
-        worker_a = start_worker(env, log)
-        await wait_polling(client, task_queue, worker_a, log)
-        iid = await incidents.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV2,
-                                                   service=service, declared_by="pat"))
+        yield rig
+    finally:
+        for proc in rig.workers:
+            kill(proc)
+        if rig.iid:
+            try:
+                await client.get_workflow_handle(rig.iid).terminate("test finished")
+            except RPCError:
+                pass  # already closed
+        pd.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_worker_killed_during_escalation_wait_pages_level_2_once_on_time(
+        dev_env: WorkflowEnvironment, tmp_path: Path) -> None:
+    async with kill_rig(dev_env, tmp_path) as rig:
+        pd, log, incidents = rig.pd, rig.log, rig.incidents
+        worker_a = await rig.start_worker()
+        iid = await rig.declare()
 
         l1 = await wait_trigger(pd, 1, "alice", 20, log)
         await asyncio.sleep(max(0.0, l1.at + KILL_AFTER - time.monotonic()))
@@ -139,8 +182,7 @@ async def test_worker_killed_during_escalation_wait_pages_level_2_once_on_time(
         kill(worker_a)  # SIGKILL: no graceful shutdown, its sticky poll and cache die with it
         killed_at = time.monotonic()
         await asyncio.sleep(RESTART_AFTER)
-        worker_b = start_worker(env, log)
-        await wait_polling(client, task_queue, worker_b, log)
+        worker_b = await rig.start_worker()
         restarted_at = time.monotonic()
 
         planned = l1.at + L1_WAIT
@@ -184,15 +226,6 @@ async def test_worker_killed_during_escalation_wait_pages_level_2_once_on_time(
         assert state.escalation is not None and state.escalation_id is None
         assert (state.escalation.finished, state.pages, state.escalation.stopped_by) == ("acknowledged", 2, "bob")
         assert worker_b.poll() is None, f"worker B died:\n{log.read_text()}"
-    finally:
-        kill(worker_a)
-        kill(worker_b)
-        for workflow_id in ([iid] if iid else []):
-            try:
-                await client.get_workflow_handle(workflow_id).terminate("test finished")
-            except RPCError:
-                pass  # already closed
-        pd.stop()
 
 
 HELD = 30.0  # PagerDuty holds the L1 page this long: worker A dies with the page in flight
@@ -205,28 +238,11 @@ async def test_worker_killed_while_a_page_is_in_flight_retries_the_level_within_
     The level's activity heartbeats, so the server notices the dead worker within the heartbeat timeout (10 s)
     and worker B pages again: the same dedup key, so PagerDuty keeps one incident, and the incident records L1
     within seconds rather than after the activity's 60 s start-to-close timeout. L2 follows, once."""
-    client = dev_env.client
-    service = f"svc-{uuid.uuid4().hex[:8]}"
-    task_queue = f"kill-{uuid.uuid4().hex[:8]}"
-    config = tmp_path / "config.yaml"
-    config.write_text(CONFIG.format(service=service))
-    log = tmp_path / "workers.log"
-    incidents = Incidents(client, Settings(task_queue=task_queue), load_config(config))
-    pd = FakePagerDuty()
-    pd.start()
-    env = {**os.environ, "INCIDENTFLOW_TEMPORAL_ADDRESS": client.service_client.config.target_host,
-           "INCIDENTFLOW_TASK_QUEUE": task_queue, "INCIDENTFLOW_CONFIG": str(config),
-           "INCIDENTFLOW_PAGERDUTY_EVENTS_URL": pd.url,
-           "INCIDENTFLOW_PAGERDUTY_DEFAULT_ROUTING_KEY": pd.routing_key(), "INCIDENTFLOW_LOG_LEVEL": "INFO"}
-    env.pop("INCIDENTFLOW_PAGERDUTY_ROUTING_KEYS", None)
-    worker_a = worker_b = None
-    iid: str | None = None
-    try:
-        worker_a = start_worker(env, log)
-        await wait_polling(client, task_queue, worker_a, log)
+    async with kill_rig(dev_env, tmp_path) as rig:
+        pd, log, incidents = rig.pd, rig.log, rig.incidents
+        worker_a = await rig.start_worker()
         pd.hold_next(1, HELD)
-        iid = await incidents.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV2,
-                                                   service=service, declared_by="pat"))
+        iid = await rig.declare()
         deadline = time.monotonic() + 20
         while not pd.arrivals and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
@@ -235,8 +251,7 @@ async def test_worker_killed_while_a_page_is_in_flight_retries_the_level_within_
         assert not pd.requests, "the held page was answered before the kill"
         kill(worker_a)
         killed_at = time.monotonic()
-        worker_b = start_worker(env, log)
-        await wait_polling(client, task_queue, worker_b, log)
+        worker_b = await rig.start_worker()
 
         state = await eventually(lambda: incidents.get(iid), lambda s: len(events(s, EventKind.page)) >= 1,
                                  timeout=30)
@@ -255,12 +270,3 @@ async def test_worker_killed_while_a_page_is_in_flight_retries_the_level_within_
         state = await incidents.get(iid)
         assert [e.text.split(" (")[0] for e in events(state, EventKind.page)] == ["Paged alice", "Paged bob"]
         assert worker_b.poll() is None, f"worker B died:\n{log.read_text()}"
-    finally:
-        kill(worker_a)
-        kill(worker_b)
-        if iid:
-            try:
-                await client.get_workflow_handle(iid).terminate("test finished")
-            except RPCError:
-                pass  # already closed
-        pd.stop()
