@@ -540,4 +540,38 @@ async def test_slack_lookup_failures_are_not_remembered() -> None:
     reply = await dead.command({"text": "help", "user_id": "UNOBODY1", "user_name": "nobody", "channel_id": "C1"})
     assert all(f"`/incident {spec.usage}`" in reply.text for spec in COMMANDS.values())
     reply = await dead.command({"text": "ack", "user_id": "UNOBODY1", "user_name": "nobody", "channel_id": "C1"})
-    assert "only read-only commands work for you" in reply.text
+    assert "Could not check with Slack who <@UNOBODY1> is" in reply.text and "nothing was done" in reply.text
+
+
+async def test_a_rate_limited_lookup_waits_as_slack_asks_and_never_refuses_a_responder() -> None:
+    """users.info answering 429: asked again after Retry-After; when Slack keeps refusing, the reply says
+    so (try again), never that a responder is not one, and nothing is done."""
+    async def no_temporal() -> Incidents:
+        raise AssertionError("not needed: nothing may be done")
+
+    with FakeSlack() as slack:
+        config, ids = make_config(slack)
+        web = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
+        gateway = SlackGateway(no_temporal, lambda: config, web)
+        slack.fail_next(1, "ratelimited", retry_after=1, method="users.info")
+        started = time.monotonic()
+        assert await gateway.person_for(ids["bob"]) == "bob", "asked again after the 429, and found"
+        assert time.monotonic() - started >= 0.9, "Retry-After was honoured"
+        assert [c.status for c in slack.calls_to("users.info")] == [429, 200]
+
+        slack.fail_next(3, "ratelimited", retry_after=0, method="users.info")
+        reply, _ = await gateway.interaction({"type": "block_actions", "user": {"id": ids["mallory"]},
+                                              "actions": [{"action_id": render.CLAIM_IC, "value": "incident-x"}]})
+        assert reply is not None and "Could not check with Slack who" in reply.text
+        assert "users.info: ratelimited" in reply.text and "try again" in reply.text
+        assert "not in incidentflow's people" not in reply.text
+        assert len(slack.calls_to("users.info")) == 2 + 3, "the lookup and its two retries"
+        reply, _ = await gateway.interaction({"type": "block_actions", "user": {"id": ids["mallory"]},
+                                              "actions": [{"action_id": render.CLAIM_IC, "value": "incident-x"}]})
+        assert reply is not None and "is not in incidentflow's people: buttons are for responders" in reply.text
+
+        slack.fail_next(1, "ratelimited", retry_after=30, method="users.info")  # too long to wait for
+        started = time.monotonic()
+        reply = await SlackGateway(no_temporal, lambda: config, web).command(
+            {"text": "ack", "user_id": ids["bob"], "user_name": "bob", "channel_id": "C1"})
+        assert time.monotonic() - started < 5 and "try again in a moment" in reply.text

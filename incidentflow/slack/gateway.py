@@ -83,9 +83,9 @@ class SlackGateway:
         if name in learning.WORDS:  # postmortems and action items: their own syntax and checks
             return await learning.command(self, name, rest, caller, form.get("channel_id", ""))
         if not spec.read_only and not self._may_act(caller):
-            return Reply(f"<@{caller.user_id}> is not in incidentflow's people (add `slack: {caller.user_id}` or "
-                         "your email to your entry in the config), so only read-only commands work for you: "
-                         "`/incident timeline`, `/incident help`.")
+            return Reply(caller.refusal(f" (add `slack: {caller.user_id}` or your email to your entry in the "
+                                        "config), so only read-only commands work for you: `/incident timeline`, "
+                                        "`/incident help`."))
         if name == "declare":
             if not rest:
                 return await self.open_declare_modal(form.get("trigger_id", ""), form.get("channel_id", ""))
@@ -250,7 +250,7 @@ class SlackGateway:
         action = payload["actions"][0]
         action_id, iid = action.get("action_id"), str(action.get("value") or "")
         if not self._may_act(caller):
-            return Reply(f"<@{caller.user_id}> is not in incidentflow's people: buttons are for responders."), None
+            return Reply(caller.refusal(": buttons are for responders.")), None
         try:
             return await self._press(str(action_id), iid, caller, str(payload.get("trigger_id", ""))), None
         except CommandRejected as exc:
@@ -306,7 +306,9 @@ class SlackGateway:
         view = payload.get("view") or {}
         given = modals.values(view)
         if not self._may_act(caller):
-            return None, modals.errors(next(iter(given), "title"), "You are not in incidentflow's people config.")
+            return None, modals.errors(next(iter(given), "title"),
+                                       "Slack could not say who you are: submit again in a moment."
+                                       if caller.unchecked else "You are not in incidentflow's people config.")
         if view.get("callback_id") == render.UPDATE_VIEW:
             return None, await self._submit_update(str(view.get("private_metadata") or ""), given, caller)
         if view.get("callback_id") == render.PUBLIC_VIEW:

@@ -99,9 +99,8 @@ async def _guard(what: str, usage: str, gw: SlackGateway, caller: Caller, writes
                  action: Callable[[], Awaitable[Reply]]) -> Reply:
     line = f"Usage: `/incident {usage}`"
     if writes and not gw._may_act(caller):
-        return Reply(f"<@{caller.user_id}> is not in incidentflow's people (add `slack: {caller.user_id}` or your "
-                     "email to your entry in the config), so only `postmortem show` and `action list|show` work "
-                     "for you.")
+        return Reply(caller.refusal(f" (add `slack: {caller.user_id}` or your email to your entry in the config), "
+                                    "so only `postmortem show` and `action list|show` work for you."))
     try:
         return await action()
     except Usage as exc:

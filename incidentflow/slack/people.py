@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Awaitable, Callable
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from domain.config import IncidentflowConfig
@@ -17,6 +19,8 @@ log = logging.getLogger("incidentflow.slack")
 _CHANNEL_ID = re.compile(r"^[A-Z0-9]{2,32}$")  # Slack conversation ids (C…, G…, D…): safe to put in a query
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$")
 _PURPOSE_ID = re.compile(r"Incident (incident-[a-z0-9-]+) ")
+LOOKUP_RETRIES = 2  # a rate-limited users.info is asked again this many times, after Slack's Retry-After
+LOOKUP_WAIT_CAP = 3.0  # seconds: a longer Retry-After is not waited for (the user is told to try again)
 
 
 class SlackDirectory:
@@ -29,7 +33,8 @@ class SlackDirectory:
         self._channels: dict[str, str] = {}  # channel id → incident id
 
     async def caller(self, user_id: str, user_name: str = "") -> Caller:
-        return Caller(user_id=user_id, user_name=user_name, person=await self.person_for(user_id))
+        person, unchecked = await self._lookup(user_id)
+        return Caller(user_id=user_id, user_name=user_name, person=person, unchecked=unchecked)
 
     async def person_for(self, user_id: str) -> str | None:
         """The config person for a Slack user: by `slack:` id, else by the email Slack has for them.
@@ -37,31 +42,46 @@ class SlackDirectory:
         The config is read on every call (it may be reloaded); only Slack's answers are cached, and a
         failed lookup is not, so a Slack hiccup never leaves a responder read-only until a restart.
         """
+        return (await self._lookup(user_id))[0]
+
+    async def _lookup(self, user_id: str) -> tuple[str | None, str]:
+        """→ (config person or None, why Slack could not say: "" when it could)."""
         if not user_id:
-            return None
+            return None, ""
         cfg = self._config()
         found = next((p.id for p in cfg.people if p.slack == user_id), None)
         if found is None and any(p.email for p in cfg.people):
-            email = await self._email_of(user_id)
+            email, unchecked = await self._email_of(user_id)
+            if unchecked:
+                return None, unchecked
             if email:
                 found = next((p.id for p in cfg.people if p.email and p.email.lower() == email.lower()), None)
-        return found
+        return found, ""
 
-    async def _email_of(self, user_id: str) -> str:
+    async def _email_of(self, user_id: str) -> tuple[str, str]:
+        """→ (the email Slack has for the user, "" if none; why the lookup failed, "" if it worked).
+
+        A rate-limited lookup is asked again after Slack's Retry-After (when short): the reply to a
+        button or command may take seconds (it follows through response_url), a wrong refusal may not."""
         if user_id in self._emails:
-            return self._emails[user_id]
+            return self._emails[user_id], ""
         if self.web is None:
-            return ""
-        try:
-            info = await self.web.users_info(user=user_id)
-        except SLACK_ERRORS as exc:
-            log.warning("Slack users.info for %s failed: %s", user_id, slack_error(exc))
-            return ""
+            return "", ""
+        for attempt in range(LOOKUP_RETRIES + 1):
+            try:
+                info = await self.web.users_info(user=user_id)
+                break
+            except SLACK_ERRORS as exc:
+                wait = _retry_after(exc)
+                if wait is None or wait > LOOKUP_WAIT_CAP or attempt == LOOKUP_RETRIES:
+                    log.warning("Slack users.info for %s failed: %s", user_id, slack_error(exc))
+                    return "", f"users.info: {slack_error(exc)}"
+                await asyncio.sleep(wait)
         user = (info.data or {}).get("user") if isinstance(info.data, dict) else None
         profile = (user or {}).get("profile") or {}
         email = str(profile.get("email") or "")
         self._emails[user_id] = email
-        return email
+        return email, ""
 
     async def person_arg(self, text: str, caller: Caller) -> str:
         """`@user` (Slack escapes it as `<@U…|name>`), `me`, or a config person id/name."""
@@ -102,3 +122,17 @@ class SlackDirectory:
         purpose = str(((data.get("channel") or {}).get("purpose") or {}).get("value") or "")
         m = _PURPOSE_ID.search(purpose + " ")
         return m.group(1) if m else None
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    """Seconds Slack asks us to wait before asking again (HTTP 429), or None if not rate limited."""
+    if not isinstance(exc, SlackApiError) or exc.response.status_code != 429:
+        return None
+    headers = {k.lower(): v for k, v in (exc.response.headers or {}).items()}
+    value = headers.get("retry-after")
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else 1.0
+    except ValueError:
+        return 1.0

@@ -57,6 +57,14 @@ class Caller:
     user_name: str
     person: str | None  # config person id, when the Slack user maps to one
     request_key: str | None = None  # the Slack request's idempotency key: a replay of it is applied once
+    unchecked: str = ""  # why Slack could not tell who this is (e.g. "users.info: ratelimited"); "" if it could
+
+    def refusal(self, then: str) -> str:
+        """Why a write is refused: the user is not a responder, or Slack could not say whether they are."""
+        if self.unchecked:
+            return (f"Could not check with Slack who <@{self.user_id}> is ({self.unchecked}), so nothing was "
+                    "done: try again in a moment.")
+        return f"<@{self.user_id}> is not in incidentflow's people{then}"
 
     @property
     def actor(self) -> str:
