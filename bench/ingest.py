@@ -1117,8 +1117,12 @@ async def main() -> None:
     ap.add_argument("--storm-groups", type=int, default=200)
     ap.add_argument("--storm-concurrency", type=int, default=None, help="default: --concurrency")
     ap.add_argument("--drain-timeout", type=float, default=180.0)
-    ap.add_argument("--worker-process", action="store_true",
-                    help="run the worker as `incidentflow worker` in its own process (the API stays in this one)")
+    layout = ap.add_mutually_exclusive_group()
+    layout.add_argument("--worker-process", action="store_true", default=True,
+                        help="run the worker as `incidentflow worker` in its own process, the API staying in this "
+                             "one, as `incidentflow dev` and production run them (the default)")
+    layout.add_argument("--worker-in-process", dest="worker_process", action="store_false",
+                        help="run the worker in the API's process (`incidentflow dev --worker-in-process`)")
     ap.add_argument("--server-log", type=Path, default=None,
                     help="where the dev server's own log goes (default /tmp/bench-ingest-server-<token>.log)")
     args = parse_args(ap, QUICK)

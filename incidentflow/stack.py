@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import uvicorn
@@ -16,9 +16,11 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.config import IncidentflowConfig, Settings, load_config
 from incidentflow.api import create_app
 from incidentflow.client import Incidents, connect, ensure_handoff_schedules, ensure_search_attributes
+from incidentflow.client_health import worker_polling
 from incidentflow.devstack import (
     DevServer,
     DevStackError,
+    WorkerProcess,
     port_open,
     stale_message,
     stale_workflows,
@@ -70,9 +72,14 @@ def run_api(settings: Settings) -> int:
     return 0
 
 
-def run_dev(settings: Settings, demo: bool = True, external: bool = False, terminate_stale: bool = False) -> int:
+WORKER_START_TIMEOUT = 60.0  # seconds for the worker process to import, connect and answer a ping
+
+
+def run_dev(settings: Settings, demo: bool = True, external: bool = False, terminate_stale: bool = False,
+            worker_in_process: bool = False) -> int:
     """The embedded stack. Running workflows this code cannot continue (started by an older incidentflow)
-    stop it with a message saying how to go on, unless `terminate_stale` ends them first."""
+    stop it with a message saying how to go on, unless `terminate_stale` ends them first. The worker runs
+    in its own process (as in production), or in this one with `worker_in_process`."""
     if settings.config is None and EXAMPLE_CONFIG.exists():
         settings.config = EXAMPLE_CONFIG
     config = load_config(settings.config)
@@ -81,7 +88,7 @@ def run_dev(settings: Settings, demo: bool = True, external: bool = False, termi
         if server:
             print(f"starting the Temporal dev server ({server.db_file}) …", flush=True)
             server.start()
-        asyncio.run(_dev(settings, config, demo, server, terminate_stale))
+        asyncio.run(_dev(settings, config, demo, server, terminate_stale, worker_in_process))
     except DevStackError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -114,9 +121,8 @@ async def _check_stale(client: Client, settings: Settings, server: DevServer | N
 
 
 async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, server: DevServer | None,
-               terminate_stale: bool = False) -> None:
+               terminate_stale: bool = False, worker_in_process: bool = False) -> None:
     from incidentflow import tracing
-    from workers.main import build_worker
 
     tracing.setup_tracing("incidentflow")
 
@@ -127,9 +133,8 @@ async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, serve
     await ensure_handoff_schedules(client, settings, config)
     await Incidents(client, settings, config).setup_digest()  # the weekly action items review
     await Incidents(client, settings, config).ensure_statuspage()  # the public page is written from the start
-    worker = build_worker(client, settings, directory=Incidents(client, settings, config))
-    api = _api_server(settings, create_app(settings, client, config))
-    async with worker:
+    async with _worker(client, settings, config, worker_in_process, stop) as worker_pid:
+        api = _api_server(settings, create_app(settings, client, config))
         api_task = asyncio.create_task(api.serve())
         while not api.started and not api_task.done():
             await asyncio.sleep(0.05)
@@ -137,13 +142,15 @@ async def _dev(settings: Settings, config: IncidentflowConfig, demo: bool, serve
             api_task.result()
         where = f"sqlite {server.db_file}" if server else "external"
         ui = settings.ui_url()
+        worker = "in this process" if worker_pid is None else f"its own process (pid {worker_pid})"
         print(f"""
 incidentflow dev stack is up
   Temporal    {settings.temporal_address} ({where})
   Web UI      {ui}/namespaces/{settings.temporal_namespace}/workflows
   API         http://{settings.api_host}:{settings.api_port}  (/healthz, /readyz, /docs)
   Status page http://{settings.api_host}:{settings.api_port}/status
-  Task queue  {settings.task_queue}   config: {settings.config or 'built-in defaults'}
+  Worker      {worker}, task queue {settings.task_queue}
+  Config      {settings.config or 'built-in defaults'}
 Press Ctrl-C to stop.
 """, flush=True)
         incidents = Incidents(client, settings, config)
@@ -157,3 +164,54 @@ Press Ctrl-C to stop.
             demo_task.cancel()
         api.should_exit = True
         await api_task
+
+
+@contextlib.asynccontextmanager
+async def _worker(client: Client, settings: Settings, config: IncidentflowConfig, in_process: bool,
+                  stop: asyncio.Event) -> AsyncIterator[int | None]:
+    """The stack's worker → its pid (None: in this process). A worker process that exits on its own stops
+    the stack with an error: a stack that accepts incidents nobody works on would be worse."""
+    if in_process:
+        from workers.main import build_worker
+
+        async with build_worker(client, settings, directory=Incidents(client, settings, config)):
+            yield None
+        return
+    proc = WorkerProcess(settings)
+    proc.start()
+    died: list[int] = []
+
+    async def watch() -> None:
+        while (code := proc.exit_code()) is None:
+            await asyncio.sleep(0.5)
+        died.append(code)
+        stop.set()
+
+    def exited() -> DevStackError:
+        return DevStackError(f"the worker process exited (code {died[0]}); its output is above. Run it alone "
+                             "to see why: `incidentflow worker`")
+
+    watcher = asyncio.create_task(watch())
+    loop = asyncio.get_running_loop()
+    try:
+        deadline = loop.time() + WORKER_START_TIMEOUT
+        while not stop.is_set() and not await _polling(client, settings):
+            if died:
+                raise exited()
+            if loop.time() > deadline:
+                raise DevStackError(f"the worker process (pid {proc.pid}) did not poll task queue "
+                                    f"'{settings.task_queue}' within {WORKER_START_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.2)
+        yield proc.pid
+    finally:
+        watcher.cancel()
+        await loop.run_in_executor(None, proc.stop)
+    if died:
+        raise exited()
+
+
+async def _polling(client: Client, settings: Settings) -> bool:
+    try:
+        return await worker_polling(client, settings.temporal_namespace, settings.task_queue)
+    except RPCError:  # the server is busy starting: ask again
+        return False

@@ -63,6 +63,21 @@ def start_dev(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     raise AssertionError(f"dev stack not ready within 60 s:\n{log.read_text()}")
 
 
+def worker_pid(log: Path) -> int:
+    """The worker's pid, as the stack's banner names it (the last start's)."""
+    lines = [line for line in log.read_text().splitlines() if line.strip().startswith("Worker ")]
+    assert lines and "its own process (pid " in lines[-1], lines
+    return int(lines[-1].split("(pid ")[1].split(")")[0])
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").exists() and Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
 def cli(env: dict[str, str], *args: str) -> str:
     run = subprocess.run([sys.executable, "-m", "incidentflow.cli", *args], env=env, cwd=ROOT,
                          capture_output=True, text=True, timeout=60)
@@ -79,6 +94,8 @@ def test_dev_stack_killed_mid_incident_keeps_incident_and_pending_reminder(stack
     log = tmp_path / "dev.log"
     temporal_port = int(stack_env["INCIDENTFLOW_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
     first = start_dev(stack_env, log)
+    worker = worker_pid(log)
+    assert worker != first.pid and alive(worker), "the worker runs in its own process"
     try:
         iid = cli(stack_env, "declare", "--severity", "SEV2", "--service", "checkout", "Checkout failing").strip()
         cli(stack_env, "ack", iid, "--by", "alice")
@@ -91,6 +108,10 @@ def test_dev_stack_killed_mid_incident_keeps_incident_and_pending_reminder(stack
     while port_open("127.0.0.1", temporal_port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not port_open("127.0.0.1", temporal_port), "the dev server must die with its parent"
+    deadline = time.monotonic() + 30
+    while alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive(worker), "the worker process must die with its parent"
 
     second = start_dev(stack_env, log)
     try:
@@ -119,6 +140,23 @@ def test_dev_stack_killed_mid_incident_keeps_incident_and_pending_reminder(stack
         code = second.wait(30)
     assert code == 0 and "stopped." in log.read_text()
     assert not port_open("127.0.0.1", temporal_port), "a clean stop stops the dev server too"
+
+
+def test_a_worker_process_that_dies_stops_the_stack_with_an_error(stack_env: dict[str, str], tmp_path: Path) -> None:
+    """A stack that accepted incidents nobody works on would be worse than one that stops and says why."""
+    log = tmp_path / "dev.log"
+    temporal_port = int(stack_env["INCIDENTFLOW_TEMPORAL_ADDRESS"].rsplit(":", 1)[1])
+    proc = start_dev(stack_env, log)
+    try:
+        os.kill(worker_pid(log), signal.SIGKILL)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert code == 1, out
+    assert "error: the worker process exited (code -9)" in out and "`incidentflow worker`" in out
+    assert not port_open("127.0.0.1", temporal_port), "the dev server stops with the stack"
 
 
 # ---------------------------------------------------------------- workflows from before the baseline

@@ -19,7 +19,7 @@ def run_ops(args: argparse.Namespace, settings: Settings) -> int:
         from incidentflow.stack import run_dev  # the server, the worker and the API: loaded for `dev` only
 
         return run_dev(settings, demo=not args.no_demo, external=args.external,
-                       terminate_stale=args.terminate_stale)
+                       terminate_stale=args.terminate_stale, worker_in_process=args.worker_in_process)
     if args.command == "api":
         from incidentflow.stack import run_api
 

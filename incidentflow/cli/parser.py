@@ -63,6 +63,9 @@ def _chores(sub: Any) -> None:
     dev.add_argument("--no-demo", action="store_true", help="do not run the demo incident")
     dev.add_argument("--external", action="store_true",
                      help="use the Temporal at INCIDENTFLOW_TEMPORAL_ADDRESS instead of starting the embedded one")
+    dev.add_argument("--worker-in-process", action="store_true",
+                     help="run the worker in the API's process instead of its own (one process, slower webhooks "
+                          "under load)")
     dev.add_argument("--terminate-stale", action="store_true",
                      help="end running workflows an older incidentflow started that this version cannot continue, "
                           "then start")
