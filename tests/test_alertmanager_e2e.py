@@ -31,7 +31,7 @@ async def test_real_alertmanager_fires_repeats_and_resolves(api_url: str, tmp_pa
     web2 = {**web1, "instance": "web-2"}
     notes = {"summary": "Checkout error rate above 5%", "runbook_url": "https://runbooks.example.com/checkout"}
     with Alertmanager(f"{api_url}/v1/alerts/alertmanager", tmp_path, bearer_token=TOKEN) as am:
-        async with httpx.AsyncClient(base_url=api_url) as http:
+        async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
             async def incidents() -> list[dict]:
                 return (await http.get("/v1/incidents", params={"service": svc})).json()  # type: ignore[no-any-return]
 

@@ -176,7 +176,7 @@ async def test_signatures_are_checked_before_anything_else(dev_env: WorkflowEnvi
     with FakeSlack() as slack:
         config, ids = make_config(slack)
         async with serve_api(dev_env, config=config, slack_signing_secret=SECRET, slack_bot_token=slack.bot_token,
-                             slack_api_url=slack.base_url) as url, httpx.AsyncClient(base_url=url) as http:
+                             slack_api_url=slack.base_url) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
             body = command_body("declare sev1 Should never be declared", ids["alice"], "C0GENERAL")
             headers = signed(body)
             if case == "forged":
@@ -202,7 +202,7 @@ async def test_signatures_are_checked_before_anything_else(dev_env: WorkflowEnvi
 
 
 async def test_signing_secret_unset_refuses_slack_routes(dev_env: WorkflowEnvironment) -> None:
-    async with serve_api(dev_env) as url, httpx.AsyncClient(base_url=url) as http:
+    async with serve_api(dev_env) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
         body = command_body("help", "U1", "C1")
         r = await http.post("/slack/commands", content=body, headers=signed(body))
         assert r.status_code == 401 and "INCIDENTFLOW_SLACK_SIGNING_SECRET" in r.json()["error"]

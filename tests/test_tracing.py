@@ -108,7 +108,7 @@ def _tree(spans: list[ReadableSpan]) -> str:
 async def test_one_trace_follows_an_alert_from_the_webhook_to_the_page(
         traced_api: tuple[str, LogPager], spans: InMemorySpanExporter) -> None:
     url, pager = traced_api
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         resp = await http.post(WEBHOOK, json=am_payload(f"tr-{uuid.uuid4().hex[:6]}"), headers=AUTH)
         assert resp.status_code == 202, resp.text
         await eventually(lambda: _value(pager.sent), lambda sent: len(sent) == 1)
@@ -143,7 +143,7 @@ async def test_a_later_alert_of_the_group_is_linked_from_the_groups_trace(
     for alert in later["alerts"]:
         alert["fingerprint"] += "-later"
         alert["labels"]["instance"] = "web-9"
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         assert (await http.post(WEBHOOK, json=am_payload(svc), headers=AUTH)).status_code == 202
         await eventually(lambda: _value(pager.sent), lambda sent: len(sent) == 1)
         first = len(spans.get_finished_spans())
@@ -163,7 +163,7 @@ async def test_a_later_alert_of_the_group_is_linked_from_the_groups_trace(
 async def test_probes_and_scrapes_send_no_trace(traced_api: tuple[str, LogPager],
                                                 spans: InMemorySpanExporter) -> None:
     url, _ = traced_api
-    async with httpx.AsyncClient(base_url=url) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         for path in ("/healthz", "/metrics", "/readyz"):
             assert (await http.get(path)).status_code == 200, path
         assert (await http.get("/v1/alert-groups/nope")).status_code in (401, 404)
