@@ -575,3 +575,28 @@ async def test_a_rate_limited_lookup_waits_as_slack_asks_and_never_refuses_a_res
         reply = await SlackGateway(no_temporal, lambda: config, web).command(
             {"text": "ack", "user_id": ids["bob"], "user_name": "bob", "channel_id": "C1"})
         assert time.monotonic() - started < 5 and "try again in a moment" in reply.text
+
+
+async def test_a_rate_limited_channel_lookup_is_asked_again() -> None:
+    """Visibility lags a new incident by a second, so a command in its channel asks Slack for the channel's
+    purpose; a 429 there is asked again after Retry-After instead of 'not an incident channel'."""
+    class Lagging:
+        async def find_by_channel(self, channel_id: str) -> None:
+            return None
+
+    async def lagging() -> Any:
+        return Lagging()
+
+    with FakeSlack() as slack:
+        config, ids = make_config(slack)
+        channel = slack.add_channel("inc-lagging", members=[ids["alice"]], bot_member=True)
+        web = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
+        await web.conversations_setPurpose(channel=channel,
+                                           purpose="Incident incident-20261207-1200-checkout (SEV2): Checkout errors")
+        gateway = SlackGateway(lagging, lambda: config, web)
+        slack.fail_next(1, "ratelimited", retry_after=1, method="conversations.info")
+        assert await gateway.incident_for_channel(channel) == "incident-20261207-1200-checkout"
+        assert [c.status for c in slack.calls_to("conversations.info")] == [429, 200]
+        slack.fail_next(1, "channel_not_found", method="conversations.info")  # not rate limited: no retry
+        assert await gateway.incident_for_channel(slack.add_channel("general-x", bot_member=True)) is None
+        assert [c.status for c in slack.calls_to("conversations.info")] == [429, 200, 200]

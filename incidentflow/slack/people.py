@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from domain.config import IncidentflowConfig
 from incidentflow.client import IncidentflowError, Incidents
@@ -67,16 +68,11 @@ class SlackDirectory:
             return self._emails[user_id], ""
         if self.web is None:
             return "", ""
-        for attempt in range(LOOKUP_RETRIES + 1):
-            try:
-                info = await self.web.users_info(user=user_id)
-                break
-            except SLACK_ERRORS as exc:
-                wait = _retry_after(exc)
-                if wait is None or wait > LOOKUP_WAIT_CAP or attempt == LOOKUP_RETRIES:
-                    log.warning("Slack users.info for %s failed: %s", user_id, slack_error(exc))
-                    return "", f"users.info: {slack_error(exc)}"
-                await asyncio.sleep(wait)
+        web = self.web
+        info, failed = await _patiently(lambda: web.users_info(user=user_id))
+        if info is None:
+            log.warning("Slack users.info for %s failed: %s", user_id, failed)
+            return "", f"users.info: {failed}"
         user = (info.data or {}).get("user") if isinstance(info.data, dict) else None
         profile = (user or {}).get("profile") or {}
         email = str(profile.get("email") or "")
@@ -113,15 +109,30 @@ class SlackDirectory:
         return found
 
     async def _from_purpose(self, channel_id: str) -> str | None:
-        assert self.web is not None
-        try:
-            info = await self.web.conversations_info(channel=channel_id)
-        except SLACK_ERRORS:
+        web = self.web
+        assert web is not None
+        info, failed = await _patiently(lambda: web.conversations_info(channel=channel_id))
+        if info is None:
+            log.warning("Slack conversations.info for %s failed: %s", channel_id, failed)
             return None
         data = info.data if isinstance(info.data, dict) else {}
         purpose = str(((data.get("channel") or {}).get("purpose") or {}).get("value") or "")
         m = _PURPOSE_ID.search(purpose + " ")
         return m.group(1) if m else None
+
+
+async def _patiently(call: Callable[[], Awaitable[AsyncSlackResponse]]) -> tuple[AsyncSlackResponse | None, str]:
+    """→ (Slack's answer, "") or (None, why not). A rate-limited call is made again after Slack's Retry-After,
+    `LOOKUP_RETRIES` times, when that is at most `LOOKUP_WAIT_CAP` seconds."""
+    for attempt in range(LOOKUP_RETRIES + 1):
+        try:
+            return await call(), ""
+        except SLACK_ERRORS as exc:
+            wait = _retry_after(exc)
+            if wait is None or wait > LOOKUP_WAIT_CAP or attempt == LOOKUP_RETRIES:
+                return None, slack_error(exc)
+            await asyncio.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _retry_after(exc: BaseException) -> float | None:
