@@ -600,3 +600,10 @@ async def test_a_rate_limited_channel_lookup_is_asked_again() -> None:
         slack.fail_next(1, "channel_not_found", method="conversations.info")  # not rate limited: no retry
         assert await gateway.incident_for_channel(slack.add_channel("general-x", bot_member=True)) is None
         assert [c.status for c in slack.calls_to("conversations.info")] == [429, 200, 200]
+        # Slack keeps refusing: the reply says so (and how to go on), never "not an incident channel"
+        slack.fail_next(3, "ratelimited", retry_after=0, method="conversations.info")
+        reply = await gateway.command({"text": "ack", "user_id": ids["alice"], "user_name": "alice",
+                                       "channel_id": slack.add_channel("inc-busy", bot_member=True)})
+        assert "Could not check with Slack which incident this channel belongs to" in reply.text, reply.text
+        assert "conversations.info: ratelimited" in reply.text and "add the incident id" in reply.text
+        assert "not an incident channel" not in reply.text

@@ -13,13 +13,14 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from domain.config import IncidentflowConfig
 from incidentflow.client import IncidentflowError, Incidents
-from incidentflow.slack.reply import SLACK_ERRORS, Caller, slack_error
+from incidentflow.slack.reply import SLACK_ERRORS, Caller, Usage, slack_error
 
 log = logging.getLogger("incidentflow.slack")
 
 _CHANNEL_ID = re.compile(r"^[A-Z0-9]{2,32}$")  # Slack conversation ids (C…, G…, D…): safe to put in a query
 _MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$")
 _PURPOSE_ID = re.compile(r"Incident (incident-[a-z0-9-]+) ")
+_NOT_OURS = {"channel_not_found", "not_in_channel", "missing_scope", "method_not_supported_for_channel_type"}
 LOOKUP_RETRIES = 2  # a rate-limited users.info is asked again this many times, after Slack's Retry-After
 LOOKUP_WAIT_CAP = 3.0  # seconds: a longer Retry-After is not waited for (the user is told to try again)
 
@@ -114,7 +115,10 @@ class SlackDirectory:
         info, failed = await _patiently(lambda: web.conversations_info(channel=channel_id))
         if info is None:
             log.warning("Slack conversations.info for %s failed: %s", channel_id, failed)
-            return None
+            if failed in _NOT_OURS:  # the bot cannot see the channel: it is none of ours
+                return None
+            raise Usage(f"Could not check with Slack which incident this channel belongs to (conversations.info: "
+                        f"{failed}), so nothing was done: try again in a moment, or add the incident id.")
         data = info.data if isinstance(info.data, dict) else {}
         purpose = str(((data.get("channel") or {}).get("purpose") or {}).get("value") or "")
         m = _PURPOSE_ID.search(purpose + " ")
