@@ -27,6 +27,25 @@ async def eventually(probe: Callable[[], Awaitable[T]], check: Callable[[T], boo
         await asyncio.sleep(interval)
 
 
+async def settled(client: Any, workflow_id: str, polls: int = 4, interval: float = 0.25,
+                  timeout: float = 30.0) -> None:
+    """Wait, without queries, until a workflow's current run and its history length hold still for `polls`
+    polls in a row. The time-skipping server never answers a query sent to a run as it continues-as-new, and
+    holds its time still for it: a test whose incident continues-as-new queries only once it has settled."""
+    handle = client.get_workflow_handle(workflow_id)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    last, same = None, 0
+    while same < polls:
+        d = await handle.describe()
+        now = (d.run_id, d.raw_description.workflow_execution_info.history_length)
+        same = same + 1 if now == last else 1
+        last = now
+        if loop.time() > deadline:
+            raise AssertionError(f"{workflow_id} did not settle within {timeout} s; last {now}")
+        await asyncio.sleep(interval)
+
+
 def events(state: IncidentState, kind: EventKind) -> list[TimelineEvent]:
     return [e for e in state.timeline if e.kind == kind]
 
