@@ -27,7 +27,15 @@ from slack_sdk.web.async_client import AsyncWebClient
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
-from activities.slack_api import ScopedWebClient, SlackApi, activity_scope, data_of, error_code, slack_error
+from activities.slack_api import (
+    ScopedWebClient,
+    ShortRateLimitRetry,
+    SlackApi,
+    activity_scope,
+    data_of,
+    error_code,
+    slack_error,
+)
 from domain import blockkit as render
 from domain.config import IncidentflowConfig, Settings
 from domain.models.chat import (
@@ -57,7 +65,8 @@ class SlackChat(SlackApi):
     @classmethod
     def from_settings(cls, settings: Settings, config: Callable[[], IncidentflowConfig]) -> SlackChat:
         token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-        client = ScopedWebClient(token=token, base_url=settings.slack_api_url, timeout=10, retry_handlers=[])
+        client = ScopedWebClient(token=token, base_url=settings.slack_api_url, timeout=10,
+                                 retry_handlers=[ShortRateLimitRetry()])
         return cls(client, settings, config)
 
     # ------------------------------------------------------------------ the incident channel

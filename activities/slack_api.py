@@ -24,6 +24,10 @@ from typing import Any, TypeVar, cast
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from temporalio import activity
@@ -90,6 +94,35 @@ _EARLIER_ALL_HERE: contextvars.ContextVar[bool] = contextvars.ContextVar("earlie
 
 
 _SESSION: contextvars.ContextVar[aiohttp.ClientSession | None] = contextvars.ContextVar("slack_session", default=None)
+
+
+RATE_LIMIT_RETRIES = 2  # a call answered 429 is made again this many times, after Slack's Retry-After …
+RATE_LIMIT_WAIT_CAP = 5.0  # … when that is at most this many seconds; else Temporal's retry waits (VendorRateLimited)
+
+
+class ShortRateLimitRetry(AsyncRateLimitErrorRetryHandler):
+    """Slack's advice for HTTP 429: wait `Retry-After`, then make the same call again (a 429 was not applied).
+    Done per call, not per activity: an activity of several calls (a sync: updates, posts, an invite) otherwise
+    starts over on every 429, and under a steady limit can fail the same way for ever. Longer waits are left to
+    Temporal's retry, so an activity never sleeps past its timeout."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retry_count=RATE_LIMIT_RETRIES)
+
+    async def _can_retry_async(self, *, state: RetryState, request: HttpRequest,
+                               response: HttpResponse | None = None, error: Exception | None = None) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        value = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        try:
+            again = float(value) <= RATE_LIMIT_WAIT_CAP if value is not None else True
+        except (TypeError, ValueError):
+            again = False
+        if again:  # the answer the metrics would not see otherwise (the call's outcome is its last answer's)
+            recorder().slack_call(request.url.rstrip("/").rsplit("/", 1)[-1], "ratelimited")
+        return again
 
 
 class ScopedWebClient(AsyncWebClient):

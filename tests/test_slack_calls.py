@@ -164,3 +164,34 @@ async def test_an_activitys_calls_share_one_kept_alive_connection() -> None:
         assert made >= 5  # three posts (too long to go as one message), the pinned message, the announcement
         # its posts and its updates run side by side, each reusing the connections the others let go
         assert 1 <= slack.connections - before < made
+
+
+async def test_a_rate_limited_call_is_made_again_after_a_short_retry_after() -> None:
+    """Slack's advice for 429: wait Retry-After and send the same call again (it was not applied). Per call, so
+    an activity of several calls is not started over by every 429; a long wait is left to Temporal's retry."""
+    import time
+
+    import pytest
+    from slack_sdk.errors import SlackApiError
+
+    from activities.slack_api import ScopedWebClient, ShortRateLimitRetry
+
+    with FakeSlack() as slack:
+        client = ScopedWebClient(token=slack.bot_token, base_url=slack.base_url, timeout=10,
+                                 retry_handlers=[ShortRateLimitRetry()])
+        slack.rate_limit_every(2, retry_after=1)
+        started = time.monotonic()
+        for _ in range(3):
+            assert (await client.auth_test())["ok"]
+        assert [c.status for c in slack.calls_to("auth.test")] == [200, 429, 200, 429, 200], "each 429 sent again"
+        assert time.monotonic() - started >= 1.9, "after Retry-After"
+        slack.clear_faults()
+        slack.fail_next(1, "ratelimited", retry_after=30, method="auth.test")
+        started = time.monotonic()
+        with pytest.raises(SlackApiError):
+            await client.auth_test()  # 30 s: not waited for here (the activity fails; Temporal retries later)
+        assert time.monotonic() - started < 5
+        slack.fail_next(3, "ratelimited", retry_after=0, method="auth.test")
+        with pytest.raises(SlackApiError):
+            await client.auth_test()  # two more tries, then the 429 is the answer
+        assert [c.status for c in slack.calls_to("auth.test")][-3:] == [429, 429, 429]
