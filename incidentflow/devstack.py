@@ -109,14 +109,7 @@ class DevServer:
             time.sleep(0.1)
 
     def stop(self, timeout: float = 10.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, timeout)
 
 
 class WorkerProcess:
@@ -148,14 +141,19 @@ class WorkerProcess:
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM: it stops polling and lets running activities finish (20 s), then exits; killed after
         `timeout`."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        _stop(self.proc, timeout)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """SIGTERM a child we started, SIGKILL it if it is still there after `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 @dataclass(frozen=True)

@@ -517,15 +517,22 @@ async def test_temporal_unreachable_is_said_not_raised() -> None:
     assert body is not None and body["response_action"] == "errors" and "cannot reach Temporal" in body["errors"]["text"]
 
 
+async def no_temporal() -> Incidents:
+    raise AssertionError("not needed: nothing may be done")
+
+
+def lookup_gateway(slack: FakeSlack, config: IncidentflowConfig,
+                   incidents: Any = no_temporal) -> tuple[SlackGateway, AsyncWebClient]:
+    """A gateway on the fake Slack, for the lookups (users.info, conversations.info), with no Temporal."""
+    web = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
+    return SlackGateway(incidents, lambda: config, web), web
+
+
 async def test_slack_lookup_failures_are_not_remembered() -> None:
     """A Slack hiccup while mapping a user by email must not leave that responder read-only for good."""
-    async def no_temporal() -> Incidents:
-        raise AssertionError("not needed")
-
     with FakeSlack() as slack:
         config, ids = make_config(slack)
-        web = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
-        gateway = SlackGateway(no_temporal, lambda: config, web)
+        gateway, _ = lookup_gateway(slack, config)
         slack.fail_next(1, "internal_error", method="users.info")
         assert await gateway.person_for(ids["bob"]) is None, "Slack did not say who bob is"
         assert await gateway.person_for(ids["bob"]) == "bob", "asked again, and found"
@@ -546,13 +553,9 @@ async def test_slack_lookup_failures_are_not_remembered() -> None:
 async def test_a_rate_limited_lookup_waits_as_slack_asks_and_never_refuses_a_responder() -> None:
     """users.info answering 429: asked again after Retry-After; when Slack keeps refusing, the reply says
     so (try again), never that a responder is not one, and nothing is done."""
-    async def no_temporal() -> Incidents:
-        raise AssertionError("not needed: nothing may be done")
-
     with FakeSlack() as slack:
         config, ids = make_config(slack)
-        web = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
-        gateway = SlackGateway(no_temporal, lambda: config, web)
+        gateway, web = lookup_gateway(slack, config)
         slack.fail_next(1, "ratelimited", retry_after=1, method="users.info")
         started = time.monotonic()
         assert await gateway.person_for(ids["bob"]) == "bob", "asked again after the 429, and found"
@@ -590,10 +593,9 @@ async def test_a_rate_limited_channel_lookup_is_asked_again() -> None:
     with FakeSlack() as slack:
         config, ids = make_config(slack)
         channel = slack.add_channel("inc-lagging", members=[ids["alice"]], bot_member=True)
-        web = AsyncWebClient(token=slack.bot_token, base_url=slack.base_url, retry_handlers=[])
+        gateway, web = lookup_gateway(slack, config, lagging)
         await web.conversations_setPurpose(channel=channel,
                                            purpose="Incident incident-20261207-1200-checkout (SEV2): Checkout errors")
-        gateway = SlackGateway(lagging, lambda: config, web)
         slack.fail_next(1, "ratelimited", retry_after=1, method="conversations.info")
         assert await gateway.incident_for_channel(channel) == "incident-20261207-1200-checkout"
         assert [c.status for c in slack.calls_to("conversations.info")] == [429, 200]
