@@ -40,6 +40,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from domain.models import CommandResult, IncidentState
 from domain.settings import Settings
 from incidentflow import temporal_tls, tracing
+from incidentflow.query_retry import QueryRetry
 
 if TYPE_CHECKING:  # at run time the incident is reached by name: `show` should not import every workflow module
     from domain.config import IncidentflowConfig
@@ -111,7 +112,7 @@ async def connect(settings: Settings, timeout: float = 5.0, wait: bool = False,
             return await asyncio.wait_for(
                 Client.connect(settings.temporal_address, namespace=settings.temporal_namespace, tls=tls,
                                api_key=key, runtime=runtime, data_converter=pydantic_data_converter,
-                               interceptors=tracing.client_interceptors()),  # [] unless OTEL_* turn it on
+                               interceptors=[QueryRetry(), *tracing.client_interceptors()]),  # tracing: OTEL_* turn it on
                 left,
             )
         except (TimeoutError, RuntimeError, OSError, RPCError) as exc:

@@ -36,8 +36,13 @@ os.environ.setdefault("INCIDENTFLOW_WORKFLOW_SANDBOX", "1")
 
 from activities.notify import LogNotifier
 from domain.config import Settings
+from incidentflow.query_retry import QueryRetry
 from workers.main import build_worker
 from workflows import search_attributes as sa
+
+# What the doors' client has (incidentflow.client_base.connect): a query the worker refused for a moment is asked
+# again (workers/query_guard.py).
+DOORS = [QueryRetry()]
 
 
 def binary(name: str) -> str:
@@ -59,7 +64,8 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     """A fresh time-skipping server per test (it starts in ~0.1 s): one test's leftover timers or
     tasks can never hold another test's clock, and every test starts at real 'now'."""
     env = await WorkflowEnvironment.start_time_skipping(
-        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter)
+        test_server_existing_path=binary("temporal-test-server"), data_converter=pydantic_data_converter,
+        interceptors=DOORS)
     await register_search_attributes(env)
     yield env
     await env.shutdown()
@@ -68,7 +74,7 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 async def _start_dev() -> WorkflowEnvironment:
     return await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"), search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter, ui=False,
+        data_converter=pydantic_data_converter, ui=False, interceptors=DOORS,
         dev_server_extra_args=["--dynamic-config-value", "limit.maxIDLength=255"])
 
 
@@ -86,7 +92,7 @@ async def fresh_dev_env() -> AsyncIterator[WorkflowEnvironment]:
 async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=binary("temporal"), search_attributes=sa.ALL,
-        data_converter=pydantic_data_converter, ui=False,
+        data_converter=pydantic_data_converter, ui=False, interceptors=DOORS,
         dev_server_extra_args=["--dynamic-config-value", "limit.maxIDLength=255"])
     yield env
     await env.shutdown()

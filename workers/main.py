@@ -29,6 +29,7 @@ from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from domain.config import ConfigSource, IncidentflowConfig, Settings
 from workers.learning import learning_activities
 from workers.metrics import metrics_address, metrics_for
+from workers.query_guard import QueryGuardRunner
 from workers.registry import WORKFLOWS
 from workers.statuspage import LazyRecords, statuspage_activities
 
@@ -37,8 +38,11 @@ GRACEFUL_SHUTDOWN = timedelta(seconds=20)  # on SIGTERM, activities in flight ge
 # The workflow modules come from the host, not re-imported (and compiled from source: py-spy showed ~17% of the
 # worker's CPU in importlib under bench/ingest.py) for every new workflow run. Their mixins, domain and activities
 # were passed through already; the sandbox's restrictions still guard what they import inside it.
-RUNNER = SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows"))
-UNSANDBOXED = UnsandboxedWorkflowRunner()
+# Both wrapped in the query guard (workers/query_guard.py): a query that raced new events never leaves commands
+# behind that would make the incident's history unreplayable.
+RUNNER = QueryGuardRunner(SandboxedWorkflowRunner(
+    restrictions=SandboxRestrictions.default.with_passthrough_modules("workflows")))
+UNSANDBOXED = QueryGuardRunner(UnsandboxedWorkflowRunner())
 
 
 def build_pagers(settings: Settings, http: httpx.AsyncClient | None = None) -> dict[str, Pager]:
@@ -125,6 +129,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     *learning_activities(settings, config, chat, directory, records=records, **(learning or {}))],
         interceptors=interceptors,
         workflow_runner=RUNNER if settings.workflow_sandbox else UNSANDBOXED,
+        unsandboxed_workflow_runner=UNSANDBOXED,
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker
