@@ -43,6 +43,7 @@ from faults_audit import (  # noqa: E402
     audit_alerts,
     audit_pages,
     audit_reminders,
+    audit_replay,
     audit_runbooks,
     audit_slack,
     collect,
@@ -217,6 +218,7 @@ class Run:
         audit_slack(rep, c, fakes)
         audit_runbooks(rep, c, fakes, people, a.groups)
         audit_reminders(rep, c, people, a.reminder)
+        audit_replay(rep, c)
         rep.figures["lost_or_duplicated"] = len(rep.problems)
         return rep
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.client import Interceptor, OutboundInterceptor, QueryWorkflowInput, WorkflowQueryFailedError
 
-from workers.query_guard import QUERY_RETRY_MARK
+from domain.query_mark import QUERY_RETRY_MARK
 
 log = logging.getLogger("incidentflow.client")
 WAITS = (0.05, 0.2, 0.5, 1.0, 2.0)  # s; the guard fires once per race, so one more try nearly always answers

@@ -20,10 +20,10 @@ from temporalio.client import Client, WorkflowHistory, WorkflowQueryFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from domain.query_mark import QUERY_RETRY_MARK
 from incidentflow.query_retry import QueryRetry
 from tests import query_race
 from tests.query_race import RaceWorkflow, after_result, after_signal, slow
-from workers.query_guard import QUERY_RETRY_MARK
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -174,13 +174,13 @@ async def test_probes_and_scrapes_send_no_trace(traced_api: tuple[str, LogPager]
 
 async def test_connect_adds_no_interceptor_while_tracing_is_off(dev_env: WorkflowEnvironment) -> None:
     client = await connect(Settings(temporal_address=dev_env.client.service_client.config.target_host))
-    assert client.config()["interceptors"] == []
+    assert [type(i).__name__ for i in client.config()["interceptors"]] == ["QueryRetry"]  # workers/query_guard.py
 
 
 async def test_connect_traces_when_tracing_is_on(dev_env: WorkflowEnvironment, spans: InMemorySpanExporter) -> None:
     """The one door into Temporal carries the interceptor: the API's client and the worker's (which inherits it)."""
     client = await connect(Settings(temporal_address=dev_env.client.service_client.config.target_host))
-    assert [type(i).__name__ for i in client.config()["interceptors"]] == ["TracingInterceptor"]
+    assert [type(i).__name__ for i in client.config()["interceptors"]] == ["QueryRetry", "TracingInterceptor"]
     assert tracing.worker_interceptors(client) == []
 
 

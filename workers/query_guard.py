@@ -28,9 +28,10 @@ from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 
+from domain.query_mark import QUERY_RETRY_MARK
+
 log = logging.getLogger("incidentflow.worker")
 LEGACY_QUERY_ID = "legacy_query"  # sdk-core's id for a query dispatched straight to a worker
-QUERY_RETRY_MARK = "query arrived with events no workflow task has processed yet; ask again"
 
 
 class QueryGuardRunner(WorkflowRunner):
