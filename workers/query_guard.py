@@ -60,8 +60,8 @@ class GuardedInstance(WorkflowInstance):
         kinds = [job.WhichOneof("variant") for job in act.jobs]
         if kinds == ["query_workflow"]:
             if self._tail and act.jobs[0].query_workflow.query_id == LEGACY_QUERY_ID:
-                log.warning("workflow %s: a query came with events no workflow task has started for; its run is "
-                            "evicted so that they are replayed in order", act.run_id)
+                log.warning("%s (run %s): a query came with events no workflow task has started for; the run is "
+                            "evicted so that they are replayed in order", self.inner.get_info().workflow_id, act.run_id)
                 return refused(act.run_id)
         elif kinds and "remove_from_cache" not in kinds:
             # A workflow task's activation has the time of its WorkflowTaskStarted event. Events applied with no
