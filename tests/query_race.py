@@ -73,3 +73,23 @@ async def first_worker(target: str, queue: str, guard: bool) -> None:
 
 if __name__ == "__main__":
     asyncio.run(first_worker(sys.argv[1], sys.argv[2], sys.argv[4] == "guard"))
+
+
+INTERRUPTED: list[str] = []  # what freed StuckWorkflow's thread
+
+
+@workflow.defn(sandboxed=False)
+class StuckWorkflow:
+    """Blocks its thread past the SDK's 2 s deadlock timeout. The worker frees a deadlocked thread by raising in it,
+    which needs the instance's thread id: the guard's wrapper must pass it on."""
+
+    @workflow.run
+    async def run(self) -> None:
+        import time
+
+        try:
+            for _ in range(60):  # 6 s, unless interrupted
+                time.sleep(0.1)  # noqa: TID251 - the point of this workflow
+        except BaseException as exc:
+            INTERRUPTED.append(type(exc).__name__)
+            raise

@@ -23,7 +23,7 @@ from temporalio.worker import Replayer, Worker
 from domain.query_mark import QUERY_RETRY_MARK
 from incidentflow.query_retry import QueryRetry
 from tests import query_race
-from tests.query_race import RaceWorkflow, after_result, after_signal, slow
+from tests.query_race import RaceWorkflow, StuckWorkflow, after_result, after_signal, slow
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,3 +148,24 @@ async def test_queries_on_a_quiet_cached_workflow_are_answered(dev_env: Workflow
         await handle.result()
         answers.append(await handle.query(RaceWorkflow.poked_yet))
     assert answers == [False] * 5 + [True] * 6
+
+
+async def test_a_deadlocked_workflow_thread_is_still_freed(dev_env: WorkflowEnvironment) -> None:
+    """The guard wraps the instance: the SDK's deadlock detector must still find the workflow's thread (through
+    get_thread_id) to interrupt it, or a stuck workflow would hold a thread for good."""
+    client, queue = dev_env.client, f"stuck-{uuid.uuid4().hex[:8]}"
+    query_race.INTERRUPTED.clear()
+    async with Worker(client, task_queue=queue, workflows=[StuckWorkflow], workflow_runner=query_race.runner(True)):
+        handle = await client.start_workflow(StuckWorkflow.run, id=f"stuck-{uuid.uuid4()}", task_queue=queue)
+        failure = ""
+        for _ in range(100):
+            events = (await handle.fetch_history()).events
+            failed = [e for e in events if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+            if failed:
+                failure = failed[0].workflow_task_failed_event_attributes.failure.message
+                break
+            await asyncio.sleep(0.1)
+        await handle.terminate("test finished")
+        await asyncio.sleep(0.5)
+    assert "TMPRL1101" in failure, failure
+    assert query_race.INTERRUPTED and set(query_race.INTERRUPTED) == {"_InterruptDeadlockError"}  # each attempt freed

@@ -72,8 +72,11 @@ class GuardedInstance(WorkflowInstance):
             self._last = now
         return self.inner.activate(act)
 
-    def __getattr__(self, name: str) -> Any:  # get_thread_id and whatever else the worker asks of the instance
+    def __getattr__(self, name: str) -> Any:  # whatever else a runner's instance offers
         return getattr(self.inner, name)
+
+    def get_thread_id(self) -> int | None:  # the deadlock detector frees a stuck thread by raising in it
+        return self.inner.get_thread_id()
 
     def get_serialization_context(self, command_info: Any) -> Any:
         return self.inner.get_serialization_context(command_info)
