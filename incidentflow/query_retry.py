@@ -27,13 +27,13 @@ class QueryRetry(Interceptor):
 
 class _Outbound(OutboundInterceptor):
     async def query_workflow(self, input: QueryWorkflowInput) -> Any:
-        for wait in (*WAITS, None):
+        for wait in WAITS:
             try:
                 return await super().query_workflow(input)
             except WorkflowQueryFailedError as exc:
-                if wait is None or QUERY_RETRY_MARK not in str(exc):
+                if QUERY_RETRY_MARK not in str(exc):
                     raise
                 log.info("query %s on %s refused by the worker for a moment; asking again in %g s",
                          input.query, input.id, wait)
                 await asyncio.sleep(wait)
-        raise AssertionError("unreachable")
+        return await super().query_workflow(input)  # the last try: its refusal, if any, is the caller's

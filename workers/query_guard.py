@@ -72,9 +72,8 @@ class GuardedInstance(WorkflowInstance):
             self._last = now
         return self.inner.activate(act)
 
-    def __getattr__(self, name: str) -> Any:  # whatever else a runner's instance offers
-        return getattr(self.inner, name)
-
+    # Every method the SDK calls on an instance, passed on by name: a catch-all __getattr__ never sees get_thread_id,
+    # which WorkflowInstance answers None for by default.
     def get_thread_id(self) -> int | None:  # the deadlock detector frees a stuck thread by raising in it
         return self.inner.get_thread_id()
 
