@@ -93,3 +93,17 @@ class StuckWorkflow:
         except BaseException as exc:
             INTERRUPTED.append(type(exc).__name__)
             raise
+
+
+@activity.defn
+async def echo(text: str) -> str:
+    return text + "!"
+
+
+@workflow.defn
+class EchoWorkflow:
+    """One activity, in the sandbox: which payload-context questions reach the instance (test_query_guard)."""
+
+    @workflow.run
+    async def run(self, text: str) -> str:
+        return await workflow.execute_activity(echo, text, start_to_close_timeout=timedelta(seconds=30))

@@ -8,22 +8,31 @@ processes (the first one is SIGKILLed), no mocks."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
+from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory, WorkflowQueryFailedError
+from temporalio.converter import ActivitySerializationContext, PayloadCodec, WithSerializationContext
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer, Worker, WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from domain.query_mark import QUERY_RETRY_MARK
 from incidentflow.query_retry import QueryRetry
 from tests import query_race
-from tests.query_race import RaceWorkflow, StuckWorkflow, after_result, after_signal, slow
+from tests.query_race import EchoWorkflow, RaceWorkflow, StuckWorkflow, after_result, after_signal, echo, slow
+from workers import payload_walks
+from workers.query_guard import QueryGuardRunner
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -169,3 +178,114 @@ async def test_a_deadlocked_workflow_thread_is_still_freed(dev_env: WorkflowEnvi
         await asyncio.sleep(0.5)
     assert "TMPRL1101" in failure, failure
     assert query_race.INTERRUPTED and set(query_race.INTERRUPTED) == {"_InterruptDeadlockError"}  # each attempt freed
+
+
+class _Counting(WorkflowRunner):
+    """Counts the payload-context questions that reach the (sandboxed) instances under the guard."""
+
+    def __init__(self, inner: WorkflowRunner) -> None:
+        self.inner, self.asked = inner, Counter[str]()
+
+    def prepare_workflow(self, defn: Any) -> None:
+        self.inner.prepare_workflow(defn)
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _CountingInstance(self.inner.create_instance(det), self.asked)
+
+    def set_worker_level_failure_exception_types(self, types: Sequence[type[BaseException]]) -> None:
+        self.inner.set_worker_level_failure_exception_types(types)
+
+
+class _CountingInstance(WorkflowInstance):
+    def __init__(self, inner: WorkflowInstance, asked: Counter[str]) -> None:
+        self.inner, self.asked = inner, asked
+
+    def activate(self, act: Any) -> Any:
+        return self.inner.activate(act)
+
+    def get_info(self) -> Any:
+        return self.inner.get_info()
+
+    def get_thread_id(self) -> int | None:
+        return self.inner.get_thread_id()
+
+    def get_serialization_context(self, command_info: Any) -> Any:
+        self.asked["serialization"] += 1
+        return self.inner.get_serialization_context(command_info)
+
+    def get_external_store_context(self, command_info: Any) -> Any:
+        self.asked["external store"] += 1
+        return self.inner.get_external_store_context(command_info)
+
+
+class _RecordingCodec(PayloadCodec, WithSerializationContext):
+    """Changes nothing; records the context each payload was encoded under, by its data."""
+
+    def __init__(self, seen: list[tuple[str, Any]], context: Any = None) -> None:
+        self.seen, self.context = seen, context
+
+    def with_context(self, context: Any) -> _RecordingCodec:
+        return _RecordingCodec(self.seen, context)
+
+    async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        self.seen += [(p.data.decode(), self.context) for p in payloads]
+        return list(payloads)
+
+    async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
+        return list(payloads)
+
+
+async def _echo(client: Client, counting: _Counting) -> str:
+    queue = f"echo-{uuid.uuid4().hex[:8]}"
+    runner = QueryGuardRunner(counting).for_converter(client.data_converter)
+    async with Worker(client, task_queue=queue, workflows=[EchoWorkflow], activities=[echo], workflow_runner=runner):
+        return await client.execute_workflow(EchoWorkflow.run, "ping", id=f"echo-{uuid.uuid4()}", task_queue=queue)
+
+
+async def test_without_a_codec_the_sandbox_is_not_asked_for_payload_contexts(ts_env: WorkflowEnvironment) -> None:
+    """Our converter has no codec and no external storage: the SDK's payload walks change nothing whatever the
+    context, so the guard answers its questions itself instead of running code in the sandbox for each payload."""
+    counting = _Counting(SandboxedWorkflowRunner())
+    assert await _echo(ts_env.client, counting) == "ping!"
+    assert counting.asked == Counter()
+
+
+async def test_a_context_aware_codec_still_gets_each_payloads_context(ts_env: WorkflowEnvironment) -> None:
+    """With a codec the questions go to the instance as before, and the activity's input is encoded under the
+    activity's context (the workflow's completion is the only place that input is encoded, so its payload walk
+    still runs: workers/payload_walks.py skips none with a codec)."""
+    assert payload_walks.install()
+    seen: list[tuple[str, Any]] = []
+    converter = dataclasses.replace(ts_env.client.data_converter, payload_codec=_RecordingCodec(seen))
+    client = Client(**{**ts_env.client.config(), "data_converter": converter})
+    counting = _Counting(SandboxedWorkflowRunner())
+    assert await _echo(client, counting) == "ping!"
+    assert counting.asked["serialization"] > 0 and counting.asked["external store"] > 0
+    contexts = [context for data, context in seen if data == '"ping"']
+    assert any(isinstance(c, ActivitySerializationContext) and c.activity_type == "echo" for c in contexts), seen
+
+
+async def test_our_workflows_skip_the_payload_walks_and_other_workers_keep_them(
+        ts_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without a codec the SDK's payload walks change nothing: a workflow under the guard is walked only on its
+    first activation (before the SDK has its instance). A worker with the stock runner, in the same process, is
+    walked on every activation and completion, as the SDK does it (the benches' raw baselines)."""
+    assert payload_walks.install(), "this temporalio no longer has what workers/payload_walks.py replaces"
+    walked: Counter[str] = Counter()
+
+    def counting(name: str, sdk: Any) -> Any:
+        async def walk(*args: Any, **kwargs: Any) -> Any:
+            walked[name] += 1
+            return await sdk(*args, **kwargs)
+        return walk
+
+    monkeypatch.setattr(payload_walks, "_sdk_decode", counting("decode", payload_walks._sdk_decode))
+    monkeypatch.setattr(payload_walks, "_sdk_encode", counting("encode", payload_walks._sdk_encode))
+    assert await _echo(ts_env.client, _Counting(SandboxedWorkflowRunner())) == "ping!"
+    assert walked == Counter(decode=1)
+    walked.clear()
+    queue = f"stock-{uuid.uuid4().hex[:8]}"
+    async with Worker(ts_env.client, task_queue=queue, workflows=[EchoWorkflow], activities=[echo]):
+        assert await ts_env.client.execute_workflow(EchoWorkflow.run, "ping", id=f"stock-{uuid.uuid4()}",
+                                                    task_queue=queue) == "ping!"
+    assert walked["decode"] >= 2 and walked["encode"] >= 2, walked

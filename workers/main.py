@@ -27,6 +27,7 @@ from activities.paging import EscalationActivities, LogPager
 from activities.ports import Chat, IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from domain.config import ConfigSource, IncidentflowConfig, Settings
+from workers import payload_walks
 from workers.learning import learning_activities
 from workers.metrics import metrics_address, metrics_for
 from workers.query_guard import QueryGuardRunner
@@ -101,6 +102,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     recorded when the client's runtime exports metrics: one recorder per process, the last worker's."""
     own = metrics_for(client)
     install_metrics(own)
+    payload_walks.install()  # applies to this worker's workflows only when its converter has no codec
     if own is None and settings.worker_metrics_port is not None:
         log.warning("INCIDENTFLOW_WORKER_METRICS_PORT is set but this worker's Temporal client was connected "
                     "without the metrics runtime (workers.metrics.worker_runtime): no metrics are served")
@@ -128,8 +130,8 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                     *statuspage_activities(settings, config, chat, records=records, directory=directory),
                     *learning_activities(settings, config, chat, directory, records=records, **(learning or {}))],
         interceptors=interceptors,
-        workflow_runner=RUNNER if settings.workflow_sandbox else UNSANDBOXED,
-        unsandboxed_workflow_runner=UNSANDBOXED,
+        workflow_runner=(RUNNER if settings.workflow_sandbox else UNSANDBOXED).for_converter(client.data_converter),
+        unsandboxed_workflow_runner=UNSANDBOXED.for_converter(client.data_converter),
         graceful_shutdown_timeout=GRACEFUL_SHUTDOWN,
         workflow_failure_exception_types=[Exception] if fail_fast else [],
         # A killed worker's cached workflows wait this long on its sticky queue before another worker

@@ -15,6 +15,13 @@ new WorkflowTaskStarted: the activation keeps the previous task's time at a long
 activation fails instead of answering. Core then evicts the run, so the commands are dropped before they are sent, and the workflow task
 replays the history the way every later replay will. The query fails with QUERY_RETRY_MARK in its message;
 the doors' Temporal client asks again (incidentflow/query_retry.py), and by then the workflow task carries it.
+
+The wrapper also answers the two payload-context questions the SDK asks an instance for every payload it walks
+(`get_serialization_context`, `get_external_store_context`) without entering the sandbox, when the worker's
+data converter has neither a payload codec nor external storage: the walks then leave every payload as it is
+whatever the context, and the sandbox answers each question by compiling and running a snippet inside it
+(`exec` of a string; 9-14 us a question, ~1.5 % of the chat bench's CPU). Such a worker also skips those walks
+for these instances (workers/payload_walks.py).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from typing import Any
 import temporalio.workflow
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
+from temporalio.converter import DataConverter, StorageDriverStoreContext
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
 
 from domain.query_mark import QUERY_RETRY_MARK
@@ -34,25 +42,41 @@ log = logging.getLogger("incidentflow.worker")
 LEGACY_QUERY_ID = "legacy_query"  # sdk-core's id for a query dispatched straight to a worker
 
 
-class QueryGuardRunner(WorkflowRunner):
-    """Wraps the worker's workflow runner (sandboxed or not) with the guard above."""
+NO_STORE = StorageDriverStoreContext(target=None)  # what an instance answers when it has nothing to say
 
-    def __init__(self, inner: WorkflowRunner) -> None:
+
+def reads_contexts(converter: DataConverter) -> bool:
+    """Whether the SDK's payload walks with this converter can depend on a payload's context: only a codec or
+    external storage is applied there (the payload converter is not), and each may be context-aware."""
+    return converter.payload_codec is not None or getattr(converter, "external_storage", None) is not None
+
+
+class QueryGuardRunner(WorkflowRunner):
+    """Wraps the worker's workflow runner (sandboxed or not) with the guard above. `contexts`: pass the
+    payload-context questions on to the instance (a converter that may read them, see `for_converter`)."""
+
+    def __init__(self, inner: WorkflowRunner, contexts: bool = True) -> None:
         self.inner = inner
+        self.contexts = contexts
+
+    def for_converter(self, converter: DataConverter) -> QueryGuardRunner:
+        """This runner for a worker whose client converts with `converter` (the same inner runner)."""
+        return QueryGuardRunner(self.inner, contexts=reads_contexts(converter))
 
     def prepare_workflow(self, defn: temporalio.workflow._Definition) -> None:
         self.inner.prepare_workflow(defn)
 
     def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        return GuardedInstance(self.inner.create_instance(det))
+        return GuardedInstance(self.inner.create_instance(det), self.contexts)
 
     def set_worker_level_failure_exception_types(self, types: Sequence[type[BaseException]]) -> None:
         self.inner.set_worker_level_failure_exception_types(types)
 
 
 class GuardedInstance(WorkflowInstance):
-    def __init__(self, inner: WorkflowInstance) -> None:
+    def __init__(self, inner: WorkflowInstance, contexts: bool = True) -> None:
         self.inner = inner
+        self.contexts = contexts
         self._last: tuple[int, int] | None = None  # (time, history length) of the last activation with events
         self._tail = False  # that activation applied events that no workflow task has started for
 
@@ -78,9 +102,13 @@ class GuardedInstance(WorkflowInstance):
         return self.inner.get_thread_id()
 
     def get_serialization_context(self, command_info: Any) -> Any:
+        if not self.contexts:  # None: the worker's own converter, which is all the walks use then
+            return None
         return self.inner.get_serialization_context(command_info)
 
     def get_external_store_context(self, command_info: Any) -> Any:
+        if not self.contexts:
+            return NO_STORE
         return self.inner.get_external_store_context(command_info)
 
     def get_info(self) -> temporalio.workflow.Info:
