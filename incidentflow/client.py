@@ -246,7 +246,7 @@ class Incidents(Archives, Declarations, RunbookRuns, StatusPages, Subscriptions,
             if problem:
                 raise InvalidInput([problem])
         else:
-            await self._require_incident(incident_id)
+            await self.require_incident(incident_id)
         return await self._update(incident_id, IncidentWorkflow.escalate, cmd, key=key)
 
     async def page(self, incident_id: str, cmd: PageInput, key: str | None = None) -> CommandResult:

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -52,6 +54,11 @@ Signal = Callable[["IncidentWorkflow", M], Awaitable[None] | None]
 INCIDENT_TYPE = "IncidentWorkflow"
 # incident-YYYYMMDD-HHMM-<slug>[-N]: anything else is not an incident, whatever Temporal holds under that id
 INCIDENT_ID = re.compile(r"^incident-[A-Za-z0-9][A-Za-z0-9._-]{0,245}$")
+# Ids a door has seen to be IncidentWorkflows', per Temporal client (the API makes a door per request; they share
+# the client). An incident id never changes type: incidents start with REJECT_DUPLICATE. A command to a known id
+# goes straight to the incident; one that has ended answers NOT_FOUND, which `_command_error` explains.
+KNOWN_INCIDENTS = 10_000
+_KNOWN: weakref.WeakKeyDictionary[Client, OrderedDict[str, None]] = weakref.WeakKeyDictionary()
 
 
 class IncidentflowError(Exception):
@@ -200,11 +207,21 @@ class Door:
         if desc.workflow_type != INCIDENT_TYPE:
             raise IncidentNotFound(f"no incident with id {incident_id!r} (that id belongs to a workflow of type "
                                    f"{desc.workflow_type}; incident ids look like incident-YYYYMMDD-HHMM-<name>)")
+        known = _KNOWN.setdefault(self.client, OrderedDict())
+        known[incident_id] = None
+        known.move_to_end(incident_id)
+        if len(known) > KNOWN_INCIDENTS:
+            known.popitem(last=False)
         return desc
 
     async def require_incident(self, incident_id: str) -> None:
         """IncidentNotFound unless an incident has this id: a door asks first, so a command to a non-incident is
-        `no incident with id …` whatever else is wrong with it."""
+        `no incident with id …` whatever else is wrong with it. An id seen to be an incident's is not asked
+        about again (`KNOWN_INCIDENTS`): a command then costs no `describe`."""
+        known = _KNOWN.get(self.client)
+        if known is not None and incident_id in known:
+            known.move_to_end(incident_id)
+            return
         await self._require_incident(incident_id)
 
     async def get(self, incident_id: str) -> IncidentState:
@@ -239,7 +256,7 @@ class Door:
                       update: workflow.UpdateMethodMultiParam[[IncidentWorkflow, M], CommandResult], arg: M,
                       timeout: float = 30, key: str | None = None, uid: str | None = None) -> CommandResult:
         """Send a command (an update) to an incident; `uid` overrides the update id derived from `key`."""
-        await self._require_incident(incident_id)
+        await self.require_incident(incident_id)
         try:
             result: CommandResult = await self._send_update(self._incident(incident_id), update, arg,
                                                             uid or update_id(update, arg, key), incident_id, timeout)
@@ -250,7 +267,7 @@ class Door:
     async def earlier_result(self, incident_id: str, operation: str, arg: BaseModel, key: str) -> CommandResult | None:
         """The result of this keyed command (update `operation` with `arg`) if a request with the same key
         already applied it, else None: lets a door tell a replayed request from a first one."""
-        await self._require_incident(incident_id)
+        await self.require_incident(incident_id)
         handle = self._incident(incident_id).get_update_handle(update_id(operation, arg, key) or "",
                                                                result_type=CommandResult)
         try:
@@ -288,7 +305,7 @@ class Door:
 
     async def _signal(self, incident_id: str, signal: Signal[M], arg: M, check: bool = True) -> None:
         if check:
-            await self._require_incident(incident_id)
+            await self.require_incident(incident_id)
         try:
             await self._incident(incident_id).signal(signal, arg)
         except RPCError as exc:
