@@ -48,8 +48,9 @@ async def collect(stack: Stack, people: People) -> Collected:
             await _escalation(stack, row["id"], eid, out)
         elif state.get("escalation"):  # code level 3: the escalation runs inside the incident
             await _inline_escalation(stack, row["id"], state, out)
-    await _replay(stack, [*out.states, *(s["escalation_id"] for s in out.states.values() if s.get("escalation_id"))],
-                  out)
+    # every listed incident, read or not: one stuck on a nondeterminism answers no query (its state is missing above)
+    await _replay(stack, [*(row["id"] for row in rows),
+                          *(s["escalation_id"] for s in out.states.values() if s.get("escalation_id"))], out)
     for g, lg in people.log.items():
         if lg.run_id:
             rr = await api.call("GET", f"/v1/runbook-runs/{lg.run_id}", "run", patience=60)
