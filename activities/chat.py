@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities.ports import Chat
 from domain.models.chat import ChatOpenInput, ChatRoom, ChatSyncInput, ChatSyncResult
+
+NOT_HERE = ("chat is not configured on this worker (no Slack bot token, INCIDENTFLOW_SLACK_BOT_TOKEN): the incident's "
+            "channel is kept current by a worker that has it")
 
 
 class ChatActivities:
@@ -24,6 +28,9 @@ class ChatActivities:
     @activity.defn
     async def sync_chat(self, inp: ChatSyncInput) -> ChatSyncResult:
         if self.chat is None:
-            return ChatSyncResult(warnings=["chat is not configured on this worker"])
+            # The incident has a channel, opened by a worker with chat: retried (by any worker, one with chat takes
+            # it over) rather than answered with a warning, which is a new timeline event, so another sync, so a
+            # loop that ran up hundreds of events in seconds.
+            raise ApplicationError(NOT_HERE, type="ChatNotConfigured")
         self.chat.note_attempt()
         return await self.chat.sync(inp)
