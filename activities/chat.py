@@ -13,7 +13,8 @@ NOT_HERE = ("chat is not configured on this worker (no Slack bot token, INCIDENT
 
 
 class ChatActivities:
-    """Chat side effects of the incident. Without a chat adapter (no bot token) they report that chat is off."""
+    """Chat side effects of the incident. Without a chat adapter (no bot token) `open_chat` reports that chat is
+    off, and `sync_chat` (for a channel another worker opened) fails retryably, for a worker with chat to take over."""
 
     def __init__(self, chat: Chat | None) -> None:
         self.chat = chat
