@@ -1,7 +1,8 @@
 """Code levels (domain.models.incident.CODE_LEVEL). Level 1: a new incident takes every change since the baseline
 without a `workflow.patched` marker and search attribute upsert each, and its escalation reads config (the policy,
 who is on call) in local activities. Level 2: no upsert of a search attribute that did not change. Level 3: the
-escalation runs inside the incident, one activity per level (no child workflow, no signals either way).
+escalation runs inside the incident, one activity per level (no child workflow, no signals either way). Level 4:
+the coroutines wake in a fixed rank (tests/test_cold_incident.py).
 Incidents from before keep their recorded branches (tests/test_replay.py, `*.level-1-nochat.json`)."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from workflows import search_attributes as sa
 
 async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(ts_env: WorkflowEnvironment,
                                                                                 tmp_path: object) -> None:
-    assert CODE_LEVEL == 3
+    assert CODE_LEVEL == 4
     async with running_worker(ts_env.client, data_dir=tmp_path) as (settings, _):
         inc = Incidents(ts_env.client, settings)
         iid = await inc.declare(DeclareInput(title="Checkout failing", severity=Severity.SEV1, service="checkout",
@@ -34,7 +35,7 @@ async def test_a_new_incident_records_no_patch_markers_and_reads_config_locally(
                          and s.alerts_received == 3)
         await inc.acknowledge(iid, AckInput(by="alice"))
         state = await inc.get(iid)
-        assert state.code_level == 3
+        assert state.code_level == 4
         history = await ts_env.client.get_workflow_handle(iid).fetch_history()
         kinds = Counter(e.WhichOneof("attributes") for e in history.events)
         assert kinds["marker_recorded_event_attributes"] == 0, "no patch markers"

@@ -27,7 +27,7 @@ from activities.paging import EscalationActivities, LogPager
 from activities.ports import Chat, IncidentDirectory, Notifier, Pager
 from activities.runbook import RunbookActivities, RunbookSource, RunbookSteps
 from domain.config import ConfigSource, IncidentflowConfig, Settings
-from workers import payload_walks
+from workers import payload_walks, single_batch
 from workers.learning import learning_activities
 from workers.metrics import metrics_address, metrics_for
 from workers.query_guard import QueryGuardRunner
@@ -93,13 +93,16 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
                  interceptors: Sequence[Interceptor] = (), fail_fast: bool = False,
                  pagers: dict[str, Pager] | None = None, config: Callable[[], IncidentflowConfig] | None = None,
                  chat: Chat | None = None, runbook_steps: RunbookSteps | None = None,
-                 directory: IncidentDirectory | None = None, learning: dict[str, Any] | None = None) -> Worker:
+                 directory: IncidentDirectory | None = None, learning: dict[str, Any] | None = None,
+                 max_cached_workflows: int | None = None) -> Worker:
     """Ports given here (tests pass in-memory fakes) win over the adapters Settings would build.
     `directory` lists incidents for handoff notes and action items for the digest (the doors pass
     `incidentflow.client.Incidents`); `learning` overrides the postmortem sink, tracker or secrets.
     `fail_fast` (tests) turns any workflow-code exception into a failed workflow instead of a task
     retried forever, so a bug shows as a red test, not a hang. Our own metrics (workers/metrics.py) are
-    recorded when the client's runtime exports metrics: one recorder per process, the last worker's."""
+    recorded when the client's runtime exports metrics: one recorder per process, the last worker's.
+    `max_cached_workflows` (tests: 0, a worker that replays every run's history for every task, as after a
+    restart) defaults to the SDK's."""
     own = metrics_for(client)
     install_metrics(own)
     payload_walks.install()  # applies to this worker's workflows only when its converter has no codec
@@ -118,7 +121,7 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
     handoff = HandoffActivities(config, directory, notifier)
     records = LazyRecords(settings)  # one engine for status mail and the archive
     records.warm_in_background()
-    return Worker(
+    worker = Worker(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
@@ -140,7 +143,10 @@ def build_worker(client: Client, settings: Settings, notifier: Notifier | None =
         # Activities go through the task queue, not eagerly to the worker that scheduled them: a busy worker held
         # eager ones up to 10 s before starting them (bench/chat_runbooks.py, `sync_chat` p99; bench/README.md).
         disable_eager_activity_execution=True,
+        **({} if max_cached_workflows is None else {"max_cached_workflows": max_cached_workflows}),
     )
+    single_batch.enable(worker)  # an activation's jobs all applied before its coroutines run
+    return worker
 
 
 async def run_worker(client: Client, settings: Settings, directory: IncidentDirectory | None = None,

@@ -22,7 +22,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.models.common import EventKind
     from domain.models.messages import ChannelOpened
     from workflows import options
-    from workflows.incident_core import SYSTEM, IncidentCore, why
+    from workflows.incident_core import CHAT, SYSTEM, IncidentCore, why
+    from workflows.wake_order import WakeOrder
 
 MAX_POSTS_PER_SYNC = 20
 # chat-current (0.1.2): paged people are invited, the escalation is told the channel once it opens, and
@@ -39,12 +40,13 @@ class ChatPump(IncidentCore):
         Runs beside the run loop so a rate-limited or broken Slack never delays the incident's timers.
         State that must survive a restart (channel, message ts, what was posted) is in `self.s.chat`.
         """
+        WakeOrder.enter(CHAT)
         s = self.s
         self._chat_current = self._chat_current_patched()
         if s.chat is None and not s.chat_checked:
             await self._open_chat()
         while s.chat is not None and not s.chat.broken:
-            await workflow.wait_condition(lambda: self._chat_stop or self._chat_pending())
+            await self._order.until(lambda: self._chat_stop or self._chat_pending())
             if not self._chat_pending():
                 return
             await self._chat_sync()
@@ -58,9 +60,9 @@ class ChatPump(IncidentCore):
         summary = self._chat_summary()
         before = s.seq
         try:
-            room = await workflow.execute_activity_method(
+            room = await self._order.settle(workflow.execute_activity_method(
                 ChatActivities.open_chat, ChatOpenInput(summary=summary, invite=self._chat_people()),
-                summary="Open the incident channel", **options.CHAT)
+                summary="Open the incident channel", **options.CHAT))
         except ActivityError as exc:
             s.chat_checked = True
             self._event(EventKind.warning, "slack", f"The incident channel could not be opened: {why(exc)}")
@@ -108,8 +110,8 @@ class ChatPump(IncidentCore):
         what = (f"{len(posts)} post(s)" + (", summary" if inp.summary else "") + (", invites" if invite else "")
                 + (f", {len(close)} answered" if close else ""))
         try:
-            result = await workflow.execute_activity_method(ChatActivities.sync_chat, inp,
-                                                            summary=f"Slack: {what}", **options.CHAT)
+            result = await self._order.settle(workflow.execute_activity_method(ChatActivities.sync_chat, inp,
+                                                            summary=f"Slack: {what}", **options.CHAT))
         except ActivityError as exc:
             self._chat_synced(last_seq, summary, invite, [b.ts for b in close])  # given up: never retried forever
             if fatal(exc):
@@ -207,8 +209,8 @@ class ChatPump(IncidentCore):
             return
         self._chat_stop = True
         try:
-            await workflow.wait_condition(lambda: task.done(), timeout=timedelta(minutes=10),
-                                          timeout_summary="chat catches up")
+            await self._order.until(lambda: task.done(), timeout=timedelta(minutes=10),
+                                    timeout_summary="chat catches up")
         except TimeoutError:
             pass
 

@@ -42,10 +42,11 @@ with workflow.unsafe.imports_passed_through():
     from workflows.chat_pump import ChatPump
     from workflows.incident_archive import IncidentArchive
     from workflows.incident_children import IncidentChildren
-    from workflows.incident_core import current_search_attributes, declared_time, minutes, utc
+    from workflows.incident_core import LOOP, current_search_attributes, declared_time, minutes, utc
     from workflows.incident_postmortem import IncidentPostmortem
     from workflows.incident_public import IncidentPublic
     from workflows.incident_timers import IncidentTimers
+    from workflows.wake_order import WakeOrder
 
 # From the baseline on, running logic changes behind patches (README "Versioning running incidents").
 # prompt-stop (0.1.1): a coroutine beside the run loop signals the escalation child as soon as a command
@@ -57,6 +58,8 @@ PATCH_CHANNEL_FIRST = "channel-first"
 # public-updates (0.2): an incident on a service with status page components owes public updates (drafts,
 # cadence, reminders; `workflows.incident_public`). Histories from before it never set `IncidentState.public`.
 PATCH_PUBLIC_UPDATES = "public-updates"
+# Level 4 (domain.models.incident.CODE_LEVEL): the coroutines wake in this rank (workflows/wake_order.py).
+WAKE_ORDER_LEVEL = 4
 CHANNEL_WAIT = timedelta(seconds=10)  # Slack slow or down: page without the link rather than later
 NOTE_REQUESTS_KEPT = 500  # request ids of notes remembered to drop retries (carried across continue-as-new)
 
@@ -95,6 +98,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
     async def run(self, start: IncidentStart) -> IncidentState:
         """Open the channel, page, then act on every command and every deadline until the incident
         ends; then tell everyone, let the escalation stop and the channel catch up."""
+        self._order.on = self.s.code_level >= WAKE_ORDER_LEVEL
+        WakeOrder.enter(LOOP)
         if start.carried is None and self._patched(PATCH_PUBLIC_UPDATES):
             self._setup_public()
         channel_first = self._channel_first()
@@ -124,7 +129,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
             if not self._wake:  # nothing changed meanwhile: sleep until a command or the next deadline
                 await self._wait_until(*self._next_deadline())
         self._publish()
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._order.until(workflow.all_handlers_finished)
         await self._flush_outbox()
         await self._flush_escalation()
         await self._flush_postmortem()
@@ -144,8 +149,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         if self.s.chat_checked or not self.s.policy.chat:
             return
         try:
-            await workflow.wait_condition(lambda: self.s.chat_checked, timeout=CHANNEL_WAIT,
-                                          timeout_summary="the incident channel opens")
+            await self._order.until(lambda: self.s.chat_checked, timeout=CHANNEL_WAIT,
+                                    timeout_summary="the incident channel opens")
         except TimeoutError:
             pass
 
@@ -167,8 +172,8 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
                 or info.get_current_history_length() >= self.s.policy.continue_as_new_after_events)
 
     async def _continue_as_new(self) -> NoReturn:
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        await workflow.wait_condition(lambda: not self._escalation_paging)  # its pages recorded, then carried
+        await self._order.until(workflow.all_handlers_finished)
+        await self._order.until(lambda: not self._escalation_paging)  # its pages recorded, then carried
         await self._chat_drain()
         await self._archive_drain()
         workflow.continue_as_new(IncidentStart(carried=self.s))

@@ -17,7 +17,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.archive.build import archived_from
     from domain.models.common import EventKind, Phase
     from workflows import options
-    from workflows.incident_core import SYSTEM, IncidentCore, why
+    from workflows.incident_core import ARCHIVE, SYSTEM, IncidentCore, why
+    from workflows.wake_order import WakeOrder
 
 # archive (0.3): the incident writes its archive record at milestones. Histories from before it never did.
 PATCH_ARCHIVE = "archive"
@@ -33,8 +34,9 @@ class IncidentArchive(IncidentCore):
             self._archive_task = asyncio.ensure_future(self._archive_pump())
 
     async def _archive_pump(self) -> None:
+        WakeOrder.enter(ARCHIVE)
         while True:
-            await workflow.wait_condition(lambda: self._archive_due or self._archive_stop)
+            await self._order.until(lambda: self._archive_due or self._archive_stop)
             if not self._archive_due:
                 return
             self._archive_due = False
@@ -45,15 +47,15 @@ class IncidentArchive(IncidentCore):
         if self._archive_task is None:
             return
         self._archive_stop = True
-        await self._archive_task
+        await self._order.settle(self._archive_task)
 
     async def _write_archive(self) -> None:
         s = self.s
         source = workflow.memo_value("source", None, type_hint=str)
         record = archived_from(s, source, workflow.now(), whole=s.phase in WHOLE)
         try:
-            await workflow.execute_activity_method(ArchiveActivities.archive_incident, record,
-                                                   summary=f"Archive ({s.phase.value})", **options.ARCHIVE)
+            await self._order.settle(workflow.execute_activity_method(ArchiveActivities.archive_incident, record,
+                                                   summary=f"Archive ({s.phase.value})", **options.ARCHIVE))
         except ActivityError as exc:
             self._event(EventKind.warning, SYSTEM, f"Not archived ({s.phase.value}): {why(exc)}")
             self._archive_due = False  # the warning is no milestone: the next one writes again

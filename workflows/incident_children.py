@@ -22,8 +22,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows import options
     from workflows.alert_group_core import AlertGroupCore
     from workflows.escalation import EscalationWorkflow
+    from workflows.incident_core import MESSENGER
     from workflows.incident_escalation import IncidentEscalation
     from workflows.incident_runbooks import IncidentRunbooks
+    from workflows.wake_order import WakeOrder
 
 
 class IncidentChildren(IncidentRunbooks, IncidentEscalation):
@@ -42,13 +44,13 @@ class IncidentChildren(IncidentRunbooks, IncidentEscalation):
         s = self.s
         s.escalations += 1
         child_id = f"{s.id}-escalation-{s.escalations}"
-        handle = await workflow.start_child_workflow(
+        handle = await self._order.settle(workflow.start_child_workflow(
             EscalationWorkflow.run,
             EscalationStart(code_level=s.code_level, incident_id=s.id, summary=self._page_summary(),
                             severity=s.severity, service=s.service, escalation_policy=s.policy.escalation_policy,
                             incident_url=s.url, channel=self._channel_link(), start_level=level),
             id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON, priority=options.URGENT,
-            static_summary=f"Escalation {s.escalations} for {s.id}")
+            static_summary=f"Escalation {s.escalations} for {s.id}"))
         s.escalation_id, s.escalation_active = child_id, True
         self._children.add(child_id)
 
@@ -84,8 +86,8 @@ class IncidentChildren(IncidentRunbooks, IncidentEscalation):
                               severity=s.severity, service=s.service, incident_url=s.url,
                               channel=self._channel_link())
         self._event(EventKind.action, cmd.by, f"Paging {cmd.person}{note}")
-        result = await workflow.execute_activity_method(
-            EscalationActivities.page, request, summary=f"Page {cmd.person} (manual, by {cmd.by})", **options.PAGE)
+        result = await self._order.settle(workflow.execute_activity_method(
+            EscalationActivities.page, request, summary=f"Page {cmd.person} (manual, by {cmd.by})", **options.PAGE))
         if result.channel == "none":
             self._event(EventKind.warning, "escalation", f"Could not page {cmd.person}: {result.detail}",
                         subject=cmd.person)
@@ -100,8 +102,9 @@ class IncidentChildren(IncidentRunbooks, IncidentEscalation):
         """Tells the escalation child at once, beside the run loop, so an acknowledgement stops the paging
         even while the loop waits on an activity (a notification stranded on a killed worker, runbook
         matching). Started behind the `prompt-stop` patch (workflows/incident.py)."""
+        WakeOrder.enter(MESSENGER)
         while not self._messenger_stop:
-            await workflow.wait_condition(lambda: bool(self._escalation_signals) or self._messenger_stop)
+            await self._order.until(lambda: bool(self._escalation_signals) or self._messenger_stop)
             await self._signal_escalation()
 
     async def _flush_escalation(self) -> None:
@@ -116,11 +119,11 @@ class IncidentChildren(IncidentRunbooks, IncidentEscalation):
             child = workflow.get_external_workflow_handle_for(EscalationWorkflow.run, self.s.escalation_id)
             try:
                 if isinstance(message, StopPaging):
-                    await child.signal(EscalationWorkflow.stop, message)
+                    await self._order.settle(child.signal(EscalationWorkflow.stop, message))
                 elif isinstance(message, ChannelOpened):
-                    await child.signal(EscalationWorkflow.channel_opened, message)
+                    await self._order.settle(child.signal(EscalationWorkflow.channel_opened, message))
                 else:
-                    await child.signal(EscalationWorkflow.escalate_to, message)
+                    await self._order.settle(child.signal(EscalationWorkflow.escalate_to, message))
             except Exception:  # it already finished
                 self.s.escalation_active = False
 
@@ -131,16 +134,16 @@ class IncidentChildren(IncidentRunbooks, IncidentEscalation):
             request = PageRequest(incident_id=s.id, dedup_key=f"{s.id}:{action}:{s.seq}",
                                   incident_key=f"incidentflow-{s.id}", target="*", action=action,
                                   summary=self._page_summary(), severity=s.severity, service=s.service)
-            await workflow.execute_activity_method(EscalationActivities.sync_pagers, request,
-                                                   summary=f"{action.capitalize()} on the pager", **options.PAGE)
+            await self._order.settle(workflow.execute_activity_method(EscalationActivities.sync_pagers, request,
+                                                   summary=f"{action.capitalize()} on the pager", **options.PAGE))
 
     async def _await_escalations(self) -> None:
         """Let a stopped escalation finish before the incident closes (bounded)."""
         if not (self.s.escalation_active or self._children):
             return
         try:
-            await workflow.wait_condition(lambda: not self.s.escalation_active and not self._children,
-                                          timeout=timedelta(minutes=1), timeout_summary="escalation stops")
+            await self._order.until(lambda: not self.s.escalation_active and not self._children,
+                                    timeout=timedelta(minutes=1), timeout_summary="escalation stops")
         except TimeoutError:
             pass
 
@@ -150,6 +153,6 @@ class IncidentChildren(IncidentRunbooks, IncidentEscalation):
             status = self._outbox.pop(0)
             group = workflow.get_external_workflow_handle(self.s.group_id)
             try:
-                await group.signal(AlertGroupCore.incident_changed, status)
+                await self._order.settle(group.signal(AlertGroupCore.incident_changed, status))
             except Exception as exc:  # the group has ended: nobody left to tell, the incident goes on
                 workflow.logger.info("alert group %s not told about %s: %s", self.s.group_id, status.phase, exc)

@@ -35,8 +35,11 @@ with workflow.unsafe.imports_passed_through():
     from domain.postmortem.models import PostmortemEvent
     from domain.stakeholders import StakeholderUpdate
     from workflows import search_attributes as sa
+    from workflows.wake_order import WakeOrder
 
 SYSTEM = "incidentflow"
+# The wake order of the incident's long-lived coroutines, lowest first (code level 4; workflows/wake_order.py).
+LOOP, MESSENGER, ESCALATION, CHAT, ARCHIVE = range(5)
 # The changes (workflow.patched ids) that code level 1 includes: never add to this list, start level 2 instead.
 LEVEL_1 = frozenset({"prompt-stop", "channel-first", "chat-current", "mitigate-on-change", "runbook-phase",
                      "public-updates", "postmortem-draft", "archive"})
@@ -55,6 +58,7 @@ class IncidentCore:
 
     s: IncidentState
     _wake: bool  # set by every change: the run loop goes round again
+    _order: WakeOrder  # the coroutines' wake order (code level 4; workflows/wake_order.py)
     _synced: dict[str, object]  # search attributes as last upserted
     _outbox: list[IncidentStatusSignal]  # phase changes to tell the alert group
     _escalation_signals: list[StopPaging | EscalateTo | ChannelOpened]  # for the running escalation child
@@ -91,6 +95,7 @@ class IncidentCore:
         self._chat_current = False
         self._postmortem_queue = []
         self._archive_due = False
+        self._order = WakeOrder()
 
     def _patched(self, patch: str) -> bool:
         """Does a change made since the baseline apply to this run? Incidents started at code level 1 or later

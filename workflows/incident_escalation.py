@@ -25,7 +25,8 @@ with workflow.unsafe.imports_passed_through():
     from domain.models.incident import EventRecord
     from domain.models.paging import EscalationStart, EscalationStep, EscalationStepResult, InlineEscalation
     from workflows import options
-    from workflows.incident_core import IncidentCore, why
+    from workflows.incident_core import ESCALATION, IncidentCore, why
+    from workflows.wake_order import WakeOrder
 
 INLINE_LEVEL = 3  # incidents started at this code level (or later) escalate inline
 
@@ -59,6 +60,7 @@ class IncidentEscalation(IncidentCore):
             e.stopped_by = by
 
     async def _run_inline(self) -> None:
+        WakeOrder.enter(ESCALATION)
         s = self.s
         e = s.escalation
         assert e is not None
@@ -84,9 +86,9 @@ class IncidentEscalation(IncidentCore):
             nxt = f"L{e.index + 2}" if e.index + 1 < len(plan.levels) else "next round"
             remaining = timedelta(seconds=level.wait) - (workflow.now() - e.level_started)
             try:
-                await workflow.wait_condition(lambda: e.stopped_by is not None or e.jump is not None,
-                                              timeout=max(remaining, timedelta(milliseconds=1)),
-                                              timeout_summary=f"escalate to {nxt} unless acknowledged")
+                await self._order.until(lambda: e.stopped_by is not None or e.jump is not None,
+                                        timeout=max(remaining, timedelta(milliseconds=1)),
+                                        timeout_summary=f"escalate to {nxt} unless acknowledged")
             except TimeoutError:
                 pass
             if e.stopped_by is not None:
@@ -144,9 +146,9 @@ class IncidentEscalation(IncidentCore):
                               number=e.number, at=workflow.now())
         self._escalation_paging = True
         try:
-            done: EscalationStepResult = await workflow.execute_activity_method(
+            done: EscalationStepResult = await self._order.settle(workflow.execute_activity_method(
                 EscalationActivities.escalate_level, step, summary=f"Page {label}",
-                **options.ESCALATE)
+                **options.ESCALATE))
         except ActivityError as exc:
             self._record_inline(EventKind.warning, f"Could not page {label}: {why(exc)}")
             return None

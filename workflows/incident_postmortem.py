@@ -76,8 +76,8 @@ class IncidentPostmortem(IncidentCore):
             await self._start_postmortem(SYSTEM, None)
         elif s.postmortem_published_at is None:
             try:
-                await workflow.get_external_workflow_handle(s.postmortem_id).signal(
-                    PostmortemWorkflow.refresh, source_of(s, workflow.now()))
+                await self._order.settle(workflow.get_external_workflow_handle(s.postmortem_id).signal(
+                    PostmortemWorkflow.refresh, source_of(s, workflow.now())))
             except Exception:  # noqa: BLE001 - the postmortem ended (failed, terminated): nothing to refresh
                 pass
 
@@ -86,11 +86,11 @@ class IncidentPostmortem(IncidentCore):
         child_id = postmortem_id(s.id)
         s.postmortem_id = child_id
         try:
-            await workflow.start_child_workflow(
+            await self._order.settle(workflow.start_child_workflow(
                 PostmortemWorkflow.run, PostmortemStart(source=source_of(s, workflow.now()), template=template,
                                                         requested_by=by),
                 id=child_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"Postmortem of {s.id}")
+                static_summary=f"Postmortem of {s.id}"))
         except WorkflowAlreadyStartedError:
             return False
         self._event(EventKind.action, by, "Postmortem started: drafting the document")

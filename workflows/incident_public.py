@@ -86,9 +86,9 @@ class IncidentPublic(IncidentCore):
         while self._stakeholder_queue:
             update = self._stakeholder_queue.pop(0)
             try:
-                await workflow.execute_activity_method(
+                await self._order.settle(workflow.execute_activity_method(
                     StakeholderActivities.send_stakeholder_update, update, summary=f"Stakeholders: {update.subject}"[:200],
-                    **options.NOTIFY)
+                    **options.NOTIFY))
             except ActivityError as exc:
                 self._event(EventKind.warning, SYSTEM, f"Stakeholders not told ({update.subject}): {why(exc)}")
 
@@ -117,9 +117,9 @@ class IncidentPublic(IncidentCore):
             auto = bool(pp and s.severity in pp.auto_publish)  # nobody reads it first: no internal wording
             request = context_of(s, phase, public.components, self._public_next(workflow.now()), cause=not auto)
             try:
-                draft: Draft = await workflow.execute_activity_method(
+                draft: Draft = await self._order.settle(workflow.execute_activity_method(
                     StatusPageActivities.draft_public_update, request, summary=f"Draft the public update ({phase.value})",
-                    **options.CONFIG)
+                    **options.CONFIG))
             except ActivityError as exc:
                 self._event(EventKind.warning, SYSTEM, f"No public update drafted: {why(exc)}")
                 continue
@@ -139,8 +139,8 @@ class IncidentPublic(IncidentCore):
         s = self.s
         page = workflow.get_external_workflow_handle(statuspage_id(workflow.info().task_queue))
         try:
-            await page.signal(PUBLISH_REQUESTED, PublishInput(
+            await self._order.settle(page.signal(PUBLISH_REQUESTED, PublishInput(
                 incident_id=s.id, name=draft.name, status=draft.status, body=draft.body, impact=draft.impact,
-                components=draft.components, by=AUTO, request_id=f"{s.id}:auto:{n}"))
+                components=draft.components, by=AUTO, request_id=f"{s.id}:auto:{n}")))
         except Exception as exc:  # no status page running: say so, a person can still publish
             self._event(EventKind.warning, SYSTEM, f"Not auto-published (the status page is not running): {exc}")

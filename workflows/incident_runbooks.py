@@ -110,11 +110,11 @@ class IncidentRunbooks(IncidentCore):
         self._event(EventKind.action, request.by, f"Runbook {request.runbook} ({request.title}) requested"
                     + (f". Likely causes: {causes}" if causes else "")
                     + (f". Escalation: {request.escalation}" if request.escalation else ""), ref=run_id)
-        await workflow.start_child_workflow(
+        await self._order.settle(workflow.start_child_workflow(
             RunbookWorkflow.run, RunbookStart(run_id=run_id, incident_id=s.id, request=request,
                                               commander=s.roles.get(Role.ic), incident_phase=s.phase),
             id=run_id, parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-            static_summary=f"Runbook {request.runbook} on {s.id}"[:200])
+            static_summary=f"Runbook {request.runbook} on {s.id}"[:200]))
         return run_id
 
     def _mitigate_when_asked(self, request: RunbookRequest) -> None:
@@ -130,8 +130,8 @@ class IncidentRunbooks(IncidentCore):
         while self._runbook_signals:
             run_id, change = self._runbook_signals.pop(0)
             try:
-                await workflow.get_external_workflow_handle_for(RunbookWorkflow.run, run_id).signal(
-                    RunbookWorkflow.commander_changed, change)
+                await self._order.settle(workflow.get_external_workflow_handle_for(RunbookWorkflow.run, run_id).signal(
+                    RunbookWorkflow.commander_changed, change))
             except Exception:  # the run has finished
                 pass
         await self._tell_runs_the_phase()
@@ -148,9 +148,9 @@ class IncidentRunbooks(IncidentCore):
         known = s.runbook_triggers
         if known is None or known.at is None or now - known.at >= TRIGGERS_FRESH:
             try:
-                found: RunbookTriggers = await workflow.execute_activity_method(
+                found: RunbookTriggers = await self._order.settle(workflow.execute_activity_method(
                     RunbookActivities.runbook_triggers, TriggersInput(incident_id=s.id, service=s.service),
-                    summary="Runbooks that could run on their own", **options.MATCH)
+                    summary="Runbooks that could run on their own", **options.MATCH))
             except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
                 self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
                 return False
@@ -168,8 +168,8 @@ class IncidentRunbooks(IncidentCore):
                 return
             run.incident_active = active
             try:
-                await workflow.get_external_workflow_handle_for(RunbookWorkflow.run, run.run_id).signal(
-                    RunbookWorkflow.incident_phase_changed, IncidentPhaseChanged(phase=s.phase))
+                await self._order.settle(workflow.get_external_workflow_handle_for(RunbookWorkflow.run, run.run_id).signal(
+                    RunbookWorkflow.incident_phase_changed, IncidentPhaseChanged(phase=s.phase)))
             except Exception:  # the run has finished
                 pass
 
@@ -184,9 +184,9 @@ class IncidentRunbooks(IncidentCore):
         try:
             # A regular activity even at code level 1: a local one here, beside the coroutines that also issue
             # commands (chat pump, archive), replayed in another order once (test_fresh_histories_replay).
-            matches = await workflow.execute_activity_method(
+            matches = await self._order.settle(workflow.execute_activity_method(
                 RunbookActivities.match_runbooks, match,
-                summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH)
+                summary=f"Runbooks for {labels.get('alertname', 'the alert')}", **options.MATCH))
         except ActivityError as exc:  # the incident's timers matter more than an automatic runbook
             self._event(EventKind.warning, SYSTEM, f"Runbooks for this alert not checked: {why(exc)}")
             return

@@ -57,7 +57,7 @@ class IncidentTimers(IncidentCore):
                     return
                 self._timer = asyncio.ensure_future(workflow.sleep(delay, summary=what))
         timer = self._timer
-        await workflow.wait_condition(lambda: self._wake or (timer is not None and timer.done()))
+        await self._order.until(lambda: self._wake or (timer is not None and timer.done()))
         if timer is not None and timer.done():
             self._timer, self._armed = None, None
 
@@ -121,9 +121,9 @@ class IncidentTimers(IncidentCore):
         event = self._event(kind, SYSTEM, f"{text} → {target}", subject=recipient)
         message = NotifyInput(incident_id=self.s.id, dedup_key=f"{self.s.id}:{key}:{event.seq}",
                               kind=key, recipient=recipient, text=text)
-        await workflow.execute_activity_method(
+        await self._order.settle(workflow.execute_activity_method(
             IncidentActivities.send_notification, message,
-            summary=f"Notify {target}: {key.replace('_', ' ')}", **options.NOTIFY)
+            summary=f"Notify {target}: {key.replace('_', ' ')}", **options.NOTIFY))
 
     def _refresh_details(self) -> None:
         """The Temporal UI's current details: severity, phase, roles and what comes next."""

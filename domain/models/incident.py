@@ -304,7 +304,9 @@ class IncidentState(BaseModel):
 # no upsert; structured updates may say when the next one comes; the resolution message also goes to the channel.
 # Level 3: the escalation runs inside the incident (`workflows.incident_escalation`), one activity per level
 # (the policy read with the first), instead of an EscalationWorkflow child (no child start, no signals both ways).
-CODE_LEVEL = 3
+# Level 4: the incident's coroutines wake in a fixed rank (`workflows.wake_order`), so a worker without the run in
+# its cache issues the commands a replay expects when the SDK hands it a command-less task with an update's.
+CODE_LEVEL = 4
 
 
 class IncidentStart(BaseModel):
