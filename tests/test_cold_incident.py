@@ -6,27 +6,47 @@ cache (temporalio/sdk-rust#1146, tests/test_cold_update.py), while a replay appl
 The incident wakes its coroutines in a fixed rank and applies an activation's jobs before it runs any of them
 (workflows/wake_order.py), so both issue the same commands in the same order. Without that, the first `alerts`
 signal that changed nothing, followed by a command, made the history unreplayable (TMPRL1100).
-Real dev server, in-memory Slack (so the chat pump runs beside the run loop)."""
+The status page's run loop and outbox pump likewise (behind the `wake-order` patch).
+Real dev server; in-memory Slack (so the chat pump runs beside the run loop), a real SMTP server and a fake
+Atlassian Statuspage for the status page."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 
+import httpx
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, Worker
+
+from activities.mail import SmtpMailer
+from activities.records import RecordStore
+from activities.statuspage import StatusPageActivities, published_version
+from activities.statuspage_io import AtlassianStatuspage
+from activities.statuspage_mirror import StatuspageMirrorActivities
+from activities.subscribers import StatusMailActivities
 
 from domain.config import IncidentflowConfig, Settings
 from domain.models import DeclareInput, NoteInput, RoleInput, Severity, SeverityInput
 from domain.models.alert import AlertSignal
 from domain.models.common import Role
 from domain.models.messages import AlertsInput
+from domain.statuspage.messages import StatusPageStart
+from domain.statuspage.models import PublishInput
 from incidentflow.client import Incidents
 from tests.fakes.memory import MemoryChat, MemoryDirectory
+from tests.fakes.smtp import SmtpServer
+from tests.fakes.statuspage import FakeStatuspage
 from tests.helpers import eventually
+from tests.test_statuspage_workflow import CONFIG as CONFIG_PAGE
+from tests.test_statuspage_workflow import smtp, sp, store  # noqa: F401 - fixtures
+from workers import single_batch
 from workers.main import build_worker
 from workers.registry import WORKFLOWS
+from workflows.status_mail import StatusMailWorkflow
+from workflows.statuspage import StatusPageWorkflow
 
 PEOPLE = ["alice", "bob", "carol", "dave"]
 CONFIG = IncidentflowConfig.model_validate({"people": [{"id": p, "name": p.title()} for p in PEOPLE]})
@@ -64,4 +84,44 @@ async def test_an_incident_on_a_cold_worker_replays(dev_env: WorkflowEnvironment
         await handle.terminate("test finished")
     result = await Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter).replay_workflow(
         history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
+
+
+async def test_the_status_page_on_a_cold_worker_replays(dev_env: WorkflowEnvironment, tmp_path: Path,
+                                                        smtp: SmtpServer, sp: FakeStatuspage,
+                                                        store: RecordStore) -> None:
+    """The status page's run loop (the files) and outbox pump (subscriber mail, the Statuspage mirror) both act on
+    a publish; their results come in tasks that issue nothing, then the next publish comes. Those are coroutines
+    resumed by results, which the single batch alone already orders alike (this passed before the page took the
+    wake order too); the test keeps the page's waits, patch and all, replayable on a cold worker."""
+    config = CONFIG_PAGE.model_copy(update={"mirror": True})
+    acts = StatusPageActivities(lambda: config, tmp_path)
+    mail = StatusMailActivities(store.subscribers, SmtpMailer.from_url(smtp.url()), lambda: config)
+    client, queue = dev_env.client, f"cold-sp-{uuid.uuid4().hex[:8]}"
+
+    async def version() -> int:
+        return published_version(tmp_path / "statuspage")
+
+    async with httpx.AsyncClient(timeout=5) as http:
+        mirror = StatuspageMirrorActivities(AtlassianStatuspage(
+            http, page_id=sp.page_id, api_key=sp.api_key, base_url=sp.base_url,
+            component_ids={"api": sp.add_component("Public API")}, min_interval=0.01))
+        worker = Worker(client, task_queue=queue, workflows=[StatusPageWorkflow, StatusMailWorkflow],
+                        activities=[acts.load_statuspage_config, acts.publish_page, mail.notify_subscribers,
+                                    mirror.mirror_update, mirror.mirror_maintenance], max_cached_workflows=0)
+        assert single_batch.enable(worker)
+        async with worker:
+            handle = await client.start_workflow(StatusPageWorkflow.run, StatusPageStart(),
+                                                 id=f"statuspage-{uuid.uuid4().hex[:8]}", task_queue=queue)
+            for n, status in enumerate(["investigating", "identified", "monitoring", "resolved"]):
+                done = await handle.execute_update(StatusPageWorkflow.publish, PublishInput.model_validate({
+                    "incident_id": "inc-1", "name": "Checkout failing", "status": status, "by": "carol",
+                    "body": f"Update {n}", "components": [{"component": "api", "status": "major_outage"}]}))
+                await eventually(version, lambda v, want=done.version: v >= want)
+                await asyncio.sleep(0.6)  # the mirror's and the mail's results: tasks with no commands
+            history = await handle.fetch_history()
+            await handle.terminate("test finished")
+    result = await Replayer(workflows=[StatusPageWorkflow, StatusMailWorkflow],
+                            data_converter=pydantic_data_converter).replay_workflow(history,
+                                                                                     raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

@@ -41,11 +41,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import options
     from workflows.maintenance import MaintenanceWorkflow
-    from workflows.statuspage_outbox import StatusPageOutbox
+    from workflows.statuspage_outbox import LOOP, StatusPageOutbox
+    from workflows.wake_order import WakeOrder
 
 def maintenance_workflow_id(maintenance_id: str) -> str:
     return f"{workflow.info().workflow_id}-{maintenance_id}"
 REQUESTS_KEPT = 500
+# wake-order (0.4): the run loop and the outbox pump wake in a fixed rank, and a handler finds the config loaded
+# without waiting a round (workflows/wake_order.py). Runs from before it wake as they were recorded.
+PATCH_WAKE_ORDER = "wake-order"
 
 
 def refused(exc: Exception) -> ApplicationError:
@@ -64,18 +68,21 @@ class StatusPageWorkflow(StatusPageOutbox):
         self.changes_per_run = start.changes_per_run
         self.outbox = list(start.outbox)
         self.mirror = False
+        self._order = WakeOrder()
 
     @workflow.run
     async def run(self, start: StatusPageStart) -> None:
-        config: StatusPageConfig = await workflow.execute_activity_method(
-            StatusPageActivities.load_statuspage_config, summary="Status page config", **options.CONFIG)
+        self._order.on = workflow.patched(PATCH_WAKE_ORDER)
+        WakeOrder.enter(LOOP)
+        config: StatusPageConfig = await self._order.settle(workflow.execute_activity_method(
+            StatusPageActivities.load_statuspage_config, summary="Status page config", **options.CONFIG))
         self.config, self.mirror = config, config.mirror
         if self._sync_components():
             self._bump()
         asyncio.ensure_future(self._outbox_pump())
         while True:
             try:
-                await workflow.wait_condition(
+                await self._order.until(
                     lambda: self.published < self.state.version or workflow.info().is_continue_as_new_suggested()
                     or self.changes >= self.changes_per_run,
                     timeout=self._until_midnight(), timeout_summary="daily refresh of the uptime bars")
@@ -213,7 +220,7 @@ class StatusPageWorkflow(StatusPageOutbox):
         """Before continuing as new: no handler running and the last version on disk (a publish arriving
         during the last write would otherwise reach the new run unwritten)."""
         while True:
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._order.until(workflow.all_handlers_finished)
             if self.published >= self.state.version:
                 return
             await self._publish()
@@ -224,7 +231,8 @@ class StatusPageWorkflow(StatusPageOutbox):
         await handle.signal(MaintenanceWorkflow.change, change)
 
     async def _config(self) -> StatusPageConfig:
-        await workflow.wait_condition(lambda: self.config is not None)
+        if self.config is None or not self._order.on:  # loaded: a handler acts at once, in the order of its job
+            await self._order.until(lambda: self.config is not None)
         assert self.config is not None
         return self.config
 
@@ -252,9 +260,9 @@ class StatusPageWorkflow(StatusPageOutbox):
     async def _publish(self) -> None:
         assert self.config is not None
         version = self.state.version
-        await workflow.execute_activity_method(
+        await self._order.settle(workflow.execute_activity_method(
             StatusPageActivities.publish_page, PublishFiles(state=self.state, config=self.config, at=workflow.now()),
-            summary=f"Publish the status page (version {version})", **options.PUBLISH)
+            summary=f"Publish the status page (version {version})", **options.PUBLISH))
         self.published = max(self.published, version)
 
     def _until_midnight(self) -> timedelta:

@@ -18,6 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from domain.statuspage.models import ComponentChange, StatusPageConfig, StatusPageState
     from workflows import options
     from workflows.status_mail import StatusMailWorkflow, mail_workflow_id
+    from workflows.wake_order import WakeOrder
+
+LOOP, OUTBOX = range(2)  # the wake order of StatusPageWorkflow's coroutines (the `wake-order` patch)
 
 # ("update", incident id, update id) | ("maintenance", maintenance id, step) | ("components", "", ids=statuses)
 Notice = tuple[str, str, str]
@@ -28,6 +31,7 @@ class StatusPageOutbox:
     config: StatusPageConfig | None
     outbox: list[Notice]
     mirror: bool  # the worker mirrors to an Atlassian Statuspage
+    _order: WakeOrder
 
     def _tell_update(self, incident_id: str, update_id: str) -> None:
         self.outbox.append(("update", incident_id, update_id))
@@ -40,8 +44,9 @@ class StatusPageOutbox:
         self.outbox.append(("components", "", ",".join(f"{c.component}={c.status.value}" for c in changes)))
 
     async def _outbox_pump(self) -> None:
+        WakeOrder.enter(OUTBOX)
         while True:
-            await workflow.wait_condition(lambda: bool(self.outbox))
+            await self._order.until(lambda: bool(self.outbox))
             kind, ref, detail = self.outbox[0]
             try:
                 await self._send(kind, ref, detail)
@@ -76,14 +81,14 @@ class StatusPageOutbox:
 
     async def _mail(self, notice: Notification) -> None:
         try:
-            await workflow.start_child_workflow(
+            await self._order.settle(workflow.start_child_workflow(
                 StatusMailWorkflow.run, notice, id=mail_workflow_id(notice.notification_id),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, static_summary=notice.subject)
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE, static_summary=notice.subject))
         except WorkflowAlreadyStartedError:
             pass  # asked before (a retried change): it was mailed, or is being
 
     async def _mirror(self, activity: object, arg: object) -> MirrorResult:
-        result: MirrorResult = await workflow.execute_activity_method(
-            activity, arg, summary="Mirror to Atlassian Statuspage", **options.STATUSPAGE_MIRROR)  # type: ignore[call-overload]
+        result: MirrorResult = await self._order.settle(workflow.execute_activity_method(  # type: ignore[call-overload]
+            activity, arg, summary="Mirror to Atlassian Statuspage", **options.STATUSPAGE_MIRROR))
         return result

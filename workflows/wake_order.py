@@ -1,5 +1,5 @@
 """One wake order for a workflow's coroutines, so an activation issues the same commands however its jobs were
-batched (IncidentWorkflow, code level 4).
+batched (IncidentWorkflow from code level 4; StatusPageWorkflow behind the `wake-order` patch).
 
 A worker without the run in its cache (restarted, or it evicted the run) applies a workflow task that issued no
 commands together with the next task's update, in one activation; a replay applies them in two
@@ -68,7 +68,7 @@ class WakeOrder:
             await workflow.wait_condition(fn, timeout=timeout, timeout_summary=timeout_summary)
             return
         timer = None
-        if timeout is not None:
+        if timeout is not None and not fn():  # met already: no timer to start and cancel (the turn still counts)
             timer = asyncio.ensure_future(workflow.sleep(timeout, summary=timeout_summary))
         try:
             met = await self._wait(rank, fn, timer)
