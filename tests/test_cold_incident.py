@@ -27,7 +27,6 @@ from activities.statuspage import StatusPageActivities, published_version
 from activities.statuspage_io import AtlassianStatuspage
 from activities.statuspage_mirror import StatuspageMirrorActivities
 from activities.subscribers import StatusMailActivities
-
 from domain.config import IncidentflowConfig, Settings
 from domain.models import DeclareInput, NoteInput, RoleInput, Severity, SeverityInput
 from domain.models.alert import AlertSignal
@@ -87,9 +86,9 @@ async def test_an_incident_on_a_cold_worker_replays(dev_env: WorkflowEnvironment
     assert result.replay_failure is None, result.replay_failure
 
 
-async def test_the_status_page_on_a_cold_worker_replays(dev_env: WorkflowEnvironment, tmp_path: Path,
-                                                        smtp: SmtpServer, sp: FakeStatuspage,
-                                                        store: RecordStore) -> None:
+async def test_the_status_page_on_a_cold_worker_replays(
+        dev_env: WorkflowEnvironment, tmp_path: Path,
+        smtp: SmtpServer, sp: FakeStatuspage, store: RecordStore) -> None:  # noqa: F811 - the fixtures imported above
     """The status page's run loop (the files) and outbox pump (subscriber mail, the Statuspage mirror) both act on
     a publish; their results come in tasks that issue nothing, then the next publish comes. Those are coroutines
     resumed by results, which the single batch alone already orders alike (this passed before the page took the
