@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -33,7 +34,7 @@ from domain.models.alert import AlertSignal
 from domain.models.common import Role
 from domain.models.messages import AlertsInput
 from domain.statuspage.messages import StatusPageStart
-from domain.statuspage.models import PublishInput
+from domain.statuspage.models import PublishInput, StatusPageConfig
 from incidentflow.client import Incidents
 from tests.fakes.memory import MemoryChat, MemoryDirectory
 from tests.fakes.smtp import SmtpServer
@@ -86,15 +87,25 @@ async def test_an_incident_on_a_cold_worker_replays(dev_env: WorkflowEnvironment
     assert result.replay_failure is None, result.replay_failure
 
 
+class SlowConfig(StatusPageActivities):
+    """The config arrives after the first publish: that handler waits for it, beside the run loop."""
+
+    @activity.defn(name="load_statuspage_config")
+    async def load_statuspage_config(self) -> StatusPageConfig:
+        await asyncio.sleep(0.5)
+        return await super().load_statuspage_config()
+
+
 async def test_the_status_page_on_a_cold_worker_replays(
         dev_env: WorkflowEnvironment, tmp_path: Path,
         smtp: SmtpServer, sp: FakeStatuspage, store: RecordStore) -> None:  # noqa: F811 - the fixtures imported above
     """The status page's run loop (the files) and outbox pump (subscriber mail, the Statuspage mirror) both act on
-    a publish; their results come in tasks that issue nothing, then the next publish comes. Those are coroutines
-    resumed by results, which the single batch alone already orders alike (this passed before the page took the
-    wake order too); the test keeps the page's waits, patch and all, replayable on a cold worker."""
+    a publish; their results come in tasks that issue nothing, then the next publish comes. The first publish
+    comes before the config has loaded, so its handler waits beside the run loop: under a full suite's load, when
+    handlers still waited through `workflow.wait_condition`, that wrote a history the worker itself could not
+    replay (TMPRL1100, `TimerCanceled` where the mail child's start was expected)."""
     config = CONFIG_PAGE.model_copy(update={"mirror": True})
-    acts = StatusPageActivities(lambda: config, tmp_path)
+    acts = SlowConfig(lambda: config, tmp_path)
     mail = StatusMailActivities(store.subscribers, SmtpMailer.from_url(smtp.url()), lambda: config)
     client, queue = dev_env.client, f"cold-sp-{uuid.uuid4().hex[:8]}"
 
@@ -113,9 +124,11 @@ async def test_the_status_page_on_a_cold_worker_replays(
             handle = await client.start_workflow(StatusPageWorkflow.run, StatusPageStart(),
                                                  id=f"statuspage-{uuid.uuid4().hex[:8]}", task_queue=queue)
             for n, status in enumerate(["investigating", "identified", "monitoring", "resolved"]):
-                done = await handle.execute_update(StatusPageWorkflow.publish, PublishInput.model_validate({
-                    "incident_id": "inc-1", "name": "Checkout failing", "status": status, "by": "carol",
-                    "body": f"Update {n}", "components": [{"component": "api", "status": "major_outage"}]}))
+                # a page its own worker cannot replay answers no update: fail in seconds, not at the suite's timeout
+                done = await asyncio.wait_for(handle.execute_update(
+                    StatusPageWorkflow.publish, PublishInput.model_validate({
+                        "incident_id": "inc-1", "name": "Checkout failing", "status": status, "by": "carol",
+                        "body": f"Update {n}", "components": [{"component": "api", "status": "major_outage"}]})), 20)
                 await eventually(version, lambda v, want=done.version: v >= want)
                 await asyncio.sleep(0.6)  # the mirror's and the mail's results: tasks with no commands
             history = await handle.fetch_history()

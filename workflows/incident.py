@@ -74,6 +74,7 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         if start.carried is not None:
             self.s = start.carried
             self.s.runs += 1
+            self._order.on = self.s.code_level >= WAKE_ORDER_LEVEL
             return
         if start.declare is None:
             raise ValueError("IncidentStart needs `declare` or `carried`")
@@ -92,13 +93,13 @@ class IncidentWorkflow(IncidentTimers, IncidentChildren, ChatPump, IncidentPubli
         for alert in start.initial_alerts:
             self._apply_alert(alert)
         self._declared_seq = self.s.seq
+        self._order.on = self.s.code_level >= WAKE_ORDER_LEVEL
 
     # ---------------------------------------------------------------- run: the process
     @workflow.run
     async def run(self, start: IncidentStart) -> IncidentState:
         """Open the channel, page, then act on every command and every deadline until the incident
         ends; then tell everyone, let the escalation stop and the channel catch up."""
-        self._order.on = self.s.code_level >= WAKE_ORDER_LEVEL
         WakeOrder.enter(LOOP)
         if start.carried is None and self._patched(PATCH_PUBLIC_UPDATES):
             self._setup_public()

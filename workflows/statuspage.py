@@ -69,10 +69,10 @@ class StatusPageWorkflow(StatusPageOutbox):
         self.outbox = list(start.outbox)
         self.mirror = False
         self._order = WakeOrder()
+        self._order.on = workflow.patched(PATCH_WAKE_ORDER)  # before any handler waits
 
     @workflow.run
     async def run(self, start: StatusPageStart) -> None:
-        self._order.on = workflow.patched(PATCH_WAKE_ORDER)
         WakeOrder.enter(LOOP)
         config: StatusPageConfig = await self._order.settle(workflow.execute_activity_method(
             StatusPageActivities.load_statuspage_config, summary="Status page config", **options.CONFIG))
@@ -232,7 +232,7 @@ class StatusPageWorkflow(StatusPageOutbox):
 
     async def _config(self) -> StatusPageConfig:
         if self.config is None or not self._order.on:  # loaded: a handler acts at once, in the order of its job
-            await self._order.until(lambda: self.config is not None)
+            await self._order.until(lambda: self.config is not None)  # a handler: after the run loop's round
         assert self.config is not None
         return self.config
 

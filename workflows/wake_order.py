@@ -15,7 +15,10 @@ anything else (an activity's result, a signal sent, a child started) also waits 
 jobs. With the worker applying an activation's jobs before it runs any coroutine (`workers.main`, the SDK's
 single-batch flag), the rounds an activation runs are the same whether a command-less task came with it or not.
 
-Handlers (signals, updates) keep running in the order of their jobs; they never take a rank.
+Handlers (signals, updates) run in the order of their jobs and act on results at once. A handler that waits on a
+condition waits here too, after every ranked coroutine, in the order handlers began waiting: a handler's wait left
+to `workflow.wait_condition` woke before or after the ranked ones depending on when this waited last, which is
+the same defect (the status page's first publish, waiting for its config on a cold worker, showed it).
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class WakeOrder:
 
     def __init__(self) -> None:
         self.on = False
-        self._waiting: dict[int, _Waiter] = {}
+        self._waiting: dict[tuple[int, int], _Waiter] = {}  # (0, rank) or (1, handler's turn to wait): wake order
+        self._handlers = 0
         self._dispatcher: asyncio.Future[None] | None = None
 
     @staticmethod
@@ -62,16 +66,20 @@ class WakeOrder:
 
     async def until(self, fn: Callable[[], bool], *, timeout: timedelta | None = None,
                     timeout_summary: str | None = None) -> None:
-        """`workflow.wait_condition`, woken in the caller's rank (TimeoutError when the timeout passes first)."""
-        rank = RANK.get()
-        if not self.on or rank is None:
+        """`workflow.wait_condition`, woken in the caller's rank, or after every rank for a handler (TimeoutError when
+        the timeout passes first)."""
+        if not self.on:
             await workflow.wait_condition(fn, timeout=timeout, timeout_summary=timeout_summary)
             return
+        rank = RANK.get()
+        if rank is None:
+            self._handlers += 1
+        key = (0, rank) if rank is not None else (1, self._handlers)
         timer = None
         if timeout is not None and not fn():  # met already: no timer to start and cancel (the turn still counts)
             timer = asyncio.ensure_future(workflow.sleep(timeout, summary=timeout_summary))
         try:
-            met = await self._wait(rank, fn, timer)
+            met = await self._wait(key, fn, timer)
         finally:
             if timer is not None and not timer.done():
                 timer.cancel()
@@ -92,36 +100,36 @@ class WakeOrder:
         """Wait for the caller's turn in the next round (nothing when off or outside every rank)."""
         rank = RANK.get()
         if self.on and rank is not None:
-            await self._wait(rank, _always, None)
+            await self._wait((0, rank), _always, None)
 
-    async def _wait(self, rank: int, fn: Callable[[], bool], timer: asyncio.Future[None] | None) -> bool:
-        if rank in self._waiting:
-            raise RuntimeError(f"two coroutines wait at wake rank {rank}")
+    async def _wait(self, key: tuple[int, int], fn: Callable[[], bool], timer: asyncio.Future[None] | None) -> bool:
+        if key in self._waiting:
+            raise RuntimeError(f"two coroutines wait at wake rank {key[1]}")
         waiter = _Waiter(fn, timer)
-        self._waiting[rank] = waiter
+        self._waiting[key] = waiter
         if self._dispatcher is None:
             self._dispatcher = asyncio.ensure_future(self._dispatch())
         try:
             return await waiter.woken
         finally:
-            if self._waiting.get(rank) is waiter:
-                del self._waiting[rank]
+            if self._waiting.get(key) is waiter:
+                del self._waiting[key]
 
     def _any_ready(self) -> bool:
         return any(w.ready() for w in self._waiting.values())
 
     async def _dispatch(self) -> None:
-        """Each round wakes every coroutine whose condition holds (or whose timeout passed), lowest rank first.
-        They run after this one, in the order they were woken."""
+        """Each round wakes every coroutine whose condition holds (or whose timeout passed), lowest rank first, then
+        the handlers. They run after this one, in the order they were woken."""
         while True:
             await workflow.wait_condition(self._any_ready)
-            for rank in sorted(self._waiting):
-                waiter = self._waiting[rank]
+            for key in sorted(self._waiting):
+                waiter = self._waiting[key]
                 if waiter.woken.done():
                     continue
                 met = waiter.fn()  # once a round: some conditions cost (the chat pump's compares summaries)
                 if met or (waiter.timer is not None and waiter.timer.done()):
-                    del self._waiting[rank]
+                    del self._waiting[key]
                     waiter.woken.set_result(met)
 
 
