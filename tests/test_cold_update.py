@@ -1,8 +1,9 @@
 """A Temporal SDK defect that can make an incident's history unreplayable, pinned with the smallest workflow that
-shows it (tests/cold_update.py), on the real dev server. Open upstream: temporalio/sdk-rust#1606 (sdk-core's
+shows it (tests/cold_update.py), on the real dev server. Open upstream: temporalio/sdk-rust#1146 (sdk-core's
 `find_end_index_of_next_wft_seq` merges a workflow task that issued no commands into the next one when that one
-was scheduled with no event of its own, as an update's is) and temporalio/sdk-python#1591 (the nondeterminism it
-causes with updates).
+was scheduled with no event of its own, as an update's is; "Workflow Task Chunking: v2", sdk-rust#1509, is the fix
+in review) and temporalio/sdk-python#1591 (the nondeterminism it causes with updates). incidentflow's own
+workflows are safe from it since the wake order (workflows/wake_order.py, tests/test_wake_order.py).
 
 A worker without the run in its cache (restarted, or it evicted the run) applies the signal of the earlier,
 command-less task and the update in one activation. A replay applies them in two. Coroutines that wait on
