@@ -24,33 +24,13 @@ async def cold_wait(seconds: float) -> float:
     return seconds
 
 
-@workflow.defn
-class ColdUpdateWorkflow:
+class _Pokes:
+    """State and handlers both workflows share: `version` drives the pump, `wake` the loop, `changes` the upsert."""
+
     def __init__(self) -> None:
         self.wake = False
         self.version = self.sent = self.changes = 0
         self.done = False
-
-    @workflow.run
-    async def run(self) -> None:
-        async def pump() -> None:  # like the chat pump: one activity per change of `version`
-            while True:
-                await workflow.wait_condition(lambda: self.sent != self.version or self.done)
-                if self.done:
-                    return
-                version = self.version
-                await workflow.execute_activity(cold_sync, version, start_to_close_timeout=timedelta(seconds=10))
-                self.sent = version
-
-        pumping = asyncio.ensure_future(pump())
-        shown = 0
-        while not self.done:  # like the run loop: wakes on every signal, upserts only when an update changed things
-            self.wake = False
-            if self.changes != shown:
-                shown = self.changes
-                workflow.upsert_memo({"changes": shown})
-            await workflow.wait_condition(lambda: self.wake)
-        await pumping
 
     @workflow.signal
     def bump(self) -> None:  # the pump syncs; the loop does not wake
@@ -77,17 +57,41 @@ class ColdUpdateWorkflow:
 
 
 @workflow.defn
-class RankedWorkflow:
+class ColdUpdateWorkflow(_Pokes):
+
+    @workflow.run
+    async def run(self) -> None:
+        async def pump() -> None:  # like the chat pump: one activity per change of `version`
+            while True:
+                await workflow.wait_condition(lambda: self.sent != self.version or self.done)
+                if self.done:
+                    return
+                version = self.version
+                await workflow.execute_activity(cold_sync, version, start_to_close_timeout=timedelta(seconds=10))
+                self.sent = version
+
+        pumping = asyncio.ensure_future(pump())
+        shown = 0
+        while not self.done:  # like the run loop: wakes on every signal, upserts only when an update changed things
+            self.wake = False
+            if self.changes != shown:
+                shown = self.changes
+                workflow.upsert_memo({"changes": shown})
+            await workflow.wait_condition(lambda: self.wake)
+        await pumping
+
+
+@workflow.defn
+class RankedWorkflow(_Pokes):
     """ColdUpdateWorkflow's two coroutines waiting through workflows.wake_order: the loop at rank 0, the pump at 1.
     `start_work` has the loop run a slow activity; a `poke` meanwhile is a command-less task (the loop is busy), and
     so is the one with the activity's result (the loop finds nothing to do): that one holds an activity result."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.order = WakeOrder()
         self.order.on = True
-        self.wake = self.work = False
-        self.version = self.sent = self.changes = 0
-        self.done = False
+        self.work = False
 
     @workflow.run
     async def run(self) -> None:
@@ -119,28 +123,5 @@ class RankedWorkflow:
             self.sent = version
 
     @workflow.signal
-    def bump(self) -> None:
-        self.version += 1
-
-    @workflow.signal
-    def poke(self) -> None:
-        self.wake = True
-
-    @workflow.signal
     def start_work(self) -> None:
         self.work = self.wake = True
-
-    @workflow.update
-    def change(self) -> str:
-        self.version += 1
-        self.changes += 1
-        self.wake = True
-        return "changed"
-
-    @change.validator
-    def _check_change(self) -> None:
-        pass
-
-    @workflow.signal
-    def finish(self) -> None:
-        self.done = self.wake = True

@@ -12,8 +12,9 @@ Here every long-lived coroutine (the run loop, the chat and archive pumps, the e
 escalation) waits through one condition and is woken in a fixed rank, lowest first. A coroutine that resumes from
 anything else (an activity's result, a signal sent, a child started) also waits for its turn in the next round
 (`settle`) before it acts, so what it does next is ordered by rank too, not by where its result sat among the
-jobs. With the worker applying an activation's jobs before it runs any coroutine (`workers.main`, the SDK's
-single-batch flag), the rounds an activation runs are the same whether a command-less task came with it or not.
+jobs. With the worker applying an activation's jobs before it runs any coroutine (`workers/single_batch.py`,
+the SDK's single-batch flag), the rounds an activation runs are the same whether a command-less task came with it
+or not.
 
 Handlers (signals, updates) run in the order of their jobs and act on results at once. A handler that waits on a
 condition waits here too, after every ranked coroutine, in the order handlers began waiting: a handler's wait left
@@ -45,8 +46,11 @@ class _Waiter:
         self.fn, self.timer = fn, timer
         self.woken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
 
+    def timed_out(self) -> bool:
+        return self.timer is not None and self.timer.done()
+
     def ready(self) -> bool:
-        return not self.woken.done() and (self.fn() or (self.timer is not None and self.timer.done()))
+        return not self.woken.done() and (self.fn() or self.timed_out())
 
 
 class WakeOrder:
@@ -128,7 +132,7 @@ class WakeOrder:
                 if waiter.woken.done():
                     continue
                 met = waiter.fn()  # once a round: some conditions cost (the chat pump's compares summaries)
-                if met or (waiter.timer is not None and waiter.timer.done()):
+                if met or waiter.timed_out():
                     del self._waiting[key]
                     waiter.woken.set_result(met)
 
